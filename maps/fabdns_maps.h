@@ -1,0 +1,141 @@
+/* Every struct, enum, constant and map name that crosses the kernel/user boundary.
+ *
+ * Included by the BPF program (bpf/) and by C++ (maps/, loader/, daemon/). Fixed-width types
+ * and explicit padding only; each field says its byte order. maps/datapath_maps.hpp
+ * static_asserts the layout and tests/datapath/btf_layout_test.cpp checks it against the BTF
+ * of the built object.
+ */
+#ifndef FABDNS_MAPS_H
+#define FABDNS_MAPS_H
+
+#include <linux/types.h>
+
+/* Map names, as pinned under datapath.pin_path (libbpf pins by map name). */
+#define FABDNS_MAP_ANSWERS "answers"
+#define FABDNS_MAP_LISTEN "listen"
+#define FABDNS_MAP_CONFIG "config"
+#define FABDNS_MAP_STATS "stats"
+
+/* Program names inside the object (SEC names are "xdp" and "tc"). */
+#define FABDNS_PROG_XDP "fabdns_xdp"
+#define FABDNS_PROG_TC "fabdns_tc"
+
+/* Longest name in wire format, root label included (RFC 1035 §2.3.4). */
+#define FABDNS_WIRE_NAME_MAX 255
+/* Longest dotted name without the trailing dot: the wire form minus the first length byte
+ * and the root label. */
+#define FABDNS_NAME_MAX (FABDNS_WIRE_NAME_MAX - 2)
+/* Size of the NUL-padded dotted-name buffer in an answer (a multiple of 8: hashed by words). */
+#define FABDNS_NAME_BUF 256
+/* Records per answer: 8 IPv4 or 8 IPv6 addresses. */
+#define FABDNS_MAX_RECORDS 8
+#define FABDNS_RDATA_BUF (FABDNS_MAX_RECORDS * 16)
+/* Capacity of the listen (answer_for) map. */
+#define FABDNS_MAX_LISTEN 64
+
+/* Key of the answers map. The kernel lowercases the query name, hashes it with
+ * fabdns_name_hash() and then compares the stored name byte for byte, so a hash collision can
+ * only cause a miss, never a wrong answer. */
+struct fabdns_answer_key {
+    __u64 hash;     /* fabdns_name_hash() of the value's name; host byte order */
+    __u16 qtype;    /* DNS type: FABDNS_QTYPE_A or FABDNS_QTYPE_AAAA; host byte order */
+    __u8 name_len;  /* strlen of the value's name, 1..FABDNS_NAME_MAX */
+    __u8 pad[5];    /* zero */
+};
+
+/* Value of the answers map: one positive answer (NOERROR, AA, 1..8 records). */
+struct fabdns_answer {
+    char name[FABDNS_NAME_BUF]; /* lowercase dotted name, no trailing dot, NUL-padded to the end:
+                                   readable in `bpftool map dump` */
+    __u32 ttl;                  /* seconds; host byte order */
+    __u8 count;                 /* records in rdata, 1..FABDNS_MAX_RECORDS */
+    __u8 flags;                 /* reserved, zero */
+    __u8 pad[2];                /* zero */
+    __u64 hits;                 /* queries answered from this entry; updated by the kernel
+                                   with atomic adds, read by the daemon to rank names */
+    __u8 rdata[FABDNS_RDATA_BUF]; /* count addresses of 4 (A) or 16 (AAAA) bytes, packed from
+                                     offset 0; network byte order */
+};
+
+/* Key of the listen map: one destination the kernel answers for (datapath.answer_for).
+ * An all-zero address (0.0.0.0 as ::ffff:0.0.0.0, or ::) matches any address of its family
+ * when FABDNS_CFG_WILDCARD is set. */
+struct fabdns_listen_key {
+    __u8 addr[16]; /* IPv6 address, or IPv4 as ::ffff:a.b.c.d; network byte order */
+    __u16 port;    /* UDP port; network byte order */
+    __u16 pad;     /* zero */
+};
+
+/* Value of the listen map. */
+struct fabdns_listen_value {
+    __u32 flags; /* reserved, zero */
+};
+
+/* The single entry (index 0) of the config array. */
+struct fabdns_config {
+    __u64 stamp_ns;       /* CLOCK_MONOTONIC ns of the daemon's last refresh (bpf_ktime_get_ns
+                             clock); 0: never configured, pass everything */
+    __u64 stale_after_ns; /* pass everything once now - stamp_ns exceeds this; 0: never stale */
+    __u32 flags;          /* FABDNS_CFG_* */
+    __u32 pad;            /* zero */
+};
+
+#define FABDNS_CFG_WILDCARD_V4 0x1u /* a 0.0.0.0:port entry exists in the listen map */
+#define FABDNS_CFG_WILDCARD_V6 0x2u /* a [::]:port entry exists in the listen map */
+
+/* Per-CPU counters (the stats map is a per-CPU array indexed by this enum). Every verdict of
+ * the datapath is counted under exactly one reason. X-macro: (enum suffix, metric label). */
+#define FABDNS_STAT_LIST(X)                                                                      \
+    X(ANSWERED, "answered")             /* reply sent from the kernel */                          \
+    X(NOT_DNS, "not_dns")               /* not Ethernet/IP/UDP */                                 \
+    X(NOT_FOR_US, "not_for_us")         /* UDP to an address:port not in answer_for */            \
+    X(FRAGMENT, "fragment")             /* IPv4 fragment */                                       \
+    X(IPV6_EXT, "ipv6_ext")             /* IPv6 extension header before UDP */                    \
+    X(MALFORMED, "malformed")           /* lengths that do not add up, truncated headers */       \
+    X(NOT_QUERY, "not_query")           /* QR=1, opcode, TC, section counts */                    \
+    X(QCLASS, "qclass")                 /* class other than IN */                                 \
+    X(QTYPE, "qtype")                   /* type other than A/AAAA */                              \
+    X(NAME, "name")                     /* compression pointer, bad label, dot inside a label */  \
+    X(TOO_LONG, "too_long")             /* query message longer than the kernel handles */        \
+    X(EDNS, "edns")                     /* OPT malformed, or EDNS version > 0 */                  \
+    X(MISS, "miss")                     /* name/type not in the answers map */                    \
+    X(COLLISION, "collision")           /* hash matched, stored name differs */                   \
+    X(TOO_BIG, "too_big")               /* reply would exceed the client's size limit */          \
+    X(STALE, "stale")                   /* daemon's liveness stamp too old or unset */            \
+    X(RESIZE, "resize")                 /* the packet could not be resized or rewritten */
+
+#define FABDNS_STAT_ENUM_(name, label) FABDNS_STAT_##name,
+enum fabdns_stat { FABDNS_STAT_LIST(FABDNS_STAT_ENUM_) FABDNS_STAT_MAX };
+#undef FABDNS_STAT_ENUM_
+
+#define FABDNS_QTYPE_A 1
+#define FABDNS_QTYPE_AAAA 28
+
+/* Name hash shared by the kernel and the map compiler: FNV-style multiply-xor over the
+ * NUL-padded name buffer, read as 64-bit words in host byte order. Only words that hold name
+ * bytes are hashed, so the hash depends on the name alone. */
+#define FABDNS_HASH_SEED 0xcbf29ce484222325ULL
+#define FABDNS_HASH_MUL 0x9e3779b97f4a7c15ULL
+
+static inline __u64 fabdns_hash_word(__u64 h, __u64 word)
+{
+    h ^= word;
+    h *= FABDNS_HASH_MUL;
+    h ^= h >> 29;
+    return h;
+}
+
+/* Lowercases the ASCII letters of 8 bytes at once; other bytes (label lengths, digits,
+ * non-ASCII) are unchanged. */
+static inline __u64 fabdns_lower_word(__u64 v)
+{
+    const __u64 low7 = 0x7f7f7f7f7f7f7f7fULL;
+    const __u64 high = 0x8080808080808080ULL;
+    __u64 heptets = v & low7;
+    __u64 ge_a = heptets + 0x3f3f3f3f3f3f3f3fULL; /* high bit set where byte >= 'A' */
+    __u64 gt_z = heptets + 0x2525252525252525ULL; /* high bit set where byte > 'Z' */
+    __u64 upper = ge_a & ~gt_z & ~v & high;
+    return v | (upper >> 2);
+}
+
+#endif /* FABDNS_MAPS_H */
