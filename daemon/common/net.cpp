@@ -54,8 +54,13 @@ IpAddr IpAddr::v4(uint8_t a, uint8_t b, uint8_t c, uint8_t d) {
 }
 
 std::string SocketAddr::to_string() const {
-    if (ip.is_v6()) return "[" + ip.to_string() + "]:" + std::to_string(port);
-    return ip.to_string() + ":" + std::to_string(port);
+    std::string out;
+    if (ip.is_v6()) {
+        out.append("[").append(ip.to_string()).append("]");
+    } else {
+        out.append(ip.to_string());
+    }
+    return out.append(":").append(std::to_string(port));
 }
 
 static std::optional<uint16_t> parse_port(std::string_view s) {

@@ -1,9 +1,30 @@
 // The answer engine: the one place where fabdns decides what a name answers (SPEC §3). Pure
 // C++, no I/O. The user-space resolver calls resolve() for each query; the map compiler calls
-// for_each_kernel_answer() to get every (name, type) the kernel may serve, so the two paths
+// for_each_address_answer() to get every (name, type) the kernel may serve, so the two paths
 // cannot disagree.
+//
+// Names, for each zone Z (a name belongs to the longest configured zone it ends with):
+//   Z                                      apex: SOA and NS; other types NODATA
+//   <svc>.<ns>.svc.Z, <svc>.<ns>.Z         the service, topology-aware ("service", "short")
+//   <cluster>.<svc>.<ns>.svc.Z             one cluster's endpoints, no fallback ("cluster")
+//   <svc>.<ns>.<cluster>.Z                 the old FabDNS spelling of the line above ("old")
+//   <hostname>.<cluster>.<svc>.<ns>.svc.Z  one pod of a Headless service ("pod")
+//   svc.Z, <ns>.svc.Z, <ns>.Z, <cluster>.Z, <ns>.<cluster>.Z
+//                                          empty non-terminals: NODATA
+// When two forms spell the same name, the apex wins, then the service/short/cluster/pod forms,
+// then the old form, then empty non-terminals. The one real clash is `<svc>.<ns>.svc.Z`, which
+// is also the old form of a cluster named "svc": the service form wins. A short form
+// `<svc>.<ns>.Z` also hides an empty non-terminal of the same spelling (`<ns2>.svc.Z` when the
+// namespace is "svc"), which only turns a NODATA into an answer.
+//
+// The per-cluster name of a Headless service answers that cluster's pod addresses, so it is
+// never an empty non-terminal. Hostname names exist only for Headless services: on a ClusterIP
+// service they are NXDOMAIN. ANY and every type other than A, AAAA (and SOA, NS at the apex)
+// get NODATA, which RFC 8482 allows. The apex NS record names "ns.dns.Z", a name this engine
+// does not give addresses to (the resolver is reached by address, not by delegation).
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -31,32 +52,44 @@ struct EngineOptions {
     NodeTopology node;
 };
 
+// The fixed SOA timers (seconds); the SOA minimum is the configured ttl.
+inline constexpr uint32_t kSoaRefresh = 7200, kSoaRetry = 1800, kSoaExpire = 86400;
+
 // One resource record; rdata in uncompressed wire format.
 struct Record {
-    std::string owner;  // lowercase dotted, no trailing dot ("" is the root)
+    // Lowercase dotted, no trailing dot ("" is the root); the resolver writes the query's own
+    // spelling for owners equal to the query name.
+    std::string owner;
     uint16_t type = 0;
     uint32_t ttl = 0;
     std::vector<uint8_t> rdata;
+
+    bool operator==(const Record &) const = default;
 };
 
 struct Answer {
-    bool in_zone = false;        // false: the name is under no zone (forward or REFUSED)
+    bool in_zone = false;  // false: the name is under no zone (forward or REFUSED)
     Rcode rcode = Rcode::NoError;
     bool authoritative = false;  // AA: set on every in-zone answer
     std::vector<Record> answer;
     std::vector<Record> authority;  // the zone's SOA for NODATA / NXDOMAIN
+
+    bool operator==(const Answer &) const = default;
 };
 
 // Which topology tier produced an address answer.
 enum class Tier { None, Cluster, Zone, Region, All, Pinned /* <cluster>.<svc> forms, pods */ };
+const char *to_string(Tier tier);
 
 struct Explanation {
     Answer answer;
     std::string form;  // which naming form matched ("service", "short", "cluster", "old", "pod",
                        // "apex", "empty-non-terminal", "none")
     Tier tier = Tier::None;
-    // One line per endpoint considered, e.g. "shanghai/10.1.0.5: skipped: cluster tier had
-    // no IPv4 address" or "beijing/10.0.0.5: used (same region)".
+    std::string service;  // "namespace/name" of the service the name belongs to, if any
+    std::string summary;  // one human-readable line: what matched and what was answered
+    // One line per endpoint address considered, e.g. "shanghai/10.1.0.5: skipped: a nearer
+    // tier (cluster beijing) has IPv4 addresses" or "beijing/10.0.0.5: used (cluster beijing)".
     std::vector<std::string> endpoints;
 };
 
@@ -65,31 +98,39 @@ class AnswerIndex;  // immutable, built from one set of services
 // Thread-safe: resolve() and explain() may run on many threads while set_services() replaces
 // the data; each call sees one consistent set.
 class Engine {
-public:
+  public:
+    // Zones are normalised (lowercased, trailing dot dropped, duplicates removed). Throws
+    // std::invalid_argument for a zone that cannot be a DNS name.
     explicit Engine(EngineOptions options);
     ~Engine();
 
     const EngineOptions &options() const { return options_; }
 
-    // Replaces the whole set of services.
+    // Replaces the whole set of services. Services with the same namespace/name: the last one
+    // wins. The answers are computed here, once, for this node's topology.
     void set_services(std::vector<GlobalService> services);
     size_t service_count() const;
+    // The SOA serial of the current data: a hash of the DNS-relevant content, the same for the
+    // same services whatever their order.
+    uint32_t serial() const;
 
     // The answer for qname (any case, with or without trailing dot) and qtype.
     Answer resolve(std::string_view qname, uint16_t qtype) const;
+    // The same, reusing out's storage (the resolver's hot path).
+    void resolve(std::string_view qname, uint16_t qtype, Answer &out) const;
     Explanation explain(std::string_view qname, uint16_t qtype) const;
 
     // Calls fn for every name (lowercase) and type in {A, AAAA} whose answer is NOERROR with at
     // least one address record. Headless pod names are included (the compiler decides what
-    // fits the kernel).
+    // fits the kernel). Each Answer equals what resolve() returns for that name and type; it
+    // is only valid during the call.
     void for_each_address_answer(
-        const std::function<void(std::string_view name, uint16_t qtype, const Answer &)> &fn)
-        const;
+        const std::function<void(std::string_view name, uint16_t qtype, const Answer &)> &fn) const;
 
-private:
+  private:
     EngineOptions options_;
     std::shared_ptr<const AnswerIndex> current() const;
-    std::shared_ptr<const AnswerIndex> index_;  // accessed with std::atomic_load/store
+    std::atomic<std::shared_ptr<const AnswerIndex>> index_;
 };
 
 }  // namespace fabdns

@@ -1,0 +1,129 @@
+/* Ethernet / 802.1Q / IPv4 / IPv6 / UDP parsing with direct packet access: finds a UDP
+ * datagram addressed to an answer_for destination and records what the reply needs. */
+#ifndef FABDNS_BPF_PARSE_H
+#define FABDNS_BPF_PARSE_H
+
+#include "consts.h"
+#include "maps.h"
+
+/* 0 when the destination is in the listen map, else the pass reason. */
+static __always_inline int check_listen(const struct frame *f, const struct fabdns_config *cfg)
+{
+    struct fabdns_listen_key k = {};
+
+    if (f->is_v6) {
+        __builtin_memcpy(k.addr, f->daddr, 16);
+    } else {
+        k.addr[10] = 0xff;
+        k.addr[11] = 0xff;
+        __builtin_memcpy(&k.addr[12], f->daddr, 4);
+    }
+    k.port = f->dport;
+    if (bpf_map_lookup_elem(&listen, &k))
+        return 0;
+    if (cfg->flags & (f->is_v6 ? FABDNS_CFG_WILDCARD_V6 : FABDNS_CFG_WILDCARD_V4)) {
+        if (f->is_v6)
+            __builtin_memset(k.addr, 0, 16);
+        else
+            __builtin_memset(&k.addr[12], 0, 4);
+        if (bpf_map_lookup_elem(&listen, &k))
+            return 0;
+    }
+    return FABDNS_STAT_NOT_FOR_US;
+}
+
+/* Parses L2-L4 of the frame [data, data_end). Returns 0 for a UDP datagram whose headers
+ * are consistent (f filled in), else the pass reason. */
+static __always_inline int parse_frame(void *data, void *data_end, struct frame *f)
+{
+    struct ethhdr *eth = data;
+    __u32 off = ETH_HDR_LEN;
+    __u16 proto;
+    __u32 pkt_len = data_end - data;
+    __u32 udp_off, udp_len;
+
+    f->has_vlan = 0; /* f is reused scratch space */
+    f->is_v6 = 0;
+    if ((void *)(eth + 1) > data_end)
+        return FABDNS_STAT_NOT_DNS;
+    __builtin_memcpy(f->eth_dst, eth->h_dest, ETH_ALEN_);
+    __builtin_memcpy(f->eth_src, eth->h_source, ETH_ALEN_);
+    proto = eth->h_proto;
+    if (proto == bpf_htons(ETH_TYPE_8021Q)) {
+        struct vlan_hdr {
+            __be16 tci;
+            __be16 proto;
+        } *vh = data + ETH_HDR_LEN;
+        if ((void *)(vh + 1) > data_end)
+            return FABDNS_STAT_NOT_DNS;
+        f->has_vlan = 1;
+        f->vlan_tci = vh->tci;
+        proto = vh->proto;
+        off += VLAN_HDR_LEN;
+    }
+
+    if (proto == bpf_htons(ETH_TYPE_IPV4)) {
+        struct iphdr *ip = data + off;
+        __u32 ihl_bytes, tot_len;
+
+        if ((void *)(ip + 1) > data_end)
+            return FABDNS_STAT_NOT_DNS;
+        if (ip->version != IPV4_VERSION || ip->ihl < IPV4_HDR_MIN / 4)
+            return FABDNS_STAT_MALFORMED;
+        if (ip->protocol != IP_PROTO_UDP)
+            return FABDNS_STAT_NOT_DNS;
+        if (ip->frag_off & bpf_htons(IPV4_FLAG_MF | IPV4_FRAG_OFFSET_MASK))
+            return FABDNS_STAT_FRAGMENT;
+        ihl_bytes = ip->ihl * 4;
+        tot_len = bpf_ntohs(ip->tot_len);
+        if (tot_len < ihl_bytes + UDP_HDR_LEN || off + tot_len > pkt_len)
+            return FABDNS_STAT_MALFORMED;
+        f->tos = ip->tos;
+        __builtin_memcpy(f->saddr, &ip->saddr, 4);
+        __builtin_memcpy(f->daddr, &ip->daddr, 4);
+        udp_off = off + ihl_bytes;
+        udp_len = tot_len - ihl_bytes;
+    } else if (proto == bpf_htons(ETH_TYPE_IPV6)) {
+        struct ipv6hdr *ip6 = data + off;
+        __u8 nh;
+
+        if ((void *)(ip6 + 1) > data_end)
+            return FABDNS_STAT_NOT_DNS;
+        if (ip6->version != IPV6_VERSION)
+            return FABDNS_STAT_MALFORMED;
+        nh = ip6->nexthdr;
+        if (nh != IP_PROTO_UDP) {
+            if (nh == IPV6_NEXT_HOPOPT || nh == IPV6_NEXT_ROUTING || nh == IPV6_NEXT_FRAGMENT ||
+                nh == IPV6_NEXT_DSTOPTS || nh == IPV6_NEXT_AH || nh == IPV6_NEXT_ESP ||
+                nh == IPV6_NEXT_MOBILITY)
+                return FABDNS_STAT_IPV6_EXT;
+            return FABDNS_STAT_NOT_DNS;
+        }
+        udp_len = bpf_ntohs(ip6->payload_len);
+        if (udp_len < UDP_HDR_LEN || off + IPV6_HDR_LEN + udp_len > pkt_len)
+            return FABDNS_STAT_MALFORMED;
+        f->is_v6 = 1;
+        __builtin_memcpy(&f->v6_first_word, ip6, 4);
+        __builtin_memcpy(f->saddr, &ip6->saddr, 16);
+        __builtin_memcpy(f->daddr, &ip6->daddr, 16);
+        udp_off = off + IPV6_HDR_LEN;
+    } else {
+        return FABDNS_STAT_NOT_DNS;
+    }
+
+    /* Bound the offset so the verifier can check the UDP header access below. */
+    if (udp_off > ETH_HDR_LEN + VLAN_HDR_LEN + 60)
+        return FABDNS_STAT_MALFORMED;
+    struct udphdr *udp = data + udp_off;
+    if ((void *)(udp + 1) > data_end)
+        return FABDNS_STAT_MALFORMED;
+    if (bpf_ntohs(udp->len) != udp_len)
+        return FABDNS_STAT_MALFORMED;
+    f->sport = udp->source;
+    f->dport = udp->dest;
+    f->dns_off = udp_off + UDP_HDR_LEN;
+    f->dns_len = udp_len - UDP_HDR_LEN;
+    return 0;
+}
+
+#endif

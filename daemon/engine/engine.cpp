@@ -1,0 +1,248 @@
+// Engine: holds the current AnswerIndex (swapped atomically on every set_services()) and serves
+// resolve(), explain() and for_each_address_answer() from it.
+#include "engine/engine.hpp"
+
+#include <algorithm>
+#include <stdexcept>
+
+#include "engine/index.hpp"
+#include "engine/topology.hpp"
+#include "engine/wire.hpp"
+
+namespace fabdns {
+
+using namespace engine_detail;
+
+const char *to_string(Tier tier) {
+    switch (tier) {
+        case Tier::None:
+            return "none";
+        case Tier::Cluster:
+            return "cluster";
+        case Tier::Zone:
+            return "zone";
+        case Tier::Region:
+            return "region";
+        case Tier::All:
+            return "all";
+        case Tier::Pinned:
+            return "pinned";
+    }
+    return "none";
+}
+
+namespace {
+
+// A DNS name is at most 255 bytes on the wire, so its text form (without the final dot) is at
+// most 253; longer input cannot match and only needs the slow path.
+constexpr size_t kNameBuffer = 256;
+
+// Lowercases qname (ASCII only, as DNS does) and drops one trailing dot.
+std::string_view normalise_qname(std::string_view q, char (&buf)[kNameBuffer], std::string &spill) {
+    if (!q.empty() && q.back() == '.') q.remove_suffix(1);
+    char *dst = buf;
+    if (q.size() > kNameBuffer) {
+        spill.resize(q.size());
+        dst = spill.data();
+    }
+    for (size_t i = 0; i < q.size(); i++) {
+        char c = q[i];
+        dst[i] = (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c;
+    }
+    return {dst, q.size()};
+}
+
+EngineOptions normalise_options(EngineOptions o) {
+    std::vector<std::string> zones;
+    for (std::string z : o.zones) {
+        for (char &c : z)
+            if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+        if (!z.empty() && z.back() == '.') z.pop_back();
+        // The SOA rname "hostmaster.<zone>" is the longest name the engine writes for a zone.
+        if (!valid_name(z) || !valid_name("hostmaster." + z))
+            throw std::invalid_argument("zone '" + z + "' is not a valid DNS name");
+        if (std::find(zones.begin(), zones.end(), z) == zones.end()) zones.push_back(z);
+    }
+    o.zones = std::move(zones);
+    return o;
+}
+
+std::string type_text(uint16_t qtype) {
+    switch (qtype) {
+        case dnstype::A:
+            return "A";
+        case dnstype::AAAA:
+            return "AAAA";
+        case dnstype::NS:
+            return "NS";
+        case dnstype::SOA:
+            return "SOA";
+        case dnstype::ANY:
+            return "ANY";
+        default:
+            return "TYPE" + std::to_string(qtype);
+    }
+}
+
+const char *family_text(size_t fam) {
+    return fam == kV6 ? "IPv6" : "IPv4";
+}
+
+std::string endpoint_label(const Endpoint &e, const IpAddr &a) {
+    std::string s = e.cluster + "/" + a.to_string();
+    if (e.hostname) s += " (" + *e.hostname + ")";
+    return s;
+}
+
+std::string count_text(size_t n, size_t fam) {
+    return std::to_string(n) + " " + family_text(fam) + (n == 1 ? " address" : " addresses");
+}
+
+}  // namespace
+
+Engine::Engine(EngineOptions options) : options_(normalise_options(std::move(options))) {
+    index_.store(std::make_shared<const AnswerIndex>(options_, std::vector<GlobalService>{}));
+}
+
+Engine::~Engine() = default;
+
+std::shared_ptr<const AnswerIndex> Engine::current() const {
+    return index_.load();
+}
+
+void Engine::set_services(std::vector<GlobalService> services) {
+    // Built outside any lock; readers keep the old index until the store.
+    index_.store(std::make_shared<const AnswerIndex>(options_, std::move(services)));
+}
+
+size_t Engine::service_count() const {
+    return current()->services.size();
+}
+
+uint32_t Engine::serial() const {
+    return current()->serial;
+}
+
+Answer Engine::resolve(std::string_view qname, uint16_t qtype) const {
+    Answer out;
+    resolve(qname, qtype, out);
+    return out;
+}
+
+void Engine::resolve(std::string_view qname, uint16_t qtype, Answer &out) const {
+    char buf[kNameBuffer];
+    std::string spill;
+    std::string_view name = normalise_qname(qname, buf, spill);
+    current()->answer(name, qtype, out);
+}
+
+Explanation Engine::explain(std::string_view qname, uint16_t qtype) const {
+    Explanation ex;
+    char buf[kNameBuffer];
+    std::string spill;
+    std::string_view name = normalise_qname(qname, buf, spill);
+    auto idx = current();
+    idx->answer(name, qtype, ex.answer);
+    const std::string type = type_text(qtype);
+
+    const NameNode *node = idx->find(name);
+    if (!node) {
+        ex.form = "none";
+        int zone = idx->zone_of(name);
+        ex.summary = zone < 0 ? "not under any zone: forwarded upstream, or REFUSED"
+                              : "NXDOMAIN: no service, cluster or pod has this name in zone '" +
+                                    idx->zones[static_cast<size_t>(zone)].name + "'";
+        return ex;
+    }
+    ex.form = to_string(node->form);
+    const std::string &zone = idx->zones[node->zone].name;
+    if (node->form == Form::Apex) {
+        ex.summary = "apex of zone '" + zone +
+                     "': " + (ex.answer.answer.empty() ? "NODATA for " + type : "answered " + type);
+        return ex;
+    }
+    if (node->form == Form::EmptyNonTerminal) {
+        ex.summary = "empty non-terminal in zone '" + zone + "': NODATA";
+        return ex;
+    }
+
+    const GlobalService &svc = idx->services[node->service];
+    const ServiceInfo &si = idx->info[node->service];
+    ex.service = svc.key();
+    const bool address_query = qtype == dnstype::A || qtype == dnstype::AAAA;
+    const size_t fam = family_index(qtype);
+    const IpAddr::Family family = family_of(fam);
+    const size_t used = ex.answer.answer.size();
+
+    if (!address_query) {
+        ex.summary = std::string(to_string(node->form)) + " name of " + ex.service + ": " + type +
+                     " has no records here (NODATA)";
+        for (const Endpoint &e : svc.endpoints)
+            for (const IpAddr &a : e.addresses)
+                ex.endpoints.push_back(endpoint_label(e, a) + ": skipped: " + type +
+                                       " queries get no address records");
+        return ex;
+    }
+
+    if (node->form == Form::Service || node->form == Form::Short) {
+        const Tier t = si.tier[fam];
+        ex.tier = t;
+        const std::string tier = describe_tier(t, options_.node);
+        ex.summary = t == Tier::None
+                         ? ex.service + " has no " + family_text(fam) + " address: NODATA"
+                         : ex.service + ", tier " + tier + ": " + count_text(used, fam);
+        for (const Endpoint &e : svc.endpoints)
+            for (const IpAddr &a : e.addresses) {
+                std::string line = endpoint_label(e, a) + ": ";
+                if (a.family != family)
+                    line += std::string("skipped: not an ") + family_text(fam) + " address";
+                else if (in_tier(e, t, options_.node))
+                    line += "used (" + tier + ")";
+                else
+                    line += "skipped: a nearer tier (" + tier + ") has " + family_text(fam) +
+                            " addresses";
+                ex.endpoints.push_back(std::move(line));
+            }
+        return ex;
+    }
+
+    // Pinned forms: one cluster, or one pod of one cluster; no topology fallback.
+    ex.tier = Tier::Pinned;
+    const bool pod = node->form == Form::Pod;
+    const std::string &cluster = si.clusters[pod ? si.pods[node->slot].cluster : node->slot].name;
+    const std::string *hostname = pod ? &si.pods[node->slot].hostname : nullptr;
+    const std::string what =
+        pod ? "pod " + *hostname + " in cluster " + cluster : "cluster " + cluster;
+    ex.summary =
+        ex.service + ", " + what + ": " +
+        (used ? count_text(used, fam) : std::string("no ") + family_text(fam) + " address: NODATA");
+    for (const Endpoint &e : svc.endpoints)
+        for (const IpAddr &a : e.addresses) {
+            std::string line = endpoint_label(e, a) + ": ";
+            if (e.cluster != cluster || (pod && e.hostname != *hostname))
+                line += "skipped: not " + what;
+            else if (a.family != family)
+                line += std::string("skipped: not an ") + family_text(fam) + " address";
+            else
+                line += "used (" + what + ")";
+            ex.endpoints.push_back(std::move(line));
+        }
+    return ex;
+}
+
+void Engine::for_each_address_answer(
+    const std::function<void(std::string_view name, uint16_t qtype, const Answer &)> &fn) const {
+    auto idx = current();
+    Answer scratch;  // reused: each call overwrites it in place
+    for (const auto &[name, node] : idx->names) {
+        if (!node.has_addresses()) continue;
+        for (size_t fam : {kV4, kV6}) {
+            if (node.sets[fam] == 0) continue;
+            const uint16_t type = family_type(fam);
+            idx->answer(node, name, type, scratch);
+            fn(name, type, scratch);
+        }
+    }
+}
+
+}  // namespace fabdns

@@ -1,0 +1,28 @@
+// The few pieces of DNS wire format the engine produces: names and record data, uncompressed.
+#pragma once
+
+#include <cstdint>
+#include <string_view>
+#include <vector>
+
+#include "common/net.hpp"
+
+namespace fabdns::engine_detail {
+
+// Appends `dotted` ("a.b", "" for the root) as a wire name. The caller has checked that every
+// label is 1..63 bytes and the whole name at most 255 bytes (valid_name()).
+void append_name(std::vector<uint8_t> &out, std::string_view dotted);
+
+// True when `dotted` can be written as a wire name.
+bool valid_name(std::string_view dotted);
+
+// SOA rdata: mname, rname, serial, refresh, retry, expire, minimum (RFC 1035 §3.3.13).
+std::vector<uint8_t> soa_rdata(std::string_view mname, std::string_view rname, uint32_t serial,
+                               uint32_t refresh, uint32_t retry, uint32_t expire, uint32_t minimum);
+
+// A or AAAA rdata: the address bytes in network order (4 or 16).
+inline void address_rdata(std::vector<uint8_t> &out, const IpAddr &a) {
+    out.assign(a.bytes.begin(), a.bytes.begin() + static_cast<std::ptrdiff_t>(a.size()));
+}
+
+}  // namespace fabdns::engine_detail

@@ -1,0 +1,177 @@
+// The metrics HTTP server on libmicrohttpd. The listening socket is bound here, not by
+// libmicrohttpd, so that a taken port gives a clear error naming the address.
+#include "metrics/server.hpp"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <microhttpd.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdarg>
+#include <cstdio>
+#include <cstring>
+
+#include "common/log.hpp"
+
+namespace fabdns::metrics {
+
+namespace {
+
+constexpr unsigned kConnectionLimit = 64;       // scrapers and probes are few
+constexpr unsigned kConnectionTimeoutSec = 10;  // a stalled client cannot hold a slot forever
+constexpr int kListenBacklog = 64;
+
+constexpr const char *kTextPlain = "text/plain; charset=utf-8";
+constexpr const char *kExposition = "text/plain; version=0.0.4; charset=utf-8";
+
+void mhd_log(void *, const char *fmt, va_list ap) {
+    char buf[512];
+    std::vsnprintf(buf, sizeof(buf), fmt, ap);
+    std::string line = buf;
+    while (!line.empty() && (line.back() == '\n' || line.back() == '\r')) line.pop_back();
+    log::warn("metrics server: " + line);
+}
+
+[[noreturn]] void fail(const SocketAddr &addr, const char *what, int err) {
+    throw ServerError("metrics server: cannot " + std::string(what) + " " + addr.to_string() +
+                      ": " + std::strerror(err));
+}
+
+// Binds and listens on addr; returns the socket and fills in the bound address.
+int open_listener(const SocketAddr &addr, SocketAddr &bound) {
+    sockaddr_storage ss{};
+    socklen_t len;
+    if (addr.ip.is_v4()) {
+        auto *sin = reinterpret_cast<sockaddr_in *>(&ss);
+        sin->sin_family = AF_INET;
+        sin->sin_port = htons(addr.port);
+        std::memcpy(&sin->sin_addr, addr.ip.bytes.data(), 4);
+        len = sizeof(sockaddr_in);
+    } else {
+        auto *sin6 = reinterpret_cast<sockaddr_in6 *>(&ss);
+        sin6->sin6_family = AF_INET6;
+        sin6->sin6_port = htons(addr.port);
+        std::memcpy(&sin6->sin6_addr, addr.ip.bytes.data(), 16);
+        len = sizeof(sockaddr_in6);
+    }
+    int fd = ::socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) fail(addr, "create a socket for", errno);
+    // Lets a restarted daemon bind while old connections sit in TIME_WAIT; on Linux it does not
+    // let two listeners share the port, so a taken port still fails below.
+    int one = 1;
+    ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    if (::bind(fd, reinterpret_cast<sockaddr *>(&ss), len) != 0) {
+        int err = errno;
+        ::close(fd);
+        fail(addr, "listen on", err);
+    }
+    if (::listen(fd, kListenBacklog) != 0) {
+        int err = errno;
+        ::close(fd);
+        fail(addr, "listen on", err);
+    }
+    bound = addr;
+    sockaddr_storage got{};
+    socklen_t got_len = sizeof(got);
+    if (::getsockname(fd, reinterpret_cast<sockaddr *>(&got), &got_len) == 0) {
+        bound.port =
+            ntohs(got.ss_family == AF_INET ? reinterpret_cast<sockaddr_in *>(&got)->sin_port
+                                           : reinterpret_cast<sockaddr_in6 *>(&got)->sin6_port);
+    }
+    return fd;
+}
+
+MHD_Result respond(MHD_Connection *conn, unsigned status, const std::string &body,
+                   const char *content_type, const char *allow = nullptr) {
+    MHD_Response *r = MHD_create_response_from_buffer(body.size(), const_cast<char *>(body.data()),
+                                                      MHD_RESPMEM_MUST_COPY);
+    if (!r) return MHD_NO;
+    MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
+    if (allow) MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, allow);
+    MHD_Result ret = MHD_queue_response(conn, status, r);
+    MHD_destroy_response(r);
+    return ret;
+}
+
+}  // namespace
+
+struct Server::Impl {
+    const Registry &registry;
+    ReadyCheck ready;
+    SocketAddr bound;
+    MHD_Daemon *daemon = nullptr;
+
+    Impl(const Registry &r, ReadyCheck c) : registry(r), ready(std::move(c)) {}
+
+    MHD_Result handle(MHD_Connection *conn, const std::string &url, const std::string &method) {
+        if (method != MHD_HTTP_METHOD_GET && method != MHD_HTTP_METHOD_HEAD)
+            return respond(conn, MHD_HTTP_METHOD_NOT_ALLOWED, "method not allowed\n", kTextPlain,
+                           "GET, HEAD");
+        if (url == "/metrics") return respond(conn, MHD_HTTP_OK, registry.scrape(), kExposition);
+        if (url == "/healthz") return respond(conn, MHD_HTTP_OK, "OK", kTextPlain);
+        if (url == "/readyz") {
+            Readiness r = ready ? ready() : Readiness{};
+            if (r.ready) return respond(conn, MHD_HTTP_OK, "OK", kTextPlain);
+            std::string reason = r.reason.empty() ? "not ready" : r.reason;
+            return respond(conn, MHD_HTTP_SERVICE_UNAVAILABLE, reason + "\n", kTextPlain);
+        }
+        return respond(conn, MHD_HTTP_NOT_FOUND, "404 page not found\n", kTextPlain);
+    }
+
+    static MHD_Result access(void *cls, MHD_Connection *conn, const char *url, const char *method,
+                             const char *, const char *, size_t *upload_data_size, void **con_cls) {
+        // First call per request: headers only. Answer on a later call, after any request body
+        // has been read and discarded, so that a POST gets its 405 on a clean connection.
+        static int marker;
+        if (*con_cls == nullptr) {
+            *con_cls = &marker;
+            return MHD_YES;
+        }
+        if (*upload_data_size != 0) {
+            *upload_data_size = 0;
+            return MHD_YES;
+        }
+        try {
+            return static_cast<Impl *>(cls)->handle(conn, url ? url : "", method ? method : "");
+        } catch (const std::exception &e) {
+            log::warn(std::string("metrics server: request failed: ") + e.what());
+        } catch (...) {
+            log::warn("metrics server: request failed");
+        }
+        return respond(conn, MHD_HTTP_INTERNAL_SERVER_ERROR, "internal error\n", kTextPlain);
+    }
+};
+
+Server::Server(const SocketAddr &listen, const Registry &registry, ReadyCheck ready)
+    : impl_(std::make_unique<Impl>(registry, std::move(ready))) {
+    int fd = open_listener(listen, impl_->bound);
+    unsigned flags = MHD_USE_AUTO_INTERNAL_THREAD | MHD_USE_ERROR_LOG;
+    if (listen.ip.is_v6()) flags |= MHD_USE_IPv6;
+    impl_->daemon =
+        MHD_start_daemon(flags, 0, nullptr, nullptr, &Impl::access, impl_.get(),
+                         MHD_OPTION_EXTERNAL_LOGGER, &mhd_log, nullptr, MHD_OPTION_LISTEN_SOCKET,
+                         static_cast<MHD_socket>(fd), MHD_OPTION_CONNECTION_LIMIT, kConnectionLimit,
+                         MHD_OPTION_CONNECTION_TIMEOUT, kConnectionTimeoutSec, MHD_OPTION_END);
+    if (!impl_->daemon) {
+        // Whether libmicrohttpd closed a socket it was given depends on where it failed; close
+        // it here only if it is still open. This is the startup path, so no other thread is
+        // expected to have reused the number in between.
+        if (::fcntl(fd, F_GETFD) != -1) ::close(fd);
+        throw ServerError("metrics server: cannot start on " + listen.to_string());
+    }
+    log::info("metrics server listening on " + impl_->bound.to_string());
+}
+
+Server::~Server() {
+    // MHD_stop_daemon joins the internal thread and closes the listening socket it was given.
+    if (impl_ && impl_->daemon) MHD_stop_daemon(impl_->daemon);
+}
+
+const SocketAddr &Server::address() const {
+    return impl_->bound;
+}
+
+}  // namespace fabdns::metrics

@@ -1,0 +1,521 @@
+// Decoding of GlobalService objects: one validating decoder over nlohmann::json, fed directly by
+// the JSON sources and, after a YAML-to-JSON conversion, by manifest files.
+#include "model/globalservice.hpp"
+
+#include <yaml-cpp/yaml.h>
+
+#include <algorithm>
+#include <charconv>
+#include <cmath>
+#include <limits>
+#include <nlohmann/json.hpp>
+#include <stdexcept>
+
+namespace fabdns {
+
+using nlohmann::json;
+
+const char *to_string(ServiceType type) {
+    switch (type) {
+        case ServiceType::ClusterIP:
+            return "ClusterIP";
+        case ServiceType::Headless:
+            return "Headless";
+    }
+    return "?";
+}
+
+bool is_dns_label(std::string_view s) {
+    if (s.empty() || s.size() > 63) return false;
+    auto alnum = [](char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9'); };
+    if (!alnum(s.front()) || !alnum(s.back())) return false;
+    for (char c : s)
+        if (!alnum(c) && c != '-') return false;
+    return true;
+}
+
+namespace {
+
+const char *type_name(const json &v) {
+    switch (v.type()) {
+        case json::value_t::null:
+            return "null";
+        case json::value_t::object:
+            return "a mapping";
+        case json::value_t::array:
+            return "a list";
+        case json::value_t::string:
+            return "a string";
+        case json::value_t::boolean:
+            return "a boolean";
+        case json::value_t::number_integer:
+        case json::value_t::number_unsigned:
+        case json::value_t::number_float:
+            return "a number";
+        default:
+            return "an unsupported value";
+    }
+}
+
+// The decoder stops at the first problem; `why` gets "<path>: <problem>".
+struct Ctx {
+    std::string &why;
+    bool fail(const std::string &path, const std::string &problem) {
+        why = path + ": " + problem;
+        return false;
+    }
+};
+
+// A member that is absent or null counts as absent (Go's omitempty and YAML's `key:` both
+// produce that).
+const json *member(const json &obj, const char *key) {
+    auto it = obj.find(key);
+    if (it == obj.end() || it->is_null()) return nullptr;
+    return &*it;
+}
+
+// A value from the input, quoted for a reason line: bounded in length and printable, since
+// reasons end up in logs and status output.
+std::string quote_value(std::string_view value) {
+    constexpr size_t kMax = 64;
+    std::string out = "'";
+    for (size_t i = 0; i < value.size() && i < kMax; i++) {
+        unsigned char c = static_cast<unsigned char>(value[i]);
+        out += (c >= 0x20 && c < 0x7f) ? static_cast<char>(c) : '?';
+    }
+    if (value.size() > kMax) out += "...";
+    return out + "'";
+}
+
+std::string join(const std::string &path, const char *key) {
+    return path.empty() ? std::string(key) : path + "." + key;
+}
+
+std::string index_path(const std::string &path, size_t i) {
+    return path + "[" + std::to_string(i) + "]";
+}
+
+// Reads an optional string member; false (with why) when present but not a string.
+bool opt_string(Ctx &ctx, const json &obj, const std::string &path, const char *key,
+                std::string &out) {
+    const json *v = member(obj, key);
+    if (!v) return true;
+    if (!v->is_string())
+        return ctx.fail(join(path, key), std::string("expected a string, got ") + type_name(*v));
+    out = v->get<std::string>();
+    return true;
+}
+
+bool req_string(Ctx &ctx, const json &obj, const std::string &path, const char *key,
+                std::string &out) {
+    if (!opt_string(ctx, obj, path, key, out)) return false;
+    if (out.empty()) return ctx.fail(join(path, key), "missing");
+    return true;
+}
+
+bool dns_label_field(Ctx &ctx, const std::string &path, const std::string &value) {
+    if (is_dns_label(value)) return true;
+    return ctx.fail(path, quote_value(value) +
+                              " is not a DNS label (lower case a-z, 0-9 and '-', at most 63 "
+                              "characters, starting and ending with a letter or digit)");
+}
+
+bool decode_port(Ctx &ctx, const json &v, const std::string &path, ServicePort &out) {
+    if (!v.is_object())
+        return ctx.fail(path, std::string("expected a mapping, got ") + type_name(v));
+    if (!opt_string(ctx, v, path, "name", out.name)) return false;
+    if (!opt_string(ctx, v, path, "protocol", out.protocol)) return false;
+    if (out.protocol.empty()) out.protocol = "TCP";
+    if (out.protocol != "TCP" && out.protocol != "UDP" && out.protocol != "SCTP")
+        return ctx.fail(join(path, "protocol"),
+                        quote_value(out.protocol) + " is not one of TCP, UDP, SCTP");
+    if (!opt_string(ctx, v, path, "appProtocol", out.app_protocol)) return false;
+
+    const json *p = member(v, "port");
+    std::string ppath = join(path, "port");
+    if (!p) return ctx.fail(ppath, "missing");
+    int64_t n = -1;
+    if (p->is_number_integer() || p->is_number_unsigned()) {
+        n = p->is_number_unsigned() ? static_cast<int64_t>(std::min<uint64_t>(
+                                          p->get<uint64_t>(), std::numeric_limits<int64_t>::max()))
+                                    : p->get<int64_t>();
+    } else if (p->is_number_float()) {
+        double d = p->get<double>();
+        if (std::isfinite(d) && d == std::floor(d) && d >= 0 && d <= 65535)
+            n = static_cast<int64_t>(d);
+        else
+            return ctx.fail(ppath, "not a port number (1..65535)");
+    } else if (p->is_string()) {
+        // Some producers quote numbers; a numeric string is the same port.
+        const std::string &s = p->get_ref<const std::string &>();
+        auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), n);
+        if (ec != std::errc() || end != s.data() + s.size() || s.empty())
+            return ctx.fail(ppath, quote_value(s) + " is not a port number (1..65535)");
+    } else {
+        return ctx.fail(ppath, std::string("expected a number, got ") + type_name(*p));
+    }
+    if (n < 1 || n > 65535)
+        return ctx.fail(ppath, std::to_string(n) + " is not a port number (1..65535)");
+    out.port = static_cast<uint16_t>(n);
+    return true;
+}
+
+bool decode_target_ref(Ctx &ctx, const json &v, const std::string &path, ObjectReference &out) {
+    if (!v.is_object())
+        return ctx.fail(path, std::string("expected a mapping, got ") + type_name(v));
+    return opt_string(ctx, v, path, "kind", out.kind) &&
+           opt_string(ctx, v, path, "name", out.name) &&
+           opt_string(ctx, v, path, "namespace", out.ns) &&
+           opt_string(ctx, v, path, "uid", out.uid);
+}
+
+bool decode_endpoint(Ctx &ctx, const json &v, const std::string &path, Endpoint &out) {
+    if (!v.is_object())
+        return ctx.fail(path, std::string("expected a mapping, got ") + type_name(v));
+
+    const json *addrs = member(v, "addresses");
+    std::string apath = join(path, "addresses");
+    if (!addrs) return ctx.fail(apath, "missing (an endpoint needs at least one address)");
+    if (!addrs->is_array())
+        return ctx.fail(apath, std::string("expected a list, got ") + type_name(*addrs));
+    if (addrs->empty()) return ctx.fail(apath, "empty (an endpoint needs at least one address)");
+    for (size_t i = 0; i < addrs->size(); i++) {
+        const json &a = (*addrs)[i];
+        std::string ipath = index_path(apath, i);
+        if (!a.is_string())
+            return ctx.fail(ipath, std::string("expected a string, got ") + type_name(a));
+        const std::string &text = a.get_ref<const std::string &>();
+        auto ip = IpAddr::parse(text);
+        if (!ip) return ctx.fail(ipath, quote_value(text) + " is not an IP address");
+        if (ip->is_unspecified())
+            return ctx.fail(ipath, quote_value(text) + " is the unspecified address");
+        out.addresses.push_back(*ip);
+    }
+
+    std::string hostname;
+    if (!opt_string(ctx, v, path, "hostname", hostname)) return false;
+    if (!hostname.empty()) {
+        if (!dns_label_field(ctx, join(path, "hostname"), hostname)) return false;
+        out.hostname = std::move(hostname);
+    }
+
+    // The cluster is part of DNS names (<cluster>.<svc>.<ns>.svc.Z), so it must be a label too.
+    if (!req_string(ctx, v, path, "cluster", out.cluster)) return false;
+    if (!dns_label_field(ctx, join(path, "cluster"), out.cluster)) return false;
+
+    // Topology labels are compared, never put in names: any string will do.
+    if (!opt_string(ctx, v, path, "zone", out.zone)) return false;
+    if (!opt_string(ctx, v, path, "region", out.region)) return false;
+
+    if (const json *ref = member(v, "targetRef")) {
+        ObjectReference r;
+        if (!decode_target_ref(ctx, *ref, join(path, "targetRef"), r)) return false;
+        out.target_ref = std::move(r);
+    }
+    return true;
+}
+
+bool decode_spec(Ctx &ctx, const json &spec, GlobalService &out) {
+    if (!spec.is_object())
+        return ctx.fail("spec", std::string("expected a mapping, got ") + type_name(spec));
+
+    std::string type;
+    if (!opt_string(ctx, spec, "spec", "type", type)) return false;
+    if (type.empty() || type == "ClusterIP")
+        out.type = ServiceType::ClusterIP;
+    else if (type == "Headless")
+        out.type = ServiceType::Headless;
+    else
+        return ctx.fail("spec.type", quote_value(type) + " is not ClusterIP or Headless");
+
+    if (const json *ports = member(spec, "ports")) {
+        if (!ports->is_array())
+            return ctx.fail("spec.ports", std::string("expected a list, got ") + type_name(*ports));
+        for (size_t i = 0; i < ports->size(); i++) {
+            ServicePort p;
+            if (!decode_port(ctx, (*ports)[i], index_path("spec.ports", i), p)) return false;
+            out.ports.push_back(std::move(p));
+        }
+    }
+
+    if (const json *eps = member(spec, "endpoints")) {
+        if (!eps->is_array())
+            return ctx.fail("spec.endpoints",
+                            std::string("expected a list, got ") + type_name(*eps));
+        out.endpoints.reserve(eps->size());
+        for (size_t i = 0; i < eps->size(); i++) {
+            Endpoint e;
+            if (!decode_endpoint(ctx, (*eps)[i], index_path("spec.endpoints", i), e)) return false;
+            out.endpoints.push_back(std::move(e));
+        }
+    }
+    return true;
+}
+
+// "namespace/name" when the object says so, else the locator of the object in its document.
+std::string object_name(const json &obj, const std::string &locator) {
+    if (!obj.is_object()) return locator;
+    const json *md = member(obj, "metadata");
+    if (!md || !md->is_object()) return locator;
+    const json *name = member(*md, "name");
+    if (!name || !name->is_string() || name->get_ref<const std::string &>().empty()) return locator;
+    const json *ns = member(*md, "namespace");
+    std::string n = ns && ns->is_string() ? ns->get<std::string>() : "";
+    if (n.empty()) return locator + " (" + name->get<std::string>() + ")";
+    return n + "/" + name->get<std::string>();
+}
+
+void decode_into(const json &obj, const std::string &locator, DecodeResult &out) {
+    std::string why;
+    if (auto svc = decode_globalservice(obj, why))
+        out.services.push_back(std::move(*svc));
+    else
+        out.rejected.push_back({object_name(obj, locator), why});
+}
+
+// --- YAML to JSON -------------------------------------------------------------------------
+
+bool is_digit(char c) {
+    return c >= '0' && c <= '9';
+}
+
+// True when s[from..] is one or more decimal digits.
+bool digits_from(std::string_view s, size_t from) {
+    if (from >= s.size()) return false;
+    for (size_t i = from; i < s.size(); i++)
+        if (!is_digit(s[i])) return false;
+    return true;
+}
+
+// Types a plain (unquoted, untagged) scalar by the YAML 1.2 core schema.
+json plain_scalar(const std::string &s) {
+    if (s.empty() || s == "~" || s == "null" || s == "Null" || s == "NULL") return nullptr;
+    if (s == "true" || s == "True" || s == "TRUE") return true;
+    if (s == "false" || s == "False" || s == "FALSE") return false;
+
+    size_t start = (s[0] == '+' || s[0] == '-') ? 1 : 0;
+    if (digits_from(s, start)) {
+        int64_t v = 0;
+        const char *b = s.data() + (s[0] == '+' ? 1 : 0);
+        auto [end, ec] = std::from_chars(b, s.data() + s.size(), v);
+        if (ec == std::errc() && end == s.data() + s.size()) return v;
+        return s;  // out of range: keep the text, the decoder reports it
+    }
+    if (s.size() > 2 && s[0] == '0' && (s[1] == 'x' || s[1] == 'o')) {
+        int base = s[1] == 'x' ? 16 : 8;
+        int64_t v = 0;
+        auto [end, ec] = std::from_chars(s.data() + 2, s.data() + s.size(), v, base);
+        if (ec == std::errc() && end == s.data() + s.size()) return v;
+    }
+    // Floats: [-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?
+    {
+        size_t i = start, int_digits = 0, frac_digits = 0;
+        while (i < s.size() && is_digit(s[i])) i++, int_digits++;
+        bool dot = i < s.size() && s[i] == '.';
+        if (dot) {
+            i++;
+            while (i < s.size() && is_digit(s[i])) i++, frac_digits++;
+        }
+        bool ok = int_digits > 0 || frac_digits > 0;
+        if (ok && i < s.size() && (s[i] == 'e' || s[i] == 'E')) {
+            i++;
+            if (i < s.size() && (s[i] == '+' || s[i] == '-')) i++;
+            size_t exp_digits = 0;
+            while (i < s.size() && is_digit(s[i])) i++, exp_digits++;
+            ok = exp_digits > 0;
+        }
+        if (ok && i == s.size() && (dot || s.find_first_of("eE") != std::string::npos)) {
+            try {
+                return std::stod(s);
+            } catch (const std::exception &) {
+                return s;
+            }
+        }
+    }
+    std::string_view body = std::string_view(s).substr(start);
+    if (body == ".inf" || body == ".Inf" || body == ".INF")
+        return s[0] == '-' ? -std::numeric_limits<double>::infinity()
+                           : std::numeric_limits<double>::infinity();
+    if (s == ".nan" || s == ".NaN" || s == ".NAN") return std::numeric_limits<double>::quiet_NaN();
+    return s;
+}
+
+// Bounds on the conversion: YAML aliases can make a node graph cyclic ("&a [*a]") or
+// exponentially large when expanded ("billion laughs"); real manifests are shallow and never
+// expand to more nodes than they have bytes.
+struct Budget {
+    size_t nodes_left;
+    static constexpr int kMaxDepth = 64;
+};
+
+json yaml_to_json(const YAML::Node &n, Budget &budget, int depth) {
+    if (depth > Budget::kMaxDepth) throw std::runtime_error("YAML nested too deeply");
+    if (budget.nodes_left == 0)
+        throw std::runtime_error("YAML expands to too many nodes (aliases)");
+    budget.nodes_left--;
+    switch (n.Type()) {
+        case YAML::NodeType::Undefined:
+        case YAML::NodeType::Null:
+            return nullptr;
+        case YAML::NodeType::Scalar: {
+            const std::string &tag = n.Tag();
+            // "!" marks a quoted scalar; !!str forces a string. Other tags are typed like plain
+            // scalars, which is what !!int / !!bool / !!float ask for.
+            if (tag == "!" || tag == "tag:yaml.org,2002:str") return n.Scalar();
+            return plain_scalar(n.Scalar());
+        }
+        case YAML::NodeType::Sequence: {
+            json arr = json::array();
+            for (const auto &item : n) arr.push_back(yaml_to_json(item, budget, depth + 1));
+            return arr;
+        }
+        case YAML::NodeType::Map: {
+            json obj = json::object();
+            for (const auto &kv : n) {
+                // Keys are names; a non-scalar key cannot name a field we read.
+                if (!kv.first.IsScalar()) continue;
+                obj[kv.first.Scalar()] = yaml_to_json(kv.second, budget, depth + 1);
+            }
+            return obj;
+        }
+    }
+    return nullptr;
+}
+
+bool is_list_kind(const std::string &kind) {
+    return kind == "List" || (kind.size() > 4 && kind.compare(kind.size() - 4, 4, "List") == 0);
+}
+
+std::string kind_of(const json &obj) {
+    const json *k = member(obj, "kind");
+    return k && k->is_string() ? k->get<std::string>() : "";
+}
+
+// kubectl semantics: a manifest without a namespace goes to "default".
+void default_namespace(json &obj) {
+    if (!obj.is_object()) return;
+    auto md = obj.find("metadata");
+    if (md == obj.end() || !md->is_object()) return;
+    auto ns = md->find("namespace");
+    if (ns == md->end() || ns->is_null() ||
+        (ns->is_string() && ns->get_ref<std::string &>().empty()))
+        (*md)["namespace"] = "default";
+}
+
+// One manifest object: GlobalServices are decoded, other kinds skipped.
+void manifest_object(json &obj, const std::string &locator, DecodeResult &out) {
+    if (!obj.is_object()) {
+        out.rejected.push_back({locator, std::string("expected a mapping, got ") + type_name(obj)});
+        return;
+    }
+    std::string kind = kind_of(obj);
+    if (kind.empty()) {
+        out.rejected.push_back({object_name(obj, locator), "kind: missing"});
+        return;
+    }
+    if (kind != kGlobalServiceKind) return;
+    default_namespace(obj);
+    decode_into(obj, locator, out);
+}
+
+}  // namespace
+
+std::optional<GlobalService> decode_globalservice(const json &obj, std::string &why) {
+    Ctx ctx{why};
+    if (!obj.is_object()) {
+        ctx.fail("object", std::string("expected a mapping, got ") + type_name(obj));
+        return std::nullopt;
+    }
+    std::string api_version, kind;
+    if (!opt_string(ctx, obj, "", "apiVersion", api_version)) return std::nullopt;
+    if (!api_version.empty() && api_version != kGlobalServiceApiVersion) {
+        ctx.fail("apiVersion",
+                 quote_value(api_version) + " is not " + std::string(kGlobalServiceApiVersion));
+        return std::nullopt;
+    }
+    if (!opt_string(ctx, obj, "", "kind", kind)) return std::nullopt;
+    if (!kind.empty() && kind != kGlobalServiceKind) {
+        ctx.fail("kind", quote_value(kind) + " is not " + std::string(kGlobalServiceKind));
+        return std::nullopt;
+    }
+
+    GlobalService svc;
+    const json *md = member(obj, "metadata");
+    if (!md) {
+        ctx.fail("metadata", "missing");
+        return std::nullopt;
+    }
+    if (!md->is_object()) {
+        ctx.fail("metadata", std::string("expected a mapping, got ") + type_name(*md));
+        return std::nullopt;
+    }
+    if (!req_string(ctx, *md, "metadata", "name", svc.name) ||
+        !dns_label_field(ctx, "metadata.name", svc.name) ||
+        !req_string(ctx, *md, "metadata", "namespace", svc.ns) ||
+        !dns_label_field(ctx, "metadata.namespace", svc.ns) ||
+        !opt_string(ctx, *md, "metadata", "resourceVersion", svc.resource_version))
+        return std::nullopt;
+
+    if (const json *spec = member(obj, "spec"))
+        if (!decode_spec(ctx, *spec, svc)) return std::nullopt;
+    return svc;
+}
+
+DecodeResult decode_globalservice_list(const json &doc) {
+    DecodeResult out;
+    const json *items = &doc;
+    if (doc.is_object()) {
+        items = member(doc, "items");
+        if (!items) {
+            // An empty Kubernetes list may come without "items" at all.
+            if (is_list_kind(kind_of(doc))) return out;
+            out.rejected.push_back({"document", "items: missing"});
+            return out;
+        }
+    }
+    if (!items->is_array()) {
+        out.rejected.push_back(
+            {"document",
+             std::string("expected a list of GlobalService objects, got ") + type_name(*items)});
+        return out;
+    }
+    out.services.reserve(items->size());
+    for (size_t i = 0; i < items->size(); i++)
+        decode_into((*items)[i], index_path("items", i), out);
+    return out;
+}
+
+DecodeResult parse_manifests(const std::string &yaml_text) {
+    std::vector<YAML::Node> docs;
+    try {
+        docs = YAML::LoadAll(yaml_text);
+    } catch (const YAML::Exception &e) {
+        throw std::runtime_error("invalid YAML at line " + std::to_string(e.mark.line + 1) +
+                                 ", column " + std::to_string(e.mark.column + 1) + ": " + e.msg);
+    }
+
+    DecodeResult out;
+    Budget budget{2 * yaml_text.size() + 1024};
+    for (size_t d = 0; d < docs.size(); d++) {
+        const YAML::Node &node = docs[d];
+        if (node.IsNull()) continue;  // "---" with nothing after it
+        std::string locator = "document " + std::to_string(d + 1);
+        json obj = yaml_to_json(node, budget, 0);
+        if (obj.is_object() && is_list_kind(kind_of(obj))) {
+            json *items = obj.contains("items") ? &obj["items"] : nullptr;
+            if (!items || items->is_null()) continue;
+            if (!items->is_array()) {
+                out.rejected.push_back(
+                    {locator, std::string("items: expected a list, got ") + type_name(*items)});
+                continue;
+            }
+            for (size_t i = 0; i < items->size(); i++)
+                manifest_object((*items)[i], locator + " " + index_path("items", i), out);
+            continue;
+        }
+        manifest_object(obj, locator, out);
+    }
+    return out;
+}
+
+}  // namespace fabdns

@@ -1,0 +1,81 @@
+// respond(): one query in, the resolver's action and reply bytes out. No I/O, no state.
+#include "resolver/respond.hpp"
+
+#include <algorithm>
+#include <exception>
+
+namespace fabdns {
+namespace {
+
+Reply make(const dns::ParsedQuery &q, const dns::ReplySpec &spec) {
+    Reply r;
+    auto built = dns::build_reply(q, spec);
+    if (built.bytes.empty()) return r;  // ldns failed to allocate: stay silent
+    r.action = Reply::Action::Reply;
+    r.bytes = std::move(built.bytes);
+    r.truncated = built.truncated;
+    r.rcode = spec.rcode;
+    return r;
+}
+
+}  // namespace
+
+Reply respond(const Engine &engine, std::span<const uint8_t> query, Transport transport,
+              const RespondOptions &options) {
+    using Status = dns::ParsedQuery::Status;
+    const dns::ParsedQuery q = dns::parse_query(query);
+    switch (q.status) {
+        case Status::Drop:
+            return {};
+        case Status::NotImp:
+            return make(q, {.rcode = dns::rcode::NotImp});
+        case Status::FormErr:
+            return make(q, {.rcode = dns::rcode::FormErr});
+        case Status::Ok:
+            break;
+    }
+    if (q.edns && q.edns->version > 0) return make(q, {.rcode = dns::rcode::BadVers});
+
+    const dns::Question &question = *q.question;
+    std::string qname = dns::name_to_text(question.name);
+    const size_t limit = transport == Transport::Udp ? dns::udp_limit(q.edns) : dns::kTcpLimit;
+    try {
+        // Reused per thread: the engine refills it without reallocating on the hot path.
+        thread_local Answer answer;
+        engine.resolve(qname, question.qtype, answer);
+        Reply r;
+        if (!answer.in_zone) {
+            if (options.forward) {
+                r.action = Reply::Action::Forward;
+            } else {
+                r = make(q, {.rcode = dns::rcode::Refused});
+            }
+        } else if (question.qclass != dns::kClassIn || question.qtype == dns::kTypeAxfr ||
+                   question.qtype == dns::kTypeIxfr) {
+            // Only class IN is served, and zone transfers are not offered.
+            r = make(q, {.rcode = dns::rcode::Refused});
+            r.in_zone = true;
+        } else {
+            r = make(q, {.rcode = static_cast<uint16_t>(answer.rcode),
+                         .aa = answer.authoritative,
+                         .answer = &answer.answer,
+                         .authority = &answer.authority,
+                         .limit = limit,
+                         .qname_lower = &qname});
+            r.in_zone = true;
+            r.has_addresses = (question.qtype == dnstype::A || question.qtype == dnstype::AAAA) &&
+                              answer.rcode == Rcode::NoError && !answer.answer.empty();
+        }
+        r.qtype = question.qtype;
+        r.qname = std::move(qname);
+        // A relayed answer is bounded by what the client said it takes, not by our 1232.
+        r.udp_limit =
+            q.edns ? std::max<size_t>(dns::kUdpPlainLimit, q.edns->payload) : dns::kUdpPlainLimit;
+        return r;
+    } catch (const std::exception &) {
+        // The engine could not answer (out of memory): the client may retry elsewhere.
+        return make(q, {.rcode = dns::rcode::ServFail});
+    }
+}
+
+}  // namespace fabdns

@@ -1,0 +1,46 @@
+// The file source (SPEC §5): GlobalService manifests in one file or a directory, reloaded when
+// they change on disk (inotify, with a slow stat-based rescan as a safety net).
+#pragma once
+
+#include <chrono>
+#include <memory>
+#include <string>
+#include <thread>
+
+#include "source/source.hpp"
+
+namespace fabdns {
+
+struct FileOptions {
+    std::string path;  // a file, or a directory of *.yaml, *.yml and *.json files (not recursive)
+    std::chrono::milliseconds debounce{100};  // quiet time after the last change before a reload
+    std::chrono::milliseconds rescan{2000};   // stat-based check for changes inotify cannot see
+};
+
+// Reload rules:
+// - A YAML or JSON syntax error in the file, or in any one file of the directory, keeps the last
+//   good set for the whole source (a half-applied directory could drop services that only moved
+//   between files). The error is logged once until the files change again.
+// - Objects the decoder refuses are logged with their reason and left out; the rest load.
+// - A missing path keeps the last good set; an existing empty file or directory is an accepted
+//   empty set (every manifest was removed on purpose).
+// - The file's directory is watched rather than the file, so editors that write a new file and
+//   rename it over the old one, and Kubernetes ConfigMap volumes (a "..data" symlink swap), are
+//   seen. Hidden files in a directory are skipped.
+class FileSource final : public Source {
+  public:
+    explicit FileSource(FileOptions options);
+    ~FileSource() override;
+
+    void start(Update on_update) override;
+    void stop() override;
+    SourceStatus status() const override;
+
+  private:
+    struct State;
+    void run();
+    std::unique_ptr<State> state_;
+    std::thread thread_;
+};
+
+}  // namespace fabdns

@@ -1,0 +1,60 @@
+// The hub source (SPEC §5): polls FabEdge service-hub's /api/global-services over mutual TLS,
+// accepts only complete and sane answers, and keeps a last-known-good snapshot on disk so that a
+// restart while the hub is down still serves the last good data.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <memory>
+#include <string>
+#include <thread>
+
+#include "config/config.hpp"
+#include "source/source.hpp"
+
+namespace fabdns {
+
+struct HubOptions {
+    std::string url;      // https://host:port, no path
+    std::string cluster;  // sent as X-FabEdge-Cluster on every request
+    std::string ca, cert, key;
+    std::string snapshot;  // "" disables the snapshot
+    std::chrono::milliseconds interval{5000};
+    std::chrono::milliseconds connect_timeout{5000};
+    std::chrono::milliseconds request_timeout{30000};
+    // Longest wait between attempts while the hub fails; 0 picks min(30 s, 6 x interval) (but
+    // never less than interval).
+    std::chrono::milliseconds max_backoff{0};
+    size_t max_response_bytes = size_t{64} << 20;
+    double jitter = 0.1;  // each wait is interval (or backoff) x [1 - jitter, 1 + jitter]
+
+    static HubOptions from_config(const Config::Source::Hub &hub);
+};
+
+// Accepts an answer only when all of it is sane:
+// - HTTP 200 with a body that parses completely as a JSON array;
+// - every element has metadata.name, metadata.namespace and a spec; one that does not makes the
+//   whole answer suspicious and it is refused (it looks like a broken hub, not like data);
+// - an answer that leaves no usable service (an empty array, or every object refused by the
+//   decoder) is refused while a non-empty set is held (SPEC §5: never replaced by an empty
+//   set). Removing the last GlobalService therefore needs a restart without the snapshot.
+// Objects the decoder refuses (a bad address, say) are logged and left out; the rest load.
+// Refused answers count as failures and back off exponentially; the held set stays.
+// Each accepted answer is written to the snapshot as the exact bytes received.
+class HubSource final : public Source {
+  public:
+    explicit HubSource(HubOptions options);
+    ~HubSource() override;
+
+    void start(Update on_update) override;
+    void stop() override;
+    SourceStatus status() const override;
+
+  private:
+    struct State;
+    void run();
+    std::unique_ptr<State> state_;
+    std::thread thread_;
+};
+
+}  // namespace fabdns

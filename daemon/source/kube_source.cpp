@@ -1,0 +1,505 @@
+// KubernetesSource: the list/watch loop on one thread, coalesced delivery on another.
+#include "source/kube_source.hpp"
+
+#include <algorithm>
+#include <cctype>
+#include <condition_variable>
+#include <map>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <set>
+#include <stdexcept>
+
+#include "common/log.hpp"
+#include "source/health.hpp"
+#include "source/http.hpp"
+#include "source/kube_auth.hpp"
+#include "source/objects.hpp"
+#include "source/snapshot.hpp"
+#include "source/stopper.hpp"
+
+namespace fabdns {
+
+using namespace source_detail;
+using Clock = std::chrono::steady_clock;
+using std::chrono::milliseconds;
+
+namespace {
+
+constexpr const char *kResourcePath = "/apis/dns.fabedge.io/v1alpha1/globalservices";
+
+std::string url_encode(const std::string &s) {
+    static const char *hex = "0123456789ABCDEF";
+    std::string out;
+    for (unsigned char c : s) {
+        if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') {
+            out.push_back(static_cast<char>(c));
+        } else {
+            out.push_back('%');
+            out.push_back(hex[c >> 4]);
+            out.push_back(hex[c & 15]);
+        }
+    }
+    return out;
+}
+
+std::string trim(std::string s) {
+    auto ws = [](char c) { return c == ' ' || c == '\n' || c == '\r' || c == '\t'; };
+    while (!s.empty() && ws(s.back())) s.pop_back();
+    size_t i = 0;
+    while (i < s.size() && ws(s[i])) ++i;
+    return s.substr(i);
+}
+
+std::string resource_version_of(const nlohmann::json &obj) {
+    if (!obj.is_object()) return "";
+    auto meta = obj.find("metadata");
+    if (meta == obj.end() || !meta->is_object()) return "";
+    auto rv = meta->find("resourceVersion");
+    if (rv == meta->end() || !rv->is_string()) return "";
+    return rv->get<std::string>();
+}
+
+enum class WatchEnd {
+    Closed,     // the server ended the stream (timeoutSeconds) or it broke after working
+    Gone,       // 410: the resourceVersion is too old, re-list
+    Failed,     // counted as a failure, back off
+    Cancelled,  // stop()
+};
+
+}  // namespace
+
+KubeOptions KubeOptions::from_config(const Config::Source::Kubernetes &kube) {
+    KubeOptions o;
+    o.server = kube.server;
+    o.kubeconfig = kube.kubeconfig;
+    return o;
+}
+
+struct KubernetesSource::State {
+    explicit State(KubeOptions o)
+        : options(std::move(o)),
+          health("kubernetes",
+                 "kubernetes " + (options.server.empty()
+                                      ? (options.kubeconfig.empty() ? std::string("in-cluster")
+                                                                    : options.kubeconfig)
+                                      : options.server)) {}
+
+    KubeOptions options;
+    Health health;
+    HttpClient http;
+    Stopper stopper;
+    Update on_update;
+
+    std::optional<KubeAccess> access;
+    std::string token;
+    Clock::time_point token_read{};
+    bool token_stale = true;
+    std::string resource_version;
+    size_t watch_events = 0;  // events seen by the latest watch
+
+    // Shared with the delivering thread.
+    std::mutex mutex;
+    std::condition_variable cv;
+    std::map<std::string, GlobalService> objects;  // namespace/name -> service
+    std::set<std::string> rejected;                // keys whose latest version was refused
+    bool dirty = false;                            // objects changed since the last delivery
+    bool stopping = false;
+
+    // ---- credentials ----
+
+    bool ensure_access() {
+        if (access) return true;
+        try {
+            access = resolve_kube_access(options.server, options.kubeconfig,
+                                         options.service_account_dir, options.env);
+            log::info(health.label() + ": using " + access->origin);
+            return true;
+        } catch (const std::exception &e) {
+            health.failed("config", e.what());
+            return false;
+        }
+    }
+
+    std::vector<std::string> headers() {
+        std::vector<std::string> h{"Accept: application/json"};
+        std::string bearer = access->token;
+        if (bearer.empty() && !access->token_file.empty()) {
+            auto now = Clock::now();
+            if (token_stale || now - token_read >= options.token_refresh) {
+                std::string why;
+                if (auto t = read_whole_file(access->token_file, why)) {
+                    token = trim(*t);
+                    token_read = now;
+                    token_stale = false;
+                } else {
+                    // Keep the old token: the file may be mid-rotation.
+                    log::warn(health.label() + ": cannot read token " + access->token_file +
+                              (why.empty() ? ": missing" : ": " + why));
+                }
+            }
+            bearer = token;
+        }
+        if (!bearer.empty()) h.push_back("Authorization: Bearer " + bearer);
+        return h;
+    }
+
+    HttpRequest request(const std::string &url) {
+        HttpRequest r;
+        r.url = url;
+        r.headers = headers();
+        r.tls = access->tls;
+        r.connect_timeout = options.connect_timeout;
+        return r;
+    }
+
+    std::string failure_text(const HttpResponse &resp, const std::string &what) {
+        if (!resp.transport_ok()) return what + " failed: " + resp.error;
+        std::string text = what + " answered HTTP " + std::to_string(resp.status);
+        try {
+            auto status = nlohmann::json::parse(resp.body);
+            if (status.is_object() && status.contains("message")) {
+                text += ": " + status["message"].get<std::string>();
+            }
+        } catch (const std::exception &) {
+            if (!resp.body.empty()) text += ": " + resp.body.substr(0, 200);
+        }
+        return text;
+    }
+
+    std::string category_of(const HttpResponse &resp) {
+        if (!resp.transport_ok()) return to_string(resp.failure);
+        if (resp.status == 401) token_stale = true;  // maybe rotated: re-read before retrying
+        return "http-" + std::to_string(resp.status);
+    }
+
+    // ---- list ----
+
+    bool list() {
+        std::map<std::string, GlobalService> fresh;
+        std::set<std::string> fresh_rejected;
+        std::vector<Rejection> rejections;
+        std::string cont, rv;
+        size_t pages = 0;
+        do {
+            std::string url = access->server + kResourcePath;
+            std::string sep = "?";
+            if (options.page_size > 0) {
+                url += sep + "limit=" + std::to_string(options.page_size);
+                sep = "&";
+            }
+            if (!cont.empty()) url += sep + "continue=" + url_encode(cont);
+            HttpRequest req = request(url);
+            req.timeout = options.list_timeout;
+            req.max_body = options.max_response_bytes;
+            HttpResponse resp = http.perform(req);
+            if (resp.failure == HttpFailure::Cancelled) return false;
+            if (!resp.transport_ok() || resp.status != 200) {
+                health.failed(category_of(resp), failure_text(resp, "list"));
+                return false;
+            }
+            nlohmann::json doc;
+            try {
+                doc = nlohmann::json::parse(resp.body);
+            } catch (const nlohmann::json::exception &e) {
+                health.failed("parse", std::string("list answer is not valid JSON: ") + e.what());
+                return false;
+            }
+            if (!doc.is_object() || !doc.contains("items") || !doc["items"].is_array()) {
+                health.failed("shape", "list answer has no items array");
+                return false;
+            }
+            for (auto &item : doc["items"]) {
+                default_type_meta(item);  // list items carry no apiVersion/kind
+                std::string key = object_key(item);
+                std::string why;
+                if (auto svc = decode_globalservice(item, why)) {
+                    std::string k = svc->key();
+                    fresh[k] = std::move(*svc);
+                } else {
+                    if (!key.empty()) fresh_rejected.insert(key);
+                    rejections.push_back({key.empty() ? "an unnamed item" : key, why});
+                }
+            }
+            const auto &meta = doc.value("metadata", nlohmann::json::object());
+            rv = meta.value("resourceVersion", "");
+            cont = meta.value("continue", "");
+            ++pages;
+        } while (!cont.empty());
+        if (rv.empty()) {
+            health.failed("shape", "list answer has no metadata.resourceVersion");
+            return false;
+        }
+
+        log_rejections(rejections, health.label());
+        log::info(health.label() + ": listed " + std::to_string(fresh.size()) + " services" +
+                  (rejections.empty() ? "" : ", rejected " + std::to_string(rejections.size())) +
+                  " at resourceVersion " + rv +
+                  (pages > 1 ? " (" + std::to_string(pages) + " pages)" : ""));
+        resource_version = rv;
+        {
+            std::lock_guard lock(mutex);
+            objects = std::move(fresh);
+            rejected = std::move(fresh_rejected);
+            dirty = true;
+        }
+        cv.notify_all();
+        health.succeeded();
+        return true;
+    }
+
+    // ---- watch ----
+
+    struct WatchState {
+        std::string buffer;
+        size_t events = 0;
+        bool gone = false;
+        std::string error;  // an ERROR event other than 410, or an oversized line
+    };
+
+    // Applies one event line. Returns false to end the stream (410 or an ERROR event).
+    bool handle_line(const std::string &line, WatchState &ws) {
+        if (trim(line).empty()) return true;
+        nlohmann::json ev;
+        try {
+            ev = nlohmann::json::parse(line);
+        } catch (const nlohmann::json::exception &e) {
+            log::warn(health.label() + ": skipping an unreadable watch event: " + e.what());
+            return true;
+        }
+        if (!ev.is_object() || !ev.contains("type") || !ev["type"].is_string() ||
+            !ev.contains("object")) {
+            log::warn(health.label() + ": skipping a watch event without type or object");
+            return true;
+        }
+        const std::string type = ev["type"].get<std::string>();
+        nlohmann::json &obj = ev["object"];
+        ++ws.events;
+
+        if (type == "ERROR") {
+            int code = obj.is_object() ? obj.value("code", 0) : 0;
+            std::string message = obj.is_object() ? obj.value("message", "") : "";
+            if (code == 410) {
+                log::info(health.label() + ": watch: resourceVersion " + resource_version +
+                          " is gone (" + message + "); re-listing");
+                ws.gone = true;
+            } else {
+                ws.error = "watch ERROR event, code " + std::to_string(code) + ": " + message;
+            }
+            return false;
+        }
+        std::string rv = resource_version_of(obj);
+        if (type == "BOOKMARK") {
+            if (!rv.empty()) resource_version = rv;
+            health.succeeded();
+            return true;
+        }
+        if (type != "ADDED" && type != "MODIFIED" && type != "DELETED") {
+            log::warn(health.label() + ": skipping a watch event of unknown type '" + type + "'");
+            return true;
+        }
+        if (!rv.empty()) resource_version = rv;
+        health.succeeded();
+
+        std::string key = object_key(obj);
+        if (key.empty()) {
+            log::warn(health.label() + ": skipping a watch event (" + type +
+                      ") without namespace/name");
+            return true;
+        }
+        if (type == "DELETED") {
+            {
+                std::lock_guard lock(mutex);
+                rejected.erase(key);
+                health.set_rejected(rejected.size());
+                if (objects.erase(key) == 0) return true;
+                dirty = true;
+            }
+            log::debug(health.label() + ": deleted " + key);
+            cv.notify_all();
+            return true;
+        }
+        default_type_meta(obj);
+        std::string why;
+        auto svc = decode_globalservice(obj, why);
+        if (!svc) {
+            std::lock_guard lock(mutex);
+            rejected.insert(key);
+            health.set_rejected(rejected.size());
+            log::warn(health.label() + ": skipping " + type + " " + key + ": " + why +
+                      (objects.count(key) ? " (keeping its previous version)" : ""));
+            return true;
+        }
+        {
+            std::lock_guard lock(mutex);
+            if (rejected.erase(key) != 0) health.set_rejected(rejected.size());
+            objects[key] = std::move(*svc);
+            dirty = true;
+        }
+        log::debug(health.label() + ": " + type + " " + key);
+        cv.notify_all();
+        return true;
+    }
+
+    WatchEnd watch() {
+        std::string url = access->server + kResourcePath +
+                          "?watch=1&resourceVersion=" + url_encode(resource_version) +
+                          "&allowWatchBookmarks=true&timeoutSeconds=" +
+                          std::to_string(options.watch_timeout.count());
+        WatchState ws;
+        bool connected = false;
+        HttpRequest req = request(url);
+        req.timeout = options.watch_timeout + std::chrono::seconds(30);  // the server ends it first
+        req.max_body = 0;  // a stream; each line is limited below instead
+        req.on_response = [&](long status) {
+            if (status == 200) {
+                connected = true;
+                health.succeeded();
+            }
+        };
+        req.on_data = [&](std::string_view chunk) {
+            ws.buffer.append(chunk);
+            size_t start = 0;
+            for (size_t nl; (nl = ws.buffer.find('\n', start)) != std::string::npos;
+                 start = nl + 1) {
+                if (!handle_line(ws.buffer.substr(start, nl - start), ws)) return false;
+            }
+            ws.buffer.erase(0, start);
+            if (ws.buffer.size() > options.max_response_bytes) {
+                ws.error = "a watch event is larger than " +
+                           std::to_string(options.max_response_bytes) + " bytes";
+                return false;
+            }
+            return true;
+        };
+        HttpResponse resp = http.perform(req);
+        watch_events = ws.events;
+        if (resp.failure == HttpFailure::Cancelled) return WatchEnd::Cancelled;
+        if (ws.gone) return WatchEnd::Gone;
+        if (!ws.error.empty()) {
+            health.failed("watch-error", ws.error);
+            return WatchEnd::Failed;
+        }
+        if (resp.transport_ok() && resp.status == 410) {
+            log::info(health.label() + ": watch: resourceVersion " + resource_version +
+                      " is gone (HTTP 410); re-listing");
+            return WatchEnd::Gone;
+        }
+        if (!connected || (resp.transport_ok() && resp.status != 200)) {
+            health.failed(category_of(resp), failure_text(resp, "watch"));
+            return WatchEnd::Failed;
+        }
+        if (!resp.transport_ok()) {
+            // A partial last line is dropped: the resumed watch sends that event again.
+            log::info(health.label() + ": watch stream broke (" + resp.error +
+                      "); resuming from resourceVersion " + resource_version);
+            return WatchEnd::Closed;
+        }
+        if (!ws.buffer.empty()) {
+            handle_line(ws.buffer, ws);  // a complete stream may end without a newline
+            if (ws.gone) return WatchEnd::Gone;
+            if (!ws.error.empty()) {
+                health.failed("watch-error", ws.error);
+                return WatchEnd::Failed;
+            }
+        }
+        return WatchEnd::Closed;
+    }
+
+    // ---- threads ----
+
+    void run_worker() {
+        milliseconds backoff = options.min_backoff;
+        auto grow = [&] { backoff = std::min(backoff * 2, options.max_backoff); };
+        bool need_list = true;
+        while (!stopper.stopped()) {
+            if (!ensure_access()) {
+                if (!stopper.sleep_for(backoff)) break;
+                grow();
+                continue;
+            }
+            if (need_list || resource_version.empty()) {
+                if (!list()) {
+                    if (http.cancelled() || !stopper.sleep_for(backoff)) break;
+                    grow();
+                    continue;
+                }
+                need_list = false;
+                backoff = options.min_backoff;
+            }
+            auto started = Clock::now();
+            WatchEnd end = watch();
+            if (end == WatchEnd::Cancelled) break;
+            if (end == WatchEnd::Gone) {
+                need_list = true;
+                continue;
+            }
+            // A stream that lasted or carried events resumes at once; one that ends
+            // straight away (or failed) waits, so a misbehaving server is not hammered.
+            bool productive =
+                end == WatchEnd::Closed &&
+                (watch_events > 0 || Clock::now() - started > std::chrono::seconds(5));
+            if (productive) {
+                backoff = options.min_backoff;
+                continue;
+            }
+            if (!stopper.sleep_for(backoff)) break;
+            grow();
+        }
+    }
+
+    void run_deliverer() {
+        std::unique_lock lock(mutex);
+        for (;;) {
+            cv.wait(lock, [this] { return dirty || stopping; });
+            if (stopping) return;
+            // Let a burst settle so that it is delivered as one set.
+            cv.wait_for(lock, options.coalesce, [this] { return stopping; });
+            if (stopping) return;
+            std::vector<GlobalService> set;
+            set.reserve(objects.size());
+            for (const auto &[key, svc] : objects) set.push_back(svc);
+            size_t n_rejected = rejected.size();
+            dirty = false;
+            lock.unlock();
+            health.delivered(set.size(), n_rejected);
+            if (on_update) on_update(std::move(set));
+            lock.lock();
+        }
+    }
+};
+
+KubernetesSource::KubernetesSource(KubeOptions options)
+    : state_(std::make_unique<State>(std::move(options))) {}
+
+KubernetesSource::~KubernetesSource() {
+    stop();
+}
+
+void KubernetesSource::start(Update on_update) {
+    if (worker_.joinable() || state_->stopper.stopped()) {
+        throw std::logic_error("KubernetesSource started twice");
+    }
+    state_->on_update = std::move(on_update);
+    state_->health.pending("waiting for the first list");
+    deliverer_ = std::thread([this] { state_->run_deliverer(); });
+    worker_ = std::thread([this] { state_->run_worker(); });
+}
+
+void KubernetesSource::stop() {
+    state_->stopper.stop();
+    state_->http.cancel();
+    {
+        std::lock_guard lock(state_->mutex);
+        state_->stopping = true;
+    }
+    state_->cv.notify_all();
+    if (worker_.joinable()) worker_.join();
+    if (deliverer_.joinable()) deliverer_.join();
+}
+
+SourceStatus KubernetesSource::status() const {
+    return state_->health.status();
+}
+
+}  // namespace fabdns

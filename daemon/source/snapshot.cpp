@@ -1,0 +1,104 @@
+// Atomic file replacement (temp + fsync + rename + fsync dir) and whole-file reads.
+#include "source/snapshot.hpp"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+
+namespace fabdns::source_detail {
+
+namespace {
+std::string errno_text(const std::string &what) {
+    return what + ": " + std::strerror(errno);
+}
+}  // namespace
+
+std::string write_file_atomically(const std::string &path, const std::string &data) {
+    namespace fs = std::filesystem;
+    fs::path target(path);
+    fs::path dir = target.parent_path();
+    if (dir.empty()) dir = ".";
+    std::error_code ec;
+    fs::create_directories(dir, ec);
+    if (ec) return "cannot create " + dir.string() + ": " + ec.message();
+
+    // Hidden and in the same directory, so the rename is atomic and readers never list it.
+    std::string tmpl = dir.string();
+    tmpl.append("/.").append(target.filename().string()).append(".XXXXXX");
+    int fd = mkstemp(tmpl.data());
+    if (fd < 0) return errno_text("cannot create a temporary file in " + dir.string());
+    auto fail = [&](const std::string &what) {
+        std::string why = errno_text(what);
+        close(fd);
+        unlink(tmpl.c_str());
+        return why;
+    };
+    size_t done = 0;
+    while (done < data.size()) {
+        ssize_t n = ::write(fd, data.data() + done, data.size() - done);
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            return fail("cannot write " + tmpl);
+        }
+        done += static_cast<size_t>(n);
+    }
+    if (fchmod(fd, 0644) != 0) return fail("cannot chmod " + tmpl);
+    if (fsync(fd) != 0) return fail("cannot fsync " + tmpl);
+    if (close(fd) != 0) {
+        unlink(tmpl.c_str());
+        return errno_text("cannot close " + tmpl);
+    }
+    if (rename(tmpl.c_str(), path.c_str()) != 0) {
+        std::string why = errno_text("cannot rename " + tmpl + " to " + path);
+        unlink(tmpl.c_str());
+        return why;
+    }
+    // The rename is durable only once the directory entry is on disk.
+    int dfd = open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd < 0) return errno_text("cannot open " + dir.string());
+    int rc = fsync(dfd);
+    int saved = errno;
+    close(dfd);
+    if (rc != 0) {
+        errno = saved;
+        return errno_text("cannot fsync " + dir.string());
+    }
+    return "";
+}
+
+std::optional<std::string> read_whole_file(const std::string &path, std::string &why) {
+    why.clear();
+    int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        if (errno != ENOENT) why = errno_text("cannot open " + path);
+        return std::nullopt;
+    }
+    struct stat st {};
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        why = "cannot read " + path + ": not a regular file";
+        close(fd);
+        return std::nullopt;
+    }
+    std::string data;
+    data.reserve(static_cast<size_t>(st.st_size));
+    char buf[64 * 1024];
+    for (;;) {
+        ssize_t n = ::read(fd, buf, sizeof(buf));
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            why = errno_text("cannot read " + path);
+            close(fd);
+            return std::nullopt;
+        }
+        if (n == 0) break;
+        data.append(buf, static_cast<size_t>(n));
+    }
+    close(fd);
+    return data;
+}
+
+}  // namespace fabdns::source_detail

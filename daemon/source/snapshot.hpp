@@ -1,0 +1,17 @@
+// Crash-safe small files: the hub's last-known-good snapshot is written so that a reader (the
+// next daemon) sees either the old or the new content, never a torn mix.
+#pragma once
+
+#include <optional>
+#include <string>
+
+namespace fabdns::source_detail {
+
+// Writes `data` to a temporary file in path's directory, fsyncs it, renames it over `path` and
+// fsyncs the directory. Creates the directory if needed. Returns "" on success, else the reason.
+std::string write_file_atomically(const std::string &path, const std::string &data);
+
+// The whole file, or nullopt with `why` filled (why == "" when the file does not exist).
+std::optional<std::string> read_whole_file(const std::string &path, std::string &why);
+
+}  // namespace fabdns::source_detail

@@ -1,0 +1,90 @@
+// Key/value construction for the datapath maps, mirroring what the kernel computes.
+#include "datapath_maps.hpp"
+
+#include <time.h>
+
+#include <cstring>
+
+namespace fabdns::maps {
+
+uint64_t name_hash(std::string_view name) {
+    uint64_t h = FABDNS_HASH_SEED;
+    for (size_t off = 0; off < name.size(); off += 8) {
+        uint64_t w = 0;
+        std::memcpy(&w, name.data() + off, std::min<size_t>(8, name.size() - off));
+        h = fabdns_hash_word(h, w);
+    }
+    return h;
+}
+
+bool fits_kernel(std::string_view name, size_t records) {
+    if (name.empty() || name.size() > FABDNS_NAME_MAX) return false;
+    if (records == 0 || records > FABDNS_MAX_RECORDS) return false;
+    if (name.front() == '.' || name.back() == '.') return false;
+    size_t label = 0;
+    for (char c : name) {
+        // The kernel compares lowercase bytes; NUL and uppercase would never match.
+        if (c == '\0' || (c >= 'A' && c <= 'Z')) return false;
+        if (c == '.') {
+            if (label == 0) return false;
+            label = 0;
+        } else if (++label > 63) {
+            return false;
+        }
+    }
+    return true;
+}
+
+fabdns_answer_key make_key(std::string_view name, uint16_t qtype) {
+    fabdns_answer_key k{};
+    k.hash = name_hash(name);
+    k.qtype = qtype;
+    k.name_len = static_cast<uint8_t>(name.size());
+    return k;
+}
+
+fabdns_answer make_value(const KernelAnswer &a) {
+    fabdns_answer v{};
+    std::memcpy(v.name, a.name.data(), a.name.size());
+    v.ttl = a.ttl;
+    v.count = static_cast<uint8_t>(a.addrs.size());
+    size_t len = a.qtype == FABDNS_QTYPE_A ? 4 : 16;
+    for (size_t i = 0; i < a.addrs.size(); i++) std::memcpy(&v.rdata[i * len], a.addrs[i].data(), len);
+    return v;
+}
+
+KernelAnswer from_map(const fabdns_answer_key &k, const fabdns_answer &v) {
+    KernelAnswer a;
+    a.name.assign(v.name, strnlen(v.name, sizeof(v.name)));
+    a.qtype = k.qtype;
+    a.ttl = v.ttl;
+    a.hits = v.hits;
+    size_t len = k.qtype == FABDNS_QTYPE_A ? 4 : 16;
+    size_t n = std::min<size_t>(v.count, FABDNS_MAX_RECORDS);
+    for (size_t i = 0; i < n; i++) {
+        std::array<uint8_t, 16> addr{};
+        std::memcpy(addr.data(), &v.rdata[i * len], len);
+        a.addrs.push_back(addr);
+    }
+    return a;
+}
+
+bool ListenEntry::is_v4() const {
+    static const uint8_t prefix[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+    return std::memcmp(addr.data(), prefix, 12) == 0;
+}
+
+bool ListenEntry::is_wildcard() const {
+    size_t from = is_v4() ? 12 : 0;
+    for (size_t i = from; i < 16; i++)
+        if (addr[i]) return false;
+    return true;
+}
+
+uint64_t monotonic_ns() {
+    timespec ts{};
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return uint64_t(ts.tv_sec) * 1000000000ull + uint64_t(ts.tv_nsec);
+}
+
+}  // namespace fabdns::maps

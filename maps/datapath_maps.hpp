@@ -1,0 +1,109 @@
+// The typed C++ view of the datapath's maps (maps/fabdns_maps.h): layout checks, key/value
+// construction, and the small interface the daemon and tools use. The real implementation
+// over pinned BPF maps is in loader/; tests use FakeDatapathMaps (tests/datapath_fake.hpp).
+#pragma once
+
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "fabdns_maps.h"
+
+static_assert(sizeof(fabdns_answer_key) == 16);
+static_assert(offsetof(fabdns_answer_key, hash) == 0);
+static_assert(offsetof(fabdns_answer_key, qtype) == 8);
+static_assert(offsetof(fabdns_answer_key, name_len) == 10);
+static_assert(sizeof(fabdns_answer) == 400);
+static_assert(offsetof(fabdns_answer, name) == 0);
+static_assert(offsetof(fabdns_answer, ttl) == 256);
+static_assert(offsetof(fabdns_answer, count) == 260);
+static_assert(offsetof(fabdns_answer, flags) == 261);
+static_assert(offsetof(fabdns_answer, hits) == 264);
+static_assert(offsetof(fabdns_answer, rdata) == 272);
+static_assert(sizeof(fabdns_listen_key) == 20);
+static_assert(offsetof(fabdns_listen_key, port) == 16);
+static_assert(sizeof(fabdns_listen_value) == 4);
+static_assert(sizeof(fabdns_config) == 24);
+static_assert(offsetof(fabdns_config, stale_after_ns) == 8);
+static_assert(offsetof(fabdns_config, flags) == 16);
+static_assert(FABDNS_NAME_BUF % 8 == 0, "names are hashed and compared by 64-bit words");
+
+namespace fabdns::maps {
+
+// Metric label of each counter, indexed by enum fabdns_stat.
+inline constexpr std::array<const char *, FABDNS_STAT_MAX> kStatNames = {
+#define FABDNS_STAT_LABEL_(name, label) label,
+    FABDNS_STAT_LIST(FABDNS_STAT_LABEL_)
+#undef FABDNS_STAT_LABEL_
+};
+
+// fabdns_name_hash over a lowercase dotted name (no trailing dot): the same words the kernel
+// hashes, read from a zero-padded buffer.
+uint64_t name_hash(std::string_view name);
+
+// One kernel answer in C++ terms. addrs hold 4-byte (A) or 16-byte (AAAA) addresses.
+struct KernelAnswer {
+    std::string name;  // lowercase dotted, no trailing dot
+    uint16_t qtype = FABDNS_QTYPE_A;
+    uint32_t ttl = 0;
+    std::vector<std::array<uint8_t, 16>> addrs;  // A uses the first 4 bytes
+    uint64_t hits = 0;
+
+    bool operator==(const KernelAnswer &o) const {
+        return name == o.name && qtype == o.qtype && ttl == o.ttl && addrs == o.addrs;
+    }
+};
+
+// Whether the kernel can hold this answer (name length and characters, record count).
+bool fits_kernel(std::string_view name, size_t records);
+
+fabdns_answer_key make_key(std::string_view name, uint16_t qtype);
+// Precondition: fits_kernel(a.name, a.addrs.size()).
+fabdns_answer make_value(const KernelAnswer &a);
+KernelAnswer from_map(const fabdns_answer_key &k, const fabdns_answer &v);
+
+// A destination the kernel answers for.
+struct ListenEntry {
+    std::array<uint8_t, 16> addr{};  // IPv6 or ::ffff:a.b.c.d
+    uint16_t port = 0;               // host order
+    bool is_v4() const;
+    bool is_wildcard() const;
+};
+
+// The answers map. Updates of one key are atomic for readers (old or new value).
+class AnswerTable {
+public:
+    virtual ~AnswerTable() = default;
+    virtual std::optional<fabdns_answer> lookup(const fabdns_answer_key &key) const = 0;
+    // Throws std::system_error on failure (e.g. the map is full).
+    virtual void upsert(const fabdns_answer_key &key, const fabdns_answer &value) = 0;
+    virtual void erase(const fabdns_answer_key &key) = 0;
+    virtual void for_each(
+        const std::function<void(const fabdns_answer_key &, const fabdns_answer &)> &fn) const = 0;
+    virtual uint32_t capacity() const = 0;
+};
+
+// All maps of one datapath instance.
+class DatapathMaps {
+public:
+    virtual ~DatapathMaps() = default;
+    virtual AnswerTable &answers() = 0;
+    virtual const AnswerTable &answers() const = 0;
+    // Replaces the listen map's contents and the wildcard flags.
+    virtual void set_listen(const std::vector<ListenEntry> &entries) = 0;
+    virtual std::vector<ListenEntry> listen() const = 0;
+    virtual fabdns_config config() const = 0;
+    virtual void set_config(const fabdns_config &cfg) = 0;
+    // Counters summed over CPUs, indexed by enum fabdns_stat.
+    virtual std::array<uint64_t, FABDNS_STAT_MAX> stats() const = 0;
+};
+
+// CLOCK_MONOTONIC in ns: the clock of bpf_ktime_get_ns(), used for the liveness stamp.
+uint64_t monotonic_ns();
+
+}  // namespace fabdns::maps

@@ -1,0 +1,536 @@
+// Unit tests for daemon/model/globalservice.cpp: JSON and YAML decoding, validation and the
+// reasons given for rejected objects.
+#include "model/globalservice.hpp"
+
+#include <gtest/gtest.h>
+
+#include <nlohmann/json.hpp>
+#include <stdexcept>
+#include <string>
+
+namespace fabdns {
+namespace {
+
+using nlohmann::json;
+
+json valid_object() {
+    return json::parse(R"({
+        "apiVersion": "dns.fabedge.io/v1alpha1",
+        "kind": "GlobalService",
+        "metadata": {"name": "nginx", "namespace": "default", "resourceVersion": "42"},
+        "spec": {
+            "type": "ClusterIP",
+            "ports": [{"name": "http", "protocol": "TCP", "port": 80, "appProtocol": "http"}],
+            "endpoints": [
+                {"addresses": ["10.233.0.10"], "cluster": "beijing", "zone": "bj-1",
+                 "region": "north",
+                 "targetRef": {"kind": "Service", "name": "nginx", "namespace": "default",
+                               "uid": "u-1"}},
+                {"addresses": ["10.234.0.10", "fd00::10"], "cluster": "shanghai",
+                 "zone": "sh-1", "region": "south"}
+            ]
+        }
+    })");
+}
+
+std::optional<GlobalService> decode(const json &j, std::string &why) {
+    return decode_globalservice(j, why);
+}
+
+// Decodes an object expected to be invalid and returns the reason.
+std::string reject_reason(const json &j) {
+    std::string why;
+    auto svc = decode_globalservice(j, why);
+    EXPECT_FALSE(svc.has_value()) << j.dump();
+    EXPECT_FALSE(why.empty());
+    return why;
+}
+
+TEST(GlobalServiceDecode, DecodesEveryField) {
+    std::string why;
+    auto svc = decode(valid_object(), why);
+    ASSERT_TRUE(svc) << why;
+    EXPECT_EQ(svc->name, "nginx");
+    EXPECT_EQ(svc->ns, "default");
+    EXPECT_EQ(svc->key(), "default/nginx");
+    EXPECT_EQ(svc->resource_version, "42");
+    EXPECT_EQ(svc->type, ServiceType::ClusterIP);
+    ASSERT_EQ(svc->ports.size(), 1u);
+    EXPECT_EQ(svc->ports[0].name, "http");
+    EXPECT_EQ(svc->ports[0].protocol, "TCP");
+    EXPECT_EQ(svc->ports[0].port, 80);
+    EXPECT_EQ(svc->ports[0].app_protocol, "http");
+    ASSERT_EQ(svc->endpoints.size(), 2u);
+    const Endpoint &bj = svc->endpoints[0];
+    ASSERT_EQ(bj.addresses.size(), 1u);
+    EXPECT_EQ(bj.addresses[0], *IpAddr::parse("10.233.0.10"));
+    EXPECT_EQ(bj.cluster, "beijing");
+    EXPECT_EQ(bj.zone, "bj-1");
+    EXPECT_EQ(bj.region, "north");
+    EXPECT_FALSE(bj.hostname);
+    ASSERT_TRUE(bj.target_ref);
+    EXPECT_EQ(bj.target_ref->kind, "Service");
+    EXPECT_EQ(bj.target_ref->name, "nginx");
+    EXPECT_EQ(bj.target_ref->ns, "default");
+    EXPECT_EQ(bj.target_ref->uid, "u-1");
+    const Endpoint &sh = svc->endpoints[1];
+    ASSERT_EQ(sh.addresses.size(), 2u);
+    EXPECT_TRUE(sh.addresses[0].is_v4());
+    EXPECT_TRUE(sh.addresses[1].is_v6());
+    EXPECT_FALSE(sh.target_ref);
+}
+
+TEST(GlobalServiceDecode, ApiVersionAndKindMayBeAbsentButNotWrong) {
+    json j = valid_object();
+    j.erase("apiVersion");
+    j.erase("kind");
+    std::string why;
+    EXPECT_TRUE(decode(j, why)) << why;
+
+    j = valid_object();
+    j["apiVersion"] = "dns.fabedge.io/v1beta9";
+    EXPECT_NE(reject_reason(j).find("apiVersion"), std::string::npos);
+
+    j = valid_object();
+    j["kind"] = "Service";
+    EXPECT_NE(reject_reason(j).find("kind: 'Service'"), std::string::npos);
+}
+
+TEST(GlobalServiceDecode, TypeDefaultsToClusterIpAndRejectsUnknown) {
+    json j = valid_object();
+    j["spec"].erase("type");
+    std::string why;
+    auto svc = decode(j, why);
+    ASSERT_TRUE(svc) << why;
+    EXPECT_EQ(svc->type, ServiceType::ClusterIP);
+
+    j["spec"]["type"] = "Headless";
+    svc = decode(j, why);
+    ASSERT_TRUE(svc) << why;
+    EXPECT_EQ(svc->type, ServiceType::Headless);
+
+    j["spec"]["type"] = "NodePort";
+    std::string reason = reject_reason(j);
+    EXPECT_EQ(reason.rfind("spec.type:", 0), 0u) << reason;
+    EXPECT_NE(reason.find("NodePort"), std::string::npos);
+}
+
+TEST(GlobalServiceDecode, PortsAreNumbersOrNumericStrings) {
+    json j = valid_object();
+    j["spec"]["ports"][0]["port"] = "8080";
+    std::string why;
+    auto svc = decode(j, why);
+    ASSERT_TRUE(svc) << why;
+    EXPECT_EQ(svc->ports[0].port, 8080);
+
+    j["spec"]["ports"][0].erase("protocol");
+    svc = decode(j, why);
+    ASSERT_TRUE(svc) << why;
+    EXPECT_EQ(svc->ports[0].protocol, "TCP");
+
+    for (json bad : {json(0), json(65536), json(-1), json("http"), json("80x"), json(80.5),
+                     json(true), json::array()}) {
+        j["spec"]["ports"][0]["port"] = bad;
+        std::string reason = reject_reason(j);
+        EXPECT_EQ(reason.rfind("spec.ports[0].port:", 0), 0u) << bad.dump() << ": " << reason;
+    }
+    j["spec"]["ports"][0]["port"] = 53;
+    j["spec"]["ports"][0]["protocol"] = "ICMP";
+    EXPECT_EQ(reject_reason(j).rfind("spec.ports[0].protocol:", 0), 0u);
+}
+
+TEST(GlobalServiceDecode, RejectsBadAddressesNamingThePath) {
+    json j = valid_object();
+    j["spec"]["endpoints"][1]["addresses"][0] = "10.0.0.300";
+    std::string reason = reject_reason(j);
+    EXPECT_EQ(reason, "spec.endpoints[1].addresses[0]: '10.0.0.300' is not an IP address");
+
+    j = valid_object();
+    j["spec"]["endpoints"][0]["addresses"] = json::array();
+    EXPECT_EQ(reject_reason(j).rfind("spec.endpoints[0].addresses:", 0), 0u);
+
+    j = valid_object();
+    j["spec"]["endpoints"][0].erase("addresses");
+    EXPECT_EQ(reject_reason(j).rfind("spec.endpoints[0].addresses:", 0), 0u);
+
+    j = valid_object();
+    j["spec"]["endpoints"][0]["addresses"][0] = 167772170;  // a number is not an address
+    EXPECT_EQ(reject_reason(j).rfind("spec.endpoints[0].addresses[0]:", 0), 0u);
+
+    // Input quoted in a reason is bounded and printable.
+    j = valid_object();
+    j["spec"]["endpoints"][0]["addresses"][0] = std::string(5000, 'x') + "\n";
+    std::string long_reason = reject_reason(j);
+    EXPECT_LT(long_reason.size(), 200u);
+    EXPECT_EQ(long_reason.find('\n'), std::string::npos);
+
+    j = valid_object();
+    j["spec"]["endpoints"][0]["addresses"][0] = "0.0.0.0";
+    EXPECT_EQ(reject_reason(j).rfind("spec.endpoints[0].addresses[0]:", 0), 0u);
+}
+
+TEST(GlobalServiceDecode, EndpointNeedsACluster) {
+    json j = valid_object();
+    j["spec"]["endpoints"][1].erase("cluster");
+    EXPECT_EQ(reject_reason(j), "spec.endpoints[1].cluster: missing");
+
+    j["spec"]["endpoints"][1]["cluster"] = "";
+    EXPECT_EQ(reject_reason(j), "spec.endpoints[1].cluster: missing");
+
+    j["spec"]["endpoints"][1]["cluster"] = "Shang.Hai";
+    EXPECT_EQ(reject_reason(j).rfind("spec.endpoints[1].cluster:", 0), 0u);
+}
+
+TEST(GlobalServiceDecode, HostnameMustBeADnsLabel) {
+    json j = valid_object();
+    j["spec"]["type"] = "Headless";
+    for (const char *bad : {"Web-0", "-web", "web-", "web_0", "web.0"}) {
+        j["spec"]["endpoints"][0]["hostname"] = bad;
+        std::string reason = reject_reason(j);
+        EXPECT_EQ(reason.rfind("spec.endpoints[0].hostname: '", 0), 0u) << bad << ": " << reason;
+    }
+    j["spec"]["endpoints"][0]["hostname"] = std::string(64, 'a');
+    reject_reason(j);
+
+    j["spec"]["endpoints"][0]["hostname"] = std::string(63, 'a');
+    std::string why;
+    auto svc = decode(j, why);
+    ASSERT_TRUE(svc) << why;
+    EXPECT_EQ(svc->endpoints[0].hostname, std::string(63, 'a'));
+
+    // An empty hostname is no hostname.
+    j["spec"]["endpoints"][0]["hostname"] = "";
+    svc = decode(j, why);
+    ASSERT_TRUE(svc) << why;
+    EXPECT_FALSE(svc->endpoints[0].hostname);
+}
+
+TEST(GlobalServiceDecode, MetadataNameAndNamespaceAreRequiredLabels) {
+    json j = valid_object();
+    j["metadata"].erase("name");
+    EXPECT_EQ(reject_reason(j), "metadata.name: missing");
+
+    j = valid_object();
+    j["metadata"].erase("namespace");
+    EXPECT_EQ(reject_reason(j), "metadata.namespace: missing");
+
+    j = valid_object();
+    j["metadata"]["name"] = "Nginx";
+    EXPECT_EQ(reject_reason(j).rfind("metadata.name: 'Nginx' is not a DNS label", 0), 0u);
+
+    j = valid_object();
+    j["metadata"]["namespace"] = "kube.system";
+    EXPECT_EQ(reject_reason(j).rfind("metadata.namespace:", 0), 0u);
+
+    j = valid_object();
+    j.erase("metadata");
+    EXPECT_EQ(reject_reason(j), "metadata: missing");
+
+    EXPECT_EQ(reject_reason(json::array()).rfind("object:", 0), 0u);
+}
+
+TEST(GlobalServiceDecode, WrongFieldTypesAreReported) {
+    json j = valid_object();
+    j["spec"]["endpoints"][0]["zone"] = 1;
+    EXPECT_EQ(reject_reason(j), "spec.endpoints[0].zone: expected a string, got a number");
+
+    j = valid_object();
+    j["spec"]["endpoints"] = json::object();
+    EXPECT_EQ(reject_reason(j).rfind("spec.endpoints:", 0), 0u);
+
+    j = valid_object();
+    j["spec"] = "nope";
+    EXPECT_EQ(reject_reason(j).rfind("spec:", 0), 0u);
+}
+
+TEST(GlobalServiceDecode, ServiceWithoutSpecHasNoEndpoints) {
+    json j = valid_object();
+    j.erase("spec");
+    std::string why;
+    auto svc = decode(j, why);
+    ASSERT_TRUE(svc) << why;
+    EXPECT_TRUE(svc->endpoints.empty());
+    EXPECT_EQ(svc->type, ServiceType::ClusterIP);
+}
+
+TEST(GlobalServiceDecodeList, ArrayKeepsValidAndReportsInvalid) {
+    json bad = valid_object();
+    bad["metadata"]["name"] = "mysql";
+    bad["spec"]["endpoints"][1]["addresses"][0] = "10.0.0.300";
+    json unnamed = valid_object();
+    unnamed["metadata"].erase("name");
+    json other = valid_object();
+    other["metadata"]["name"] = "redis";
+
+    DecodeResult r = decode_globalservice_list(json::array({valid_object(), bad, unnamed, other}));
+    ASSERT_EQ(r.services.size(), 2u);
+    EXPECT_EQ(r.services[0].key(), "default/nginx");
+    EXPECT_EQ(r.services[1].key(), "default/redis");
+    ASSERT_EQ(r.rejected.size(), 2u);
+    EXPECT_EQ(r.rejected[0].object, "default/mysql");
+    EXPECT_EQ(r.rejected[0].reason,
+              "spec.endpoints[1].addresses[0]: '10.0.0.300' is not an IP address");
+    EXPECT_EQ(r.rejected[1].object, "items[2]");
+    EXPECT_EQ(r.rejected[1].reason, "metadata.name: missing");
+}
+
+TEST(GlobalServiceDecodeList, KubernetesListItems) {
+    json item = valid_object();
+    item.erase("apiVersion");  // list items come without apiVersion and kind
+    item.erase("kind");
+    json list = {{"apiVersion", "dns.fabedge.io/v1alpha1"},
+                 {"kind", "GlobalServiceList"},
+                 {"metadata", {{"resourceVersion", "7"}}},
+                 {"items", json::array({item})}};
+    DecodeResult r = decode_globalservice_list(list);
+    ASSERT_EQ(r.services.size(), 1u);
+    EXPECT_TRUE(r.rejected.empty());
+    EXPECT_EQ(r.services[0].key(), "default/nginx");
+
+    // An empty list may omit items.
+    list.erase("items");
+    r = decode_globalservice_list(list);
+    EXPECT_TRUE(r.services.empty());
+    EXPECT_TRUE(r.rejected.empty());
+}
+
+TEST(GlobalServiceDecodeList, NotAListIsRejected) {
+    DecodeResult r = decode_globalservice_list(json("hello"));
+    EXPECT_TRUE(r.services.empty());
+    ASSERT_EQ(r.rejected.size(), 1u);
+    EXPECT_EQ(r.rejected[0].object, "document");
+
+    r = decode_globalservice_list(json::object({{"foo", 1}}));
+    EXPECT_TRUE(r.services.empty());
+    ASSERT_EQ(r.rejected.size(), 1u);
+}
+
+constexpr const char *kManifests = R"(# two services, a ConfigMap and an empty document
+apiVersion: dns.fabedge.io/v1alpha1
+kind: GlobalService
+metadata:
+  name: nginx
+  namespace: default
+  resourceVersion: "42"
+spec:
+  type: ClusterIP
+  ports:
+    - name: http
+      protocol: TCP
+      port: 80
+      appProtocol: http
+  endpoints:
+    - addresses: ["10.233.0.10"]
+      cluster: beijing
+      zone: bj-1
+      region: north
+      targetRef: {kind: Service, name: nginx, namespace: default, uid: u-1}
+    - addresses:
+        - 10.234.0.10
+        - fd00::10
+      cluster: shanghai
+      zone: sh-1
+      region: south
+---
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: unrelated
+data:
+  port: "80"
+---
+---
+apiVersion: dns.fabedge.io/v1alpha1
+kind: GlobalService
+metadata:
+  name: web
+spec:
+  type: Headless
+  ports:
+    - port: "8080"
+  endpoints:
+    - addresses: [10.243.1.5]
+      hostname: web-0
+      cluster: beijing
+      zone: "1"
+      region: no
+)";
+
+TEST(ParseManifests, MultiDocumentSkipsOtherKinds) {
+    DecodeResult r = parse_manifests(kManifests);
+    EXPECT_TRUE(r.rejected.empty()) << r.rejected[0].object << ": " << r.rejected[0].reason;
+    ASSERT_EQ(r.services.size(), 2u);
+    EXPECT_EQ(r.services[0].key(), "default/nginx");
+    // The namespace defaults to "default" as kubectl does.
+    EXPECT_EQ(r.services[1].key(), "default/web");
+    EXPECT_EQ(r.services[1].type, ServiceType::Headless);
+    EXPECT_EQ(r.services[1].ports[0].port, 8080);
+    ASSERT_EQ(r.services[1].endpoints.size(), 1u);
+    EXPECT_EQ(r.services[1].endpoints[0].hostname, "web-0");
+    // Quoted and YAML-1.1-boolean-looking scalars stay strings.
+    EXPECT_EQ(r.services[1].endpoints[0].zone, "1");
+    EXPECT_EQ(r.services[1].endpoints[0].region, "no");
+}
+
+TEST(ParseManifests, YamlAndJsonDecodeToTheSameService) {
+    DecodeResult r = parse_manifests(kManifests);
+    ASSERT_FALSE(r.services.empty());
+    std::string why;
+    auto from_json = decode_globalservice(valid_object(), why);
+    ASSERT_TRUE(from_json) << why;
+    EXPECT_EQ(r.services[0], *from_json);
+}
+
+TEST(ParseManifests, ListKindWithItems) {
+    DecodeResult r = parse_manifests(R"(
+apiVersion: v1
+kind: List
+items:
+  - apiVersion: dns.fabedge.io/v1alpha1
+    kind: GlobalService
+    metadata: {name: a, namespace: ns1}
+    spec:
+      endpoints: [{addresses: [10.0.0.1], cluster: c1}]
+  - apiVersion: v1
+    kind: Service
+    metadata: {name: ignored}
+  - apiVersion: dns.fabedge.io/v1alpha1
+    kind: GlobalService
+    metadata: {name: b, namespace: ns1}
+    spec:
+      type: Headless
+      endpoints: [{addresses: [10.0.0.2], cluster: c1, hostname: b-0}]
+  - apiVersion: dns.fabedge.io/v1alpha1
+    kind: GlobalService
+    metadata: {name: c, namespace: ns1}
+    spec:
+      endpoints: [{addresses: [10.0.0.3]}]
+)");
+    ASSERT_EQ(r.services.size(), 2u);
+    EXPECT_EQ(r.services[0].key(), "ns1/a");
+    EXPECT_EQ(r.services[1].key(), "ns1/b");
+    ASSERT_EQ(r.rejected.size(), 1u);
+    EXPECT_EQ(r.rejected[0].object, "ns1/c");
+    EXPECT_EQ(r.rejected[0].reason, "spec.endpoints[0].cluster: missing");
+}
+
+TEST(ParseManifests, RejectionsNameTheObjectOrDocument) {
+    DecodeResult r = parse_manifests(R"(
+apiVersion: dns.fabedge.io/v1alpha1
+kind: GlobalService
+metadata: {name: ok}
+spec: {endpoints: [{addresses: [10.0.0.1], cluster: c1}]}
+---
+apiVersion: dns.fabedge.io/v1
+kind: GlobalService
+metadata: {name: old-api, namespace: team}
+---
+apiVersion: dns.fabedge.io/v1alpha1
+kind: GlobalService
+spec: {}
+---
+apiVersion: dns.fabedge.io/v1alpha1
+kind: GlobalService
+metadata: {name: portless}
+spec: {ports: [{port: 80.5}]}
+---
+just a string
+---
+apiVersion: dns.fabedge.io/v1alpha1
+metadata: {name: kindless}
+)");
+    ASSERT_EQ(r.services.size(), 1u);
+    EXPECT_EQ(r.services[0].key(), "default/ok");
+    ASSERT_EQ(r.rejected.size(), 5u);
+    EXPECT_EQ(r.rejected[0].object, "team/old-api");
+    EXPECT_EQ(r.rejected[0].reason.rfind("apiVersion:", 0), 0u);
+    EXPECT_EQ(r.rejected[1].object, "document 3");
+    EXPECT_EQ(r.rejected[1].reason, "metadata: missing");
+    EXPECT_EQ(r.rejected[2].object, "default/portless");
+    EXPECT_EQ(r.rejected[2].reason.rfind("spec.ports[0].port:", 0), 0u);
+    EXPECT_EQ(r.rejected[3].object, "document 5");
+    EXPECT_EQ(r.rejected[4].reason, "kind: missing");
+}
+
+TEST(ParseManifests, PlainScalarsFollowTheCoreSchema) {
+    // A number where a string is expected is an error (as kubectl reports it), not a guess.
+    DecodeResult r = parse_manifests(R"(
+apiVersion: dns.fabedge.io/v1alpha1
+kind: GlobalService
+metadata: {name: n, namespace: d}
+spec:
+  endpoints: [{addresses: [10.0.0.1], cluster: c1, zone: 12}]
+)");
+    ASSERT_EQ(r.rejected.size(), 1u);
+    EXPECT_EQ(r.rejected[0].reason, "spec.endpoints[0].zone: expected a string, got a number");
+
+    r = parse_manifests(R"(
+apiVersion: dns.fabedge.io/v1alpha1
+kind: GlobalService
+metadata: {name: n, namespace: d}
+spec:
+  ports: [{port: !!str 53, protocol: UDP}, {port: 0x35}]
+  endpoints: [{addresses: [10.0.0.1], cluster: c1, zone: !!str 12, region: ~, hostname: null}]
+)");
+    ASSERT_EQ(r.services.size(), 1u) << r.rejected[0].reason;
+    EXPECT_EQ(r.services[0].ports[0].port, 53);
+    EXPECT_EQ(r.services[0].ports[1].port, 53);
+    EXPECT_EQ(r.services[0].endpoints[0].zone, "12");
+    EXPECT_EQ(r.services[0].endpoints[0].region, "");
+    EXPECT_FALSE(r.services[0].endpoints[0].hostname);
+}
+
+TEST(ParseManifests, InvalidYamlThrowsWithLine) {
+    try {
+        parse_manifests("kind: GlobalService\nmetadata: {name: [oops\n");
+        FAIL() << "no exception";
+    } catch (const std::runtime_error &e) {
+        EXPECT_NE(std::string(e.what()).find("line"), std::string::npos) << e.what();
+    }
+}
+
+TEST(ParseManifests, HostileAliasesDoNotExplode) {
+    // A self-referencing alias makes a cyclic node graph.
+    try {
+        parse_manifests("kind: GlobalService\nspec: &a [*a]\n");
+        FAIL() << "no exception";
+    } catch (const std::runtime_error &e) {
+        EXPECT_NE(std::string(e.what()).find("nested too deeply"), std::string::npos) << e.what();
+    }
+    // "Billion laughs": expansion is bounded by the size of the text.
+    std::string laughs = "a: &a [x, x, x, x, x, x, x, x, x, x]\n";
+    for (char c = 'b'; c <= 'j'; c++) {
+        std::string prev(1, static_cast<char>(c - 1));
+        laughs += std::string(1, c) + ": &" + c + " [*" + prev + ", *" + prev + ", *" + prev +
+                  ", *" + prev + ", *" + prev + ", *" + prev + ", *" + prev + ", *" + prev + ", *" +
+                  prev + ", *" + prev + "]\n";
+    }
+    laughs += "kind: GlobalService\n";
+    try {
+        parse_manifests(laughs);
+        FAIL() << "no exception";
+    } catch (const std::runtime_error &e) {
+        EXPECT_NE(std::string(e.what()).find("too many nodes"), std::string::npos) << e.what();
+    }
+}
+
+TEST(ParseManifests, EmptyTextHasNothing) {
+    DecodeResult r = parse_manifests("");
+    EXPECT_TRUE(r.services.empty());
+    EXPECT_TRUE(r.rejected.empty());
+    r = parse_manifests("# only a comment\n---\n");
+    EXPECT_TRUE(r.services.empty());
+    EXPECT_TRUE(r.rejected.empty());
+}
+
+TEST(DnsLabel, FollowsRfc1123AsKubernetesSpellsIt) {
+    for (const char *ok : {"a", "0", "web-0", "a-b-c", "123", "x1"})
+        EXPECT_TRUE(is_dns_label(ok)) << ok;
+    EXPECT_TRUE(is_dns_label(std::string(63, 'z')));
+    for (const char *bad : {"", "-a", "a-", "A", "a.b", "a_b", "é"})
+        EXPECT_FALSE(is_dns_label(bad)) << bad;
+    EXPECT_FALSE(is_dns_label(std::string(64, 'z')));
+}
+
+}  // namespace
+}  // namespace fabdns

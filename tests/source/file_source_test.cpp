@@ -1,0 +1,258 @@
+// Tests of FileSource: initial load, reloads on change (in place, rename-replace, ConfigMap-style
+// symlink swap), bad YAML keeping the last good set, rejected objects, directories.
+#include "source/file_source.hpp"
+
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <thread>
+
+#include "support.hpp"
+
+namespace fabdns {
+namespace {
+
+using namespace fabdns::testing;
+namespace fs = std::filesystem;
+
+// SPEC: changes on disk appear without restart; the brief for this source promises 1 s.
+constexpr auto kChange = 1s;
+
+class FileSourceTest : public ::testing::Test {
+  protected:
+    std::unique_ptr<FileSource> start(const std::string &path) {
+        FileOptions o;
+        o.path = path;
+        auto s = std::make_unique<FileSource>(o);
+        s->start(collector.callback());
+        return s;
+    }
+
+    TempDir dir;
+    Collector collector;
+};
+
+std::string two_services() {
+    return service_yaml("nginx", "default", {"10.0.0.1"}) + "---\n" +
+           service_yaml("mysql", "default", {"10.0.0.2"});
+}
+
+TEST_F(FileSourceTest, InitialLoad) {
+    write_file(dir / "gs.yaml", two_services());
+    auto src = start(dir / "gs.yaml");
+    ASSERT_TRUE(collector.wait_for_count(1));
+    auto set = collector.latest();
+    EXPECT_EQ(set.size(), 2u);
+    EXPECT_EQ(first_address(set, "default/nginx"), "10.0.0.1");
+    EXPECT_EQ(first_address(set, "default/mysql"), "10.0.0.2");
+    SourceStatus st = src->status();
+    EXPECT_EQ(st.kind, "file");
+    EXPECT_TRUE(st.healthy);
+    EXPECT_TRUE(st.has_data);
+    EXPECT_EQ(st.objects, 2u);
+    EXPECT_EQ(st.rejected, 0u);
+    EXPECT_GT(st.last_sync_unix, 0);
+}
+
+TEST_F(FileSourceTest, ChangeInPlaceAppearsWithinOneSecond) {
+    write_file(dir / "gs.yaml", two_services());
+    auto src = start(dir / "gs.yaml");
+    ASSERT_TRUE(collector.wait_for_count(1));
+    write_file(dir / "gs.yaml", service_yaml("nginx", "default", {"10.0.0.9"}));
+    EXPECT_TRUE(collector.wait_for(
+        [](const auto &set) {
+            return set.size() == 1 && first_address(set, "default/nginx") == "10.0.0.9";
+        },
+        kChange));
+}
+
+TEST_F(FileSourceTest, RenameReplaceAppearsWithinOneSecond) {
+    write_file(dir / "gs.yaml", two_services());
+    auto src = start(dir / "gs.yaml");
+    ASSERT_TRUE(collector.wait_for_count(1));
+    for (int i = 1; i <= 3; ++i) {
+        std::string ip = "10.0.1." + std::to_string(i);
+        replace_file(dir / "gs.yaml", service_yaml("nginx", "default", {ip}));
+        EXPECT_TRUE(collector.wait_for(
+            [&](const auto &set) { return first_address(set, "default/nginx") == ip; }, kChange))
+            << "replacement " << i;
+    }
+}
+
+TEST_F(FileSourceTest, ConfigMapStyleSymlinkSwap) {
+    // Kubernetes' atomic writer: gs.yaml -> ..data/gs.yaml, ..data -> ..v1, swapped by renaming
+    // a new symlink over ..data.
+    fs::create_directory(dir / "..v1");
+    write_file(dir / "..v1/gs.yaml", service_yaml("nginx", "default", {"10.0.0.1"}));
+    fs::create_directory_symlink("..v1", dir / "..data");
+    fs::create_symlink("..data/gs.yaml", dir / "gs.yaml");
+    auto src = start(dir / "gs.yaml");
+    ASSERT_TRUE(collector.wait_for_count(1));
+
+    fs::create_directory(dir / "..v2");
+    write_file(dir / "..v2/gs.yaml", service_yaml("nginx", "default", {"10.0.0.2"}));
+    fs::create_directory_symlink("..v2", dir / "..data_tmp");
+    fs::rename(dir / "..data_tmp", dir / "..data");
+    EXPECT_TRUE(collector.wait_for(
+        [](const auto &set) { return first_address(set, "default/nginx") == "10.0.0.2"; },
+        kChange));
+}
+
+TEST_F(FileSourceTest, BadYamlKeepsLastGoodAndRecovers) {
+    write_file(dir / "gs.yaml", two_services());
+    auto src = start(dir / "gs.yaml");
+    ASSERT_TRUE(collector.wait_for_count(1));
+
+    write_file(dir / "gs.yaml", "apiVersion: dns.fabedge.io/v1alpha1\nkind: [unclosed\n");
+    ASSERT_TRUE(eventually([&] { return src->status().total_failures == 1; }, kChange));
+    SourceStatus st = src->status();
+    EXPECT_FALSE(st.healthy);
+    EXPECT_TRUE(st.has_data);
+    EXPECT_EQ(st.objects, 2u);
+    EXPECT_NE(st.last_error.find("gs.yaml"), std::string::npos) << st.last_error;
+    std::this_thread::sleep_for(300ms);
+    EXPECT_EQ(collector.count(), 1u) << "a bad file must not replace the good set";
+
+    write_file(dir / "gs.yaml", service_yaml("web", "prod", {"10.0.0.3"}));
+    EXPECT_TRUE(collector.wait_for(
+        [](const auto &set) { return set.size() == 1 && has_service(set, "prod/web"); }, kChange));
+    st = src->status();
+    EXPECT_TRUE(st.healthy);
+    EXPECT_EQ(st.consecutive_failures, 0u);
+    EXPECT_EQ(st.total_failures, 1u);
+}
+
+TEST_F(FileSourceTest, BadYamlAtStartDeliversNothing) {
+    write_file(dir / "gs.yaml", "kind: [unclosed\n");
+    auto src = start(dir / "gs.yaml");
+    ASSERT_TRUE(eventually([&] { return src->status().total_failures == 1; }));
+    EXPECT_FALSE(src->status().has_data);
+    EXPECT_EQ(collector.count(), 0u);
+}
+
+TEST_F(FileSourceTest, RejectedObjectsAreLeftOutAndTheRestLoads) {
+    write_file(dir / "gs.yaml", service_yaml("nginx", "default", {"10.0.0.1"}) + "---\n" +
+                                    service_yaml("broken", "default", {"10.0.0.300"}));
+    auto src = start(dir / "gs.yaml");
+    ASSERT_TRUE(collector.wait_for_count(1));
+    auto set = collector.latest();
+    EXPECT_EQ(keys(set), std::vector<std::string>{"default/nginx"});
+    SourceStatus st = src->status();
+    EXPECT_TRUE(st.healthy);
+    EXPECT_EQ(st.objects, 1u);
+    EXPECT_EQ(st.rejected, 1u);
+}
+
+TEST_F(FileSourceTest, EmptyFileIsAnEmptySet) {
+    write_file(dir / "gs.yaml", two_services());
+    auto src = start(dir / "gs.yaml");
+    ASSERT_TRUE(collector.wait_for_count(1));
+    write_file(dir / "gs.yaml", "");
+    EXPECT_TRUE(collector.wait_for([](const auto &set) { return set.empty(); }, kChange));
+}
+
+TEST_F(FileSourceTest, MissingFileKeepsLastGoodAndReturns) {
+    write_file(dir / "gs.yaml", two_services());
+    auto src = start(dir / "gs.yaml");
+    ASSERT_TRUE(collector.wait_for_count(1));
+    fs::remove(dir / "gs.yaml");
+    ASSERT_TRUE(eventually([&] { return src->status().total_failures >= 1; }, kChange));
+    EXPECT_EQ(collector.count(), 1u);
+    EXPECT_EQ(src->status().objects, 2u);
+    write_file(dir / "gs.yaml", service_yaml("nginx", "default", {"10.0.0.7"}));
+    EXPECT_TRUE(collector.wait_for(
+        [](const auto &set) { return first_address(set, "default/nginx") == "10.0.0.7"; },
+        kChange));
+}
+
+TEST_F(FileSourceTest, FileCreatedAfterStart) {
+    auto src = start(dir / "later.yaml");
+    ASSERT_TRUE(eventually([&] { return src->status().total_failures == 1; }));
+    EXPECT_FALSE(src->status().has_data);
+    write_file(dir / "later.yaml", two_services());
+    EXPECT_TRUE(collector.wait_for([](const auto &set) { return set.size() == 2; }, kChange));
+}
+
+TEST_F(FileSourceTest, DirectoryOfManifests) {
+    write_file(dir / "a.yaml", service_yaml("a", "default", {"10.0.0.1"}));
+    write_file(dir / "b.yml", service_yaml("b", "default", {"10.0.0.2"}));
+    nlohmann::json list = {{"apiVersion", "v1"},
+                           {"kind", "List"},
+                           {"items", {service_json("c", "default", {"10.0.0.3"})}}};
+    write_file(dir / "c.json", list.dump());
+    write_file(dir / "notes.txt", "kind: [not a manifest and not read\n");
+    write_file(dir / ".hidden.yaml", "kind: [hidden files are skipped\n");
+    auto src = start(dir.path());
+    ASSERT_TRUE(collector.wait_for_count(1));
+    EXPECT_EQ(keys(collector.latest()),
+              (std::vector<std::string>{"default/a", "default/b", "default/c"}));
+
+    write_file(dir / "d.yaml", service_yaml("d", "default", {"10.0.0.4"}));
+    EXPECT_TRUE(
+        collector.wait_for([](const auto &s) { return has_service(s, "default/d"); }, kChange));
+    fs::remove(dir / "a.yaml");
+    EXPECT_TRUE(collector.wait_for(
+        [](const auto &s) { return !has_service(s, "default/a") && s.size() == 3; }, kChange));
+}
+
+TEST_F(FileSourceTest, SyntaxErrorInOneFileKeepsTheWholeDirectory) {
+    write_file(dir / "a.yaml", service_yaml("a", "default", {"10.0.0.1"}));
+    write_file(dir / "b.yaml", service_yaml("b", "default", {"10.0.0.2"}));
+    auto src = start(dir.path());
+    ASSERT_TRUE(collector.wait_for_count(1));
+    write_file(dir / "b.yaml", "kind: [broken\n");
+    write_file(dir / "a.yaml", service_yaml("a", "default", {"10.0.0.9"}));
+    ASSERT_TRUE(eventually([&] { return src->status().total_failures >= 1; }, kChange));
+    std::this_thread::sleep_for(300ms);
+    EXPECT_EQ(collector.count(), 1u);
+    EXPECT_EQ(first_address(collector.latest(), "default/a"), "10.0.0.1");
+    EXPECT_NE(src->status().last_error.find("b.yaml"), std::string::npos);
+}
+
+TEST_F(FileSourceTest, DuplicateNamesKeepTheLast) {
+    write_file(dir / "a.yaml", service_yaml("x", "default", {"10.0.0.1"}));
+    write_file(dir / "b.yaml", service_yaml("x", "default", {"10.0.0.2"}));
+    auto src = start(dir.path());
+    ASSERT_TRUE(collector.wait_for_count(1));
+    auto set = collector.latest();
+    ASSERT_EQ(set.size(), 1u);
+    EXPECT_EQ(first_address(set, "default/x"), "10.0.0.2");
+}
+
+TEST_F(FileSourceTest, UnchangedContentIsNotDeliveredAgain) {
+    write_file(dir / "gs.yaml", two_services());
+    auto src = start(dir / "gs.yaml");
+    ASSERT_TRUE(collector.wait_for_count(1));
+    write_file(dir / "gs.yaml", two_services());  // same bytes, new mtime
+    write_file(dir / "other.txt", "unrelated");
+    std::this_thread::sleep_for(500ms);
+    EXPECT_EQ(collector.count(), 1u);
+}
+
+TEST_F(FileSourceTest, StopEndsUpdates) {
+    write_file(dir / "gs.yaml", two_services());
+    auto src = start(dir / "gs.yaml");
+    ASSERT_TRUE(collector.wait_for_count(1));
+    src->stop();
+    write_file(dir / "gs.yaml", service_yaml("web", "prod", {"10.0.0.3"}));
+    std::this_thread::sleep_for(400ms);
+    EXPECT_EQ(collector.count(), 1u);
+}
+
+TEST_F(FileSourceTest, FactoryBuildsFileSource) {
+    write_file(dir / "gs.yaml", two_services());
+    Config::Source cfg;
+    cfg.kind = SourceKind::File;
+    cfg.file.path = dir / "gs.yaml";
+    auto src = make_source(cfg);
+    src->start(collector.callback());
+    ASSERT_TRUE(collector.wait_for_count(1));
+    EXPECT_EQ(src->status().kind, "file");
+
+    cfg.file.path.clear();
+    EXPECT_THROW(make_source(cfg), std::invalid_argument);
+}
+
+}  // namespace
+}  // namespace fabdns
