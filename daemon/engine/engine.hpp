@@ -124,8 +124,11 @@ class Engine {
     // least one address record. Headless pod names are included (the compiler decides what
     // fits the kernel). Each Answer equals what resolve() returns for that name and type; it
     // is only valid during the call.
+    // include_pod_names = false leaves out Headless pod names, which the kernel never serves
+    // (SPEC §4).
     void for_each_address_answer(
-        const std::function<void(std::string_view name, uint16_t qtype, const Answer &)> &fn) const;
+        const std::function<void(std::string_view name, uint16_t qtype, const Answer &)> &fn,
+        bool include_pod_names = true) const;
 
   private:
     EngineOptions options_;

@@ -1,0 +1,334 @@
+// fabdnsd's wiring. Threads: the source's own (updates -> engine -> compiler), the resolver's
+// workers, the metrics server, and this main thread (signals, liveness stamp every second).
+#include "app/daemon.hpp"
+
+#include <signal.h>
+#include <time.h>
+
+#include <atomic>
+#include <memory>
+#include <mutex>
+#include <optional>
+
+#include "common/log.hpp"
+#include "compiler/compiler.hpp"
+#include "engine/engine.hpp"
+#include "metrics/registry.hpp"
+#include "metrics/server.hpp"
+#include "resolver/resolver.hpp"
+#include "source/source.hpp"
+
+namespace fabdns {
+
+loader::Mode to_loader_mode(AttachMode mode) {
+    switch (mode) {
+        case AttachMode::Xdp: return loader::Mode::Xdp;
+        case AttachMode::XdpGeneric: return loader::Mode::XdpGeneric;
+        case AttachMode::Tc: return loader::Mode::Tc;
+    }
+    return loader::Mode::XdpGeneric;
+}
+
+namespace {
+
+std::vector<maps::ListenEntry> listen_entries(const std::vector<SocketAddr> &addrs) {
+    std::vector<maps::ListenEntry> out;
+    for (const auto &a : addrs) {
+        maps::ListenEntry e;
+        e.addr = a.ip.mapped16();
+        e.port = a.port;
+        out.push_back(e);
+    }
+    return out;
+}
+
+EngineOptions engine_options(const Config &c) {
+    EngineOptions o;
+    o.zones = c.dns.zones;
+    o.ttl = c.dns.ttl;
+    o.node = {c.node.cluster, c.node.zone, c.node.region};
+    return o;
+}
+
+const char *rcode_name(size_t rcode) {
+    static const char *names[] = {"NOERROR", "FORMERR", "SERVFAIL", "NXDOMAIN", "NOTIMP",
+                                  "REFUSED", "YXDOMAIN", "YXRRSET", "NXRRSET", "NOTAUTH",
+                                  "NOTZONE"};
+    if (rcode < std::size(names)) return names[rcode];
+    if (rcode == 16) return "BADVERS";
+    return "OTHER";
+}
+
+class Daemon {
+public:
+    Daemon(std::string path, Config cfg)
+        : path_(std::move(path)), cfg_(std::move(cfg)), engine_(engine_options(cfg_)) {}
+
+    int run();
+
+private:
+    void setup_datapath();
+    void apply_datapath_config(const Config &c);
+    void on_update(std::vector<GlobalService> services);
+    void refresh_stamp();
+    void reload();
+    void register_metrics();
+    void shutdown();
+
+    std::string path_;
+    Config cfg_;
+    Engine engine_;
+    std::unique_ptr<loader::Datapath> datapath_;
+    std::unique_ptr<MapCompiler> compiler_;
+    std::mutex sync_mu_;  // engine data + compiler
+    std::unique_ptr<Source> source_;
+    std::unique_ptr<Resolver> resolver_;
+    metrics::Registry registry_;
+    std::vector<metrics::Registration> registrations_;
+    std::unique_ptr<metrics::Server> metrics_server_;
+    std::atomic<bool> synced_{false};
+    std::atomic<bool> attached_{false};
+    std::atomic<uint64_t> syncs_{0};
+    std::vector<std::string> attached_ifaces_;
+};
+
+void Daemon::setup_datapath() {
+    if (!cfg_.datapath.enabled) {
+        attached_ = true;
+        return;
+    }
+    datapath_ = std::make_unique<loader::Datapath>(
+        loader::Options{cfg_.datapath.pin_path, cfg_.datapath.capacity});
+    compiler_ = std::make_unique<MapCompiler>(datapath_->maps().answers());
+    apply_datapath_config(cfg_);
+    log::info("datapath loaded, maps pinned under " + cfg_.datapath.pin_path);
+}
+
+void Daemon::apply_datapath_config(const Config &c) {
+    auto &m = datapath_->maps();
+    m.set_listen(listen_entries(c.datapath.answer_for));
+    fabdns_config kc = m.config();
+    kc.stale_after_ns = uint64_t(c.datapath.stale_after.count()) * 1000000ull;
+    kc.stamp_ns = maps::monotonic_ns();
+    m.set_config(kc);
+    // Attach what is configured; detach what no longer is.
+    for (const auto &old : attached_ifaces_) {
+        bool keep = false;
+        for (const auto &a : c.datapath.attach) keep |= a.iface == old;
+        if (!keep) {
+            try {
+                datapath_->detach(old);
+                log::info("datapath detached from " + old);
+            } catch (const std::exception &e) {
+                log::warn(e.what());
+            }
+        }
+    }
+    attached_ifaces_.clear();
+    for (const auto &a : c.datapath.attach) {
+        datapath_->attach(a.iface, to_loader_mode(a.mode));
+        attached_ifaces_.push_back(a.iface);
+    }
+    attached_ = true;
+}
+
+void Daemon::refresh_stamp() {
+    if (!datapath_) return;
+    try {
+        auto &m = datapath_->maps();
+        fabdns_config kc = m.config();
+        kc.stamp_ns = maps::monotonic_ns();
+        m.set_config(kc);
+    } catch (const std::exception &e) {
+        log::warn(std::string("liveness stamp: ") + e.what());
+    }
+}
+
+void Daemon::on_update(std::vector<GlobalService> services) {
+    std::lock_guard lock(sync_mu_);
+    size_t n = services.size();
+    engine_.set_services(std::move(services));
+    if (compiler_) {
+        auto st = compiler_->sync(engine_);
+        log::info("sync: " + std::to_string(n) + " services, " + std::to_string(st.entries) +
+                  " kernel answers (+" + std::to_string(st.added) + " ~" +
+                  std::to_string(st.updated) + " -" + std::to_string(st.removed) + ", " +
+                  std::to_string(st.over_capacity) + " over capacity) in " +
+                  std::to_string(st.compile_ms + st.apply_ms) + " ms");
+    } else {
+        log::info("sync: " + std::to_string(n) + " services");
+    }
+    syncs_++;
+    synced_ = true;
+}
+
+void Daemon::register_metrics() {
+    registrations_.push_back(registry_.add([this](metrics::Writer &w) {
+        if (!resolver_) return;
+        const auto &c = resolver_->counters();
+        auto &q = w.counter("fabdns_queries_total", "DNS replies sent, by path and rcode.");
+        for (auto t : {dns::Transport::Udp, dns::Transport::Tcp}) {
+            const char *proto = t == dns::Transport::Udp ? "udp" : "tcp";
+            for (size_t r = 0; r < ResolverCounters::kRcodeSlots; r++) {
+                uint64_t v = c.reply_count(t, r);
+                if (v) q.add({{"path", "user"}, {"proto", proto}, {"rcode", rcode_name(r)}}, v);
+            }
+        }
+        if (datapath_) {
+            auto s = datapath_->maps().stats();
+            q.add({{"path", "kernel"}, {"proto", "udp"}, {"rcode", "NOERROR"}},
+                  s[FABDNS_STAT_ANSWERED]);
+        }
+        w.counter("fabdns_forwarded_total", "Queries forwarded to an upstream.")
+            .add(c.forwarded.load());
+        w.counter("fabdns_upstream_failures_total", "Forwarded queries no upstream answered.")
+            .add(c.upstream_failures.load());
+        w.counter("fabdns_dropped_total", "Packets dropped as garbage or responses.")
+            .add(c.dropped.load());
+        w.counter("fabdns_truncated_total", "UDP replies sent truncated (TC=1).")
+            .add(c.truncated.load());
+    }));
+    registrations_.push_back(registry_.add([this](metrics::Writer &w) {
+        if (!datapath_) return;
+        auto s = datapath_->maps().stats();
+        w.counter("fabdns_kernel_answers_total", "Queries answered in the kernel.")
+            .add(s[FABDNS_STAT_ANSWERED]);
+        auto &p = w.counter("fabdns_kernel_pass_total",
+                            "Packets the kernel passed to the stack, by reason.");
+        for (uint32_t i = 1; i < FABDNS_STAT_MAX; i++) p.add({{"reason", maps::kStatNames[i]}}, s[i]);
+        std::lock_guard lock(sync_mu_);
+        if (compiler_) {
+            const auto &st = compiler_->last();
+            w.gauge("fabdns_map_entries", "Entries in the kernel answer map.").add(st.entries);
+            w.gauge("fabdns_map_capacity", "Capacity of the kernel answer map.")
+                .add(cfg_.datapath.capacity);
+            w.gauge("fabdns_map_over_capacity",
+                    "Answers left to user space because the map is full.")
+                .add(st.over_capacity);
+            w.gauge("fabdns_map_sync_seconds", "Duration of the last compile and apply.")
+                .add((st.compile_ms + st.apply_ms) / 1000.0);
+        }
+    }));
+    registrations_.push_back(registry_.add([this](metrics::Writer &w) {
+        if (!source_) return;
+        auto st = source_->status();
+        std::initializer_list<metrics::Label> l = {{"source", st.kind}};
+        w.gauge("fabdns_sync_healthy", "1 when the latest sync attempt succeeded.")
+            .add(l, st.healthy ? 1 : 0);
+        w.gauge("fabdns_sync_last_success_timestamp_seconds", "Unix time of the last good sync.")
+            .add(l, st.last_sync_unix);
+        w.gauge("fabdns_sync_consecutive_failures", "Sync failures since the last success.")
+            .add(l, st.consecutive_failures);
+        w.counter("fabdns_sync_failures_total", "Sync failures.").add(l, st.total_failures);
+        w.gauge("fabdns_services", "GlobalServices held.").add(l, st.objects);
+        w.gauge("fabdns_services_rejected", "Objects rejected from the last accepted set.")
+            .add(l, st.rejected);
+        w.counter("fabdns_syncs_total", "Data sets applied.").add(syncs_.load());
+    }));
+}
+
+void Daemon::reload() {
+    log::info("SIGHUP: reloading " + path_);
+    Config next;
+    try {
+        next = load_config(path_);
+    } catch (const ConfigError &e) {
+        log::error(std::string("reload: config: ") + e.what() + "; keeping the running config");
+        return;
+    }
+    if (!(next.node == cfg_.node) || !(next.dns == cfg_.dns) || !(next.source == cfg_.source) ||
+        !(next.metrics == cfg_.metrics) || next.datapath.pin_path != cfg_.datapath.pin_path ||
+        next.datapath.capacity != cfg_.datapath.capacity ||
+        next.datapath.enabled != cfg_.datapath.enabled)
+        log::warn("reload: changes outside datapath.attach/answer_for/stale_after/"
+                  "detach_on_exit need a restart; they are not applied");
+    if (datapath_) {
+        try {
+            apply_datapath_config(next);
+        } catch (const std::exception &e) {
+            log::error(std::string("reload: datapath: ") + e.what());
+        }
+    }
+    cfg_.datapath.attach = next.datapath.attach;
+    cfg_.datapath.answer_for = next.datapath.answer_for;
+    cfg_.datapath.stale_after = next.datapath.stale_after;
+    cfg_.datapath.detach_on_exit = next.datapath.detach_on_exit;
+}
+
+void Daemon::shutdown() {
+    if (resolver_) resolver_->stop();
+    if (source_) source_->stop();
+    metrics_server_.reset();
+    if (datapath_ && cfg_.datapath.detach_on_exit) {
+        datapath_.reset();
+        loader::remove_all(cfg_.datapath.pin_path);
+        log::info("datapath detached and unpinned (detach_on_exit)");
+    } else if (datapath_) {
+        refresh_stamp();
+        log::info("datapath left answering from " + cfg_.datapath.pin_path +
+                  " (stale after " + std::to_string(cfg_.datapath.stale_after.count() / 1000) +
+                  "s without a daemon)");
+    }
+}
+
+int Daemon::run() {
+    sigset_t set;
+    sigemptyset(&set);
+    for (int s : {SIGTERM, SIGINT, SIGHUP}) sigaddset(&set, s);
+    // Blocked before any thread starts, so every thread inherits the mask and only the main
+    // thread receives them (sigtimedwait below).
+    pthread_sigmask(SIG_BLOCK, &set, nullptr);
+
+    try {
+        setup_datapath();
+        register_metrics();
+        if (cfg_.metrics.listen)
+            metrics_server_ = std::make_unique<metrics::Server>(
+                *cfg_.metrics.listen, registry_, [this]() -> metrics::Readiness {
+                    if (!synced_) return {false, "waiting for the first sync"};
+                    if (!attached_) return {false, "datapath not attached"};
+                    return {true, ""};
+                });
+        ResolverOptions ro;
+        ro.listen = cfg_.dns.listen;
+        ro.upstream = cfg_.dns.upstream;
+        if (compiler_)
+            ro.on_query = [this](std::string_view name, uint16_t qtype) {
+                compiler_->note_query(name, qtype);
+            };
+        resolver_ = std::make_unique<Resolver>(engine_, std::move(ro));
+        source_ = make_source(cfg_.source);
+        source_->start([this](std::vector<GlobalService> s) { on_update(std::move(s)); });
+    } catch (const std::exception &e) {
+        log::error(e.what());
+        if (resolver_) resolver_->stop();
+        if (source_) source_->stop();
+        return 1;
+    }
+    std::string where;
+    for (const auto &a : resolver_->addresses()) where += " " + a.to_string();
+    log::info("fabdnsd serving on" + where);
+
+    for (;;) {
+        timespec timeout{1, 0};
+        int sig = sigtimedwait(&set, nullptr, &timeout);
+        refresh_stamp();
+        if (sig == SIGHUP) reload();
+        if (sig == SIGTERM || sig == SIGINT) {
+            log::info(std::string("received ") + (sig == SIGTERM ? "SIGTERM" : "SIGINT") +
+                      ", stopping");
+            break;
+        }
+    }
+    shutdown();
+    return 0;
+}
+
+}  // namespace
+
+int run_daemon(const std::string &config_path, Config config) {
+    Daemon d(config_path, std::move(config));
+    return d.run();
+}
+
+}  // namespace fabdns

@@ -1,0 +1,40 @@
+// fabdnsd: the fabdns daemon (SPEC §1). Exit status 2 for a bad config, 1 for a start-up
+// failure, 0 after a clean stop.
+#include <CLI/CLI.hpp>
+#include <cstdio>
+
+#include "app/daemon.hpp"
+#include "common/log.hpp"
+
+int main(int argc, char **argv) {
+    CLI::App app{"fabdnsd: answers DNS for FabEdge GlobalServices, in the kernel and in user space"};
+    std::string config_path;
+    bool check = false;
+    std::string level = "info";
+    app.add_option("-c,--config", config_path, "config file (YAML)")->required();
+    app.add_flag("--check-config", check, "validate the config and exit");
+    app.add_option("--log-level", level, "debug, info, warn or error")
+        ->check(CLI::IsMember({"debug", "info", "warn", "error"}));
+    try {
+        app.parse(argc, argv);
+    } catch (const CLI::ParseError &e) {
+        return app.exit(e) == 0 ? 0 : 2;
+    }
+    using fabdns::log::Level;
+    fabdns::log::set_level(level == "debug"  ? Level::Debug
+                           : level == "warn" ? Level::Warn
+                           : level == "error" ? Level::Error
+                                              : Level::Info);
+    fabdns::Config cfg;
+    try {
+        cfg = fabdns::load_config(config_path);
+    } catch (const fabdns::ConfigError &e) {
+        std::fprintf(stderr, "fabdnsd: config: %s\n", e.what());
+        return 2;
+    }
+    if (check) {
+        std::printf("%s: ok\n", config_path.c_str());
+        return 0;
+    }
+    return fabdns::run_daemon(config_path, std::move(cfg));
+}

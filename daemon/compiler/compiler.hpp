@@ -1,0 +1,65 @@
+// The map compiler: turns the answer engine's output into the kernel's answer map for this
+// node. It computes the desired set (every service name x {A, AAAA} whose answer fits the
+// kernel), keeps the most-queried names when the set exceeds the map's capacity, and applies
+// only the difference to the live map so that a concurrent query sees the old or the new
+// answer, never a gap.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "datapath_maps.hpp"
+#include "engine/engine.hpp"
+
+namespace fabdns {
+
+struct CompileStats {
+    size_t desired = 0;           // answers that fit the kernel
+    size_t over_capacity = 0;     // of those, left to user space for lack of room
+    size_t unfit = 0;             // answers the kernel cannot hold (too many records, name)
+    size_t added = 0, updated = 0, removed = 0;
+    size_t entries = 0;           // in the map after the sync
+    double compile_ms = 0, apply_ms = 0;
+};
+
+// Every answer the kernel may serve for the engine's current data, sorted by (name, qtype).
+// `unfit` counts the answers left out because they do not fit.
+std::vector<maps::KernelAnswer> kernel_answers(const Engine &engine, size_t *unfit = nullptr);
+
+class MapCompiler {
+public:
+    // Adopts what is already in the map (after a restart) as the current state.
+    explicit MapCompiler(maps::AnswerTable &table);
+
+    // Brings the map in line with the engine's data. Not thread-safe against itself.
+    CompileStats sync(const Engine &engine);
+
+    // Counts a query answered in user space (ranking input when over capacity). Thread-safe.
+    void note_query(std::string_view name, uint16_t qtype);
+
+    const CompileStats &last() const { return last_; }
+
+private:
+    struct KeyHash {
+        size_t operator()(const fabdns_answer_key &k) const { return k.hash ^ k.qtype; }
+    };
+    struct KeyEq {
+        bool operator()(const fabdns_answer_key &a, const fabdns_answer_key &b) const {
+            return a.hash == b.hash && a.qtype == b.qtype && a.name_len == b.name_len;
+        }
+    };
+    using Shadow = std::unordered_map<fabdns_answer_key, fabdns_answer, KeyHash, KeyEq>;
+
+    maps::AnswerTable &table_;
+    Shadow shadow_;  // what the map holds, as written by us
+    std::mutex queries_mu_;
+    std::unordered_map<std::string, uint64_t> user_queries_;  // "name/qtype" -> count
+    CompileStats last_;
+};
+
+}  // namespace fabdns
