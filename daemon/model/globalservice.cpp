@@ -2,6 +2,7 @@
 // the JSON sources and, after a YAML-to-JSON conversion, by manifest files.
 #include "model/globalservice.hpp"
 
+#include <yaml-cpp/eventhandler.h>
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
@@ -9,6 +10,7 @@
 #include <cmath>
 #include <limits>
 #include <nlohmann/json.hpp>
+#include <sstream>
 #include <stdexcept>
 
 namespace fabdns {
@@ -382,6 +384,57 @@ json yaml_to_json(const YAML::Node &n, Budget &budget, int depth) {
     return nullptr;
 }
 
+// Walks the documents of a YAML stream and throws YAML::ParserException when one of them
+// consumes nothing: yaml-cpp then starts every following document at the same token (a top-level
+// ',' for example, which no node can begin with), and LoadAll would collect null documents
+// without end. A document always begins at the token its predecessor stopped at, so two
+// documents starting at the same mark mean no progress; the parse of any other stream ends.
+class DocumentProgressGuard : public YAML::EventHandler {
+  public:
+    explicit DocumentProgressGuard(const std::string &text) : text_(text) {}
+
+    void OnDocumentStart(const YAML::Mark &mark) override {
+        if (started_ && mark.pos == last_.pos) throw YAML::ParserException(mark, stuck_at(mark));
+        started_ = true;
+        last_ = mark;
+    }
+    void OnDocumentEnd() override {}
+    void OnNull(const YAML::Mark &, YAML::anchor_t) override {}
+    void OnAlias(const YAML::Mark &, YAML::anchor_t) override {}
+    void OnScalar(const YAML::Mark &, const std::string &, YAML::anchor_t,
+                  const std::string &) override {}
+    void OnSequenceStart(const YAML::Mark &, const std::string &, YAML::anchor_t,
+                         YAML::EmitterStyle::value) override {}
+    void OnSequenceEnd() override {}
+    void OnMapStart(const YAML::Mark &, const std::string &, YAML::anchor_t,
+                    YAML::EmitterStyle::value) override {}
+    void OnMapEnd() override {}
+
+  private:
+    // Names the character no document can start with, when the mark points at a printable one.
+    // yaml-cpp counts positions after a UTF-8 byte order mark.
+    std::string stuck_at(const YAML::Mark &mark) const {
+        size_t at = static_cast<size_t>(mark.pos);
+        if (text_.rfind("\xEF\xBB\xBF", 0) == 0) at += 3;
+        if (mark.pos >= 0 && at < text_.size() && text_[at] >= 0x21 && text_[at] < 0x7f)
+            return std::string("unexpected '") + text_[at] +
+                   "' where a document or node should start";
+        return "unexpected content where a document or node should start";
+    }
+
+    const std::string &text_;
+    bool started_ = false;
+    YAML::Mark last_;
+};
+
+void check_documents_advance(const std::string &text) {
+    std::istringstream in(text);
+    YAML::Parser parser(in);
+    DocumentProgressGuard guard(text);
+    while (parser.HandleNextDocument(guard)) {
+    }
+}
+
 bool is_list_kind(const std::string &kind) {
     return kind == "List" || (kind.size() > 4 && kind.compare(kind.size() - 4, 4, "List") == 0);
 }
@@ -488,6 +541,10 @@ DecodeResult decode_globalservice_list(const json &doc) {
 DecodeResult parse_manifests(const std::string &yaml_text) {
     std::vector<YAML::Node> docs;
     try {
+        // yaml-cpp 0.7.0's LoadAll loops forever (allocating) on a stream it cannot advance in,
+        // such as "," or "{}," at the top level; walk the documents with a guard first, so
+        // LoadAll only ever sees a stream that it reads to the end.
+        check_documents_advance(yaml_text);
         docs = YAML::LoadAll(yaml_text);
     } catch (const YAML::Exception &e) {
         throw std::runtime_error("invalid YAML at line " + std::to_string(e.mark.line + 1) +
