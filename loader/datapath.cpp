@@ -2,9 +2,9 @@
 // tcx links), pinned links so the datapath outlives the process, and map access by fd.
 #include "datapath.hpp"
 
+#include <arpa/inet.h>
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
-#include <arpa/inet.h>
 #include <dirent.h>
 #include <errno.h>
 #include <linux/if_link.h>
@@ -42,7 +42,9 @@ int libbpf_log(enum libbpf_print_level level, const char *fmt, va_list args) {
     return 0;
 }
 
-std::string errstr(int err) { return std::strerror(err < 0 ? -err : err); }
+std::string errstr(int err) {
+    return std::strerror(err < 0 ? -err : err);
+}
 
 [[noreturn]] void fail_errno(const std::string &what, int err) {
     err = err < 0 ? -err : err;
@@ -105,7 +107,7 @@ void drop_incompatible_pins(const std::string &pin_path, uint32_t capacity) {
 }
 
 class FdAnswerTable : public maps::AnswerTable {
-public:
+  public:
     FdAnswerTable(int fd, uint32_t capacity) : fd_(fd), capacity_(capacity) {}
     std::optional<fabdns_answer> lookup(const fabdns_answer_key &key) const override {
         fabdns_answer v{};
@@ -130,13 +132,13 @@ public:
     }
     uint32_t capacity() const override { return capacity_; }
 
-private:
+  private:
     Fd fd_;
     uint32_t capacity_;
 };
 
 class FdMaps : public maps::DatapathMaps {
-public:
+  public:
     FdMaps(int answers, uint32_t capacity, int listen, int config, int stats)
         : answers_(answers, capacity), listen_(listen), config_(config), stats_(stats) {}
 
@@ -151,7 +153,8 @@ public:
             std::memcpy(k.addr, e.addr.data(), 16);
             k.port = htons(e.port);
             want.push_back(k);
-            if (e.is_wildcard()) flags |= e.is_v4() ? FABDNS_CFG_WILDCARD_V4 : FABDNS_CFG_WILDCARD_V6;
+            if (e.is_wildcard())
+                flags |= e.is_v4() ? FABDNS_CFG_WILDCARD_V4 : FABDNS_CFG_WILDCARD_V6;
         }
         // Add before removing, so a destination that stays is never briefly missing.
         fabdns_listen_value val{};
@@ -202,7 +205,7 @@ public:
         return out;
     }
 
-private:
+  private:
     std::vector<fabdns_listen_key> listen_keys() const {
         std::vector<fabdns_listen_key> keys;
         fabdns_listen_key k{}, next{};
@@ -264,9 +267,12 @@ std::string prog_name(uint32_t id) {
 
 const char *to_string(Mode mode) {
     switch (mode) {
-        case Mode::Xdp: return "xdp";
-        case Mode::XdpGeneric: return "xdp-generic";
-        case Mode::Tc: return "tc";
+        case Mode::Xdp:
+            return "xdp";
+        case Mode::XdpGeneric:
+            return "xdp-generic";
+        case Mode::Tc:
+            return "tc";
     }
     return "?";
 }
@@ -357,15 +363,19 @@ Datapath::Datapath(const Options &options) : impl_(std::make_unique<Impl>()) {
     if (err) fail_errno("cannot load the BPF object (see libbpf messages above)", err);
 
     auto *m = &impl_->skel->maps;
-    impl_->maps = std::make_unique<FdMaps>(
-        dup(bpf_map__fd(m->answers)), options.capacity, dup(bpf_map__fd(m->listen)),
-        dup(bpf_map__fd(m->config)), dup(bpf_map__fd(m->stats)));
+    impl_->maps = std::make_unique<FdMaps>(dup(bpf_map__fd(m->answers)), options.capacity,
+                                           dup(bpf_map__fd(m->listen)), dup(bpf_map__fd(m->config)),
+                                           dup(bpf_map__fd(m->stats)));
 }
 
 Datapath::~Datapath() = default;
 
-maps::DatapathMaps &Datapath::maps() { return *impl_->maps; }
-const std::string &Datapath::pin_path() const { return impl_->pin_path; }
+maps::DatapathMaps &Datapath::maps() {
+    return *impl_->maps;
+}
+const std::string &Datapath::pin_path() const {
+    return impl_->pin_path;
+}
 
 int Datapath::prog_fd(Mode mode) const {
     return bpf_program__fd(mode == Mode::Tc ? impl_->skel->progs.fabdns_tc
@@ -440,14 +450,17 @@ void Datapath::attach(const std::string &iface, Mode mode) {
     log::info("datapath attached to " + iface + " (" + to_string(mode) + ")");
 }
 
-void Datapath::detach(const std::string &iface) { loader::detach(impl_->pin_path, iface); }
+void Datapath::detach(const std::string &iface) {
+    loader::detach(impl_->pin_path, iface);
+}
 
 TestRun test_run(int prog_fd, const std::vector<uint8_t> &frame, uint32_t repeat) {
     TestRun r;
     r.out.resize(4096);
-    LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = frame.data(),
-                .data_out = r.out.data(), .data_size_in = static_cast<uint32_t>(frame.size()),
-                .data_size_out = static_cast<uint32_t>(r.out.size()), .repeat = static_cast<int>(repeat));
+    LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = frame.data(), .data_out = r.out.data(),
+                .data_size_in = static_cast<uint32_t>(frame.size()),
+                .data_size_out = static_cast<uint32_t>(r.out.size()),
+                .repeat = static_cast<int>(repeat));
     if (bpf_prog_test_run_opts(prog_fd, &opts) < 0) fail_errno("BPF_PROG_TEST_RUN", errno);
     r.out.resize(opts.data_size_out);
     r.verdict = opts.retval;

@@ -20,7 +20,7 @@ std::optional<Mode> parse_mode(std::string_view text);
 
 // A loader error with a message fit for an operator.
 class Error : public std::runtime_error {
-public:
+  public:
     using std::runtime_error::runtime_error;
 };
 
@@ -53,7 +53,7 @@ struct Options {
 // RAII: the loaded object. Destruction closes file descriptors only: pinned maps and links
 // stay, so the kernel keeps answering after the process exits (SPEC §4).
 class Datapath {
-public:
+  public:
     // Loads the object, pinning its maps under options.pin_path or adopting the ones already
     // pinned there (answers are kept unless the capacity changed).
     explicit Datapath(const Options &options);
@@ -71,7 +71,7 @@ public:
     uint32_t verified_insns(Mode mode) const;
     const std::string &pin_path() const;
 
-private:
+  private:
     struct Impl;
     std::unique_ptr<Impl> impl_;
 };

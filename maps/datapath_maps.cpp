@@ -49,7 +49,8 @@ fabdns_answer make_value(const KernelAnswer &a) {
     v.ttl = a.ttl;
     v.count = static_cast<uint8_t>(a.addrs.size());
     size_t len = a.qtype == FABDNS_QTYPE_A ? 4 : 16;
-    for (size_t i = 0; i < a.addrs.size(); i++) std::memcpy(&v.rdata[i * len], a.addrs[i].data(), len);
+    for (size_t i = 0; i < a.addrs.size(); i++)
+        std::memcpy(&v.rdata[i * len], a.addrs[i].data(), len);
     return v;
 }
 

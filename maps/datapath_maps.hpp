@@ -77,7 +77,7 @@ struct ListenEntry {
 
 // The answers map. Updates of one key are atomic for readers (old or new value).
 class AnswerTable {
-public:
+  public:
     virtual ~AnswerTable() = default;
     virtual std::optional<fabdns_answer> lookup(const fabdns_answer_key &key) const = 0;
     // Throws std::system_error on failure (e.g. the map is full).
@@ -90,7 +90,7 @@ public:
 
 // All maps of one datapath instance.
 class DatapathMaps {
-public:
+  public:
     virtual ~DatapathMaps() = default;
     virtual AnswerTable &answers() = 0;
     virtual const AnswerTable &answers() const = 0;

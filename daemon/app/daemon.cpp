@@ -22,9 +22,12 @@ namespace fabdns {
 
 loader::Mode to_loader_mode(AttachMode mode) {
     switch (mode) {
-        case AttachMode::Xdp: return loader::Mode::Xdp;
-        case AttachMode::XdpGeneric: return loader::Mode::XdpGeneric;
-        case AttachMode::Tc: return loader::Mode::Tc;
+        case AttachMode::Xdp:
+            return loader::Mode::Xdp;
+        case AttachMode::XdpGeneric:
+            return loader::Mode::XdpGeneric;
+        case AttachMode::Tc:
+            return loader::Mode::Tc;
     }
     return loader::Mode::XdpGeneric;
 }
@@ -51,22 +54,22 @@ EngineOptions engine_options(const Config &c) {
 }
 
 const char *rcode_name(size_t rcode) {
-    static const char *names[] = {"NOERROR", "FORMERR", "SERVFAIL", "NXDOMAIN", "NOTIMP",
-                                  "REFUSED", "YXDOMAIN", "YXRRSET", "NXRRSET", "NOTAUTH",
-                                  "NOTZONE"};
+    static const char *names[] = {"NOERROR", "FORMERR", "SERVFAIL", "NXDOMAIN",
+                                  "NOTIMP",  "REFUSED", "YXDOMAIN", "YXRRSET",
+                                  "NXRRSET", "NOTAUTH", "NOTZONE"};
     if (rcode < std::size(names)) return names[rcode];
     if (rcode == 16) return "BADVERS";
     return "OTHER";
 }
 
 class Daemon {
-public:
+  public:
     Daemon(std::string path, Config cfg)
         : path_(std::move(path)), cfg_(std::move(cfg)), engine_(engine_options(cfg_)) {}
 
     int run();
 
-private:
+  private:
     void setup_datapath();
     void apply_datapath_config(const Config &c);
     void on_update(std::vector<GlobalService> services);
@@ -195,7 +198,8 @@ void Daemon::register_metrics() {
             .add(s[FABDNS_STAT_ANSWERED]);
         auto &p = w.counter("fabdns_kernel_pass_total",
                             "Packets the kernel passed to the stack, by reason.");
-        for (uint32_t i = 1; i < FABDNS_STAT_MAX; i++) p.add({{"reason", maps::kStatNames[i]}}, s[i]);
+        for (uint32_t i = 1; i < FABDNS_STAT_MAX; i++)
+            p.add({{"reason", maps::kStatNames[i]}}, s[i]);
         std::lock_guard lock(sync_mu_);
         if (compiler_) {
             const auto &st = compiler_->last();
@@ -240,8 +244,9 @@ void Daemon::reload() {
         !(next.metrics == cfg_.metrics) || next.datapath.pin_path != cfg_.datapath.pin_path ||
         next.datapath.capacity != cfg_.datapath.capacity ||
         next.datapath.enabled != cfg_.datapath.enabled)
-        log::warn("reload: changes outside datapath.attach/answer_for/stale_after/"
-                  "detach_on_exit need a restart; they are not applied");
+        log::warn(
+            "reload: changes outside datapath.attach/answer_for/stale_after/"
+            "detach_on_exit need a restart; they are not applied");
     if (datapath_) {
         try {
             apply_datapath_config(next);
@@ -265,9 +270,8 @@ void Daemon::shutdown() {
         log::info("datapath detached and unpinned (detach_on_exit)");
     } else if (datapath_) {
         refresh_stamp();
-        log::info("datapath left answering from " + cfg_.datapath.pin_path +
-                  " (stale after " + std::to_string(cfg_.datapath.stale_after.count() / 1000) +
-                  "s without a daemon)");
+        log::info("datapath left answering from " + cfg_.datapath.pin_path + " (stale after " +
+                  std::to_string(cfg_.datapath.stale_after.count() / 1000) + "s without a daemon)");
     }
 }
 

@@ -7,7 +7,8 @@
 #include "common/log.hpp"
 
 int main(int argc, char **argv) {
-    CLI::App app{"fabdnsd: answers DNS for FabEdge GlobalServices, in the kernel and in user space"};
+    CLI::App app{
+        "fabdnsd: answers DNS for FabEdge GlobalServices, in the kernel and in user space"};
     std::string config_path;
     bool check = false;
     std::string level = "info";
@@ -21,8 +22,8 @@ int main(int argc, char **argv) {
         return app.exit(e) == 0 ? 0 : 2;
     }
     using fabdns::log::Level;
-    fabdns::log::set_level(level == "debug"  ? Level::Debug
-                           : level == "warn" ? Level::Warn
+    fabdns::log::set_level(level == "debug"   ? Level::Debug
+                           : level == "warn"  ? Level::Warn
                            : level == "error" ? Level::Error
                                               : Level::Info);
     fabdns::Config cfg;

@@ -12,8 +12,12 @@ namespace fabdns::log {
 static std::atomic<Level> g_level{Level::Info};
 static std::mutex g_mutex;
 
-void set_level(Level l) { g_level.store(l); }
-Level level() { return g_level.load(); }
+void set_level(Level l) {
+    g_level.store(l);
+}
+Level level() {
+    return g_level.load();
+}
 
 void write(Level l, std::string_view message) {
     if (l < g_level.load(std::memory_order_relaxed)) return;

@@ -66,7 +66,8 @@ std::string SocketAddr::to_string() const {
 static std::optional<uint16_t> parse_port(std::string_view s) {
     unsigned v = 0;
     auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
-    if (ec != std::errc() || p != s.data() + s.size() || s.empty() || v > 65535) return std::nullopt;
+    if (ec != std::errc() || p != s.data() + s.size() || s.empty() || v > 65535)
+        return std::nullopt;
     return static_cast<uint16_t>(v);
 }
 

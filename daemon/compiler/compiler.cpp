@@ -107,7 +107,8 @@ CompileStats MapCompiler::sync(const Engine &engine) {
 
     Shadow desired;
     desired.reserve(answers.size());
-    for (const auto &a : answers) desired.emplace(maps::make_key(a.name, a.qtype), maps::make_value(a));
+    for (const auto &a : answers)
+        desired.emplace(maps::make_key(a.name, a.qtype), maps::make_value(a));
     st.compile_ms = ms_since(t0);
 
     // Removals first so that additions have room in a full map; a removed name simply goes to

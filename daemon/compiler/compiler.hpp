@@ -19,11 +19,11 @@
 namespace fabdns {
 
 struct CompileStats {
-    size_t desired = 0;           // answers that fit the kernel
-    size_t over_capacity = 0;     // of those, left to user space for lack of room
-    size_t unfit = 0;             // answers the kernel cannot hold (too many records, name)
+    size_t desired = 0;        // answers that fit the kernel
+    size_t over_capacity = 0;  // of those, left to user space for lack of room
+    size_t unfit = 0;          // answers the kernel cannot hold (too many records, name)
     size_t added = 0, updated = 0, removed = 0;
-    size_t entries = 0;           // in the map after the sync
+    size_t entries = 0;  // in the map after the sync
     double compile_ms = 0, apply_ms = 0;
 };
 
@@ -32,7 +32,7 @@ struct CompileStats {
 std::vector<maps::KernelAnswer> kernel_answers(const Engine &engine, size_t *unfit = nullptr);
 
 class MapCompiler {
-public:
+  public:
     // Adopts what is already in the map (after a restart) as the current state.
     explicit MapCompiler(maps::AnswerTable &table);
 
@@ -44,7 +44,7 @@ public:
 
     const CompileStats &last() const { return last_; }
 
-private:
+  private:
     struct KeyHash {
         size_t operator()(const fabdns_answer_key &k) const { return k.hash ^ k.qtype; }
     };

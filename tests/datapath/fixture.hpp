@@ -25,21 +25,24 @@ struct RunResult {
 };
 
 class DatapathFixture : public ::testing::TestWithParam<loader::Mode> {
-public:
-    static std::string pin_path() { return "/sys/fs/bpf/fabdns-dptest-" + std::to_string(getpid()); }
+  public:
+    static std::string pin_path() {
+        return "/sys/fs/bpf/fabdns-dptest-" + std::to_string(getpid());
+    }
 
     static void TearDownTestSuite() {
         dp_.reset();
         if (geteuid() == 0) loader::remove_all(pin_path());
     }
 
-protected:
+  protected:
     void SetUp() override {
         FABDNS_REQUIRE_ROOT();
         if (!dp_) dp_ = std::make_unique<loader::Datapath>(loader::Options{pin_path(), 4096});
         auto &m = dp_->maps();
         std::vector<fabdns_answer_key> keys;
-        m.answers().for_each([&](const fabdns_answer_key &k, const fabdns_answer &) { keys.push_back(k); });
+        m.answers().for_each(
+            [&](const fabdns_answer_key &k, const fabdns_answer &) { keys.push_back(k); });
         for (auto &k : keys) m.answers().erase(k);
         maps::ListenEntry v4, v6;
         v4.addr = IpAddr::parse("10.0.0.1")->mapped16();

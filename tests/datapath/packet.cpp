@@ -160,7 +160,8 @@ Reply parse_reply(const Bytes &in, const Bytes &out) {
     size_t udp_len = (out[udp_off + 4] << 8) | out[udp_off + 5];
     if (udp_off + udp_len != out.size()) return fail("UDP length mismatch");
     size_t in_udp = in_ip + (v6 ? 40 : (in[in_ip] & 0xf) * 4);
-    if (std::memcmp(&out[udp_off], &in[in_udp + 2], 2) || std::memcmp(&out[udp_off + 2], &in[in_udp], 2))
+    if (std::memcmp(&out[udp_off], &in[in_udp + 2], 2) ||
+        std::memcmp(&out[udp_off + 2], &in[in_udp], 2))
         return fail("UDP ports not swapped");
     if (out[udp_off + 6] == 0 && out[udp_off + 7] == 0) return fail("UDP checksum is zero");
     if (inet_checksum(&out[udp_off], udp_len, pseudo_sum(src, dst, alen, udp_len)) != 0)

@@ -38,8 +38,8 @@ struct FrameOpts {
     uint16_t sport = 40000, dport = 53;
     bool vlan = false;
     uint16_t vlan_tci = 100;
-    Bytes ip_options;  // IPv4 only, multiple of 4
-    uint16_t frag = 0; // IPv4 frag_off field (host order)
+    Bytes ip_options;   // IPv4 only, multiple of 4
+    uint16_t frag = 0;  // IPv4 frag_off field (host order)
     uint8_t ttl = 64;
 };
 
@@ -54,7 +54,8 @@ struct Reply {
     ldns_pkt *pkt = nullptr;  // owned
     Reply() = default;
     Reply(const Reply &) = delete;
-    Reply(Reply &&o) noexcept : ok(o.ok), error(std::move(o.error)), dns(std::move(o.dns)), pkt(o.pkt) {
+    Reply(Reply &&o) noexcept
+        : ok(o.ok), error(std::move(o.error)), dns(std::move(o.dns)), pkt(o.pkt) {
         o.pkt = nullptr;
     }
     ~Reply() {

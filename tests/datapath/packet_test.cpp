@@ -45,7 +45,7 @@ struct HitCase {
 };
 
 class PacketTest : public DatapathFixture {
-protected:
+  protected:
     // Runs one hit case and checks every field of the reply.
     void expect_hit(const HitCase &c) {
         SCOPED_TRACE(c.label);
@@ -198,8 +198,12 @@ TEST_P(PacketTest, LongestName) {
     c.q.name = name;
     c.q.edns = true;
     expect_hit(c);
-    HitCase d{"253-char name, 8 AAAA", {}, {}, name,
-              {"fd00::1", "fd00::2", "fd00::3", "fd00::4", "fd00::5", "fd00::6", "fd00::7", "fd00::8"}};
+    HitCase d{
+        "253-char name, 8 AAAA",
+        {},
+        {},
+        name,
+        {"fd00::1", "fd00::2", "fd00::3", "fd00::4", "fd00::5", "fd00::6", "fd00::7", "fd00::8"}};
     d.q.name = name;
     d.q.qtype = LDNS_RR_TYPE_AAAA;
     d.q.edns = true;
@@ -210,7 +214,10 @@ TEST_P(PacketTest, OneAndEightRecords) {
     HitCase one{"1 A", {}, {}, "mysql.default.svc.global", {"10.1.0.9"}};
     one.q.name = one.stored;
     expect_hit(one);
-    HitCase eight{"8 A", {}, {}, "web.default.svc.global",
+    HitCase eight{"8 A",
+                  {},
+                  {},
+                  "web.default.svc.global",
                   {"10.2.0.1", "10.2.0.2", "10.2.0.3", "10.2.0.4", "10.2.0.5", "10.2.0.6",
                    "10.2.0.7", "10.2.0.8"}};
     eight.q.name = eight.stored;
@@ -255,7 +262,12 @@ TEST_P(PacketTest, PassCasesLeaveTheFrameUntouched) {
     mutate([](Bytes &d) { d[9] = 1; }, "NSCOUNT=1");
     mutate([](Bytes &d) { d[11] = 1; }, "ARCOUNT=1 without a record");
     mutate([](Bytes &d) { d.push_back(0); }, "trailing byte");
-    mutate([](Bytes &d) { d[12 + 6] = 'x'; d[12 + 6] = '.'; }, "dot inside a label");
+    mutate(
+        [](Bytes &d) {
+            d[12 + 6] = 'x';
+            d[12 + 6] = '.';
+        },
+        "dot inside a label");
     {
         // nginx.<pointer to offset 12>: a compression pointer in the question.
         Bytes d(base.begin(), base.begin() + 12);
