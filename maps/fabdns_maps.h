@@ -37,22 +37,22 @@
  * fabdns_name_hash() and then compares the stored name byte for byte, so a hash collision can
  * only cause a miss, never a wrong answer. */
 struct fabdns_answer_key {
-    __u64 hash;     /* fabdns_name_hash() of the value's name; host byte order */
-    __u16 qtype;    /* DNS type: FABDNS_QTYPE_A or FABDNS_QTYPE_AAAA; host byte order */
-    __u8 name_len;  /* strlen of the value's name, 1..FABDNS_NAME_MAX */
-    __u8 pad[5];    /* zero */
+    __u64 hash;    /* fabdns_name_hash() of the value's name; host byte order */
+    __u16 qtype;   /* DNS type: FABDNS_QTYPE_A or FABDNS_QTYPE_AAAA; host byte order */
+    __u8 name_len; /* strlen of the value's name, 1..FABDNS_NAME_MAX */
+    __u8 pad[5];   /* zero */
 };
 
 /* Value of the answers map: one positive answer (NOERROR, AA, 1..8 records). */
 struct fabdns_answer {
-    char name[FABDNS_NAME_BUF]; /* lowercase dotted name, no trailing dot, NUL-padded to the end:
-                                   readable in `bpftool map dump` */
-    __u32 ttl;                  /* seconds; host byte order */
-    __u8 count;                 /* records in rdata, 1..FABDNS_MAX_RECORDS */
-    __u8 flags;                 /* reserved, zero */
-    __u8 pad[2];                /* zero */
-    __u64 hits;                 /* queries answered from this entry; updated by the kernel
-                                   with atomic adds, read by the daemon to rank names */
+    char name[FABDNS_NAME_BUF];   /* lowercase dotted name, no trailing dot, NUL-padded to the end:
+                                     readable in `bpftool map dump` */
+    __u32 ttl;                    /* seconds; host byte order */
+    __u8 count;                   /* records in rdata, 1..FABDNS_MAX_RECORDS */
+    __u8 flags;                   /* reserved, zero */
+    __u8 pad[2];                  /* zero */
+    __u64 hits;                   /* queries answered from this entry; updated by the kernel
+                                     with atomic adds, read by the daemon to rank names */
     __u8 rdata[FABDNS_RDATA_BUF]; /* count addresses of 4 (A) or 16 (AAAA) bytes, packed from
                                      offset 0; network byte order */
 };
@@ -85,24 +85,24 @@ struct fabdns_config {
 
 /* Per-CPU counters (the stats map is a per-CPU array indexed by this enum). Every verdict of
  * the datapath is counted under exactly one reason. X-macro: (enum suffix, metric label). */
-#define FABDNS_STAT_LIST(X)                                                                      \
-    X(ANSWERED, "answered")             /* reply sent from the kernel */                          \
-    X(NOT_DNS, "not_dns")               /* not Ethernet/IP/UDP */                                 \
-    X(NOT_FOR_US, "not_for_us")         /* UDP to an address:port not in answer_for */            \
-    X(FRAGMENT, "fragment")             /* IPv4 fragment */                                       \
-    X(IPV6_EXT, "ipv6_ext")             /* IPv6 extension header before UDP */                    \
-    X(MALFORMED, "malformed")           /* lengths that do not add up, truncated headers */       \
-    X(NOT_QUERY, "not_query")           /* QR=1, opcode, TC, section counts */                    \
-    X(QCLASS, "qclass")                 /* class other than IN */                                 \
-    X(QTYPE, "qtype")                   /* type other than A/AAAA */                              \
-    X(NAME, "name")                     /* compression pointer, bad label, dot inside a label */  \
-    X(TOO_LONG, "too_long")             /* query message longer than the kernel handles */        \
-    X(EDNS, "edns")                     /* OPT malformed, or EDNS version > 0 */                  \
-    X(MISS, "miss")                     /* name/type not in the answers map */                    \
-    X(COLLISION, "collision")           /* hash matched, stored name differs */                   \
-    X(TOO_BIG, "too_big")               /* reply would exceed the client's size limit */          \
-    X(STALE, "stale")                   /* daemon's liveness stamp too old or unset */            \
-    X(RESIZE, "resize")                 /* the packet could not be resized or rewritten */
+#define FABDNS_STAT_LIST(X)                                                              \
+    X(ANSWERED, "answered")     /* reply sent from the kernel */                         \
+    X(NOT_DNS, "not_dns")       /* not Ethernet/IP/UDP */                                \
+    X(NOT_FOR_US, "not_for_us") /* UDP to an address:port not in answer_for */           \
+    X(FRAGMENT, "fragment")     /* IPv4 fragment */                                      \
+    X(IPV6_EXT, "ipv6_ext")     /* IPv6 extension header before UDP */                   \
+    X(MALFORMED, "malformed")   /* lengths that do not add up, truncated headers */      \
+    X(NOT_QUERY, "not_query")   /* QR=1, opcode, TC, section counts */                   \
+    X(QCLASS, "qclass")         /* class other than IN */                                \
+    X(QTYPE, "qtype")           /* type other than A/AAAA */                             \
+    X(NAME, "name")             /* compression pointer, bad label, dot inside a label */ \
+    X(TOO_LONG, "too_long")     /* query message longer than the kernel handles */       \
+    X(EDNS, "edns")             /* OPT malformed, or EDNS version > 0 */                 \
+    X(MISS, "miss")             /* name/type not in the answers map */                   \
+    X(COLLISION, "collision")   /* hash matched, stored name differs */                  \
+    X(TOO_BIG, "too_big")       /* reply would exceed the client's size limit */         \
+    X(STALE, "stale")           /* daemon's liveness stamp too old or unset */           \
+    X(RESIZE, "resize")         /* the packet could not be resized or rewritten */
 
 #define FABDNS_STAT_ENUM_(name, label) FABDNS_STAT_##name,
 enum fabdns_stat { FABDNS_STAT_LIST(FABDNS_STAT_ENUM_) FABDNS_STAT_MAX };
@@ -117,8 +117,7 @@ enum fabdns_stat { FABDNS_STAT_LIST(FABDNS_STAT_ENUM_) FABDNS_STAT_MAX };
 #define FABDNS_HASH_SEED 0xcbf29ce484222325ULL
 #define FABDNS_HASH_MUL 0x9e3779b97f4a7c15ULL
 
-static inline __u64 fabdns_hash_word(__u64 h, __u64 word)
-{
+static inline __u64 fabdns_hash_word(__u64 h, __u64 word) {
     h ^= word;
     h *= FABDNS_HASH_MUL;
     h ^= h >> 29;
@@ -127,8 +126,7 @@ static inline __u64 fabdns_hash_word(__u64 h, __u64 word)
 
 /* Lowercases the ASCII letters of 8 bytes at once; other bytes (label lengths, digits,
  * non-ASCII) are unchanged. */
-static inline __u64 fabdns_lower_word(__u64 v)
-{
+static inline __u64 fabdns_lower_word(__u64 v) {
     const __u64 low7 = 0x7f7f7f7f7f7f7f7fULL;
     const __u64 high = 0x8080808080808080ULL;
     __u64 heptets = v & low7;

@@ -24,28 +24,24 @@
 
 /* Masks an offset in a way clang cannot drop as redundant: the verifier does not learn bounds
  * from comparisons between two unknown registers, so it needs the mask to see the bound. */
-static __always_inline __u32 bound(__u32 off, __u32 mask)
-{
+static __always_inline __u32 bound(__u32 off, __u32 mask) {
     asm volatile("" : "+r"(off));
     return off & mask;
 }
 
-static __always_inline __u16 rd16(const __u8 *msg, __u32 off)
-{
+static __always_inline __u16 rd16(const __u8 *msg, __u32 off) {
     return ((__u16)msg[bound(off, MSG_MASK)] << 8) | msg[bound(off + 1, MSG_MASK)];
 }
 
 /* Stores a 16-bit value in network order at a constant offset from p. */
-static __always_inline void put16(__u8 *p, __u16 v)
-{
+static __always_inline void put16(__u8 *p, __u16 v) {
     p[0] = v >> 8;
     p[1] = v & 0xff;
 }
 
 /* Exact count of bytes equal to '.' in a word (a literal dot inside a label shows up as one
  * dot more than the label boundaries account for). */
-static __always_inline __u32 count_dots(__u64 v)
-{
+static __always_inline __u32 count_dots(__u64 v) {
     const __u64 low7 = 0x7f7f7f7f7f7f7f7fULL;
     __u64 t = v ^ 0x2e2e2e2e2e2e2e2eULL;
     __u64 z = ~(((t & low7) + low7) | t | low7); /* 0x80 exactly where t's byte is 0 */
@@ -54,18 +50,14 @@ static __always_inline __u32 count_dots(__u64 v)
 
 /* Header checks and the label walk (lengths only). Sets q->flags, name_len, labels.
  * Returns 0 or the pass reason. */
-__global int fabdns_parse_name(struct scratch *s, __u64 dns_len)
-{
-    if (!s)
-        return FABDNS_STAT_RESIZE;
+__global int fabdns_parse_name(struct scratch *s, __u64 dns_len) {
+    if (!s) return FABDNS_STAT_RESIZE;
     __u8 *msg = s->msg;
     __u32 pos = NAME_OFF, labels = 0, i;
     __u16 flags = rd16(msg, DNS_OFF_FLAGS);
 
-    if (dns_len > DNS_QUERY_MAX)
-        return FABDNS_STAT_TOO_LONG;
-    if (flags & (DNS_FLAG_QR | DNS_OPCODE_MASK | DNS_FLAG_TC))
-        return FABDNS_STAT_NOT_QUERY;
+    if (dns_len > DNS_QUERY_MAX) return FABDNS_STAT_TOO_LONG;
+    if (flags & (DNS_FLAG_QR | DNS_OPCODE_MASK | DNS_FLAG_TC)) return FABDNS_STAT_NOT_QUERY;
     if (rd16(msg, DNS_OFF_QDCOUNT) != 1 || rd16(msg, DNS_OFF_ANCOUNT) != 0 ||
         rd16(msg, DNS_OFF_NSCOUNT) != 0 || rd16(msg, DNS_OFF_ARCOUNT) > 1)
         return FABDNS_STAT_NOT_QUERY;
@@ -74,80 +66,63 @@ __global int fabdns_parse_name(struct scratch *s, __u64 dns_len)
     for (i = 0; i < DNS_MAX_LABELS; i++) {
         __u8 len;
 
-        if (pos >= dns_len)
-            return FABDNS_STAT_MALFORMED;
+        if (pos >= dns_len) return FABDNS_STAT_MALFORMED;
         len = msg[bound(pos, MSG_MASK)];
-        if (len == 0)
-            break;
+        if (len == 0) break;
         if (len > DNS_LABEL_MAX)
             return FABDNS_STAT_NAME; /* compression pointer or extended label type */
         pos += len + 1;
         labels++;
-        if (pos - NAME_OFF >= FABDNS_WIRE_NAME_MAX)
-            return FABDNS_STAT_NAME;
+        if (pos - NAME_OFF >= FABDNS_WIRE_NAME_MAX) return FABDNS_STAT_NAME;
     }
-    if (labels == 0 || i == DNS_MAX_LABELS)
-        return FABDNS_STAT_NAME;
+    if (labels == 0 || i == DNS_MAX_LABELS) return FABDNS_STAT_NAME;
     s->q.name_len = pos - NAME_OFF - 1;
     s->q.labels = labels;
     return 0;
 }
 
 /* QTYPE, QCLASS and the optional OPT record after the name. Returns 0 or the pass reason. */
-__global int fabdns_parse_tail(struct scratch *s, __u64 dns_len, __u64 name_len)
-{
-    if (!s)
-        return FABDNS_STAT_RESIZE;
+__global int fabdns_parse_tail(struct scratch *s, __u64 dns_len, __u64 name_len) {
+    if (!s) return FABDNS_STAT_RESIZE;
     __u8 *msg = s->msg;
     __u32 pos, opt, i;
     __u16 payload, rdlen;
 
-    if (dns_len > DNS_QUERY_MAX || name_len > FABDNS_NAME_MAX)
-        return FABDNS_STAT_MALFORMED;
+    if (dns_len > DNS_QUERY_MAX || name_len > FABDNS_NAME_MAX) return FABDNS_STAT_MALFORMED;
     pos = NAME_OFF + name_len + 2; /* first length byte, name, root label */
-    if (pos + DNS_QUESTION_FIXED_LEN > dns_len)
-        return FABDNS_STAT_MALFORMED;
-    if (rd16(msg, pos + 2) != DNS_CLASS_IN)
-        return FABDNS_STAT_QCLASS;
+    if (pos + DNS_QUESTION_FIXED_LEN > dns_len) return FABDNS_STAT_MALFORMED;
+    if (rd16(msg, pos + 2) != DNS_CLASS_IN) return FABDNS_STAT_QCLASS;
     s->q.qtype = rd16(msg, pos);
-    if (s->q.qtype != DNS_TYPE_A && s->q.qtype != DNS_TYPE_AAAA)
-        return FABDNS_STAT_QTYPE;
+    if (s->q.qtype != DNS_TYPE_A && s->q.qtype != DNS_TYPE_AAAA) return FABDNS_STAT_QTYPE;
     pos += DNS_QUESTION_FIXED_LEN;
     s->q.qend = pos;
     s->q.client_max = DNS_UDP_PLAIN_MAX;
     s->q.has_opt = 0;
     s->q.do_bit = 0;
 
-    if (rd16(msg, DNS_OFF_ARCOUNT) == 0)
-        return pos == dns_len ? 0 : FABDNS_STAT_MALFORMED;
+    if (rd16(msg, DNS_OFF_ARCOUNT) == 0) return pos == dns_len ? 0 : FABDNS_STAT_MALFORMED;
 
     /* The one additional record must be an OPT owned by the root that ends the message. */
     opt = pos;
-    if (opt + EDNS_OPT_LEN > dns_len)
-        return FABDNS_STAT_MALFORMED;
+    if (opt + EDNS_OPT_LEN > dns_len) return FABDNS_STAT_MALFORMED;
     if (msg[bound(opt, MSG_MASK)] != 0 || rd16(msg, opt + 1) != DNS_TYPE_OPT)
         return FABDNS_STAT_EDNS;
     payload = rd16(msg, opt + 3);
     if (msg[bound(opt + 6, MSG_MASK)] != 0) /* EDNS version: user space answers BADVERS */
         return FABDNS_STAT_EDNS;
     rdlen = rd16(msg, opt + 9);
-    if (opt + EDNS_OPT_LEN + rdlen != dns_len)
-        return FABDNS_STAT_MALFORMED;
+    if (opt + EDNS_OPT_LEN + rdlen != dns_len) return FABDNS_STAT_MALFORMED;
     /* Options are ignored (RFC 7873 §5.2) but must be well formed, as user space checks. */
     pos = opt + EDNS_OPT_LEN;
     for (i = 0; i < EDNS_MAX_OPTIONS; i++) {
-        if (pos >= dns_len)
-            break;
-        if (pos + EDNS_OPTION_HDR_LEN > dns_len)
-            return FABDNS_STAT_MALFORMED;
+        if (pos >= dns_len) break;
+        if (pos + EDNS_OPTION_HDR_LEN > dns_len) return FABDNS_STAT_MALFORMED;
         pos += EDNS_OPTION_HDR_LEN + rd16(msg, pos + 2);
     }
-    if (pos != dns_len)
-        return pos > dns_len ? FABDNS_STAT_MALFORMED : FABDNS_STAT_EDNS;
+    if (pos != dns_len) return pos > dns_len ? FABDNS_STAT_MALFORMED : FABDNS_STAT_EDNS;
     s->q.has_opt = 1;
     s->q.do_bit = (rd16(msg, opt + 7) & EDNS_FLAG_DO) ? 1 : 0;
-    if (payload > EDNS_REPLY_PAYLOAD)
-        payload = EDNS_REPLY_PAYLOAD;
+    if (payload > EDNS_REPLY_PAYLOAD) payload = EDNS_REPLY_PAYLOAD;
     s->q.client_max = payload > DNS_UDP_PLAIN_MAX ? payload : DNS_UDP_PLAIN_MAX;
     return 0;
 }
@@ -157,38 +132,30 @@ __global int fabdns_parse_tail(struct scratch *s, __u64 dns_len, __u64 name_len)
  * global function so that no loop is verified once per exit of the loop before it. */
 
 /* Step 1: copy and lowercase word by word, zeroing what follows the name. */
-__global int fabdns_key_copy(struct scratch *s, __u64 name_len)
-{
-    if (!s)
-        return FABDNS_STAT_RESIZE;
+__global int fabdns_key_copy(struct scratch *s, __u64 name_len) {
+    if (!s) return FABDNS_STAT_RESIZE;
     __u64 *key = (__u64 *)s->key;
     __u32 words, w;
 
-    if (name_len == 0 || name_len > FABDNS_NAME_MAX)
-        return FABDNS_STAT_NAME;
+    if (name_len == 0 || name_len > FABDNS_NAME_MAX) return FABDNS_STAT_NAME;
     words = (name_len + 7) / 8;
     for (w = 0; w < NAME_WORDS; w++) {
-        if (w >= words)
-            break;
+        if (w >= words) break;
         __u64 v = *(__u64 *)&s->msg[bound(NAME_OFF + 1 + w * 8, MSG_MASK)];
         v = fabdns_lower_word(v);
-        if (w == words - 1 && (name_len & 7))
-            v &= (1ULL << ((name_len & 7) * 8)) - 1;
+        if (w == words - 1 && (name_len & 7)) v &= (1ULL << ((name_len & 7) * 8)) - 1;
         key[w] = v;
     }
     return 0;
 }
 
 /* Step 2: label boundaries become dots (key index p holds the wire byte p + 1). */
-__global int fabdns_key_dots(struct scratch *s, __u64 name_len)
-{
-    if (!s)
-        return FABDNS_STAT_RESIZE;
+__global int fabdns_key_dots(struct scratch *s, __u64 name_len) {
+    if (!s) return FABDNS_STAT_RESIZE;
     __u32 p = s->msg[NAME_OFF], i;
 
     for (i = 0; i < DNS_MAX_LABELS; i++) {
-        if (p >= name_len)
-            break;
+        if (p >= name_len) break;
         __u32 at = bound(p, 0xff);
         __u8 len = s->key[at];
         s->key[at] = '.';
@@ -198,32 +165,26 @@ __global int fabdns_key_dots(struct scratch *s, __u64 name_len)
 }
 
 /* Step 3: hash (s->q.hash) and check that every dot is a label boundary. */
-__global int fabdns_key_hash(struct scratch *s, __u64 name_len, __u64 labels)
-{
-    if (!s)
-        return FABDNS_STAT_RESIZE;
+__global int fabdns_key_hash(struct scratch *s, __u64 name_len, __u64 labels) {
+    if (!s) return FABDNS_STAT_RESIZE;
     __u64 *key = (__u64 *)s->key;
     __u64 h = FABDNS_HASH_SEED;
     __u32 words = (name_len + 7) / 8, w, dots = 0;
 
     for (w = 0; w < NAME_WORDS; w++) {
-        if (w >= words)
-            break;
+        if (w >= words) break;
         h = fabdns_hash_word(h, key[w]);
         dots += count_dots(key[w]);
     }
-    if (dots != labels - 1)
-        return FABDNS_STAT_NAME;
+    if (dots != labels - 1) return FABDNS_STAT_NAME;
     s->q.hash = h;
     return 0;
 }
 
 /* Looks the key up and, on a hit, rewrites s->msg into the reply (s->q.reply_len set).
  * Returns 0 or the pass reason; on a pass s->msg may be changed but the packet is not. */
-__global int fabdns_build_reply(struct scratch *s, __u64 qend, __u64 name_len, __u64 qtype)
-{
-    if (!s)
-        return FABDNS_STAT_RESIZE;
+__global int fabdns_build_reply(struct scratch *s, __u64 qend, __u64 name_len, __u64 qtype) {
+    if (!s) return FABDNS_STAT_RESIZE;
     struct fabdns_answer_key k = {};
     struct fabdns_answer *a;
     __u8 *msg = s->msg;
@@ -237,23 +198,18 @@ __global int fabdns_build_reply(struct scratch *s, __u64 qend, __u64 name_len, _
     k.qtype = qtype;
     k.name_len = name_len;
     a = bpf_map_lookup_elem(&answers, &k);
-    if (!a)
-        return FABDNS_STAT_MISS;
+    if (!a) return FABDNS_STAT_MISS;
     for (w = 0; w < NAME_WORDS; w++) {
-        if (w >= words)
-            break;
-        if (((__u64 *)a->name)[w] != key[w])
-            return FABDNS_STAT_COLLISION;
+        if (w >= words) break;
+        if (((__u64 *)a->name)[w] != key[w]) return FABDNS_STAT_COLLISION;
     }
     count = a->count;
-    if (count == 0 || count > FABDNS_MAX_RECORDS)
-        return FABDNS_STAT_MISS;
+    if (count == 0 || count > FABDNS_MAX_RECORDS) return FABDNS_STAT_MISS;
 
     rdlen = qtype == DNS_TYPE_A ? 4 : 16;
     rr_len = DNS_PTR_LEN + DNS_RR_FIXED_LEN + rdlen;
     len = qend + count * rr_len + (s->q.has_opt ? EDNS_OPT_LEN : 0);
-    if (len > s->q.client_max || len > REPLY_MASK)
-        return FABDNS_STAT_TOO_BIG;
+    if (len > s->q.client_max || len > REPLY_MASK) return FABDNS_STAT_TOO_BIG;
 
     /* Header: the ID and question stay; RD and CD are copied, everything else is ours. */
     put16(msg + DNS_OFF_FLAGS,
@@ -265,8 +221,7 @@ __global int fabdns_build_reply(struct scratch *s, __u64 qend, __u64 name_len, _
     off = qend;
     ttl = a->ttl;
     for (i = 0; i < FABDNS_MAX_RECORDS; i++) {
-        if (i >= count)
-            break;
+        if (i >= count) break;
         __u8 *rr = &msg[bound(off, REPLY_MASK)];
         put16(rr + 0, DNS_PTR_TO_QNAME);
         put16(rr + 2, qtype);

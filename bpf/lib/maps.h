@@ -63,10 +63,10 @@ struct frame {
 
 /* The parsed question and the reply's sizes. */
 struct query {
-    __u32 qend;       /* offset just past the question */
-    __u32 name_len;   /* dotted length (wire length - 2) */
+    __u32 qend;     /* offset just past the question */
+    __u32 name_len; /* dotted length (wire length - 2) */
     __u32 labels;
-    __u32 reply_len;  /* DNS reply length, once built */
+    __u32 reply_len;   /* DNS reply length, once built */
     __u32 frame_start; /* offset of the reply frame in struct scratch */
     __u32 frame_len;
     __u64 hash;
@@ -99,11 +99,9 @@ struct {
     __type(value, struct scratch);
 } scratch SEC(".maps");
 
-static __always_inline void count(__u32 reason)
-{
+static __always_inline void count(__u32 reason) {
     __u64 *c = bpf_map_lookup_elem(&stats, &reason);
-    if (c)
-        *c += 1;
+    if (c) *c += 1;
 }
 
 #endif

@@ -7,8 +7,7 @@
 #include "maps.h"
 
 /* 0 when the destination is in the listen map, else the pass reason. */
-static __always_inline int check_listen(const struct frame *f, const struct fabdns_config *cfg)
-{
+static __always_inline int check_listen(const struct frame *f, const struct fabdns_config *cfg) {
     struct fabdns_listen_key k = {};
 
     if (f->is_v6) {
@@ -19,23 +18,20 @@ static __always_inline int check_listen(const struct frame *f, const struct fabd
         __builtin_memcpy(&k.addr[12], f->daddr, 4);
     }
     k.port = f->dport;
-    if (bpf_map_lookup_elem(&listen, &k))
-        return 0;
+    if (bpf_map_lookup_elem(&listen, &k)) return 0;
     if (cfg->flags & (f->is_v6 ? FABDNS_CFG_WILDCARD_V6 : FABDNS_CFG_WILDCARD_V4)) {
         if (f->is_v6)
             __builtin_memset(k.addr, 0, 16);
         else
             __builtin_memset(&k.addr[12], 0, 4);
-        if (bpf_map_lookup_elem(&listen, &k))
-            return 0;
+        if (bpf_map_lookup_elem(&listen, &k)) return 0;
     }
     return FABDNS_STAT_NOT_FOR_US;
 }
 
 /* Parses L2-L4 of the frame [data, data_end). Returns 0 for a UDP datagram whose headers
  * are consistent (f filled in), else the pass reason. */
-static __always_inline int parse_frame(void *data, void *data_end, struct frame *f)
-{
+static __always_inline int parse_frame(void *data, void *data_end, struct frame *f) {
     struct ethhdr *eth = data;
     __u32 off = ETH_HDR_LEN;
     __u16 proto;
@@ -44,8 +40,7 @@ static __always_inline int parse_frame(void *data, void *data_end, struct frame 
 
     f->has_vlan = 0; /* f is reused scratch space */
     f->is_v6 = 0;
-    if ((void *)(eth + 1) > data_end)
-        return FABDNS_STAT_NOT_DNS;
+    if ((void *)(eth + 1) > data_end) return FABDNS_STAT_NOT_DNS;
     __builtin_memcpy(f->eth_dst, eth->h_dest, ETH_ALEN_);
     __builtin_memcpy(f->eth_src, eth->h_source, ETH_ALEN_);
     proto = eth->h_proto;
@@ -54,8 +49,7 @@ static __always_inline int parse_frame(void *data, void *data_end, struct frame 
             __be16 tci;
             __be16 proto;
         } *vh = data + ETH_HDR_LEN;
-        if ((void *)(vh + 1) > data_end)
-            return FABDNS_STAT_NOT_DNS;
+        if ((void *)(vh + 1) > data_end) return FABDNS_STAT_NOT_DNS;
         f->has_vlan = 1;
         f->vlan_tci = vh->tci;
         proto = vh->proto;
@@ -66,12 +60,9 @@ static __always_inline int parse_frame(void *data, void *data_end, struct frame 
         struct iphdr *ip = data + off;
         __u32 ihl_bytes, tot_len;
 
-        if ((void *)(ip + 1) > data_end)
-            return FABDNS_STAT_NOT_DNS;
-        if (ip->version != IPV4_VERSION || ip->ihl < IPV4_HDR_MIN / 4)
-            return FABDNS_STAT_MALFORMED;
-        if (ip->protocol != IP_PROTO_UDP)
-            return FABDNS_STAT_NOT_DNS;
+        if ((void *)(ip + 1) > data_end) return FABDNS_STAT_NOT_DNS;
+        if (ip->version != IPV4_VERSION || ip->ihl < IPV4_HDR_MIN / 4) return FABDNS_STAT_MALFORMED;
+        if (ip->protocol != IP_PROTO_UDP) return FABDNS_STAT_NOT_DNS;
         if (ip->frag_off & bpf_htons(IPV4_FLAG_MF | IPV4_FRAG_OFFSET_MASK))
             return FABDNS_STAT_FRAGMENT;
         ihl_bytes = ip->ihl * 4;
@@ -87,10 +78,8 @@ static __always_inline int parse_frame(void *data, void *data_end, struct frame 
         struct ipv6hdr *ip6 = data + off;
         __u8 nh;
 
-        if ((void *)(ip6 + 1) > data_end)
-            return FABDNS_STAT_NOT_DNS;
-        if (ip6->version != IPV6_VERSION)
-            return FABDNS_STAT_MALFORMED;
+        if ((void *)(ip6 + 1) > data_end) return FABDNS_STAT_NOT_DNS;
+        if (ip6->version != IPV6_VERSION) return FABDNS_STAT_MALFORMED;
         nh = ip6->nexthdr;
         if (nh != IP_PROTO_UDP) {
             if (nh == IPV6_NEXT_HOPOPT || nh == IPV6_NEXT_ROUTING || nh == IPV6_NEXT_FRAGMENT ||
@@ -112,13 +101,10 @@ static __always_inline int parse_frame(void *data, void *data_end, struct frame 
     }
 
     /* Bound the offset so the verifier can check the UDP header access below. */
-    if (udp_off > ETH_HDR_LEN + VLAN_HDR_LEN + 60)
-        return FABDNS_STAT_MALFORMED;
+    if (udp_off > ETH_HDR_LEN + VLAN_HDR_LEN + 60) return FABDNS_STAT_MALFORMED;
     struct udphdr *udp = data + udp_off;
-    if ((void *)(udp + 1) > data_end)
-        return FABDNS_STAT_MALFORMED;
-    if (bpf_ntohs(udp->len) != udp_len)
-        return FABDNS_STAT_MALFORMED;
+    if ((void *)(udp + 1) > data_end) return FABDNS_STAT_MALFORMED;
+    if (bpf_ntohs(udp->len) != udp_len) return FABDNS_STAT_MALFORMED;
     f->sport = udp->source;
     f->dport = udp->dest;
     f->dns_off = udp_off + UDP_HDR_LEN;

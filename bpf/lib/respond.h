@@ -9,8 +9,7 @@
 
 #define CSUM_CHUNK 256 /* bpf_csum_diff is fed in bounded, 4-byte-multiple pieces */
 
-static __always_inline __u16 csum_fold(__u64 sum)
-{
+static __always_inline __u16 csum_fold(__u64 sum) {
     sum = (sum & 0xffffffff) + (sum >> 32);
     sum = (sum & 0xffff) + (sum >> 16);
     sum = (sum & 0xffff) + (sum >> 16);
@@ -20,20 +19,16 @@ static __always_inline __u16 csum_fold(__u64 sum)
 
 /* Sum of 16-bit words as they lie in memory (byte-order independent for a ones' complement
  * checksum stored back the same way). */
-static __always_inline __u64 sum16(const __u8 *p, __u32 n)
-{
+static __always_inline __u64 sum16(const __u8 *p, __u32 n) {
     __u64 sum = 0;
-    for (__u32 i = 0; i + 1 < n; i += 2)
-        sum += *(const __u16 *)(p + i);
+    for (__u32 i = 0; i + 1 < n; i += 2) sum += *(const __u16 *)(p + i);
     return sum;
 }
 
 /* Writes the reply's headers into s->hdr just before s->msg and fills in both checksums;
  * sets s->q.frame_start and frame_len. Returns 0 or the pass reason. */
-__global int fabdns_finish_frame(struct scratch *s, __u64 reply_len)
-{
-    if (!s || reply_len > REPLY_MASK)
-        return FABDNS_STAT_RESIZE;
+__global int fabdns_finish_frame(struct scratch *s, __u64 reply_len) {
+    if (!s || reply_len > REPLY_MASK) return FABDNS_STAT_RESIZE;
     const struct frame *f = &s->f;
     __u32 l3_len = f->is_v6 ? IPV6_HDR_LEN : IPV4_HDR_MIN;
     __u32 l2_len = ETH_HDR_LEN + (f->has_vlan ? VLAN_HDR_LEN : 0);
@@ -95,13 +90,11 @@ __global int fabdns_finish_frame(struct scratch *s, __u64 reply_len)
     __u32 padded = (udp_len + 3) & ~3u;
     __u8 *p = (__u8 *)udp;
     for (int c = 0; c < 3; c++) {
-        if (padded == 0)
-            break;
+        if (padded == 0) break;
         __u32 n = padded > CSUM_CHUNK ? CSUM_CHUNK : padded;
         n = bound(n - 1, CSUM_CHUNK - 1) + 1; /* 1..CSUM_CHUNK, visibly to the verifier */
         __s64 r = bpf_csum_diff(0, 0, (void *)p, n, 0);
-        if (r < 0)
-            return FABDNS_STAT_RESIZE;
+        if (r < 0) return FABDNS_STAT_RESIZE;
         sum += (__u32)r;
         p += CSUM_CHUNK;
         padded -= n;
