@@ -1,8 +1,9 @@
-/* fabdns datapath entry points: XDP and TC (clsact ingress, direct action). Both answer hot
+/* fabdns datapath entry points: XDP and TC (tcx ingress, direct action). Both answer hot
  * .global A/AAAA queries from the answers map and pass everything else untouched. */
+#include <linux/bpf.h>
+/* libbpf's helper declarations need the kernel types above. */
 #include <bpf/bpf_endian.h>
 #include <bpf/bpf_helpers.h>
-#include <linux/bpf.h>
 #include <linux/if_ether.h>
 #include <linux/in.h>
 #include <linux/ip.h>
