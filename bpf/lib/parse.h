@@ -29,13 +29,13 @@ static __always_inline int check_listen(const struct frame *f, const struct fabd
     return FABDNS_STAT_NOT_FOR_US;
 }
 
-/* Parses L2-L4 of the frame [data, data_end). Returns 0 for a UDP datagram whose headers
+/* Parses L2-L4 of a frame of pkt_len bytes whose headers are at [data, data_end) (for TC
+ * the linear part may be shorter than the frame). Returns 0 for a UDP datagram whose headers
  * are consistent (f filled in), else the pass reason. */
-static __always_inline int parse_frame(void *data, void *data_end, struct frame *f) {
+static __always_inline int parse_frame(void *data, void *data_end, __u32 pkt_len, struct frame *f) {
     struct ethhdr *eth = data;
     __u32 off = ETH_HDR_LEN;
     __u16 proto;
-    __u32 pkt_len = data_end - data;
     __u32 udp_off, udp_len;
 
     f->has_vlan = 0; /* f is reused scratch space */
