@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <nlohmann/json.hpp>
 
 #include "compiler/compiler.hpp"
@@ -56,9 +57,9 @@ std::string liveness_text(const Liveness &l) {
     if (!l.stamped) return "never stamped: the kernel passes every query until fabdnsd runs";
     std::string age = l.age_ns < 0 ? "just now" : format_duration_ns(uint64_t(l.age_ns)) + " ago";
     std::string after = l.stale_after_ns ? format_duration_ns(l.stale_after_ns) : "never";
-    std::string verdict = l.stale ? "STALE: the kernel passes every query (is fabdnsd running?)"
-                                  : "fresh: the kernel answers";
-    return "stamp " + age + ", stale after " + after + ": " + verdict;
+    std::string verdict = l.stale ? "STALE, the kernel passes every query (is fabdnsd running?)"
+                                  : "fresh, the kernel answers";
+    return "stamp " + age + " (stale after " + after + "): " + verdict;
 }
 
 json liveness_json(const Liveness &l) {
@@ -76,7 +77,7 @@ size_t count_entries(const maps::AnswerTable &t) {
     return n;
 }
 
-std::string listen_text(const maps::ListenEntry &e) {
+std::string listen_address(const maps::ListenEntry &e) {
     SocketAddr a;
     if (e.is_v4()) {
         a.ip = IpAddr::v4(e.addr[12], e.addr[13], e.addr[14], e.addr[15]);
@@ -85,7 +86,11 @@ std::string listen_text(const maps::ListenEntry &e) {
         a.ip.bytes = e.addr;
     }
     a.port = e.port;
-    std::string s = a.to_string();
+    return a.to_string();
+}
+
+std::string listen_text(const maps::ListenEntry &e) {
+    std::string s = listen_address(e);
     if (e.is_wildcard()) s += e.is_v4() ? " (any IPv4 address)" : " (any IPv6 address)";
     return s;
 }
@@ -112,6 +117,16 @@ json sample_value(const Sample &s) {
     if (!std::isfinite(v)) return s.value;
     if (v >= 0 && v < 9007199254740992.0 && v == std::floor(v)) return uint64_t(v);
     return v;
+}
+
+// Integers as written; other numbers with six significant digits (a duration of
+// 0.00011565200000000001 s reads better as 0.000115652).
+std::string display_value(const Sample &s) {
+    double v = s.number();
+    if (!std::isfinite(v) || s.value.find_first_of(".eE") == std::string::npos) return s.value;
+    char buf[32];
+    std::snprintf(buf, sizeof(buf), "%.6g", v);
+    return buf;
 }
 
 // Samples of the daemon's own (user-space) metrics; the kernel's counters are read from the
@@ -141,12 +156,18 @@ EngineOptions engine_options(const Config &c) {
 
 std::string tier_text(Tier t, const Config::Node &node) {
     switch (t) {
-        case Tier::Cluster: return "cluster (this node's cluster " + node.cluster + ")";
-        case Tier::Zone: return "zone (this node's zone " + node.zone + ")";
-        case Tier::Region: return "region (this node's region " + node.region + ")";
-        case Tier::All: return "all (no endpoint in this node's cluster, zone or region)";
-        case Tier::Pinned: return "pinned (the name selects one cluster or pod: no fallback)";
-        case Tier::None: break;
+        case Tier::Cluster:
+            return "cluster (this node's cluster " + node.cluster + ")";
+        case Tier::Zone:
+            return "zone (this node's zone " + node.zone + ")";
+        case Tier::Region:
+            return "region (this node's region " + node.region + ")";
+        case Tier::All:
+            return "all (no endpoint in this node's cluster, zone or region)";
+        case Tier::Pinned:
+            return "pinned (the name selects one cluster or pod: no fallback)";
+        case Tier::None:
+            break;
     }
     return "none";
 }
@@ -162,9 +183,9 @@ bool same_content(maps::KernelAnswer a, maps::KernelAnswer b) {
 std::string user_space_reason(const Explanation &ex, const std::string &name, uint16_t qtype) {
     const Answer &a = ex.answer;
     if (!a.in_zone) return "outside every zone: user space forwards it or answers REFUSED";
+    if (a.rcode != Rcode::NoError) return rcode_name(a.rcode) + " answers stay in user space";
     if (qtype != dnstype::A && qtype != dnstype::AAAA)
         return "the kernel answers only A and AAAA; " + type_name(qtype) + " stays in user space";
-    if (a.rcode != Rcode::NoError) return rcode_name(a.rcode) + " answers stay in user space";
     if (a.answer.empty()) return "NODATA answers stay in user space";
     if (ex.form == "pod") return "headless pod names stay in user space";
     if (a.answer.size() > FABDNS_MAX_RECORDS)
@@ -273,7 +294,8 @@ int cmd_stats(const Context &ctx, bool json_out, std::ostream &out) {
     Table reasons;
     reasons.right_align(1);
     for (uint32_t i = 0; i < FABDNS_STAT_MAX; i++)
-        if (i != FABDNS_STAT_ANSWERED) reasons.add({maps::kStatNames[i], std::to_string(counters[i])});
+        if (i != FABDNS_STAT_ANSWERED)
+            reasons.add({maps::kStatNames[i], std::to_string(counters[i])});
     out << reasons.render("    ") << '\n';
 
     if (!ctx.metrics_url) {
@@ -286,7 +308,7 @@ int cmd_stats(const Context &ctx, bool json_out, std::ostream &out) {
         Table d;
         d.right_align(1);
         for (const auto &s : daemon.samples)
-            if (daemon_metric(s)) d.add({s.series(), s.value});
+            if (daemon_metric(s)) d.add({s.series(), display_value(s)});
         if (d.empty())
             out << "  (no fabdns metrics in the answer)\n";
         else
@@ -315,8 +337,8 @@ int cmd_dump(const Context &ctx, bool json_out, std::ostream &out) {
         return 0;
     }
     if (answers.empty()) {
-        out << "no answers in the kernel map at " << ctx.pin_path << " (0 entries of "
-            << capacity << ")\n";
+        out << "no answers in the kernel map at " << ctx.pin_path << " (0 entries of " << capacity
+            << ")\n";
         return 0;
     }
     Table t({"NAME", "TYPE", "TTL", "ADDRESSES", "HITS"});
@@ -366,7 +388,9 @@ int cmd_status(const Context &ctx, bool json_out, std::ostream &out) {
         j["answers"] = m ? json({{"entries", entries}, {"capacity", capacity}}) : json(nullptr);
         j["liveness"] = m ? liveness_json(live) : json(nullptr);
         json l = json::array();
-        for (const auto &e : listen) l.push_back(listen_text(e));
+        for (const auto &e : listen) {
+            l.push_back({{"address", listen_address(e)}, {"wildcard", e.is_wildcard()}});
+        }
         j["listen"] = l;
         json a = json::array();
         for (const auto &at : attachments)
@@ -440,19 +464,6 @@ int cmd_explain(const Context &ctx, const std::string &qname, const std::string 
     head.add({"form:", ex.form + (ex.service.empty() ? "" : " (" + ex.service + ")")});
     head.add({"tier:", tier_text(ex.tier, cfg.node)});
     head.add({"summary:", ex.summary});
-    out << head.render();
-
-    auto records = [&](const char *title, const std::vector<Record> &rrs) {
-        if (rrs.empty()) return;
-        out << title << '\n';
-        for (const auto &r : rrs) out << "  " << format_record(r) << '\n';
-    };
-    records("answer:", ex.answer.answer);
-    records("authority:", ex.answer.authority);
-    if (!ex.endpoints.empty()) {
-        out << "endpoints:\n";
-        for (const auto &e : ex.endpoints) out << "  " << e << '\n';
-    }
 
     // What the kernel should hold for this name and type: the compiler's own output.
     std::optional<maps::KernelAnswer> want;
@@ -461,15 +472,22 @@ int cmd_explain(const Context &ctx, const std::string &qname, const std::string 
     const std::string reason = want ? "" : user_space_reason(ex, name, qtype);
 
     std::unique_ptr<maps::DatapathMaps> m;
+    std::string open_error;
     try {
         m = loader::open_pinned_maps(ctx.pin_path);
-    } catch (const loader::Error &) {
+    } catch (const loader::Error &e) {
+        open_error = e.what();
     }
     std::string verdict;
     if (!m) {
-        verdict = "unknown: datapath not pinned at " + ctx.pin_path + " (it would " +
-                  (want ? std::string("hold this answer") : "not hold this name: " + reason) +
-                  ")";
+        const std::string would =
+            want ? std::string("hold this answer") : "not hold this name: " + reason;
+        struct stat st {};
+        if (stat((ctx.pin_path + "/" FABDNS_MAP_ANSWERS).c_str(), &st) != 0)
+            verdict =
+                "unknown: datapath not pinned at " + ctx.pin_path + " (it would " + would + ")";
+        else
+            verdict = "unknown: " + open_error + " (it would " + would + ")";
     } else {
         std::optional<maps::KernelAnswer> have;
         if (name.size() <= FABDNS_NAME_MAX && (qtype == dnstype::A || qtype == dnstype::AAAA)) {
@@ -485,8 +503,9 @@ int cmd_explain(const Context &ctx, const std::string &qname, const std::string 
                       kernel_answer_text(*have) + ", engine says " + kernel_answer_text(*want) +
                       " (fabdnsd has not synced yet, or runs with other data)";
         } else if (want) {
-            verdict = "no, but it should be (fabdnsd has not synced yet, or the map is over "
-                      "capacity)";
+            verdict =
+                "no, but it should be (fabdnsd has not synced yet, or the map is over "
+                "capacity)";
         } else if (have) {
             verdict = "yes, but should not be: " + reason + "; the kernel has " +
                       kernel_answer_text(*have) + " (fabdnsd has not synced yet?)";
@@ -494,9 +513,20 @@ int cmd_explain(const Context &ctx, const std::string &qname, const std::string 
             verdict = "no (" + reason + ")";
         }
     }
-    Table tail;
-    tail.add({"in kernel:", verdict});
-    out << tail.render();
+    head.add({"in kernel:", verdict});
+    out << head.render();
+
+    auto records = [&](const char *title, const std::vector<Record> &rrs) {
+        if (rrs.empty()) return;
+        out << title << '\n';
+        for (const auto &r : rrs) out << "  " << format_record(r) << '\n';
+    };
+    records("answer:", ex.answer.answer);
+    records("authority:", ex.answer.authority);
+    if (!ex.endpoints.empty()) {
+        out << "endpoints:\n";
+        for (const auto &e : ex.endpoints) out << "  " << e << '\n';
+    }
     return 0;
 }
 
@@ -511,8 +541,7 @@ int cmd_attach(const Context &ctx, const std::string &iface, const std::string &
         throw Failure("attach " + iface + ": --mode xdp|xdp-generic|tc is required", kExitUsage);
     auto mode = loader::parse_mode(mode_name);
     if (!mode)
-        throw Failure("--mode: '" + mode_name + "' is not one of xdp, xdp-generic, tc",
-                      kExitUsage);
+        throw Failure("--mode: '" + mode_name + "' is not one of xdp, xdp-generic, tc", kExitUsage);
 
     // Adopt the pinned maps as they are: loading with another capacity would replace them, and
     // a running fabdnsd would go on filling the old ones while the kernel reads the new.
@@ -552,8 +581,7 @@ int cmd_attach(const Context &ctx, const std::string &iface, const std::string &
 int cmd_detach(const Context &ctx, const std::string &iface, bool all, std::ostream &out) {
     try {
         if (all) {
-            if (!pin_dir_exists(ctx.pin_path))
-                throw Failure("nothing pinned at " + ctx.pin_path);
+            if (!pin_dir_exists(ctx.pin_path)) throw Failure("nothing pinned at " + ctx.pin_path);
             auto attached = loader::list_attachments(ctx.pin_path);
             loader::remove_all(ctx.pin_path);
             for (const auto &a : attached) out << "detached from " << a.iface << '\n';

@@ -19,12 +19,12 @@ inline constexpr int kExitFailure = 1;
 inline constexpr int kExitUsage = 2;
 
 class Failure : public std::runtime_error {
-public:
+  public:
     explicit Failure(const std::string &message, int status = kExitFailure)
         : std::runtime_error(message), status_(status) {}
     int status() const { return status_; }
 
-private:
+  private:
     int status_;
 };
 
@@ -38,7 +38,7 @@ struct GlobalOptions {
 struct Context {
     std::optional<Config> config;
     std::string config_path;
-    std::string pin_path;             // --pin-path, else datapath.pin_path, else the default
+    std::string pin_path;                    // --pin-path, else datapath.pin_path, else the default
     std::optional<std::string> metrics_url;  // nullopt: the daemon's metrics are not scraped
     std::string metrics_off_reason;          // why metrics_url is nullopt
 };

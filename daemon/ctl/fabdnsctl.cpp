@@ -11,12 +11,13 @@ int main(int argc, char **argv) {
     using namespace fabdns::ctl;
     CLI::App app{"fabdnsctl: inspect and control fabdns's in-kernel DNS datapath"};
     app.require_subcommand(1);
+    app.fallthrough();  // global options may also follow the command
     GlobalOptions g;
     std::string metrics;
     bool verbose = false;
-    auto *config_opt = app.add_option("-c,--config", g.config_path,
-                                      "fabdnsd's config file (pin path, metrics address, "
-                                      "source and node for explain)");
+    app.add_option("-c,--config", g.config_path,
+                   "fabdnsd's config file (pin path, metrics address, "
+                   "source and node for explain)");
     app.add_option("-p,--pin-path", g.pin_path,
                    "BPF pin directory (default: the config's datapath.pin_path, else "
                    "/sys/fs/bpf/fabdns)");
@@ -25,10 +26,10 @@ int main(int argc, char **argv) {
         "fabdnsd's metrics address or URL for stats (default: the config's metrics.listen, "
         "else 127.0.0.1:9153; \"\" to skip)");
     app.add_flag("-v,--verbose", verbose, "log the loader's and source's messages");
-    (void)config_opt;
 
     bool json = false;
-    auto *stats = app.add_subcommand("stats", "kernel counters, map fill, liveness, daemon counters");
+    auto *stats =
+        app.add_subcommand("stats", "kernel counters, map fill, liveness, daemon counters");
     stats->add_flag("--json", json, "one JSON object");
     auto *dump = app.add_subcommand("dump", "the in-kernel answer table");
     dump->add_flag("--json", json, "one JSON object");
@@ -36,8 +37,8 @@ int main(int argc, char **argv) {
     status->add_flag("--json", json, "one JSON object");
 
     std::string name, type = "A";
-    auto *explain = app.add_subcommand(
-        "explain", "what this node answers for NAME and why (needs --config)");
+    auto *explain =
+        app.add_subcommand("explain", "what this node answers for NAME and why (needs --config)");
     explain->add_option("NAME", name, "query name")->required();
     explain->add_option("TYPE", type, "query type (default A)");
 
@@ -50,8 +51,8 @@ int main(int argc, char **argv) {
     bool all = false;
     auto *detach = app.add_subcommand("detach", "detach from IFACE, or remove every pin (--all)");
     auto *detach_iface = detach->add_option("IFACE", iface, "interface");
-    auto *detach_all = detach->add_flag("--all", all,
-                                        "detach everywhere and remove every fabdns pin");
+    auto *detach_all =
+        detach->add_flag("--all", all, "detach everywhere and remove every fabdns pin");
     detach_iface->excludes(detach_all);
 
     try {
@@ -62,7 +63,7 @@ int main(int argc, char **argv) {
         return app.exit(e) == 0 ? 0 : kExitUsage;
     }
     if (metrics_opt->count() > 0) g.metrics = metrics;
-    fabdns::log::set_level(verbose ? fabdns::log::Level::Debug : fabdns::log::Level::Error);
+    fabdns::log::set_level(verbose ? fabdns::log::Level::Info : fabdns::log::Level::Error);
 
     try {
         Context ctx = make_context(g);

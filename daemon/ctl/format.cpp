@@ -16,7 +16,9 @@ void Table::right_align(size_t column) {
     right_[column] = true;
 }
 
-void Table::add(std::vector<std::string> row) { rows_.push_back(std::move(row)); }
+void Table::add(std::vector<std::string> row) {
+    rows_.push_back(std::move(row));
+}
 
 std::string Table::render(std::string_view indent) const {
     std::vector<size_t> width;
@@ -86,17 +88,28 @@ std::string format_address(const uint8_t *bytes, size_t len) {
 
 std::string type_name(uint16_t qtype) {
     switch (qtype) {
-        case dnstype::A: return "A";
-        case dnstype::NS: return "NS";
-        case dnstype::SOA: return "SOA";
-        case dnstype::AAAA: return "AAAA";
-        case dnstype::ANY: return "ANY";
-        case 5: return "CNAME";
-        case 12: return "PTR";
-        case 15: return "MX";
-        case 16: return "TXT";
-        case 33: return "SRV";
-        case 65: return "HTTPS";
+        case dnstype::A:
+            return "A";
+        case dnstype::NS:
+            return "NS";
+        case dnstype::SOA:
+            return "SOA";
+        case dnstype::AAAA:
+            return "AAAA";
+        case dnstype::ANY:
+            return "ANY";
+        case 5:
+            return "CNAME";
+        case 12:
+            return "PTR";
+        case 15:
+            return "MX";
+        case 16:
+            return "TXT";
+        case 33:
+            return "SRV";
+        case 65:
+            return "HTTPS";
     }
     return "TYPE" + std::to_string(qtype);
 }
@@ -119,11 +132,16 @@ uint16_t parse_type(std::string_view text) {
 
 std::string rcode_name(Rcode rcode) {
     switch (rcode) {
-        case Rcode::NoError: return "NOERROR";
-        case Rcode::FormErr: return "FORMERR";
-        case Rcode::ServFail: return "SERVFAIL";
-        case Rcode::NxDomain: return "NXDOMAIN";
-        case Rcode::Refused: return "REFUSED";
+        case Rcode::NoError:
+            return "NOERROR";
+        case Rcode::FormErr:
+            return "FORMERR";
+        case Rcode::ServFail:
+            return "SERVFAIL";
+        case Rcode::NxDomain:
+            return "NXDOMAIN";
+        case Rcode::Refused:
+            return "REFUSED";
     }
     return "RCODE" + std::to_string(static_cast<int>(rcode));
 }
@@ -187,8 +205,8 @@ std::string rdata_text(const Record &r) {
 
 std::string format_record(const Record &record) {
     std::string owner = record.owner.empty() ? "." : record.owner + ".";
-    return owner + "  " + std::to_string(record.ttl) + "  IN  " + type_name(record.type) +
-           "  " + rdata_text(record);
+    return owner + "  " + std::to_string(record.ttl) + "  IN  " + type_name(record.type) + "  " +
+           rdata_text(record);
 }
 
 std::string normalise_name(std::string_view name) {

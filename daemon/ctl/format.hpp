@@ -14,7 +14,7 @@ namespace fabdns::ctl {
 // Columns separated by two spaces, each as wide as its widest cell; the last column is not
 // padded, so lines carry no trailing spaces. Right-aligned columns suit numbers.
 class Table {
-public:
+  public:
     explicit Table(std::vector<std::string> header = {});
     void right_align(size_t column);
     void add(std::vector<std::string> row);
@@ -22,7 +22,7 @@ public:
     // Every line starts with `indent`; the header (when given) comes first.
     std::string render(std::string_view indent = "") const;
 
-private:
+  private:
     std::vector<std::string> header_;
     std::vector<std::vector<std::string>> rows_;
     std::vector<bool> right_;
