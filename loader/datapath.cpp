@@ -146,15 +146,12 @@ class FdMaps : public maps::DatapathMaps {
     const maps::AnswerTable &answers() const override { return answers_; }
 
     void set_listen(const std::vector<maps::ListenEntry> &entries) override {
-        uint32_t flags = 0;
         std::vector<fabdns_listen_key> want;
         for (const auto &e : entries) {
             fabdns_listen_key k{};
             std::memcpy(k.addr, e.addr.data(), 16);
             k.port = htons(e.port);
             want.push_back(k);
-            if (e.is_wildcard())
-                flags |= e.is_v4() ? FABDNS_CFG_WILDCARD_V4 : FABDNS_CFG_WILDCARD_V6;
         }
         // Add before removing, so a destination that stays is never briefly missing.
         fabdns_listen_value val{};
@@ -166,9 +163,6 @@ class FdMaps : public maps::DatapathMaps {
             for (const auto &w : want) keep |= std::memcmp(&w, &k, sizeof(k)) == 0;
             if (!keep) bpf_map_delete_elem(listen_.fd, &k);
         }
-        fabdns_config cfg = config();
-        cfg.flags = (cfg.flags & ~(FABDNS_CFG_WILDCARD_V4 | FABDNS_CFG_WILDCARD_V6)) | flags;
-        set_config(cfg);
     }
 
     std::vector<maps::ListenEntry> listen() const override {
@@ -426,7 +420,7 @@ void Datapath::attach(const std::string &iface, Mode mode) {
         if (bpf_xdp_query(ifindex, 0, &q) == 0 && q.prog_id != 0)
             throw Error("interface " + iface + " already has an XDP program (id " +
                         std::to_string(q.prog_id) + ", " + prog_name(q.prog_id) +
-                        ") that fabdns did not attach; refusing to replace it");
+                        ") not attached from " + impl_->pin_path + "; refusing to replace it");
         LIBBPF_OPTS(bpf_link_create_opts, lo,
                     .flags = mode == Mode::XdpGeneric ? XDP_FLAGS_SKB_MODE : XDP_FLAGS_DRV_MODE);
         fd = bpf_link_create(prog, ifindex, BPF_XDP, &lo);

@@ -94,7 +94,7 @@ class DatapathMaps {
     virtual ~DatapathMaps() = default;
     virtual AnswerTable &answers() = 0;
     virtual const AnswerTable &answers() const = 0;
-    // Replaces the listen map's contents and the wildcard flags.
+    // Replaces the listen map's contents.
     virtual void set_listen(const std::vector<ListenEntry> &entries) = 0;
     virtual std::vector<ListenEntry> listen() const = 0;
     virtual fabdns_config config() const = 0;

@@ -57,9 +57,9 @@ struct fabdns_answer {
                                      offset 0; network byte order */
 };
 
-/* Key of the listen map: one destination the kernel answers for (datapath.answer_for).
- * An all-zero address (0.0.0.0 as ::ffff:0.0.0.0, or ::) matches any address of its family
- * when FABDNS_CFG_WILDCARD is set. */
+/* Key of the listen map: one destination the kernel answers for (datapath.answer_for). Exact
+ * addresses only: the daemon expands 0.0.0.0 and :: into the host's own addresses, because a
+ * wildcard in the kernel would also match packets routed through the host to other servers. */
 struct fabdns_listen_key {
     __u8 addr[16]; /* IPv6 address, or IPv4 as ::ffff:a.b.c.d; network byte order */
     __u16 port;    /* UDP port; network byte order */
@@ -76,12 +76,9 @@ struct fabdns_config {
     __u64 stamp_ns;       /* CLOCK_MONOTONIC ns of the daemon's last refresh (bpf_ktime_get_ns
                              clock); 0: never configured, pass everything */
     __u64 stale_after_ns; /* pass everything once now - stamp_ns exceeds this; 0: never stale */
-    __u32 flags;          /* FABDNS_CFG_* */
+    __u32 flags;          /* reserved, zero */
     __u32 pad;            /* zero */
 };
-
-#define FABDNS_CFG_WILDCARD_V4 0x1u /* a 0.0.0.0:port entry exists in the listen map */
-#define FABDNS_CFG_WILDCARD_V6 0x2u /* a [::]:port entry exists in the listen map */
 
 /* Per-CPU counters (the stats map is a per-CPU array indexed by this enum). Every verdict of
  * the datapath is counted under exactly one reason. X-macro: (enum suffix, metric label). */

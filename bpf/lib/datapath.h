@@ -19,7 +19,7 @@ static __always_inline int datapath_accept(void *data, void *data_end, __u32 pkt
     if (reason) return reason;
     cfg = bpf_map_lookup_elem(&config, &zero);
     if (!cfg) return FABDNS_STAT_STALE;
-    reason = check_listen(f, cfg);
+    reason = check_listen(f);
     if (reason) return reason;
     if (cfg->stamp_ns == 0) return FABDNS_STAT_STALE;
     if (cfg->stale_after_ns &&

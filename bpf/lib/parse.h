@@ -7,7 +7,7 @@
 #include "maps.h"
 
 /* 0 when the destination is in the listen map, else the pass reason. */
-static __always_inline int check_listen(const struct frame *f, const struct fabdns_config *cfg) {
+static __always_inline int check_listen(const struct frame *f) {
     struct fabdns_listen_key k = {};
 
     if (f->is_v6) {
@@ -18,15 +18,7 @@ static __always_inline int check_listen(const struct frame *f, const struct fabd
         __builtin_memcpy(&k.addr[12], f->daddr, 4);
     }
     k.port = f->dport;
-    if (bpf_map_lookup_elem(&listen, &k)) return 0;
-    if (cfg->flags & (f->is_v6 ? FABDNS_CFG_WILDCARD_V6 : FABDNS_CFG_WILDCARD_V4)) {
-        if (f->is_v6)
-            __builtin_memset(k.addr, 0, 16);
-        else
-            __builtin_memset(&k.addr[12], 0, 4);
-        if (bpf_map_lookup_elem(&listen, &k)) return 0;
-    }
-    return FABDNS_STAT_NOT_FOR_US;
+    return bpf_map_lookup_elem(&listen, &k) ? 0 : FABDNS_STAT_NOT_FOR_US;
 }
 
 /* Parses L2-L4 of a frame of pkt_len bytes whose headers are at [data, data_end) (for TC

@@ -2,10 +2,14 @@
 // workers, the metrics server, and this main thread (signals, liveness stamp every second).
 #include "app/daemon.hpp"
 
+#include <ifaddrs.h>
+#include <netinet/in.h>
 #include <signal.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <atomic>
+#include <cstring>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -34,15 +38,58 @@ loader::Mode to_loader_mode(AttachMode mode) {
 
 namespace {
 
+// The host's own addresses of one family (what a socket bound to 0.0.0.0 or :: receives).
+std::vector<IpAddr> local_addresses(IpAddr::Family family) {
+    std::vector<IpAddr> out;
+    ifaddrs *list = nullptr;
+    if (getifaddrs(&list) < 0) return out;
+    for (ifaddrs *i = list; i; i = i->ifa_next) {
+        if (!i->ifa_addr) continue;
+        IpAddr ip;
+        if (family == IpAddr::Family::V4 && i->ifa_addr->sa_family == AF_INET) {
+            ip.family = IpAddr::Family::V4;
+            std::memcpy(ip.bytes.data(), &reinterpret_cast<sockaddr_in *>(i->ifa_addr)->sin_addr,
+                        4);
+        } else if (family == IpAddr::Family::V6 && i->ifa_addr->sa_family == AF_INET6) {
+            ip.family = IpAddr::Family::V6;
+            std::memcpy(ip.bytes.data(), &reinterpret_cast<sockaddr_in6 *>(i->ifa_addr)->sin6_addr,
+                        16);
+        } else {
+            continue;
+        }
+        out.push_back(ip);
+    }
+    freeifaddrs(list);
+    return out;
+}
+
+// The kernel matches exact destinations only: a wildcard would also match queries routed
+// through this host to other servers, which the resolver's wildcard socket never sees. So
+// 0.0.0.0:P and [::]:P become every local address of the family with port P.
 std::vector<maps::ListenEntry> listen_entries(const std::vector<SocketAddr> &addrs) {
     std::vector<maps::ListenEntry> out;
-    for (const auto &a : addrs) {
+    auto add = [&](const IpAddr &ip, uint16_t port) {
         maps::ListenEntry e;
-        e.addr = a.ip.mapped16();
-        e.port = a.port;
+        e.addr = ip.mapped16();
+        e.port = port;
+        for (const auto &o : out)
+            if (o.addr == e.addr && o.port == e.port) return;
         out.push_back(e);
+    };
+    for (const auto &a : addrs) {
+        if (!a.ip.is_unspecified()) {
+            add(a.ip, a.port);
+            continue;
+        }
+        for (const auto &ip : local_addresses(a.ip.family)) add(ip, a.port);
     }
     return out;
+}
+
+bool has_wildcard(const std::vector<SocketAddr> &addrs) {
+    for (const auto &a : addrs)
+        if (a.ip.is_unspecified()) return true;
+    return false;
 }
 
 EngineOptions engine_options(const Config &c) {
@@ -283,6 +330,8 @@ int Daemon::run() {
     // thread receives them (sigtimedwait below).
     pthread_sigmask(SIG_BLOCK, &set, nullptr);
 
+    const bool had_pins =
+        access((cfg_.datapath.pin_path + "/" FABDNS_MAP_ANSWERS).c_str(), F_OK) == 0;
     try {
         setup_datapath();
         register_metrics();
@@ -307,16 +356,30 @@ int Daemon::run() {
         log::error(e.what());
         if (resolver_) resolver_->stop();
         if (source_) source_->stop();
+        // Pins this failed start created serve nobody: leave the pin path as it was.
+        if (datapath_ && !had_pins && loader::list_attachments(cfg_.datapath.pin_path).empty()) {
+            datapath_.reset();
+            loader::remove_all(cfg_.datapath.pin_path);
+        }
         return 1;
     }
     std::string where;
     for (const auto &a : resolver_->addresses()) where += " " + a.to_string();
     log::info("fabdnsd serving on" + where);
 
+    unsigned ticks = 0;
     for (;;) {
         timespec timeout{1, 0};
         int sig = sigtimedwait(&set, nullptr, &timeout);
         refresh_stamp();
+        if (datapath_ && has_wildcard(cfg_.datapath.answer_for) && ++ticks % 5 == 0) {
+            // Addresses come and go (DHCP, pod IPs): follow them.
+            try {
+                datapath_->maps().set_listen(listen_entries(cfg_.datapath.answer_for));
+            } catch (const std::exception &e) {
+                log::warn(std::string("listen map: ") + e.what());
+            }
+        }
         if (sig == SIGHUP) reload();
         if (sig == SIGTERM || sig == SIGINT) {
             log::info(std::string("received ") + (sig == SIGTERM ? "SIGTERM" : "SIGINT") +

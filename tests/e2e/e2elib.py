@@ -1,0 +1,662 @@
+"""Building blocks of fabdns's end-to-end tests.
+
+Network namespaces and veth pairs, fabdnsd as a process (on the host or inside a namespace),
+`dig` and a parser for its output, raw DNS over sockets created inside a namespace, HTTP to the
+metrics server, the kernel's counters and BPF pins, and a real `unbound` as an upstream.
+
+Every object a test creates carries the pytest process id in its name (netns `fdns-<pid>-<n>`,
+host veth `fdh<pid>v<n>`, pins `/sys/fs/bpf/fdns-e2e-<pid>-<n>`), so parallel runs and other
+users of the machine are never touched, and leftovers of a killed run can be recognised.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import struct
+import subprocess
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Optional
+
+BPFFS = Path("/sys/fs/bpf")
+NETNS_DIR = Path("/run/netns")
+PID = os.getpid()
+
+# Name patterns of everything the suite creates; group 1 is the pytest pid that made it.
+NETNS_RE = re.compile(r"^fdns-(\d+)-\d+$")
+PIN_RE = re.compile(r"^fdns-e2e-(\d+)-\d+$")
+VETH_RE = re.compile(r"^\d+: (fdh(\d+)v\d+)[@:]")
+
+_CLONE_NEWNET = 0x40000000
+_libc = ctypes.CDLL(None, use_errno=True)
+
+
+# Set in the environment of every long-running process the suite starts (daemons, unbound),
+# so that the processes of a run that was killed outright can be found and stopped.
+RUN_ENV = "FABDNS_E2E_RUN"
+
+
+def spawn(cmd: list[str], out) -> subprocess.Popen:
+    return subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT,
+                            env={**os.environ, RUN_ENV: str(PID)})
+
+
+def processes_of_run(pid: int) -> list[int]:
+    """Processes started by the run whose pytest pid is pid (found by RUN_ENV)."""
+    marker = f"{RUN_ENV}={pid}".encode()
+    out = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            env = (entry / "environ").read_bytes()
+        except OSError:
+            continue
+        if marker in env.split(b"\0"):
+            out.append(int(entry.name))
+    return out
+
+
+def run(cmd: list[str], check: bool = True, timeout: float = 30,
+        **kw) -> subprocess.CompletedProcess:
+    """Runs a command, capturing text output; raises with the output when check fails."""
+    p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, **kw)
+    if check and p.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)} exited {p.returncode}\n{p.stdout}{p.stderr}")
+    return p
+
+
+def pid_alive(pid: int) -> bool:
+    """True while pid runs (a zombie, killed but not yet reaped, counts as gone)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    return stat.rpartition(")")[2].split()[0] != "Z"
+
+
+def wait_until(cond: Callable[[], bool], timeout: float, interval: float = 0.05) -> bool:
+    """Polls cond until it is true or timeout seconds pass; returns its last value."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if cond():
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(interval)
+
+
+class Counter:
+    """Hands out the per-run numbers that make names unique within one pytest process."""
+
+    _n = 0
+    _lock = threading.Lock()
+
+    @classmethod
+    def next(cls) -> int:
+        with cls._lock:
+            cls._n += 1
+            return cls._n
+
+
+# --- namespaces and sockets -------------------------------------------------------------------
+
+
+class Netns:
+    """A network namespace `fdns-<pid>-<n>` with its loopback up. None stands for the host."""
+
+    def __init__(self, n: int):
+        self.name = f"fdns-{PID}-{n}"
+        run(["ip", "netns", "add", self.name])
+        run(["ip", "-n", self.name, "link", "set", "lo", "up"])
+
+    @property
+    def path(self) -> str:
+        return str(NETNS_DIR / self.name)
+
+    def delete(self) -> None:
+        # Processes still inside keep the namespace alive; the caller has stopped its own.
+        run(["ip", "netns", "del", self.name], check=False)
+
+
+def prefix(ns: Optional[Netns]) -> list[str]:
+    """Command prefix that runs a program in ns (network only: /sys/fs/bpf stays visible)."""
+    return ["nsenter", f"--net={ns.path}"] if ns else []
+
+
+def ns_run(ns: Optional[Netns], cmd: list[str], check: bool = True, timeout: float = 30):
+    return run(prefix(ns) + cmd, check=check, timeout=timeout)
+
+
+def ns_socket(ns: Optional[Netns], family: int, type_: int) -> socket.socket:
+    """A socket created inside ns. A socket keeps the namespace it was made in, so only the
+    creation happens on a helper thread that has switched namespace (setns(2) is per thread)."""
+    if ns is None:
+        return socket.socket(family, type_)
+    result: dict = {}
+
+    def make():
+        try:
+            fd = os.open(ns.path, os.O_RDONLY)
+            try:
+                if _libc.setns(fd, _CLONE_NEWNET) != 0:
+                    err = ctypes.get_errno()
+                    raise OSError(err, os.strerror(err))
+            finally:
+                os.close(fd)
+            result["sock"] = socket.socket(family, type_)
+        except BaseException as e:  # handed to the caller
+            result["error"] = e
+
+    t = threading.Thread(target=make)
+    t.start()
+    t.join()
+    if "error" in result:
+        raise result["error"]
+    return result["sock"]
+
+
+def free_port(ns: Optional[Netns] = None, host: str = "127.0.0.1") -> int:
+    """A port free for both UDP and TCP on host inside ns (found by binding port 0)."""
+    fam = socket.AF_INET6 if ":" in host else socket.AF_INET
+    for _ in range(50):
+        t = ns_socket(ns, fam, socket.SOCK_STREAM)
+        u = ns_socket(ns, fam, socket.SOCK_DGRAM)
+        try:
+            t.bind((host, 0))
+            port = t.getsockname()[1]
+            try:
+                u.bind((host, port))
+            except OSError:
+                continue
+            return port
+        finally:
+            t.close()
+            u.close()
+    raise RuntimeError("no free port")
+
+
+@dataclass
+class Veth:
+    """A veth pair: `host` end in the host namespace with 10.200.<x>.1/24 and fd00:200:<x>::1/64,
+    `peer` end inside ns with .2 / ::2."""
+
+    ns: Netns
+    host: str
+    peer: str
+    x: int
+
+    @property
+    def host4(self) -> str:
+        return f"10.200.{self.x}.1"
+
+    @property
+    def peer4(self) -> str:
+        return f"10.200.{self.x}.2"
+
+    @property
+    def host6(self) -> str:
+        return f"fd00:200:{self.x}::1"
+
+    @property
+    def peer6(self) -> str:
+        return f"fd00:200:{self.x}::2"
+
+    @staticmethod
+    def create(ns: Netns, n: int) -> "Veth":
+        host, peer = f"fdh{PID}v{n}", f"fdp{PID}v{n}"
+        # A subnet nobody on the host routes yet.
+        routes = (run(["ip", "-4", "route", "show"]).stdout +
+                  run(["ip", "-6", "route", "show"]).stdout)
+        x = (PID * 7 + n) % 250 + 1
+        for _ in range(250):
+            if f"10.200.{x}." not in routes and f"fd00:200:{x}::" not in routes:
+                break
+            x = x % 250 + 1
+        v = Veth(ns, host, peer, x)
+        run(["ip", "link", "add", host, "type", "veth", "peer", "name", peer, "netns", ns.name])
+        run(["ip", "addr", "add", f"{v.host4}/24", "dev", host])
+        run(["ip", "addr", "add", f"{v.host6}/64", "dev", host, "nodad"])
+        run(["ip", "link", "set", host, "up"])
+        run(["ip", "-n", ns.name, "addr", "add", f"{v.peer4}/24", "dev", peer])
+        run(["ip", "-n", ns.name, "addr", "add", f"{v.peer6}/64", "dev", peer, "nodad"])
+        run(["ip", "-n", ns.name, "link", "set", peer, "up"])
+        return v
+
+    def delete(self) -> None:
+        # Deleting one end removes the pair; the peer also goes with its namespace.
+        if Path(f"/sys/class/net/{self.host}").exists():
+            run(["ip", "link", "del", self.host], check=False)
+
+
+# --- DNS: dig and raw messages ----------------------------------------------------------------
+
+
+@dataclass
+class Record:
+    name: str
+    ttl: int
+    rclass: str
+    rtype: str
+    rdata: str
+
+
+@dataclass
+class DigResult:
+    """What dig printed, parsed. `rc` 0 means a reply was received."""
+
+    rc: int
+    text: str
+    status: str = ""
+    id: int = -1
+    flags: set = field(default_factory=set)
+    counts: dict = field(default_factory=dict)
+    edns: Optional[dict] = None  # {"version": int, "flags": set, "udp": int}
+    question: list = field(default_factory=list)  # raw question lines, case kept
+    answer: list = field(default_factory=list)
+    authority: list = field(default_factory=list)
+    additional: list = field(default_factory=list)
+    transport: str = ""  # "UDP" or "TCP", from the SERVER line
+
+    def addresses(self, rtype: Optional[str] = None) -> list[str]:
+        return sorted(r.rdata for r in self.answer if rtype is None or r.rtype == rtype)
+
+    def __str__(self) -> str:
+        return self.text
+
+
+_SECTION = {
+    ";; QUESTION SECTION:": "question",
+    ";; ANSWER SECTION:": "answer",
+    ";; AUTHORITY SECTION:": "authority",
+    ";; ADDITIONAL SECTION:": "additional",
+}
+
+
+def parse_dig(rc: int, text: str) -> DigResult:
+    r = DigResult(rc=rc, text=text)
+    section = None
+    for line in text.splitlines():
+        if m := re.match(r";; ->>HEADER<<- opcode: \w+, status: (\w+), id: (\d+)", line):
+            r.status, r.id = m.group(1), int(m.group(2))
+            continue
+        if m := re.match(r";; flags:([^;]*);(.*)", line):
+            r.flags = set(m.group(1).split())
+            for k, v in re.findall(r"(\w+): (\d+)", m.group(2)):
+                r.counts[k] = int(v)
+            continue
+        if m := re.match(r"; EDNS: version: (\d+), flags:([^;]*); udp: (\d+)", line):
+            r.edns = {"version": int(m.group(1)), "flags": set(m.group(2).split()),
+                      "udp": int(m.group(3))}
+            continue
+        if m := re.match(r";; SERVER: .*\((\w+)\)", line):
+            r.transport = m.group(1)
+            continue
+        if line in _SECTION:
+            section = _SECTION[line]
+            continue
+        if not line.strip():
+            section = None
+            continue
+        if section == "question":
+            r.question.append(line.lstrip(";"))
+        elif section in ("answer", "authority", "additional"):
+            parts = line.split(None, 4)
+            if len(parts) == 5:
+                getattr(r, section).append(
+                    Record(parts[0], int(parts[1]), parts[2], parts[3], parts[4]))
+    return r
+
+
+def dig(ns: Optional[Netns], server: str, port: int, name: str, qtype: str = "A",
+        *opts: str, timeout: int = 2) -> DigResult:
+    """Runs dig inside ns: one try, `timeout` seconds, full output parsed. No retries, so a
+    lost packet shows as a failure instead of being hidden."""
+    cmd = prefix(ns) + ["dig", f"@{server}", "-p", str(port), name, qtype,
+                        "+tries=1", f"+time={timeout}", *opts]
+    p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout * 3 + 10)
+    return parse_dig(p.returncode, p.stdout + p.stderr)
+
+
+QTYPES = {"A": 1, "NS": 2, "SOA": 6, "TXT": 16, "AAAA": 28, "OPT": 41}
+
+
+def wire_name(name: str) -> bytes:
+    out = b""
+    for label in name.strip(".").split("."):
+        out += bytes([len(label)]) + label.encode()
+    return out + b"\0"
+
+
+def build_query(name: str, qtype: str = "A", qid: int = 0x1234, rd: bool = True,
+                edns: Optional[int] = None) -> bytes:
+    """A QUERY message; edns: the UDP payload size of an OPT record, None for no OPT."""
+    flags = 0x0100 if rd else 0
+    arcount = 1 if edns is not None else 0
+    msg = struct.pack("!HHHHHH", qid, flags, 1, 0, 0, arcount)
+    msg += wire_name(name) + struct.pack("!HH", QTYPES[qtype], 1)
+    if edns is not None:
+        msg += b"\0" + struct.pack("!HHIH", QTYPES["OPT"], edns, 0, 0)
+    return msg
+
+
+@dataclass
+class Header:
+    id: int
+    qr: bool
+    aa: bool
+    tc: bool
+    rcode: int
+    qd: int
+    an: int
+    ns: int
+    ar: int
+
+
+def parse_header(msg: bytes) -> Header:
+    qid, flags, qd, an, ns, ar = struct.unpack("!HHHHHH", msg[:12])
+    return Header(qid, bool(flags & 0x8000), bool(flags & 0x0400), bool(flags & 0x0200),
+                  flags & 0xF, qd, an, ns, ar)
+
+
+def udp_exchange(ns: Optional[Netns], server: str, port: int, msg: bytes,
+                 timeout: float = 1.0) -> Optional[bytes]:
+    """Sends msg over UDP from inside ns; the reply, or None after timeout (or when the port
+    is closed)."""
+    fam = socket.AF_INET6 if ":" in server else socket.AF_INET
+    s = ns_socket(ns, fam, socket.SOCK_DGRAM)
+    try:
+        s.settimeout(timeout)
+        s.connect((server, port))
+        s.send(msg)
+        deadline = time.monotonic() + timeout
+        while True:
+            s.settimeout(max(0.01, deadline - time.monotonic()))
+            data = s.recv(65535)
+            if data[:2] == msg[:2]:
+                return data
+    except (socket.timeout, ConnectionRefusedError):
+        return None
+    finally:
+        s.close()
+
+
+# --- HTTP ---------------------------------------------------------------------------------------
+
+
+@dataclass
+class HttpReply:
+    status: int
+    headers: dict
+    body: str
+
+
+def http_get(ns: Optional[Netns], host: str, port: int, path: str,
+             timeout: float = 2.0) -> HttpReply:
+    s = ns_socket(ns, socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        s.settimeout(timeout)
+        s.connect((host, port))
+        s.sendall(f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\nConnection: close\r\n\r\n"
+                  .encode())
+        data = b""
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+            head, sep, body = data.partition(b"\r\n\r\n")
+            if sep:
+                m = re.search(rb"(?im)^content-length:\s*(\d+)", head)
+                if m and len(body) >= int(m.group(1)):
+                    break
+    finally:
+        s.close()
+    head, _, body = data.partition(b"\r\n\r\n")
+    lines = head.decode(errors="replace").split("\r\n")
+    status = int(lines[0].split()[1])
+    headers = {}
+    for line in lines[1:]:
+        k, _, v = line.partition(":")
+        headers[k.strip().lower()] = v.strip()
+    return HttpReply(status, headers, body.decode(errors="replace"))
+
+
+def parse_metrics(text: str) -> dict:
+    """Prometheus text to {'name{label="v",...}': value} plus bare names for unlabelled ones."""
+    out = {}
+    for line in text.splitlines():
+        if not line or line.startswith("#"):
+            continue
+        key, _, value = line.rpartition(" ")
+        try:
+            out[key] = float(value)
+        except ValueError:
+            pass
+    return out
+
+
+# --- the daemon ---------------------------------------------------------------------------------
+
+
+class Daemon:
+    """fabdnsd run from a config file, on the host or inside a namespace (nsenter execs it, so
+    the process id is the daemon's own and signals reach it directly)."""
+
+    def __init__(self, binary: str, config: Path, ns: Optional[Netns], log: Path,
+                 metrics: Optional[tuple[str, int]]):
+        self.binary, self.config, self.ns, self.log_path = binary, config, ns, log
+        self.metrics_addr = metrics
+        self.proc: Optional[subprocess.Popen] = None
+
+    def start(self, wait_ready: bool = True, timeout: float = 15) -> "Daemon":
+        with open(self.log_path, "ab") as log:
+            self.proc = spawn(prefix(self.ns) + [self.binary, "--config", str(self.config)], log)
+        if wait_ready:
+            self.wait_ready(timeout)
+        return self
+
+    @property
+    def pid(self) -> int:
+        assert self.proc
+        return self.proc.pid
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def log(self) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")
+        except FileNotFoundError:
+            return ""
+
+    def readyz(self) -> Optional[int]:
+        try:
+            host, port = self.metrics_addr
+            return http_get(self.ns, host, port, "/readyz", timeout=1).status
+        except (OSError, ValueError, IndexError):
+            return None
+
+    def wait_ready(self, timeout: float = 15) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if not self.alive():
+                raise AssertionError(f"fabdnsd exited {self.proc.returncode} while starting:\n"
+                                     f"{self.log()}")
+            if self.metrics_addr is None or self.readyz() == 200:
+                return
+            time.sleep(0.05)
+        raise AssertionError(f"fabdnsd not ready after {timeout}s:\n{self.log()}")
+
+    def send(self, sig: int) -> None:
+        assert self.proc
+        self.proc.send_signal(sig)
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 5) -> Optional[int]:
+        """Sends sig and waits; returns the exit status, or None if it had to be killed."""
+        if not self.alive():
+            return self.proc.returncode if self.proc else None
+        self.proc.send_signal(sig)
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            return None
+
+    def metrics(self) -> dict:
+        host, port = self.metrics_addr
+        r = http_get(self.ns, host, port, "/metrics")
+        assert r.status == 200, r
+        return parse_metrics(r.body)
+
+    def kernel_answers(self) -> float:
+        return self.metrics().get("fabdns_kernel_answers_total", 0.0)
+
+    def user_replies(self) -> float:
+        return sum(v for k, v in self.metrics().items()
+                   if k.startswith("fabdns_queries_total{") and 'path="user"' in k)
+
+
+# --- BPF pins and counters -------------------------------------------------------------------
+
+STAT_NAMES = ["answered", "not_dns", "not_for_us", "fragment", "ipv6_ext", "malformed",
+              "not_query", "qclass", "qtype", "name", "too_long", "edns", "miss", "collision",
+              "too_big", "stale", "resize"]
+
+
+def kernel_stats(pin_path: Path, ctl: Optional[str] = None) -> dict:
+    """The kernel's counters from the pinned stats map, summed over CPUs: through
+    `fabdnsctl stats --json` when the tool exists, else straight from bpftool."""
+    if ctl:
+        p = run([ctl, "--pin-path", str(pin_path), "--metrics", "", "stats", "--json"])
+        return {k: int(v) for k, v in json.loads(p.stdout)["kernel"]["counters"].items()}
+    p = run(["bpftool", "-j", "map", "dump", "pinned", str(pin_path / "stats")])
+    out = {}
+    for entry in json.loads(p.stdout):
+        key = entry.get("key")
+        values = entry.get("values")
+        if "formatted" in entry:
+            key, values = entry["formatted"]["key"], entry["formatted"]["values"]
+        if isinstance(key, list):  # raw little-endian bytes
+            key = int.from_bytes(bytes(int(b, 16) for b in key), "little")
+        total = 0
+        for v in values:
+            val = v["value"]
+            if isinstance(val, list):
+                val = int.from_bytes(bytes(int(b, 16) for b in val), "little")
+            total += int(val)
+        if int(key) < len(STAT_NAMES):
+            out[STAT_NAMES[int(key)]] = total
+    return out
+
+
+def link_pins(pin_path: Path) -> list[Path]:
+    return sorted(pin_path.glob("link_*")) if pin_path.is_dir() else []
+
+
+def link_info(pin: Path) -> Optional[dict]:
+    p = run(["bpftool", "-j", "link", "show", "pinned", str(pin)], check=False)
+    if p.returncode != 0:
+        return None
+    return json.loads(p.stdout)
+
+
+def link_exists(link_id: int) -> bool:
+    return run(["bpftool", "link", "show", "id", str(link_id)], check=False).returncode == 0
+
+
+def prog_exists(prog_id: int) -> bool:
+    return run(["bpftool", "prog", "show", "id", str(prog_id)], check=False).returncode == 0
+
+
+def remove_datapath(pin_path: Path, ctl: Optional[str], ns: Optional[Netns] = None) -> None:
+    """Detaches every link pinned under pin_path and removes the pins: with `fabdnsctl detach
+    --all` when there is one, else with bpftool and rm -rf. Safe to call when nothing is left."""
+    if not pin_path.exists():
+        return
+    if ctl:
+        ns_run(ns, [ctl, "--pin-path", str(pin_path), "detach", "--all"], check=False)
+    for pin in link_pins(pin_path):
+        run(["bpftool", "link", "detach", "pinned", str(pin)], check=False)
+    shutil.rmtree(pin_path, ignore_errors=True)
+
+
+def iface_xdp(ns: Optional[Netns], iface: str) -> str:
+    """The XDP part of `ip link show` for iface ("" when none is attached)."""
+    out = ns_run(ns, ["ip", "-d", "link", "show", "dev", iface]).stdout
+    return "\n".join(line for line in out.splitlines()
+                     if re.search(r"\bxdp(generic|drv|offload)?\b|prog/xdp", line))
+
+
+def tc_ingress(ns: Optional[Netns], iface: str) -> str:
+    return ns_run(ns, ["tc", "filter", "show", "dev", iface, "ingress"], check=False).stdout.strip()
+
+
+def bpftool_net(ns: Optional[Netns], iface: str) -> dict:
+    """`bpftool net show dev iface` as JSON: xdp, tc and (newer bpftool) tcx entries."""
+    out = ns_run(ns, ["bpftool", "-j", "net", "show", "dev", iface]).stdout
+    data = json.loads(out)
+    return data[0] if isinstance(data, list) and data else data
+
+
+# --- unbound as an upstream -----------------------------------------------------------------
+
+
+class Unbound:
+    """A real unbound on 127.0.0.1:<port> inside ns, authoritative for example.test."""
+
+    def __init__(self, ns: Optional[Netns], port: int, workdir: Path):
+        self.ns, self.port, self.dir = ns, port, workdir
+        self.conf = workdir / "unbound.conf"
+        self.log_path = workdir / "unbound.log"
+        self.conf.write_text(f"""server:
+    interface: 127.0.0.1@{port}
+    port: {port}
+    do-ip6: no
+    do-daemonize: no
+    chroot: ""
+    username: ""
+    directory: "{workdir}"
+    pidfile: ""
+    use-syslog: no
+    logfile: "{self.log_path}"
+    verbosity: 1
+    module-config: "iterator"
+    access-control: 127.0.0.0/8 allow
+    local-zone: "example.test." static
+    local-data: "example.test. 300 IN SOA ns.example.test. host.example.test. 1 3600 600 86400 30"
+    local-data: "www.example.test. 300 IN A 192.0.2.7"
+    local-data: "www.example.test. 300 IN AAAA 2001:db8::7"
+remote-control:
+    control-enable: no
+""")
+        self.proc: Optional[subprocess.Popen] = None
+
+    def start(self) -> "Unbound":
+        with open(self.dir / "unbound.out", "ab") as out:
+            self.proc = spawn(prefix(self.ns) + ["unbound", "-d", "-c", str(self.conf)], out)
+        ok = wait_until(lambda: self.proc.poll() is None and
+                        dig(self.ns, "127.0.0.1", self.port, "www.example.test", "A",
+                            timeout=1).status == "NOERROR", timeout=10, interval=0.1)
+        if not ok:
+            raise AssertionError("unbound did not start:\n" +
+                                 (self.dir / "unbound.out").read_text(errors="replace"))
+        return self
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
