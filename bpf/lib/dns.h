@@ -50,7 +50,7 @@ static __always_inline __u32 count_dots(__u64 v) {
 
 /* Header checks and the label walk (lengths only). Sets q->flags, name_len, labels.
  * Returns 0 or the pass reason. */
-__global int fabdns_parse_name(struct scratch *s, __u64 dns_len) {
+__global enum fabdns_stat fabdns_parse_name(struct scratch *s, __u64 dns_len) {
     if (!s) return FABDNS_STAT_RESIZE;
     __u8 *msg = s->msg;
     __u32 pos = NAME_OFF, labels = 0, i;
@@ -82,7 +82,7 @@ __global int fabdns_parse_name(struct scratch *s, __u64 dns_len) {
 }
 
 /* QTYPE, QCLASS and the optional OPT record after the name. Returns 0 or the pass reason. */
-__global int fabdns_parse_tail(struct scratch *s, __u64 dns_len, __u64 name_len) {
+__global enum fabdns_stat fabdns_parse_tail(struct scratch *s, __u64 dns_len, __u64 name_len) {
     if (!s) return FABDNS_STAT_RESIZE;
     __u8 *msg = s->msg;
     __u32 pos, opt, i;
@@ -132,7 +132,7 @@ __global int fabdns_parse_tail(struct scratch *s, __u64 dns_len, __u64 name_len)
  * global function so that no loop is verified once per exit of the loop before it. */
 
 /* Step 1: copy and lowercase word by word, zeroing what follows the name. */
-__global int fabdns_key_copy(struct scratch *s, __u64 name_len) {
+__global enum fabdns_stat fabdns_key_copy(struct scratch *s, __u64 name_len) {
     if (!s) return FABDNS_STAT_RESIZE;
     __u64 *key = (__u64 *)s->key;
     __u32 words, w;
@@ -150,7 +150,7 @@ __global int fabdns_key_copy(struct scratch *s, __u64 name_len) {
 }
 
 /* Step 2: label boundaries become dots (key index p holds the wire byte p + 1). */
-__global int fabdns_key_dots(struct scratch *s, __u64 name_len) {
+__global enum fabdns_stat fabdns_key_dots(struct scratch *s, __u64 name_len) {
     if (!s) return FABDNS_STAT_RESIZE;
     __u32 p = s->msg[NAME_OFF], i;
 
@@ -165,7 +165,7 @@ __global int fabdns_key_dots(struct scratch *s, __u64 name_len) {
 }
 
 /* Step 3: hash (s->q.hash) and check that every dot is a label boundary. */
-__global int fabdns_key_hash(struct scratch *s, __u64 name_len, __u64 labels) {
+__global enum fabdns_stat fabdns_key_hash(struct scratch *s, __u64 name_len, __u64 labels) {
     if (!s) return FABDNS_STAT_RESIZE;
     __u64 *key = (__u64 *)s->key;
     __u64 h = FABDNS_HASH_SEED;
@@ -183,7 +183,8 @@ __global int fabdns_key_hash(struct scratch *s, __u64 name_len, __u64 labels) {
 
 /* Looks the key up and, on a hit, rewrites s->msg into the reply (s->q.reply_len set).
  * Returns 0 or the pass reason; on a pass s->msg may be changed but the packet is not. */
-__global int fabdns_build_reply(struct scratch *s, __u64 qend, __u64 name_len, __u64 qtype) {
+__global enum fabdns_stat fabdns_build_reply(struct scratch *s, __u64 qend, __u64 name_len,
+                                             __u64 qtype) {
     if (!s) return FABDNS_STAT_RESIZE;
     struct fabdns_answer_key k = {};
     struct fabdns_answer *a;

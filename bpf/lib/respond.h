@@ -27,7 +27,7 @@ static __always_inline __u64 sum16(const __u8 *p, __u32 n) {
 
 /* Writes the reply's headers into s->hdr just before s->msg and fills in both checksums;
  * sets s->q.frame_start and frame_len. Returns 0 or the pass reason. */
-__global int fabdns_finish_frame(struct scratch *s, __u64 reply_len) {
+__global enum fabdns_stat fabdns_finish_frame(struct scratch *s, __u64 reply_len) {
     if (!s || reply_len > REPLY_MASK) return FABDNS_STAT_RESIZE;
     const struct frame *f = &s->f;
     __u32 l3_len = f->is_v6 ? IPV6_HDR_LEN : IPV4_HDR_MIN;

@@ -14,6 +14,7 @@
 #include <mutex>
 #include <optional>
 
+#include "app/options.hpp"
 #include "common/log.hpp"
 #include "compiler/compiler.hpp"
 #include "engine/engine.hpp"
@@ -90,14 +91,6 @@ bool has_wildcard(const std::vector<SocketAddr> &addrs) {
     for (const auto &a : addrs)
         if (a.ip.is_unspecified()) return true;
     return false;
-}
-
-EngineOptions engine_options(const Config &c) {
-    EngineOptions o;
-    o.zones = c.dns.zones;
-    o.ttl = c.dns.ttl;
-    o.node = {c.node.cluster, c.node.zone, c.node.region};
-    return o;
 }
 
 const char *rcode_name(size_t rcode) {

@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <nlohmann/json.hpp>
 
+#include "app/options.hpp"
 #include "compiler/compiler.hpp"
 #include "ctl/format.hpp"
 #include "ctl/scrape.hpp"
@@ -144,14 +145,6 @@ std::vector<maps::KernelAnswer> read_answers(const maps::AnswerTable &t) {
         return a.name != b.name ? a.name < b.name : a.qtype < b.qtype;
     });
     return out;
-}
-
-EngineOptions engine_options(const Config &c) {
-    EngineOptions o;
-    o.zones = c.dns.zones;
-    o.ttl = c.dns.ttl;
-    o.node = {c.node.cluster, c.node.zone, c.node.region};
-    return o;
 }
 
 std::string tier_text(Tier t, const Config::Node &node) {
