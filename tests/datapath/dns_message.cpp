@@ -45,8 +45,7 @@ std::optional<size_t> read_name(std::span<const uint8_t> m, size_t pos, Bytes &o
 
 // Rdata with embedded names decompressed, so that two writers that compress differently
 // compare equal.
-std::optional<Bytes> read_rdata(std::span<const uint8_t> m, uint16_t type, size_t pos,
-                                size_t len) {
+std::optional<Bytes> read_rdata(std::span<const uint8_t> m, uint16_t type, size_t pos, size_t len) {
     const size_t end = pos + len;
     Bytes out, name;
     auto take_name = [&]() -> bool {

@@ -1,6 +1,7 @@
-// An independent, strict DNS message reader for comparing the kernel's replies with the
-// resolver's: names decompressed with their case kept, OPT split out of the additional section,
-// and a field-by-field comparison that names every difference.
+// Strict DNS message reader and semantic comparison, for checking kernel replies.
+//
+// Independent of ldns and of the resolver: names decompressed with their case kept, OPT split
+// out of the additional section, and a field-by-field comparison that names every difference.
 #pragma once
 
 #include <cstdint>

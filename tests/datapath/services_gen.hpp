@@ -1,5 +1,6 @@
-// Seeded GlobalService sets for the differential, random-frame, compiler and benchmark programs:
-// many services over several clusters with varied topology labels, address families, endpoint
+// Seeded generator of GlobalService sets and their query names, for tests and benchmarks.
+//
+// Many services over several clusters with varied topology labels, address families, endpoint
 // counts and Headless pods, plus every query name each service defines (SPEC §3).
 #pragma once
 
@@ -24,16 +25,17 @@ struct ClusterSpec {
 // region, so that every topology tier (cluster, zone, region, all) wins for some service.
 inline const std::vector<ClusterSpec> &gen_clusters() {
     static const std::vector<ClusterSpec> clusters = {
-        {"beijing", "bj-a", "north"},    {"beijing-2", "bj-a", "north"},
-        {"tianjin", "tj-a", "north"},    {"shanghai", "sh-a", "east"},
-        {"hangzhou", "sh-a", "east"},    {"shenzhen", "sz-a", "south"},
-        {"chengdu", "", "west"},         {"edge-7", "ed-7", ""},
+        {"beijing", "bj-a", "north"}, {"beijing-2", "bj-a", "north"}, {"tianjin", "tj-a", "north"},
+        {"shanghai", "sh-a", "east"}, {"hangzhou", "sh-a", "east"},   {"shenzhen", "sz-a", "south"},
+        {"chengdu", "", "west"},      {"edge-7", "ed-7", ""},
     };
     return clusters;
 }
 
 // The node every generated set is compiled for.
-inline NodeTopology gen_node() { return {"beijing", "bj-a", "north"}; }
+inline NodeTopology gen_node() {
+    return {"beijing", "bj-a", "north"};
+}
 
 struct GenOptions {
     uint64_t seed = 1;
@@ -77,11 +79,11 @@ inline std::vector<GlobalService> generate_services(const GenOptions &o) {
         GlobalService s;
         s.name = "svc-" + std::to_string(i);
         // A few long labels so that names of 100..200 bytes are covered too.
-        if (i % 97 == 5) s.name += "-" + std::string(40 + pick(20), 'l');
+        if (i % 97 == 5) s.name += "-" + std::string(30 + pick(20), 'l');
         s.ns = namespaces[pick(std::size(namespaces))];
         if (i % 151 == 7) s.ns = "ns-" + std::string(50 + pick(10), 'n');
         s.type = (o.headless_every && i % o.headless_every == 3) ? ServiceType::Headless
-                                                                  : ServiceType::ClusterIP;
+                                                                 : ServiceType::ClusterIP;
         const size_t r = pick(100);
         const GenFamily fam = r < 50   ? GenFamily::V4
                               : r < 85 ? GenFamily::Dual
