@@ -29,14 +29,15 @@ static __always_inline __u32 bound(__u32 off, __u32 mask) {
     return off & mask;
 }
 
+/* Network-order 16-bit read at a variable offset (unaligned loads are fine on the map value;
+ * SCRATCH_SLACK covers the byte after the mask). */
 static __always_inline __u16 rd16(const __u8 *msg, __u32 off) {
-    return ((__u16)msg[bound(off, MSG_MASK)] << 8) | msg[bound(off + 1, MSG_MASK)];
+    return bpf_ntohs(*(const __u16 *)&msg[bound(off, MSG_MASK)]);
 }
 
 /* Stores a 16-bit value in network order at a constant offset from p. */
 static __always_inline void put16(__u8 *p, __u16 v) {
-    p[0] = v >> 8;
-    p[1] = v & 0xff;
+    *(__u16 *)p = bpf_htons(v);
 }
 
 /* Exact count of bytes equal to '.' in a word (a literal dot inside a label shows up as one
@@ -227,8 +228,7 @@ __global enum fabdns_stat fabdns_build_reply(struct scratch *s, __u64 qend, __u6
         put16(rr + 0, DNS_PTR_TO_QNAME);
         put16(rr + 2, qtype);
         put16(rr + 4, DNS_CLASS_IN);
-        put16(rr + 6, ttl >> 16);
-        put16(rr + 8, ttl & 0xffff);
+        *(__u32 *)(rr + 6) = bpf_htonl(ttl);
         put16(rr + 10, rdlen);
         if (rdlen == 4)
             __builtin_memcpy(rr + 12, &a->rdata[i * 4], 4);

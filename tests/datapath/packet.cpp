@@ -57,9 +57,8 @@ static uint32_t pseudo_sum(const uint8_t *src, const uint8_t *dst, size_t alen, 
 
 Bytes frame(const FrameOpts &f, const Bytes &dns) {
     Bytes b;
-    const uint8_t dst_mac[6] = {0x02, 0, 0, 0, 0, 0x01}, src_mac[6] = {0x02, 0, 0, 0, 0, 0x02};
-    b.insert(b.end(), dst_mac, dst_mac + 6);
-    b.insert(b.end(), src_mac, src_mac + 6);
+    // Destination then source MAC (locally administered addresses).
+    b = {0x02, 0, 0, 0, 0, 0x01, 0x02, 0, 0, 0, 0, 0x02};
     if (f.vlan) {
         put16(b, 0x8100);
         put16(b, f.vlan_tci);
