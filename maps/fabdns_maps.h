@@ -2,7 +2,7 @@
  *
  * Included by the BPF program (bpf/) and by C++ (maps/, loader/, daemon/). Fixed-width types
  * and explicit padding only; each field says its byte order. maps/datapath_maps.hpp
- * static_asserts the layout and tests/datapath/btf_layout_test.cpp checks it against the BTF
+ * static_asserts the layout and tests/datapath/object_test.cpp checks it against the BTF
  * of the built object.
  */
 #ifndef FABDNS_MAPS_H
