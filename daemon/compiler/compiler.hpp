@@ -53,10 +53,20 @@ class MapCompiler {
             return a.hash == b.hash && a.qtype == b.qtype && a.name_len == b.name_len;
         }
     };
-    using Shadow = std::unordered_map<fabdns_answer_key, fabdns_answer, KeyHash, KeyEq>;
+    struct Entry {
+        fabdns_answer value;
+        uint64_t generation = 0;  // the last sync that wanted this entry
+    };
+    using Shadow = std::unordered_map<fabdns_answer_key, Entry, KeyHash, KeyEq>;
+
+    // Applies `desired` (already ranked to fit) in full; used when over capacity.
+    void apply_all(const std::vector<maps::KernelAnswer> &desired, CompileStats &st);
+    void write(const fabdns_answer_key &k, const fabdns_answer &v, CompileStats &st);
+    void remove_unwanted(CompileStats &st);
 
     maps::AnswerTable &table_;
     Shadow shadow_;  // what the map holds, as written by us
+    uint64_t generation_ = 0;
     std::mutex queries_mu_;
     std::unordered_map<std::string, uint64_t> user_queries_;  // "name/qtype" -> count
     CompileStats last_;
