@@ -4,6 +4,7 @@
 #include "resolver/resolver.hpp"
 
 #include <netinet/in.h>
+#include <sched.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
@@ -147,8 +148,16 @@ struct Resolver::Impl {
     std::vector<std::pair<uint64_t, std::vector<uint8_t>>> mailbox;
 
     Impl(const Engine &e, ResolverOptions o) : engine(e), options(std::move(o)) {
-        if (options.workers == 0)
-            options.workers = std::max(1u, std::thread::hardware_concurrency());
+        if (options.workers == 0) {
+            // One worker per CPU this process may run on (a DaemonSet pinned to one CPU must
+            // not context-switch between idle workers).
+            cpu_set_t set;
+            CPU_ZERO(&set);
+            unsigned n = sched_getaffinity(0, sizeof(set), &set) == 0
+                             ? static_cast<unsigned>(CPU_COUNT(&set))
+                             : std::thread::hardware_concurrency();
+            options.workers = std::max(1u, n);
+        }
         respond_options.forward = !options.upstream.empty();
     }
 
