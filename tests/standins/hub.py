@@ -33,6 +33,8 @@ import threading
 import time
 import urllib.parse
 
+from standin_http import JsonHandler
+
 
 class State:
     def __init__(self, data_path, cluster):
@@ -137,26 +139,9 @@ def make_api_handler(state):
 
 
 def make_control_handler(state):
-    class Handler(http.server.BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def log_message(self, fmt, *args):
-            pass
-
-        def reply(self, status, obj):
-            body = json.dumps(obj).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
+    class Handler(JsonHandler):
         def handle_any(self):
-            url = urllib.parse.urlsplit(self.path)
-            query = dict(urllib.parse.parse_qsl(url.query))
-            length = int(self.headers.get("Content-Length") or 0)
-            if length:
-                self.rfile.read(length)
+            url, query, _ = self.read_request()
             if url.path == "/mode":
                 with state.lock:
                     state.mode = query.get("name", "ok")

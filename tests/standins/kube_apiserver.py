@@ -38,6 +38,8 @@ import threading
 import time
 import urllib.parse
 
+from standin_http import JsonHandler
+
 RESOURCE = "/apis/dns.fabedge.io/v1alpha1/globalservices"
 
 
@@ -97,19 +99,7 @@ class QuietServer(http.server.ThreadingHTTPServer):
 
 
 def make_api_handler(state):
-    class Handler(http.server.BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def log_message(self, fmt, *args):
-            pass
-
-        def send_json(self, status, obj):
-            body = json.dumps(obj).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
+    class Handler(JsonHandler):
 
         def chunk(self, data):
             self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
@@ -123,10 +113,10 @@ def make_api_handler(state):
                 state.last_auth = auth
                 token = state.token
             if token and auth != "Bearer " + token:
-                self.send_json(401, state.status(401, "Unauthorized", "Unauthorized"))
+                self.reply(401, state.status(401, "Unauthorized", "Unauthorized"))
                 return
             if url.path != RESOURCE:
-                self.send_json(404, state.status(404, "NotFound", "the server could not find the requested resource"))
+                self.reply(404, state.status(404, "NotFound", "the server could not find the requested resource"))
                 return
             if query.get("watch") in ("1", "true"):
                 self.watch(query)
@@ -138,13 +128,13 @@ def make_api_handler(state):
                 state.lists += 1
                 if state.fail_lists > 0:
                     state.fail_lists -= 1
-                    self.send_json(500, state.status(500, "InternalError", "etcd is unavailable"))
+                    self.reply(500, state.status(500, "InternalError", "etcd is unavailable"))
                     return
                 if "continue" in query:
                     token = json.loads(base64.b64decode(query["continue"]))
                     list_rv, offset, keys = token["rv"], token["offset"], token["keys"]
                     if list_rv < state.compacted:
-                        self.send_json(410, state.status(410, "Expired", "continue token expired"))
+                        self.reply(410, state.status(410, "Expired", "continue token expired"))
                         return
                 else:
                     list_rv, offset, keys = state.rv, 0, sorted(state.objects)
@@ -155,7 +145,7 @@ def make_api_handler(state):
                 if limit > 0 and offset + limit < len(keys):
                     meta["continue"] = base64.b64encode(json.dumps(
                         {"rv": list_rv, "offset": offset + limit, "keys": keys}).encode()).decode()
-            self.send_json(200, {"apiVersion": "dns.fabedge.io/v1alpha1", "kind": "GlobalServiceList",
+            self.reply(200, {"apiVersion": "dns.fabedge.io/v1alpha1", "kind": "GlobalServiceList",
                                  "metadata": meta, "items": items})
 
         def watch(self, query):
@@ -167,12 +157,12 @@ def make_api_handler(state):
                 try:
                     rv = int(rv_text) if rv_text else state.rv
                 except ValueError:
-                    self.send_json(400, state.status(400, "BadRequest", "bad resourceVersion"))
+                    self.reply(400, state.status(400, "BadRequest", "bad resourceVersion"))
                     return
                 gone = rv < state.compacted
                 how = state.expire_how
                 if gone and how == "http":
-                    self.send_json(410, state.status(410, "Expired", "too old resource version: %d (%d)" % (rv, state.compacted)))
+                    self.reply(410, state.status(410, "Expired", "too old resource version: %d (%d)" % (rv, state.compacted)))
                     return
                 w = Watch(bookmarks)
                 if gone:
@@ -217,25 +207,9 @@ def make_api_handler(state):
 
 
 def make_control_handler(state):
-    class Handler(http.server.BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def log_message(self, fmt, *args):
-            pass
-
-        def reply(self, status, obj):
-            body = json.dumps(obj).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
+    class Handler(JsonHandler):
         def handle_any(self):
-            url = urllib.parse.urlsplit(self.path)
-            query = dict(urllib.parse.parse_qsl(url.query))
-            length = int(self.headers.get("Content-Length") or 0)
-            body = self.rfile.read(length) if length else b""
+            url, query, body = self.read_request()
             with state.cond:
                 result = self.act(url.path, query, body)
                 result.setdefault("rv", state.rv)
