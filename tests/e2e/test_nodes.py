@@ -62,9 +62,11 @@ def test_beijing_and_suzhou_nodes_answer_for_their_place(e2e):
 def test_a_second_daemon_does_not_take_over_an_interface(e2e):
     suzhou = example_node(e2e, "suzhou")
     beijing = example_node(e2e, "beijing")  # same tmp dir, own namespace
-    # A third daemon in suzhou's namespace, with beijing's config: lo is taken.
+    # A third daemon in suzhou's namespace, with beijing's config asking for XDP on lo, which
+    # suzhou's XDP program holds.
     pin = e2e.pin_path()
     text = beijing.config_path.read_text().replace(str(beijing.pin), str(pin))
+    text = text.replace("mode: tc", "mode: xdp-generic")
     cfg_path = e2e.tmp / "config-beijing-2.yaml"
     cfg_path.write_text(text)
     e2e.defer(lambda: lib.remove_datapath(pin, FABDNSCTL, suzhou.ns))
