@@ -143,6 +143,10 @@ void Daemon::setup_datapath() {
     datapath_ = std::make_unique<loader::Datapath>(
         loader::Options{cfg_.datapath.pin_path, cfg_.datapath.capacity});
     compiler_ = std::make_unique<MapCompiler>(datapath_->maps().answers());
+    // Attachments pinned by an earlier daemon count as ours: one that the config no longer
+    // lists is detached below rather than left answering.
+    for (const auto &a : loader::list_attachments(cfg_.datapath.pin_path))
+        attached_ifaces_.push_back(a.iface);
     apply_datapath_config(cfg_);
     log::info("datapath loaded, maps pinned under " + cfg_.datapath.pin_path);
 }

@@ -7,6 +7,7 @@ Topology of the veth tests: fabdnsd runs on the host with its resolver on 127.0.
 where no socket is bound, so every reply the client gets was built by the kernel.
 """
 
+import json
 import signal
 
 import pytest
@@ -168,6 +169,21 @@ def test_fabdnsctl_detach_leaves_no_trace(e2e, ctl):
     assert_no_trace(None, i2, l2, p2)
     assert not node.pin.exists()
     assert lib.dig(v2.ns, v2.host4, 53, NGINX, timeout=1).rc != 0
+
+
+def test_restart_detaches_interfaces_dropped_from_the_config(e2e):
+    v1, v2, node = two_veth_node(e2e, detach_on_exit=False)
+    (i1, l1, p1), _ = attachments(node, [v1.host, v2.host])
+    assert node.daemon.stop(signal.SIGTERM, timeout=5) == 0, node.daemon.log()
+    # The next daemon's config lists only the second interface: the first one, attached by
+    # the earlier daemon and still pinned, must not keep answering.
+    cfg = json.loads(node.config_path.read_text())
+    cfg["datapath"]["attach"] = [a for a in cfg["datapath"]["attach"] if a["iface"] == v2.host]
+    node.config_path.write_text(json.dumps(cfg, indent=2) + "\n")
+    node.daemon.start()
+    assert_no_trace(None, i1, l1, p1)
+    assert not (node.pin / f"link_{v1.host}").exists()
+    assert lib.dig(v2.ns, v2.host4, 53, NGINX).addresses() == SUZHOU_A
 
 
 # --- wildcard addresses ----------------------------------------------------------------------
