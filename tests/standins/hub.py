@@ -33,7 +33,7 @@ import threading
 import time
 import urllib.parse
 
-from standin_http import JsonHandler
+from standin_http import JsonHandler, QuietServer, serve
 
 
 class State:
@@ -58,14 +58,6 @@ class State:
 def read_data(state):
     with open(state.data_path, "rb") as f:
         return f.read()
-
-
-class QuietServer(http.server.ThreadingHTTPServer):
-    daemon_threads = True
-
-    def handle_error(self, request, client_address):
-        # Resets, failed handshakes and clients hanging up are the point of this server.
-        pass
 
 
 def make_api_handler(state):
@@ -180,13 +172,7 @@ def main():
     api.socket = ctx.wrap_socket(api.socket, server_side=True)
     control = QuietServer(("127.0.0.1", args.control_port), make_control_handler(state))
 
-    for server in (api, control):
-        threading.Thread(target=server.serve_forever, daemon=True).start()
-    print("READY %d %d" % (api.server_address[1], control.server_address[1]), flush=True)
-    try:
-        threading.Event().wait()
-    except KeyboardInterrupt:
-        pass
+    serve(api, control)
 
 
 if __name__ == "__main__":

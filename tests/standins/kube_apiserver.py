@@ -28,7 +28,6 @@
 import argparse
 import base64
 import copy
-import http.server
 import json
 import socket
 import ssl
@@ -38,7 +37,7 @@ import threading
 import time
 import urllib.parse
 
-from standin_http import JsonHandler
+from standin_http import JsonHandler, QuietServer, serve
 
 RESOURCE = "/apis/dns.fabedge.io/v1alpha1/globalservices"
 
@@ -89,13 +88,6 @@ def list_item(obj):
     item.pop("apiVersion", None)
     item.pop("kind", None)
     return item
-
-
-class QuietServer(http.server.ThreadingHTTPServer):
-    daemon_threads = True
-
-    def handle_error(self, request, client_address):
-        pass
 
 
 def make_api_handler(state):
@@ -317,13 +309,7 @@ def main():
         api.socket = ctx.wrap_socket(api.socket, server_side=True)
     control = QuietServer(("127.0.0.1", args.control_port), make_control_handler(state))
 
-    for server in (api, control):
-        threading.Thread(target=server.serve_forever, daemon=True).start()
-    print("READY %d %d" % (api.server_address[1], control.server_address[1]), flush=True)
-    try:
-        threading.Event().wait()
-    except KeyboardInterrupt:
-        pass
+    serve(api, control)
 
 
 if __name__ == "__main__":
