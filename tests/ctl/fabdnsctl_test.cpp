@@ -18,6 +18,7 @@
 
 #include <gtest/gtest.h>
 
+#include "answers.hpp"
 #include "common/log.hpp"
 #include "common/net.hpp"
 #include "datapath.hpp"
@@ -295,13 +296,7 @@ class CtlDatapath : public ::testing::Test {
 
     void add(const std::string &name, uint16_t qtype, const std::vector<std::string> &addrs,
              uint32_t ttl = 5) {
-        maps::KernelAnswer a;
-        a.name = name;
-        a.qtype = qtype;
-        a.ttl = ttl;
-        for (const auto &s : addrs) a.addrs.push_back(IpAddr::parse(s)->bytes);
-        ASSERT_TRUE(maps::fits_kernel(a.name, a.addrs.size()));
-        dp_->maps().answers().upsert(maps::make_key(a.name, qtype), maps::make_value(a));
+        test::put_answer(dp_->maps().answers(), name, qtype, addrs, ttl);
     }
 
     Result with_config(std::vector<std::string> args) {

@@ -10,6 +10,7 @@
 #include <memory>
 #include <string>
 
+#include "answers.hpp"
 #include "datapath.hpp"
 #include "packet.hpp"
 #include "root.hpp"
@@ -59,13 +60,7 @@ class DatapathFixture : public ::testing::TestWithParam<loader::Mode> {
     // Inserts an answer; addresses as text.
     void add(const std::string &name, uint16_t qtype, const std::vector<std::string> &addrs,
              uint32_t ttl = 5) {
-        maps::KernelAnswer a;
-        a.name = name;
-        a.qtype = qtype;
-        a.ttl = ttl;
-        for (const auto &s : addrs) a.addrs.push_back(IpAddr::parse(s)->bytes);
-        ASSERT_TRUE(maps::fits_kernel(a.name, a.addrs.size()));
-        dp_->maps().answers().upsert(maps::make_key(a.name, qtype), maps::make_value(a));
+        put_answer(dp_->maps().answers(), name, qtype, addrs, ttl);
     }
 
     RunResult run(const Bytes &in, loader::Mode mode) {
