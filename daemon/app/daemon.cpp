@@ -1,13 +1,16 @@
 // fabdnsd's wiring. Threads: the source's own (updates -> engine -> compiler), the resolver's
-// workers, the metrics server, and this main thread (signals, liveness stamp every second).
+// workers, the metrics server, and this main thread (signals, liveness stamp every second,
+// attach retries).
 #include "app/daemon.hpp"
 
 #include <ifaddrs.h>
+#include <net/if.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <time.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstring>
 #include <memory>
@@ -102,6 +105,17 @@ const char *rcode_name(size_t rcode) {
     return "OTHER";
 }
 
+// Seconds between attempts to attach where attaching failed (interfaces appear later).
+constexpr unsigned kAttachRetrySeconds = 5;
+
+// One configured attachment and how it stands (read by the metrics thread).
+struct AttachState {
+    Config::Datapath::Attach want;
+    bool attached = false;
+    std::string error;      // why it is not attached; logged when it changes
+    unsigned failures = 0;  // failed attempts since the last success
+};
+
 class Daemon {
   public:
     Daemon(std::string path, Config cfg)
@@ -111,7 +125,9 @@ class Daemon {
 
   private:
     void setup_datapath();
-    void apply_datapath_config(const Config &c);
+    bool apply_datapath_config(const Config &c);
+    bool try_attach(AttachState &s);
+    void retry_attach();
     void on_update(std::vector<GlobalService> services);
     void refresh_stamp();
     void reload();
@@ -130,34 +146,107 @@ class Daemon {
     std::vector<metrics::Registration> registrations_;
     std::unique_ptr<metrics::Server> metrics_server_;
     std::atomic<bool> synced_{false};
-    std::atomic<bool> attached_{false};
+    // The stamp is refreshed only once the maps hold this daemon's data: before that they hold
+    // a previous daemon's answers, which user space may contradict (SPEC §4).
+    std::atomic<bool> data_applied_{false};
+    std::mutex kconfig_mu_;  // read-modify-write of the kernel config (stamp, stale_after)
     std::atomic<uint64_t> syncs_{0};
     std::vector<std::string> attached_ifaces_;
+    std::mutex attach_mu_;
+    std::vector<AttachState> attach_state_;
 };
 
+// The accelerator never takes DNS down (SPEC §4): a datapath that does not load or attach leaves
+// the names to user space, unless datapath.required makes that a start-up failure.
 void Daemon::setup_datapath() {
-    if (!cfg_.datapath.enabled) {
-        attached_ = true;
+    if (!cfg_.datapath.enabled) return;
+    try {
+        datapath_ = std::make_unique<loader::Datapath>(
+            loader::Options{cfg_.datapath.pin_path, cfg_.datapath.capacity});
+    } catch (const std::exception &e) {
+        if (cfg_.datapath.required)
+            throw std::runtime_error(std::string("datapath: ") + e.what() +
+                                     " (datapath.required: true)");
+        log::error(std::string("datapath: cannot load: ") + e.what() +
+                   "; serving in user space only (datapath.required: true would exit instead)");
+        std::lock_guard lock(attach_mu_);
+        for (const auto &a : cfg_.datapath.attach) attach_state_.push_back({a, false, "", 0});
         return;
     }
-    datapath_ = std::make_unique<loader::Datapath>(
-        loader::Options{cfg_.datapath.pin_path, cfg_.datapath.capacity});
     compiler_ = std::make_unique<MapCompiler>(datapath_->maps().answers());
     // Attachments pinned by an earlier daemon count as ours: one that the config no longer
     // lists is detached below rather than left answering.
     for (const auto &a : loader::list_attachments(cfg_.datapath.pin_path))
         attached_ifaces_.push_back(a.iface);
-    apply_datapath_config(cfg_);
     log::info("datapath loaded, maps pinned under " + cfg_.datapath.pin_path);
+    if (!apply_datapath_config(cfg_) && cfg_.datapath.required)
+        throw std::runtime_error("datapath: not attached everywhere (datapath.required: true)");
 }
 
-void Daemon::apply_datapath_config(const Config &c) {
+// Logs only when the outcome changes, so a retry every few seconds does not flood the log.
+bool Daemon::try_attach(AttachState &s) {
+    const std::string where = s.want.iface + " (" + to_string(s.want.mode) + ")";
+    try {
+        datapath_->attach(s.want.iface, to_loader_mode(s.want.mode));
+    } catch (const std::exception &e) {
+        std::string why = e.what();
+        if (why != s.error) {
+            log::warn("datapath: cannot attach to " + where + ": " + why +
+                      "; DNS there is served in user space, retrying every " +
+                      std::to_string(kAttachRetrySeconds) + "s");
+        } else {
+            log::debug("datapath: attach to " + where + " still failing: " + why);
+        }
+        std::lock_guard lock(attach_mu_);
+        s.attached = false;
+        s.error = std::move(why);
+        s.failures++;
+        return false;
+    }
+    if (s.failures > 0)
+        log::info("datapath: attached to " + where + " after " + std::to_string(s.failures) +
+                  " failed attempt" + (s.failures == 1 ? "" : "s"));
+    std::lock_guard lock(attach_mu_);
+    s.attached = true;
+    s.error.clear();
+    s.failures = 0;
+    return true;
+}
+
+void Daemon::retry_attach() {
+    if (!datapath_) return;
+    // attach_state_ changes size only on this thread (reload), so no lock is needed to walk it.
+    for (auto &s : attach_state_) {
+        if (s.attached) {
+            // A deleted interface takes its attachment with it: note it, attach when it is back.
+            if (if_nametoindex(s.want.iface.c_str()) != 0) continue;
+            std::string why = "interface " + s.want.iface + " not found";
+            log::warn("datapath: " + s.want.iface + " is gone; retrying every " +
+                      std::to_string(kAttachRetrySeconds) + "s");
+            std::lock_guard lock(attach_mu_);
+            s.attached = false;
+            s.error = why;
+            s.failures = 1;
+            continue;
+        }
+        if (try_attach(s) && std::find(attached_ifaces_.begin(), attached_ifaces_.end(),
+                                       s.want.iface) == attached_ifaces_.end())
+            attached_ifaces_.push_back(s.want.iface);
+    }
+}
+
+// Returns whether every configured interface is attached.
+bool Daemon::apply_datapath_config(const Config &c) {
     auto &m = datapath_->maps();
     m.set_listen(listen_entries(c.datapath.answer_for));
-    fabdns_config kc = m.config();
-    kc.stale_after_ns = uint64_t(c.datapath.stale_after.count()) * 1000000ull;
-    kc.stamp_ns = maps::monotonic_ns();
-    m.set_config(kc);
+    {
+        std::lock_guard lock(kconfig_mu_);
+        fabdns_config kc = m.config();
+        kc.stale_after_ns = uint64_t(c.datapath.stale_after.count()) * 1000000ull;
+        // Until this daemon's first data set the stamp stays as the previous daemon left it.
+        if (data_applied_) kc.stamp_ns = maps::monotonic_ns();
+        m.set_config(kc);
+    }
     // Attach what is configured; detach what no longer is.
     for (const auto &old : attached_ifaces_) {
         bool keep = false;
@@ -172,16 +261,31 @@ void Daemon::apply_datapath_config(const Config &c) {
         }
     }
     attached_ifaces_.clear();
+    std::vector<AttachState> states;
     for (const auto &a : c.datapath.attach) {
-        datapath_->attach(a.iface, to_loader_mode(a.mode));
-        attached_ifaces_.push_back(a.iface);
+        AttachState s{a, false, "", 0};
+        // A failure seen before for the same attachment is not news: keep it, so it is not
+        // logged again on every reload.
+        for (const auto &old : attach_state_)
+            if (old.want == a && !old.attached) s = old;
+        states.push_back(s);
     }
-    attached_ = true;
+    bool all = true;
+    for (auto &s : states) {
+        if (try_attach(s))
+            attached_ifaces_.push_back(s.want.iface);
+        else
+            all = false;
+    }
+    std::lock_guard lock(attach_mu_);
+    attach_state_ = std::move(states);
+    return all;
 }
 
 void Daemon::refresh_stamp() {
-    if (!datapath_) return;
+    if (!datapath_ || !data_applied_) return;
     try {
+        std::lock_guard lock(kconfig_mu_);
         auto &m = datapath_->maps();
         fabdns_config kc = m.config();
         kc.stamp_ns = maps::monotonic_ns();
@@ -204,6 +308,12 @@ void Daemon::on_update(std::vector<GlobalService> services) {
                   std::to_string(st.compile_ms + st.apply_ms) + " ms");
     } else {
         log::info("sync: " + std::to_string(n) + " services");
+    }
+    if (compiler_ && !data_applied_) {
+        // The maps now hold what user space serves: from here on the stamp says so.
+        data_applied_ = true;
+        refresh_stamp();
+        log::info("first data set applied: the kernel answers for this daemon");
     }
     syncs_++;
     synced_ = true;
@@ -234,6 +344,15 @@ void Daemon::register_metrics() {
             .add(c.dropped.load());
         w.counter("fabdns_truncated_total", "UDP replies sent truncated (TC=1).")
             .add(c.truncated.load());
+    }));
+    registrations_.push_back(registry_.add([this](metrics::Writer &w) {
+        std::lock_guard lock(attach_mu_);
+        if (attach_state_.empty()) return;
+        auto &g = w.gauge("fabdns_datapath_attached",
+                          "1 when the datapath is attached to the interface in this mode; 0: "
+                          "queries there are served in user space.");
+        for (const auto &s : attach_state_)
+            g.add({{"iface", s.want.iface}, {"mode", to_string(s.want.mode)}}, s.attached ? 1 : 0);
     }));
     registrations_.push_back(registry_.add([this](metrics::Writer &w) {
         if (!datapath_) return;
@@ -297,6 +416,11 @@ void Daemon::reload() {
         } catch (const std::exception &e) {
             log::error(std::string("reload: datapath: ") + e.what());
         }
+    } else if (cfg_.datapath.enabled) {
+        // Not loaded: only what /metrics reports changes.
+        std::lock_guard lock(attach_mu_);
+        attach_state_.clear();
+        for (const auto &a : next.datapath.attach) attach_state_.push_back({a, false, "", 0});
     }
     cfg_.datapath.attach = next.datapath.attach;
     cfg_.datapath.answer_for = next.datapath.answer_for;
@@ -312,10 +436,12 @@ void Daemon::shutdown() {
         datapath_.reset();
         loader::remove_all(cfg_.datapath.pin_path);
         log::info("datapath detached and unpinned (detach_on_exit)");
-    } else if (datapath_) {
+    } else if (datapath_ && data_applied_) {
         refresh_stamp();
         log::info("datapath left answering from " + cfg_.datapath.pin_path + " (stale after " +
                   std::to_string(cfg_.datapath.stale_after.count() / 1000) + "s without a daemon)");
+    } else if (datapath_) {
+        log::info("datapath left as it was: this daemon never applied a data set");
     }
 }
 
@@ -335,8 +461,9 @@ int Daemon::run() {
         if (cfg_.metrics.listen)
             metrics_server_ = std::make_unique<metrics::Server>(
                 *cfg_.metrics.listen, registry_, [this]() -> metrics::Readiness {
+                    // A datapath that is not attached does not make the node unready: user
+                    // space serves every name (SPEC §4).
                     if (!synced_) return {false, "waiting for the first sync"};
-                    if (!attached_) return {false, "datapath not attached"};
                     return {true, ""};
                 });
         ResolverOptions ro;
@@ -369,7 +496,9 @@ int Daemon::run() {
         timespec timeout{1, 0};
         int sig = sigtimedwait(&set, nullptr, &timeout);
         refresh_stamp();
-        if (datapath_ && has_wildcard(cfg_.datapath.answer_for) && ++ticks % 5 == 0) {
+        ++ticks;
+        if (ticks % kAttachRetrySeconds == 0) retry_attach();
+        if (datapath_ && has_wildcard(cfg_.datapath.answer_for) && ticks % 5 == 0) {
             // Addresses come and go (DHCP, pod IPs): follow them.
             try {
                 datapath_->maps().set_listen(listen_entries(cfg_.datapath.answer_for));

@@ -1,5 +1,7 @@
 // fabdnsd: the fabdns daemon (SPEC §1). Exit status 2 for a bad config, 1 for a start-up
 // failure, 0 after a clean stop.
+#include <signal.h>
+
 #include <CLI/CLI.hpp>
 #include <cstdio>
 
@@ -7,6 +9,15 @@
 #include "common/log.hpp"
 
 int main(int argc, char **argv) {
+    // From the first instruction: a SIGTERM while the datapath loads is a clean stop once the
+    // daemon runs, not a kill half-way through pinning. The daemon waits for these itself.
+    sigset_t stop;
+    sigemptyset(&stop);
+    for (int s : {SIGTERM, SIGINT, SIGHUP}) sigaddset(&stop, s);
+    pthread_sigmask(SIG_BLOCK, &stop, nullptr);
+    // A peer closing a TCP or metrics connection must not kill the process, and neither should
+    // a stray USR1/USR2 (their default action is to terminate); fabdnsd gives them no meaning.
+    for (int s : {SIGPIPE, SIGUSR1, SIGUSR2}) signal(s, SIG_IGN);
     CLI::App app{
         "fabdnsd: answers DNS for FabEdge GlobalServices, in the kernel and in user space"};
     std::string config_path;

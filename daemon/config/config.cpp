@@ -434,7 +434,8 @@ void parse_source(const Section &s, Config::Source &src) {
     hub.duration("interval", std::chrono::milliseconds(100), src.hub.interval);
     hub.path("snapshot", src.hub.snapshot);
 
-    Section k8s(s.value("kubernetes"), s.key("kubernetes"), {"server", "kubeconfig"}, s.ctx());
+    Section k8s(s.value("kubernetes"), s.key("kubernetes"),
+                {"server", "kubeconfig", "allow_token_over_http"}, s.ctx());
     k8s.string("server", src.kubernetes.server);
     if (!src.kubernetes.server.empty()) {
         std::string l = lower(src.kubernetes.server);
@@ -445,6 +446,7 @@ void parse_source(const Section &s, Config::Source &src) {
         while (src.kubernetes.server.back() == '/') src.kubernetes.server.pop_back();
     }
     k8s.path("kubeconfig", src.kubernetes.kubeconfig);
+    k8s.boolean("allow_token_over_http", src.kubernetes.allow_token_over_http);
 
     switch (src.kind) {
         case SourceKind::File:
@@ -501,6 +503,7 @@ void parse_datapath(const Section &s, Config::Datapath &dp) {
     // The kernel stamp is refreshed once a second, so anything shorter would flap.
     s.duration("stale_after", std::chrono::seconds(2), dp.stale_after);
     s.boolean("detach_on_exit", dp.detach_on_exit);
+    s.boolean("required", dp.required);
 }
 
 void parse_metrics(const Section &s, Config::Metrics &m) {
@@ -550,7 +553,7 @@ Config parse_config(const std::string &yaml_text, const std::string &base_dir,
             cfg.source);
         parse_datapath(Section(top.value("datapath"), "datapath",
                                {"enabled", "pin_path", "capacity", "answer_for", "attach",
-                                "stale_after", "detach_on_exit"},
+                                "stale_after", "detach_on_exit", "required"},
                                ctx),
                        cfg.datapath);
         parse_metrics(Section(top.value("metrics"), "metrics", {"listen"}, ctx), cfg.metrics);

@@ -57,6 +57,9 @@ struct Config {
         } hub;
         struct Kubernetes {
             std::string server, kubeconfig;
+            // A bearer token is sent to an http:// server only when this is true: on plain
+            // http anyone on the path reads it (an edge API proxy usually needs none).
+            bool allow_token_over_http = false;
             bool operator==(const Kubernetes &) const = default;
         } kubernetes;
         bool operator==(const Source &) const = default;
@@ -76,6 +79,9 @@ struct Config {
         std::vector<Attach> attach;
         std::chrono::milliseconds stale_after{120000};
         bool detach_on_exit = false;
+        // false: a datapath that cannot load or attach leaves DNS to user space (and attaching
+        // is retried); true: that is a start-up failure (exit 1).
+        bool required = false;
         bool operator==(const Datapath &) const = default;
     } datapath;
     struct Metrics {

@@ -113,6 +113,7 @@ std::shared_ptr<const AnswerIndex> Engine::current() const {
 void Engine::set_services(std::vector<GlobalService> services) {
     // Built outside any lock; readers keep the old index until the store.
     index_.store(std::make_shared<const AnswerIndex>(options_, std::move(services)));
+    has_data_.store(true, std::memory_order_release);
 }
 
 size_t Engine::service_count() const {

@@ -109,6 +109,9 @@ class Engine {
     // Replaces the whole set of services. Services with the same namespace/name: the last one
     // wins. The answers are computed here, once, for this node's topology.
     void set_services(std::vector<GlobalService> services);
+    // False until the first set_services(): before it the engine knows no names, and an
+    // NXDOMAIN would be a lie (the resolver answers SERVFAIL for in-zone names instead).
+    bool has_data() const { return has_data_.load(std::memory_order_acquire); }
     size_t service_count() const;
     // The SOA serial of the current data: a hash of the DNS-relevant content, the same for the
     // same services whatever their order.
@@ -134,6 +137,7 @@ class Engine {
     EngineOptions options_;
     std::shared_ptr<const AnswerIndex> current() const;
     std::atomic<std::shared_ptr<const AnswerIndex>> index_;
+    std::atomic<bool> has_data_{false};  // set after the first index_ store
 };
 
 }  // namespace fabdns

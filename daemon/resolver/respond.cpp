@@ -42,9 +42,16 @@ Reply respond(const Engine &engine, std::span<const uint8_t> query, Transport tr
     try {
         // Reused per thread: the engine refills it without reallocating on the hot path.
         thread_local Answer answer;
+        // Read before resolve(): when true, resolve() already sees the first data set.
+        const bool has_data = engine.has_data();
         engine.resolve(qname, question.qtype, answer);
         Reply r;
-        if (!answer.in_zone) {
+        if (answer.in_zone && !has_data) {
+            // Not synced yet: "I cannot answer now", never an NXDOMAIN that caches negatively
+            // and contradicts the kernel still answering from a previous daemon's maps.
+            r = make(q, {.rcode = dns::rcode::ServFail});
+            r.in_zone = true;
+        } else if (!answer.in_zone) {
             if (options.forward) {
                 r.action = Reply::Action::Forward;
             } else {

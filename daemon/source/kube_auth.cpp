@@ -3,9 +3,11 @@
 
 #include <yaml-cpp/yaml.h>
 
+#include <cctype>
 #include <cstdlib>
 #include <filesystem>
 #include <stdexcept>
+#include <string_view>
 
 #include "source/snapshot.hpp"
 
@@ -82,6 +84,14 @@ std::string decode_data(const std::string &data, const char *field) {
     } catch (const std::exception &e) {
         throw std::runtime_error(std::string(field) + ": " + e.what());
     }
+}
+
+// Whether text starts with prefix, ignoring ASCII case (URL schemes are case-insensitive).
+bool lower_prefix(const std::string &text, std::string_view prefix) {
+    if (text.size() < prefix.size()) return false;
+    for (size_t i = 0; i < prefix.size(); i++)
+        if (std::tolower(static_cast<unsigned char>(text[i])) != prefix[i]) return false;
+    return true;
 }
 
 std::string trim_server(std::string s) {
@@ -185,10 +195,25 @@ KubeAccess in_cluster_access(const std::string &sa_dir, const KubeEnv &env) {
 }
 
 KubeAccess resolve_kube_access(const std::string &server, const std::string &kubeconfig,
-                               const std::string &sa_dir, const KubeEnv &env) {
+                               const std::string &sa_dir, const KubeEnv &env,
+                               bool allow_token_over_http) {
     if (!kubeconfig.empty()) {
         KubeAccess a = load_kubeconfig(kubeconfig);
-        if (!server.empty()) a.server = trim_server(server);
+        if (!server.empty()) {
+            a.server = trim_server(server);
+            a.origin += ", server " + a.server;
+        }
+        const bool plain = lower_prefix(a.server, "http://");
+        const bool has_token = !a.token.empty() || !a.token_file.empty();
+        if (plain && has_token && !allow_token_over_http) {
+            a.token.clear();
+            a.token_file.clear();
+            a.origin +=
+                ", without its bearer token over plain http "
+                "(source.kubernetes.allow_token_over_http: true would send it)";
+        } else if (plain && has_token) {
+            a.origin += ", bearer token sent over plain http (allow_token_over_http)";
+        }
         return a;
     }
     if (server.empty()) return in_cluster_access(sa_dir, env);
@@ -196,7 +221,7 @@ KubeAccess resolve_kube_access(const std::string &server, const std::string &kub
     a.server = trim_server(server);
     a.origin = "server " + a.server;
     // A bearer token never goes over plain http; https uses the service account when present.
-    if (a.server.rfind("https://", 0) == 0) {
+    if (lower_prefix(a.server, "https://")) {
         if (exists(sa_dir + "/ca.crt")) a.tls.ca_file = sa_dir + "/ca.crt";
         if (exists(sa_dir + "/token")) a.token_file = sa_dir + "/token";
         if (!a.token_file.empty()) a.origin += " with the service account";

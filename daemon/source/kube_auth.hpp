@@ -33,8 +33,11 @@ KubeAccess in_cluster_access(const std::string &sa_dir, const KubeEnv &env);
 // The rules of source.kubernetes: a kubeconfig when given (server, when also given, overrides
 // its cluster's); else an explicit server (https: with the service account's CA and token when
 // they exist; http: no credentials, as for a node-local API proxy); else in-cluster.
+// A kubeconfig's bearer token goes to an http:// server only with allow_token_over_http (on
+// plain http anyone on the path reads it); origin says which applies.
 KubeAccess resolve_kube_access(const std::string &server, const std::string &kubeconfig,
-                               const std::string &sa_dir, const KubeEnv &env);
+                               const std::string &sa_dir, const KubeEnv &env,
+                               bool allow_token_over_http = false);
 
 // Standard base64 (as in kubeconfig *-data fields); throws std::runtime_error on bad input.
 std::string base64_decode(const std::string &text);

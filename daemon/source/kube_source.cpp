@@ -73,6 +73,7 @@ KubeOptions KubeOptions::from_config(const Config::Source::Kubernetes &kube) {
     KubeOptions o;
     o.server = kube.server;
     o.kubeconfig = kube.kubeconfig;
+    o.allow_token_over_http = kube.allow_token_over_http;
     return o;
 }
 
@@ -111,8 +112,9 @@ struct KubernetesSource::State {
     bool ensure_access() {
         if (access) return true;
         try {
-            access = resolve_kube_access(options.server, options.kubeconfig,
-                                         options.service_account_dir, options.env);
+            access =
+                resolve_kube_access(options.server, options.kubeconfig, options.service_account_dir,
+                                    options.env, options.allow_token_over_http);
             log::info(health.label() + ": using " + access->origin);
             return true;
         } catch (const std::exception &e) {

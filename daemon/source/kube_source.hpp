@@ -17,8 +17,9 @@
 namespace fabdns {
 
 struct KubeOptions {
-    std::string server;      // "" = from the kubeconfig or in-cluster
-    std::string kubeconfig;  // "" = none
+    std::string server;                  // "" = from the kubeconfig or in-cluster
+    std::string kubeconfig;              // "" = none
+    bool allow_token_over_http = false;  // send a kubeconfig token to an http:// server
     std::string service_account_dir = "/var/run/secrets/kubernetes.io/serviceaccount";
     // Environment lookup for KUBERNETES_SERVICE_HOST/PORT; nullptr = the process environment.
     std::function<std::optional<std::string>(const std::string &)> env;

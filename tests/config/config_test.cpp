@@ -161,6 +161,12 @@ const GoodCase kGood[] = {
          EXPECT_EQ(c.source.kubernetes.server, "http://127.0.0.1:10261");
          EXPECT_EQ(c.source.kubernetes.kubeconfig, "/etc/fabdns/kube/config");
      }},
+    {"source_kubernetes_allow_token_over_http", "source",
+     "{kind: kubernetes, kubernetes: {server: 'http://127.0.0.1:10261', allow_token_over_http: "
+     "true}}",
+     [](const Config &c) { EXPECT_TRUE(c.source.kubernetes.allow_token_over_http); }},
+    {"source_kubernetes_allow_token_over_http_no", "source.kubernetes.allow_token_over_http", "no",
+     [](const Config &c) { EXPECT_FALSE(c.source.kubernetes.allow_token_over_http); }},
     {"source_file_path_relative", "source.file.path", "../examples/gs.yaml",
      [](const Config &c) { EXPECT_EQ(c.source.file.path, "/etc/examples/gs.yaml"); }},
     {"source_file_path_absolute", "source.file.path", "/srv/gs/",
@@ -199,6 +205,10 @@ const GoodCase kGood[] = {
      [](const Config &c) { EXPECT_EQ(c.datapath.stale_after, 1h + 1min + 1s); }},
     {"datapath_detach_on_exit", "datapath.detach_on_exit", "true",
      [](const Config &c) { EXPECT_TRUE(c.datapath.detach_on_exit); }},
+    {"datapath_required", "datapath.required", "true",
+     [](const Config &c) { EXPECT_TRUE(c.datapath.required); }},
+    {"datapath_required_off", "datapath.required", "off",
+     [](const Config &c) { EXPECT_FALSE(c.datapath.required); }},
     {"metrics_listen", "metrics.listen", "'[::1]:9253'",
      [](const Config &c) { EXPECT_EQ(c.metrics.listen, addr("[::1]:9253")); }},
     {"metrics_listen_disabled", "metrics.listen", "''",
@@ -339,6 +349,12 @@ const BadCase kBad[] = {
     {"kubernetes_server_bad", "source.kubernetes.server", "'127.0.0.1:10261'",
      "source.kubernetes.server",
      "source.kubernetes.server: must be an http:// or https:// URL (got '127.0.0.1:10261')"},
+    {"kubernetes_allow_token_over_http_bad", "source.kubernetes.allow_token_over_http", "2",
+     "source.kubernetes.allow_token_over_http",
+     "source.kubernetes.allow_token_over_http: must be true or false (got 2)"},
+    {"kubernetes_allow_token_over_http_map", "source.kubernetes.allow_token_over_http", "{a: b}",
+     "source.kubernetes.allow_token_over_http",
+     "source.kubernetes.allow_token_over_http: must be true or false (got a map)"},
     // datapath
     {"enabled_not_bool", "datapath.enabled", "maybe", "datapath.enabled",
      "datapath.enabled: must be true or false (got 'maybe')"},
@@ -373,6 +389,12 @@ const BadCase kBad[] = {
      "datapath.stale_after: must be at least 2s (got '1s')"},
     {"detach_on_exit_bad", "datapath.detach_on_exit", "1", "datapath.detach_on_exit",
      "datapath.detach_on_exit: must be true or false (got 1)"},
+    {"required_bad", "datapath.required", "maybe", "datapath.required",
+     "datapath.required: must be true or false (got 'maybe')"},
+    {"required_list", "datapath.required", "[true]", "datapath.required",
+     "datapath.required: must be true or false (got a list)"},
+    {"required_empty", "datapath.required", "''", "datapath.required",
+     "datapath.required: must be true or false (got '')"},
     // metrics
     {"metrics_listen_no_port", "metrics.listen", "'127.0.0.1'", "metrics.listen",
      "metrics.listen: must be an IP address and port such as 127.0.0.1:1053 or [::1]:1053 (got "
@@ -416,6 +438,8 @@ TEST(Config, Defaults) {
     EXPECT_TRUE(c.datapath.attach.empty());          // attach nowhere unless told
     EXPECT_EQ(c.datapath.stale_after, 120s);
     EXPECT_FALSE(c.datapath.detach_on_exit);
+    EXPECT_FALSE(c.datapath.required);  // a datapath failure leaves DNS to user space
+    EXPECT_FALSE(c.source.kubernetes.allow_token_over_http);
     EXPECT_EQ(c.metrics.listen, addr("127.0.0.1:9153"));
 }
 
@@ -597,6 +621,7 @@ datapath:
       mode: xdp-generic     # xdp | xdp-generic | tc
   stale_after: 120s         # kernel stops answering when the daemon is gone this long
   detach_on_exit: false     # SIGTERM keeps the datapath answering (upgrades without a gap)
+  required: false           # true: exit 1 when the datapath cannot load/attach (default: serve in user space)
 metrics:
   listen: 127.0.0.1:9153    # GET /metrics (Prometheus text), /healthz, /readyz
 )";

@@ -184,11 +184,12 @@ class Env:
         self.defer(ns.delete)
         return ns
 
-    def veth(self, ns: Optional[lib.Netns] = None) -> lib.Veth:
+    def veth(self, ns: Optional[lib.Netns] = None, create: bool = True) -> lib.Veth:
+        """A veth pair; with create=False only planned (names, addresses): v.make() later."""
         ns = ns or self.netns()
-        v = lib.Veth.create(ns, lib.Counter.next())
+        v = lib.Veth.plan(ns, lib.Counter.next())
         self.defer(v.delete)
-        return v
+        return v.make() if create else v
 
     def pin_path(self) -> Path:
         return lib.BPFFS / f"fdns-e2e-{lib.PID}-{lib.Counter.next()}"

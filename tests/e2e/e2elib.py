@@ -212,6 +212,11 @@ class Veth:
 
     @staticmethod
     def create(ns: Netns, n: int) -> "Veth":
+        return Veth.plan(ns, n).make()
+
+    @staticmethod
+    def plan(ns: Netns, n: int) -> "Veth":
+        """The names and addresses of a pair, not created yet (make() does)."""
         host, peer = f"fdh{PID}v{n}", f"fdp{PID}v{n}"
         # A subnet nobody on the host routes yet.
         routes = (run(["ip", "-4", "route", "show"]).stdout +
@@ -221,7 +226,10 @@ class Veth:
             if f"10.200.{x}." not in routes and f"fd00:200:{x}::" not in routes:
                 break
             x = x % 250 + 1
-        v = Veth(ns, host, peer, x)
+        return Veth(ns, host, peer, x)
+
+    def make(self) -> "Veth":
+        v, host, peer, ns = self, self.host, self.peer, self.ns
         run(["ip", "link", "add", host, "type", "veth", "peer", "name", peer, "netns", ns.name])
         run(["ip", "addr", "add", f"{v.host4}/24", "dev", host])
         run(["ip", "addr", "add", f"{v.host6}/64", "dev", host, "nodad"])

@@ -67,13 +67,22 @@ def test_a_second_daemon_does_not_take_over_an_interface(e2e):
     pin = e2e.pin_path()
     text = beijing.config_path.read_text().replace(str(beijing.pin), str(pin))
     text = text.replace("mode: tc", "mode: xdp-generic")
-    cfg_path = e2e.tmp / "config-beijing-2.yaml"
-    cfg_path.write_text(text)
     e2e.defer(lambda: lib.remove_datapath(pin, FABDNSCTL, suzhou.ns))
+    # With datapath.required it refuses to start.
+    cfg_path = e2e.tmp / "config-beijing-required.yaml"
+    cfg_path.write_text(text.replace("  enabled: true\n", "  enabled: true\n  required: true\n"))
     p = lib.ns_run(suzhou.ns, [FABDNSD, "--config", str(cfg_path)], check=False,
                    timeout=20)
     assert p.returncode == 1, p
     assert "lo" in p.stderr + p.stdout and "XDP program" in p.stderr + p.stdout, p
+    # Without it, it serves in user space and leaves the interface alone (SPEC §4).
+    cfg_path = e2e.tmp / "config-beijing-2.yaml"
+    cfg_path.write_text(text)
+    third = e2e.start_node(cfg_path, {"metrics": {"listen": "127.0.0.1:9154"}}, suzhou.ns,
+                           1054, pin, e2e.tmp / "globalservices.yaml")
+    assert third.daemon.metrics()['fabdns_datapath_attached{iface="lo",mode="xdp-generic"}'] == 0
+    assert "XDP program" in third.daemon.log()
+    assert third.dig(NGINX).addresses() == ["10.233.0.10"]  # beijing's answer, from user space
     # The first one is untouched.
     assert suzhou.dig(NGINX).addresses() == ["10.234.0.10"]
     assert "xdpgeneric" in lib.iface_xdp(suzhou.ns, "lo")

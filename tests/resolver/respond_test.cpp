@@ -489,6 +489,28 @@ TEST_F(RespondTest, OddLabelBytesNeverMatchAService) {
     EXPECT_EQ(r.qname, "nginx\\046default.svc.global");
 }
 
+TEST_F(RespondTest, InZoneNamesAreServfailUntilTheFirstDataSet) {
+    // A daemon that has not synced yet knows no names: NXDOMAIN would be cached downstream
+    // and contradict the kernel still answering from the previous daemon's pinned maps.
+    Engine fresh(test::sample_engine_options());
+    for (const char *name : {"nginx.default.svc.global", "nope.default.svc.global", "global"}) {
+        const Reply r = respond(fresh, make_query(name, dnstype::A), Transport::Udp, {});
+        ASSERT_EQ(r.action, Reply::Action::Reply) << name;
+        EXPECT_EQ(r.rcode, dns::rcode::ServFail) << name;
+        EXPECT_TRUE(r.in_zone) << name;
+        EXPECT_FALSE(r.bytes[2] & 0x04) << name;  // not authoritative
+    }
+    // Outside the zones nothing changes.
+    EXPECT_EQ(respond(fresh, make_query("example.com", dnstype::A), Transport::Udp, {}).rcode,
+              dns::rcode::Refused);
+    // An empty data set is data: from then on a missing name is NXDOMAIN.
+    fresh.set_services({});
+    EXPECT_TRUE(fresh.has_data());
+    EXPECT_EQ(
+        respond(fresh, make_query("nope.default.svc.global", dnstype::A), Transport::Udp, {}).rcode,
+        dns::rcode::NxDomain);
+}
+
 TEST_F(RespondTest, RootQueryIsOutsideTheZones) {
     const Reply r = ask(".", dnstype::NS);
     EXPECT_FALSE(r.in_zone);

@@ -104,6 +104,48 @@ TEST(KubeAccessTest, ServerOverridesKubeconfigCluster) {
     EXPECT_EQ(a.token, "t");
 }
 
+TEST(KubeAccessTest, KubeconfigTokenGoesOverPlainHttpOnlyWhenAllowed) {
+    TempDir dir;
+    std::filesystem::create_directories(dir / "sa");
+    write_file(dir / "config",
+               "current-context: c\n"
+               "clusters: [{name: k, cluster: {server: 'https://k'}}]\n"
+               "users: [{name: u, user: {token: t}}]\n"
+               "contexts: [{name: c, context: {cluster: k, user: u}}]\n");
+    write_file(dir / "file-token",
+               "current-context: c\n"
+               "clusters: [{name: k, cluster: {server: 'HTTP://k:8080'}}]\n"
+               "users: [{name: u, user: {tokenFile: /run/token}}]\n"
+               "contexts: [{name: c, context: {cluster: k, user: u}}]\n");
+    struct Case {
+        const char *server, *kubeconfig;
+        bool allow;
+        bool sends;  // a token (fixed or from a file) is kept
+    } cases[] = {
+        {"http://127.0.0.1:10261", "config", false, false},
+        {"http://127.0.0.1:10261/", "config", true, true},
+        {"https://override:1", "config", false, true},
+        {"", "config", false, true},       // the kubeconfig's https server
+        {"", "file-token", false, false},  // the kubeconfig's own server is http
+        {"", "file-token", true, true},
+        {"https://10.0.0.1", "file-token", false, true},
+    };
+    for (const auto &c : cases) {
+        SCOPED_TRACE(std::string(c.server) + " " + c.kubeconfig + (c.allow ? " allow" : ""));
+        KubeAccess a =
+            resolve_kube_access(c.server, dir / c.kubeconfig, dir / "sa", nullptr, c.allow);
+        EXPECT_EQ(!a.token.empty() || !a.token_file.empty(), c.sends);
+        // The log line at start says which applies.
+        bool plain_http = a.server.rfind("http://", 0) == 0 || a.server.rfind("HTTP://", 0) == 0;
+        if (plain_http && !c.sends) {
+            EXPECT_NE(a.origin.find("without its bearer token"), std::string::npos) << a.origin;
+        }
+        if (plain_http && c.sends) {
+            EXPECT_NE(a.origin.find("over plain http"), std::string::npos) << a.origin;
+        }
+    }
+}
+
 TEST(KubeAccessTest, PlainHttpServerGetsNoCredentials) {
     TempDir dir;
     std::filesystem::create_directories(dir / "sa");
