@@ -137,7 +137,7 @@ BuiltReply build_reply(const ParsedQuery &query, const ReplySpec &spec);
 // not answerable at all.
 std::optional<std::vector<uint8_t>> servfail_for(std::span<const uint8_t> query);
 
-// True when `reply` answers `query`: same ID, QR set, and when it carries a question, the same
+// True when `reply` answers `query`: same ID, QR set, QDCOUNT 1 in both, and the same question
 // name (case-insensitively), type and class.
 bool reply_matches(std::span<const uint8_t> query, std::span<const uint8_t> reply);
 
