@@ -10,11 +10,11 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <deque>
 #include <mutex>
 #include <optional>
 #include <span>
 #include <unordered_map>
-#include <unordered_set>
 
 #include "common/log.hpp"
 #include "resolver/forwarder.hpp"
@@ -26,9 +26,12 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-constexpr size_t kReadChunk = 16384;        // bytes read from one connection per turn
-constexpr size_t kFramePrefix = 2;          // RFC 1035 §4.2.2 length prefix
-constexpr size_t kQueriesPerTurn = 8;       // messages answered per connection per turn
+constexpr size_t kReadChunk = 16384;   // bytes read from one connection per turn
+constexpr size_t kFramePrefix = 2;     // RFC 1035 §4.2.2 length prefix
+constexpr size_t kQueriesPerTurn = 8;  // messages answered per connection per turn
+// Connections served from the backlog per turn, in rotation: a turn stays short however many
+// clients pipeline, so a connection with new input (an epoll event) waits at most one.
+constexpr size_t kBacklogPerTurn = 32;
 constexpr size_t kMaxForwardsPerConn = 64;  // forwarded queries in flight per connection
 constexpr size_t kAcceptsPerTurn = 64;      // connections accepted per listener per turn
 constexpr size_t kKeepCapacity = 65536;     // buffers larger than this are freed when empty
@@ -68,6 +71,9 @@ class TcpConnection {
     // The loop turn this connection was last served in.
     uint64_t served_turn() const { return served_turn_; }
     void set_served_turn(uint64_t turn) { served_turn_ = turn; }
+    // In the server's backlog queue.
+    bool queued() const { return queued_; }
+    void set_queued(bool q) { queued_ = q; }
 
     // Step: read at most one chunk, and only when no whole message is waiting (so the input
     // held is at most one message plus a chunk).
@@ -183,6 +189,7 @@ class TcpConnection {
     bool read_closed_ = false;
     uint32_t registered_ = 0;  // events registered with epoll
     uint64_t served_turn_ = 0;
+    bool queued_ = false;
     Clock::time_point last_progress_;
     std::optional<Clock::time_point> partial_since_;
 };
@@ -202,9 +209,9 @@ struct TcpServer::Impl {
 
     sock::Fd ep;
     std::unordered_map<uint64_t, TcpConnection> conns;
-    // Connections with whole messages still buffered after their turn: served again next turn
-    // without waiting for an event.
-    std::unordered_set<uint64_t> backlog;
+    // Connections with whole messages still buffered after their turn, served in rotation
+    // without waiting for an event. Each is queued once; closed ones are skipped when popped.
+    std::deque<uint64_t> backlog;
     uint64_t next_key = kFirstConnKey;
     uint64_t turn = 0;
     std::vector<std::optional<Clock::time_point>> listener_paused;  // resume time, per listener
@@ -235,7 +242,6 @@ struct TcpServer::Impl {
     }
 
     void close_conn(uint64_t key) {
-        backlog.erase(key);
         conns.erase(key);  // closing the socket also removes it from epoll
     }
 
@@ -356,11 +362,10 @@ struct TcpServer::Impl {
     }
 
     void after_turn(uint64_t key, TcpConnection &c) {
-        if (c.has_message() && c.output_pending() < options.max_output &&
+        if (!c.queued() && c.has_message() && c.output_pending() < options.max_output &&
             c.forwards() < kMaxForwardsPerConn) {
-            backlog.insert(key);
-        } else {
-            backlog.erase(key);
+            backlog.push_back(key);
+            c.set_queued(true);
         }
         const uint32_t want = c.wanted(options);
         if (want == c.registered()) return;
@@ -432,12 +437,19 @@ struct TcpServer::Impl {
                     serve(key, it->second, events[e].events, now);
                 }
             }
-            // Connections with messages still buffered get their next share now.
-            const std::vector<uint64_t> waiting(backlog.begin(), backlog.end());
-            for (uint64_t key : waiting) {
+            // The next connections with messages still buffered get their share.
+            for (size_t i = 0, n_queued = backlog.size(); i < std::min(kBacklogPerTurn, n_queued);
+                 ++i) {
+                const uint64_t key = backlog.front();
+                backlog.pop_front();
                 auto it = conns.find(key);
-                if (it != conns.end() && it->second.served_turn() != turn)
+                if (it == conns.end()) continue;
+                it->second.set_queued(false);
+                if (it->second.served_turn() == turn) {
+                    after_turn(key, it->second);  // had its share: back in the queue
+                } else {
                     serve(key, it->second, 0, now);
+                }
             }
             if (now - last_sweep >= kSweepEvery) {
                 last_sweep = now;
