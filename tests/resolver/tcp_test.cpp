@@ -59,7 +59,8 @@ int small_buffer_connect(const SocketAddr &to) {
     return fd;
 }
 
-// Sends pipelined queries, never reading a reply, until told to stop.
+// A group of hostile clients of one kind, driven by a thread until closed: Pipeline sends
+// queries and never reads a reply, Drip sends one byte every 100 ms, Idle sends nothing.
 class Abusers {
   public:
     enum class Kind { Pipeline, Drip, Idle };
