@@ -28,7 +28,12 @@ struct ResolverCounters {
     std::atomic<uint64_t> upstream_tcp_retries{0};  // upstream said TC=1, retried over TCP
     std::atomic<uint64_t> dropped{0};               // garbage or responses: never answered
     std::atomic<uint64_t> truncated{0};             // replies sent with TC=1 by us
-    std::atomic<uint64_t> tcp_refused{0};  // TCP connections closed at once: over the limit
+    std::atomic<uint64_t> tcp_refused{0};         // TCP connections closed at once: over the limit
+    std::atomic<uint64_t> tcp_evicted{0};         // idle TCP connections closed to admit a new one
+    std::atomic<uint64_t> tcp_timed_out{0};       // closed: idle, or a message never completed
+    std::atomic<uint64_t> tcp_accept_errors{0};   // accept() out of descriptors or memory
+    std::atomic<uint64_t> forward_rejected{0};    // SERVFAIL at once: the forwarder was full
+    std::atomic<uint64_t> reflection_dropped{0};  // UDP from a reflection port: never answered
 
     static size_t rcode_slot(uint16_t rcode) {
         return rcode < kRcodeSlots ? rcode : kRcodeSlots - 1;

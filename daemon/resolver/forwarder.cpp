@@ -92,6 +92,8 @@ struct Forwarder::Impl {
 
     std::mutex mutex;  // guards `incoming`
     std::vector<Submission> incoming;
+    // Submitted and not yet delivered, queued or in flight: what max_pending bounds.
+    std::atomic<size_t> outstanding{0};
 
     // Owned by the thread.
     std::unordered_map<uint64_t, Pending> pending;
@@ -155,10 +157,8 @@ struct Forwarder::Impl {
     }
 
     void start(Submission s) {
-        if (s.query.size() < dns::kHeaderSize) return;
-        if (pending.size() >= options.max_pending) {
-            ResolverCounters::bump(counters.upstream_failures);
-            if (auto fail = dns::servfail_for(s.query)) s.deliver(std::move(*fail));
+        if (s.query.size() < dns::kHeaderSize) {
+            outstanding.fetch_sub(1, std::memory_order_relaxed);
             return;
         }
         const uint64_t key = next_key++;
@@ -235,6 +235,7 @@ struct Forwarder::Impl {
         dns::write16(query.data() + dns::kOffId, p.client_id);
         Deliver deliver = std::move(p.deliver);
         pending.erase(key);
+        outstanding.fetch_sub(1, std::memory_order_relaxed);
         if (auto fail = dns::servfail_for(query)) deliver(std::move(*fail));
     }
 
@@ -246,6 +247,7 @@ struct Forwarder::Impl {
         }
         Deliver deliver = std::move(p.deliver);
         pending.erase(key);
+        outstanding.fetch_sub(1, std::memory_order_relaxed);
         deliver(std::move(reply));
     }
 
@@ -351,6 +353,12 @@ Forwarder::~Forwarder() {
 
 void Forwarder::submit(std::vector<uint8_t> query, size_t client_udp_limit, Deliver deliver) {
     if (impl_->stopping.load(std::memory_order_acquire)) return;
+    if (impl_->outstanding.fetch_add(1, std::memory_order_relaxed) >= impl_->options.max_pending) {
+        impl_->outstanding.fetch_sub(1, std::memory_order_relaxed);
+        ResolverCounters::bump(impl_->counters.forward_rejected);
+        if (auto fail = dns::servfail_for(query)) deliver(std::move(*fail));
+        return;
+    }
     {
         std::lock_guard lock(impl_->mutex);
         impl_->incoming.push_back({std::move(query), client_udp_limit, std::move(deliver)});

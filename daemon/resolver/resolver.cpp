@@ -7,26 +7,25 @@
 #include <sched.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <cstring>
-#include <mutex>
 #include <system_error>
 #include <thread>
-#include <unordered_map>
 
 #include "common/log.hpp"
+#include "dns_wire.h"
 #include "resolver/forwarder.hpp"
 #include "resolver/respond.hpp"
 #include "resolver/socket.hpp"
+#include "resolver/tcp.hpp"
 
 namespace fabdns {
 namespace {
-
-using Clock = std::chrono::steady_clock;
 
 constexpr size_t kBatch = 32;           // datagrams per recvmmsg/sendmmsg
 constexpr size_t kRecvBuffer = 4096;    // larger UDP queries are dropped as garbage
@@ -34,13 +33,7 @@ constexpr int kRecvRounds = 8;          // recvmmsg calls per wakeup before chec
 constexpr int kSocketBuffer = 1 << 20;  // SO_RCVBUF/SO_SNDBUF asked for; the kernel may cap it
 constexpr int kListenBacklog = 1024;
 constexpr int kPortAttempts = 10;  // retries when port 0 gives a port TCP cannot have
-constexpr size_t kTcpReadChunk = 16384;
-constexpr size_t kTcpMaxOutput = 1 << 20;  // stop reading a client that does not read replies
-constexpr auto kTcpSweep = std::chrono::milliseconds(250);
-constexpr int kTcpMaxEvents = 64;
 constexpr uint64_t kStopKey = UINT64_MAX;
-constexpr uint64_t kMailboxKey = UINT64_MAX - 1;
-constexpr uint64_t kFirstConnKey = uint64_t{1} << 32;  // below: listener indices
 
 // Where a UDP query came from and which local address it was sent to. The local address
 // matters for wildcard binds: the reply must leave from the address the client asked.
@@ -116,17 +109,6 @@ struct Worker {
     std::thread thread;
 };
 
-struct TcpConn {
-    sock::Fd fd;
-    std::vector<uint8_t> in;
-    std::vector<uint8_t> out;
-    size_t out_done = 0;
-    Clock::time_point last_activity;
-    size_t pending = 0;  // queries at the forwarder
-    bool read_closed = false;
-    uint32_t events = 0;  // registered with epoll
-};
-
 }  // namespace
 
 struct Resolver::Impl {
@@ -140,12 +122,8 @@ struct Resolver::Impl {
     std::unique_ptr<Forwarder> forwarder;
     sock::Fd stop_event;  // never drained once written: every loop sees it readable
     std::atomic<bool> stopping{false};
+    std::unique_ptr<TcpServer> tcp;
     std::thread tcp_thread;
-
-    // Replies from the forwarder for TCP clients, handed to the TCP thread.
-    sock::Fd mailbox_event;
-    std::mutex mailbox_mutex;
-    std::vector<std::pair<uint64_t, std::vector<uint8_t>>> mailbox;
 
     Impl(const Engine &e, ResolverOptions o) : engine(e), options(std::move(o)) {
         if (options.workers == 0) {
@@ -232,12 +210,24 @@ struct Resolver::Impl {
         }
     }
 
+    // Each TCP client holds a descriptor: take every one the hard limit allows, so that the
+    // connection cap, not EMFILE, is what bounds them.
+    static void raise_nofile_limit() {
+        rlimit limit{};
+        if (::getrlimit(RLIMIT_NOFILE, &limit) != 0 || limit.rlim_cur >= limit.rlim_max) return;
+        const rlim_t was = limit.rlim_cur;
+        limit.rlim_cur = limit.rlim_max;
+        if (::setrlimit(RLIMIT_NOFILE, &limit) == 0) {
+            log::info("resolver: open file limit raised from " + std::to_string(was) + " to " +
+                      std::to_string(limit.rlim_cur));
+        }
+    }
+
     void start() {
         if (options.listen.empty()) throw ResolverError("no listen address");
+        raise_nofile_limit();
         stop_event.reset(::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC));
-        mailbox_event.reset(::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC));
-        if (!stop_event || !mailbox_event)
-            throw ResolverError("cannot create eventfd: " + sock::error_text(errno));
+        if (!stop_event) throw ResolverError("cannot create eventfd: " + sock::error_text(errno));
         workers.resize(options.workers);
         for (const auto &addr : options.listen) bind_address(addr);
         if (respond_options.forward) {
@@ -251,7 +241,15 @@ struct Resolver::Impl {
             }
         }
         for (auto &w : workers) w.thread = std::thread([this, &w] { udp_loop(w); });
-        tcp_thread = std::thread([this] { tcp_loop(); });
+        std::vector<int> listener_fds;
+        for (const auto &l : tcp_listeners) listener_fds.push_back(l.get());
+        tcp = std::make_unique<TcpServer>(
+            engine, respond_options, counters, forwarder.get(),
+            [this](const Reply &r) { on_query(r); },
+            TcpOptions{options.tcp_idle_timeout, options.tcp_message_timeout,
+                       options.tcp_max_connections, options.tcp_max_output},
+            std::move(listener_fds), stop_event.get(), stopping);
+        tcp_thread = std::thread([this] { tcp->run(); });
         std::string list;
         for (const auto &a : bound) list += (list.empty() ? "" : ", ") + a.to_string();
         std::string upstreams;
@@ -358,6 +356,12 @@ struct Resolver::Impl {
             Origin origin;
             std::memcpy(&origin.peer.storage, &b.peers[i], h.msg_namelen);
             origin.peer.len = h.msg_namelen;
+            // Not even an error goes to echo, chargen and the like: a spoofed query from one
+            // of them would start a reply loop (CVE-2024-2169).
+            if (dns_is_reflection_port(sock::from_sockaddr(origin.peer).port)) {
+                ResolverCounters::bump(counters.reflection_dropped);
+                continue;
+            }
             if (s.wildcard) read_pktinfo(h, origin);
 
             const std::span<const uint8_t> query(b.data.data() + size_t(i) * kRecvBuffer,
@@ -414,217 +418,6 @@ struct Resolver::Impl {
                               counters.count_reply(Transport::Udp, rcode_of(reply));
                               send_one(fd, origin, reply);
                           });
-    }
-
-    // ---- TCP ----
-
-    void tcp_loop() {
-        sock::Fd ep(::epoll_create1(EPOLL_CLOEXEC));
-        if (!ep) {
-            log::error("resolver: epoll_create1: " + sock::error_text(errno));
-            return;
-        }
-        add_epoll(ep.get(), stop_event.get(), EPOLLIN, kStopKey);
-        add_epoll(ep.get(), mailbox_event.get(), EPOLLIN, kMailboxKey);
-        for (size_t i = 0; i < tcp_listeners.size(); ++i)
-            add_epoll(ep.get(), tcp_listeners[i].get(), EPOLLIN, i);
-
-        std::unordered_map<uint64_t, TcpConn> conns;
-        uint64_t next_key = kFirstConnKey;
-        auto last_sweep = Clock::now();
-        epoll_event events[kTcpMaxEvents];
-
-        auto close_conn = [&](uint64_t key) { conns.erase(key); };  // close() leaves epoll
-
-        // Registers the events a connection needs now; closes it when it is done.
-        auto update = [&](uint64_t key, TcpConn &c) {
-            const bool has_output = c.out_done < c.out.size();
-            if (c.read_closed && c.pending == 0 && !has_output) return close_conn(key);
-            uint32_t want = 0;
-            if (!c.read_closed && c.out.size() - c.out_done < kTcpMaxOutput) want |= EPOLLIN;
-            if (has_output) want |= EPOLLOUT;
-            if (want == c.events) return;
-            epoll_event ev{};
-            ev.events = want;
-            ev.data.u64 = key;
-            if (::epoll_ctl(ep.get(), EPOLL_CTL_MOD, c.fd.get(), &ev) != 0) return close_conn(key);
-            c.events = want;
-        };
-
-        auto flush = [&](TcpConn &c) {
-            while (c.out_done < c.out.size()) {
-                const ssize_t n = ::send(c.fd.get(), c.out.data() + c.out_done,
-                                         c.out.size() - c.out_done, MSG_DONTWAIT | MSG_NOSIGNAL);
-                if (n < 0) {
-                    if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) break;
-                    return false;
-                }
-                c.out_done += static_cast<size_t>(n);
-                c.last_activity = Clock::now();
-            }
-            if (c.out_done == c.out.size()) {
-                c.out.clear();
-                c.out_done = 0;
-            }
-            return true;
-        };
-
-        auto queue_reply = [](TcpConn &c, const std::vector<uint8_t> &bytes) {
-            const size_t at = c.out.size();
-            c.out.resize(at + 2 + bytes.size());
-            dns::write16(c.out.data() + at, static_cast<uint16_t>(bytes.size()));
-            std::copy(bytes.begin(), bytes.end(),
-                      c.out.begin() + static_cast<std::ptrdiff_t>(at + 2));
-        };
-
-        // Answers every whole length-prefixed message in the input buffer.
-        auto handle_input = [&](uint64_t key, TcpConn &c) {
-            size_t pos = 0;
-            while (c.in.size() - pos >= 2) {
-                const size_t len = dns::read16(c.in.data() + pos);
-                if (len == 0) return false;  // not a DNS message: the stream is lost
-                if (c.in.size() - pos < 2 + len) break;
-                const std::span<const uint8_t> query(c.in.data() + pos + 2, len);
-                pos += 2 + len;
-                counters.count_query(Transport::Tcp);
-                Reply r = respond(engine, query, Transport::Tcp, respond_options);
-                switch (r.action) {
-                    case Reply::Action::Drop:
-                        ResolverCounters::bump(counters.dropped);
-                        break;
-                    case Reply::Action::Forward:
-                        ResolverCounters::bump(counters.forwarded);
-                        ++c.pending;
-                        forwarder->submit({query.begin(), query.end()}, 0,
-                                          [this, key](std::vector<uint8_t> reply) {
-                                              {
-                                                  std::lock_guard lock(mailbox_mutex);
-                                                  mailbox.emplace_back(key, std::move(reply));
-                                              }
-                                              const uint64_t one = 1;
-                                              [[maybe_unused]] ssize_t n =
-                                                  ::write(mailbox_event.get(), &one, sizeof(one));
-                                          });
-                        break;
-                    case Reply::Action::Reply:
-                        counters.count_reply(Transport::Tcp, r.rcode);
-                        if (r.truncated) ResolverCounters::bump(counters.truncated);
-                        on_query(r);
-                        queue_reply(c, r.bytes);
-                        break;
-                }
-            }
-            c.in.erase(c.in.begin(), c.in.begin() + static_cast<std::ptrdiff_t>(pos));
-            return true;
-        };
-
-        auto on_readable = [&](uint64_t key, TcpConn &c) {
-            uint8_t buf[kTcpReadChunk];
-            for (;;) {
-                const ssize_t n = ::recv(c.fd.get(), buf, sizeof(buf), MSG_DONTWAIT);
-                if (n < 0) {
-                    if (errno == EAGAIN || errno == EWOULDBLOCK) break;
-                    if (errno == EINTR) continue;
-                    return false;
-                }
-                if (n == 0) {
-                    c.read_closed = true;
-                    break;
-                }
-                c.last_activity = Clock::now();
-                c.in.insert(c.in.end(), buf, buf + n);
-                if (!handle_input(key, c)) return false;
-                if (c.out.size() - c.out_done >= kTcpMaxOutput) break;
-            }
-            return true;
-        };
-
-        auto accept_all = [&](int listener) {
-            for (;;) {
-                sock::Fd fd(::accept4(listener, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC));
-                if (!fd) return;  // EAGAIN, or a transient error such as EMFILE
-                if (conns.size() >= options.tcp_max_connections) {
-                    ResolverCounters::bump(counters.tcp_refused);
-                    continue;  // closed by Fd
-                }
-                const uint64_t key = next_key++;
-                if (!add_epoll(ep.get(), fd.get(), EPOLLIN, key)) continue;
-                TcpConn &c = conns[key];
-                c.fd = std::move(fd);
-                c.events = EPOLLIN;
-                c.last_activity = Clock::now();
-            }
-        };
-
-        auto take_mailbox = [&] {
-            uint64_t count;
-            [[maybe_unused]] ssize_t r = ::read(mailbox_event.get(), &count, sizeof(count));
-            std::vector<std::pair<uint64_t, std::vector<uint8_t>>> items;
-            {
-                std::lock_guard lock(mailbox_mutex);
-                items.swap(mailbox);
-            }
-            for (auto &[key, reply] : items) {
-                auto it = conns.find(key);
-                if (it == conns.end()) continue;  // the client went away
-                TcpConn &c = it->second;
-                --c.pending;
-                counters.count_reply(Transport::Tcp, rcode_of(reply));
-                queue_reply(c, reply);
-                if (!flush(c)) {
-                    close_conn(key);
-                    continue;
-                }
-                update(key, c);
-            }
-        };
-
-        while (!stopping.load(std::memory_order_acquire)) {
-            const int n =
-                ::epoll_wait(ep.get(), events, kTcpMaxEvents, static_cast<int>(kTcpSweep.count()));
-            if (stopping.load(std::memory_order_acquire)) break;
-            for (int e = 0; e < std::max(n, 0); ++e) {
-                const uint64_t key = events[e].data.u64;
-                if (key == kStopKey) continue;
-                if (key == kMailboxKey) {
-                    take_mailbox();
-                    continue;
-                }
-                if (key < kFirstConnKey) {
-                    accept_all(tcp_listeners[key].get());
-                    continue;
-                }
-                auto it = conns.find(key);
-                if (it == conns.end()) continue;
-                TcpConn &c = it->second;
-                const uint32_t ev = events[e].events;
-                // HUP: the peer closed both ways, nothing more can reach it. It is reported
-                // whatever we ask for, so waiting for forwarded answers would spin.
-                bool ok = !(ev & (EPOLLHUP | EPOLLERR));
-                if (ok && (ev & EPOLLIN)) ok = on_readable(key, c);
-                if (ok) ok = flush(c);
-                if (!ok) {
-                    close_conn(key);
-                    continue;
-                }
-                update(key, c);
-            }
-
-            const auto now = Clock::now();
-            if (now - last_sweep >= kTcpSweep) {
-                last_sweep = now;
-                for (auto it = conns.begin(); it != conns.end();) {
-                    // Idle clients are closed (RFC 7766 §6.2.3), unless an upstream answer
-                    // is still on its way to them.
-                    if (it->second.pending == 0 &&
-                        now - it->second.last_activity > options.tcp_idle_timeout) {
-                        it = conns.erase(it);
-                    } else {
-                        ++it;
-                    }
-                }
-            }
-        }
     }
 };
 

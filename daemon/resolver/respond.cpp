@@ -75,9 +75,9 @@ Reply respond(const Engine &engine, std::span<const uint8_t> query, Transport tr
         }
         r.qtype = question.qtype;
         r.qname = std::move(qname);
-        // A relayed answer is bounded by what the client said it takes, not by our 1232.
-        r.udp_limit =
-            q.edns ? std::max<size_t>(dns::kUdpPlainLimit, q.edns->payload) : dns::kUdpPlainLimit;
+        // A relayed answer gets the same limit as ours (SPEC §4): a large EDNS size asked for
+        // by a spoofed query must not turn fabdns into an amplifier for upstream answers.
+        r.udp_limit = dns::udp_limit(q.edns);
         return r;
     } catch (const std::exception &) {
         // The engine could not answer (out of memory): the client may retry elsewhere.

@@ -33,8 +33,9 @@ struct Reply {
     uint16_t qtype = 0;
     std::string qname;           // lowercase dotted, no trailing dot; empty if no question parsed
     bool has_addresses = false;  // in-zone A/AAAA answer with at least one record
-    size_t udp_limit = dns::kUdpPlainLimit;  // largest UDP message the client takes (its EDNS
-                                             // payload size, at least 512): bounds relayed answers
+    size_t udp_limit = dns::kUdpPlainLimit;  // dns::udp_limit() of the query (512 without
+                                             // EDNS, else its size clamped to [512, 1232]):
+                                             // bounds relayed answers
 };
 
 // Answers `query` received over `transport`:

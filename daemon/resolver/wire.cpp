@@ -393,7 +393,10 @@ bool reply_matches(std::span<const uint8_t> query, std::span<const uint8_t> repl
     if (query.size() < kHeaderSize || reply.size() < kHeaderSize) return false;
     if (read16(query.data() + kOffId) != read16(reply.data() + kOffId)) return false;
     if (!(reply[kOffFlags1] & kFlagQR)) return false;
-    if (read16(reply.data() + kOffQdCount) == 0) return true;  // e.g. FORMERR without question
+    // Exactly the question asked: a reply without one (even a FORMERR) proves nothing about
+    // which query it answers.
+    if (read16(query.data() + kOffQdCount) != 1 || read16(reply.data() + kOffQdCount) != 1)
+        return false;
     const auto q_end = question_name_end(query, kHeaderSize);
     const auto r_end = question_name_end(reply, kHeaderSize);
     if (!q_end || !r_end || *q_end != *r_end) return false;

@@ -10,35 +10,42 @@
 #include <string>
 #include <vector>
 
+#include "dns_wire.h"
 #include "engine/engine.hpp"
 
 namespace fabdns::dns {
 
-// Sizes and limits (RFC 1035 §2.3.4, §4.2.1; RFC 6891; DNS flag day 2020).
-inline constexpr size_t kHeaderSize = 12;
-inline constexpr size_t kMaxLabel = 63;
+// Sizes, limits, offsets and flags come from maps/dns_wire.h, the definition the kernel
+// datapath uses too, so both paths apply the same numbers (RFC 1035 §2.3.4, §4.1.1, §4.2.1;
+// RFC 6891; DNS flag day 2020).
+inline constexpr size_t kHeaderSize = DNS_HDR_LEN;
+inline constexpr size_t kMaxLabel = DNS_LABEL_MAX;
 inline constexpr size_t kMaxNameWire = 255;
-inline constexpr size_t kUdpPlainLimit = 512;    // UDP answer size without EDNS
-inline constexpr uint16_t kEdnsPayload = 1232;   // payload size we advertise and honour at most
-inline constexpr size_t kTcpLimit = 65535;       // a TCP message's 2-byte length prefix
-inline constexpr size_t kFixedQuestionTail = 4;  // QTYPE, QCLASS
-inline constexpr size_t kFixedRrTail = 10;       // TYPE, CLASS, TTL, RDLENGTH
-inline constexpr size_t kEdnsOptionHeader = 4;   // OPTION-CODE, OPTION-LENGTH
+inline constexpr size_t kUdpPlainLimit = DNS_UDP_PLAIN_MAX;   // UDP answer size without EDNS
+inline constexpr uint16_t kEdnsPayload = EDNS_REPLY_PAYLOAD;  // advertised and honoured at most
+inline constexpr size_t kTcpLimit = 65535;  // a TCP message's 2-byte length prefix
+inline constexpr size_t kFixedQuestionTail = DNS_QUESTION_FIXED_LEN;  // QTYPE, QCLASS
+inline constexpr size_t kFixedRrTail = DNS_RR_FIXED_LEN;              // TYPE, CLASS, TTL, RDLENGTH
+inline constexpr size_t kEdnsOptionHeader = EDNS_OPTION_HDR_LEN;      // OPTION-CODE, OPTION-LENGTH
 
-// Header field offsets and masks.
-inline constexpr size_t kOffId = 0, kOffFlags1 = 2, kOffFlags2 = 3, kOffQdCount = 4,
-                        kOffAnCount = 6, kOffNsCount = 8, kOffArCount = 10;
-inline constexpr uint8_t kFlagQR = 0x80, kFlagAA = 0x04, kFlagTC = 0x02, kFlagRD = 0x01;
-inline constexpr uint8_t kMaskOpcode = 0x78, kShiftOpcode = 3;
-inline constexpr uint8_t kFlagRA = 0x80, kFlagAD = 0x20, kFlagCD = 0x10, kMaskRcode = 0x0f;
+// Header field offsets, and flag bits of the two flag bytes (dns_wire.h defines them on the
+// 16-bit word: the first byte holds its upper half).
+inline constexpr size_t kOffId = DNS_OFF_ID, kOffFlags1 = DNS_OFF_FLAGS,
+                        kOffFlags2 = DNS_OFF_FLAGS + 1, kOffQdCount = DNS_OFF_QDCOUNT,
+                        kOffAnCount = DNS_OFF_ANCOUNT, kOffNsCount = DNS_OFF_NSCOUNT,
+                        kOffArCount = DNS_OFF_ARCOUNT;
+inline constexpr uint8_t kFlagQR = DNS_FLAG_QR >> 8, kFlagAA = DNS_FLAG_AA >> 8,
+                         kFlagTC = DNS_FLAG_TC >> 8, kFlagRD = DNS_FLAG_RD >> 8;
+inline constexpr uint8_t kMaskOpcode = DNS_OPCODE_MASK >> 8, kShiftOpcode = 3;
+inline constexpr uint8_t kMaskRcode = 0x0f;
 
 // Name wire format: the top two bits of a length byte say what it is.
 inline constexpr uint8_t kLabelTypeMask = 0xc0;
 inline constexpr uint8_t kLabelPointer = 0xc0;
 
 inline constexpr uint8_t kOpcodeQuery = 0;
-inline constexpr uint16_t kClassIn = 1;
-inline constexpr uint16_t kTypeOpt = 41, kTypeIxfr = 251, kTypeAxfr = 252;
+inline constexpr uint16_t kClassIn = DNS_CLASS_IN;
+inline constexpr uint16_t kTypeOpt = DNS_TYPE_OPT, kTypeIxfr = 251, kTypeAxfr = 252;
 
 // Response codes, including the extended ones carried partly in OPT (RFC 6891 §6.1.3).
 namespace rcode {
@@ -48,9 +55,8 @@ inline constexpr uint16_t NoError = 0, FormErr = 1, ServFail = 2, NxDomain = 3, 
 inline constexpr unsigned kExtRcodeShift = 4;  // OPT's EXTENDED-RCODE holds the upper 8 bits
 
 // OPT TTL field: EXTENDED-RCODE(8) VERSION(8) DO(1) Z(15).
-inline constexpr uint32_t kOptTtlDo = 0x8000;
+inline constexpr uint32_t kOptTtlDo = EDNS_FLAG_DO;
 inline constexpr unsigned kOptTtlVersionShift = 16;
-inline constexpr unsigned kOptTtlExtRcodeShift = 24;
 
 inline uint16_t read16(const uint8_t *p) {
     return static_cast<uint16_t>((p[0] << 8) | p[1]);
@@ -137,7 +143,7 @@ BuiltReply build_reply(const ParsedQuery &query, const ReplySpec &spec);
 // not answerable at all.
 std::optional<std::vector<uint8_t>> servfail_for(std::span<const uint8_t> query);
 
-// True when `reply` answers `query`: same ID, QR set, and when it carries a question, the same
+// True when `reply` answers `query`: same ID, QR set, QDCOUNT 1 in both, and the same question
 // name (case-insensitively), type and class.
 bool reply_matches(std::span<const uint8_t> query, std::span<const uint8_t> reply);
 

@@ -1,6 +1,7 @@
 // End-to-end tests of forwarding: a real unbound upstream on loopback, TC=1 retried over TCP,
-// timeouts turned into SERVFAIL, failover between upstreams, and in-zone answers that a dead
-// upstream cannot slow down.
+// timeouts turned into SERVFAIL, failover between upstreams, in-zone answers that a dead
+// upstream cannot slow down, relayed answers cut to the client's limit, replies without the
+// question rejected, and the bounded queue.
 #include <gtest/gtest.h>
 #include <unistd.h>
 
@@ -103,7 +104,7 @@ TEST_F(ForwardTest, TruncatedUpstreamAnswerIsRetriedOverTcp) {
     // UDP on the port says TC=1; unbound serves the same port over TCP only.
     REQUIRE_UNBOUND();
     const uint16_t port = test::free_port();
-    test::TruncatingResponder udp(port);
+    test::StubResponder udp(port, test::StubResponder::Kind::Truncated);
     test::Unbound unbound(port, /*udp=*/false);
     ASSERT_TRUE(unbound.ready()) << unbound.log();
     start({test::loopback(port)});
@@ -190,6 +191,77 @@ TEST_F(ForwardTest, OversizedUpstreamAnswerIsCutForTheClient) {
     EXPECT_TRUE(ldns_pkt_tc(pkt.get()));
     EXPECT_EQ(ldns_pkt_ancount(pkt.get()), 0);
     EXPECT_EQ(ldns_pkt_id(pkt.get()), 0x1234);
+}
+
+TEST_F(ForwardTest, RelayedAnswerIsCappedLikeOurOwn) {
+    // unbound's 100-address answer (about 1,700 bytes) reaches the forwarder whole (over TCP
+    // after unbound's own TC=1). A UDP client gets at most 1232 bytes however large an EDNS
+    // size it claims, and 512 without EDNS, with TC=1; over TCP it gets everything.
+    REQUIRE_UNBOUND();
+    const uint16_t port = test::free_port();
+    test::Unbound unbound(port);
+    ASSERT_TRUE(unbound.ready()) << unbound.log();
+    start({test::loopback(port)});
+    test::QueryOptions big;
+    big.edns_payload = 4096;
+    for (const auto &o : {big, test::QueryOptions{}}) {
+        const auto reply = test::udp_exchange(
+            server_, test::make_query("big.example.test.", LDNS_RR_TYPE_A, o), 10s);
+        ASSERT_TRUE(reply);
+        EXPECT_LE(reply->size(), o.edns_payload ? 1232u : 512u);
+        auto pkt = test::parse(*reply);
+        ASSERT_TRUE(pkt);
+        EXPECT_TRUE(ldns_pkt_tc(pkt.get()));
+        EXPECT_EQ(ldns_pkt_get_rcode(pkt.get()), LDNS_RCODE_NOERROR);
+    }
+    const int fd = test::tcp_connect(server_);
+    ASSERT_GE(fd, 0);
+    const auto replies = test::tcp_exchange(
+        fd, {test::make_query("big.example.test.", LDNS_RR_TYPE_A, big)}, 1, 10s);
+    ::close(fd);
+    ASSERT_TRUE(replies);
+    auto pkt = test::parse(replies->at(0));
+    ASSERT_TRUE(pkt);
+    EXPECT_FALSE(ldns_pkt_tc(pkt.get()));
+    EXPECT_EQ(test::answer_addresses(pkt.get()).size(), 100u);
+}
+
+TEST_F(ForwardTest, ReplyWithoutTheQuestionIsRejected) {
+    // The first upstream answers under the right ID but with QDCOUNT 0: not an answer to the
+    // question asked, so the forwarder waits it out and takes unbound's.
+    REQUIRE_UNBOUND();
+    const uint16_t port = test::free_port();
+    test::Unbound unbound(port);
+    ASSERT_TRUE(unbound.ready()) << unbound.log();
+    const uint16_t stub_port = test::free_port();
+    test::StubResponder stub(stub_port, test::StubResponder::Kind::NoQuestion);
+    start({test::loopback(stub_port), test::loopback(port)}, 300ms);
+    auto pkt = ask_udp("www.example.test.", LDNS_RR_TYPE_A);
+    ASSERT_TRUE(pkt);
+    EXPECT_EQ(test::answer_addresses(pkt.get()), std::vector<std::string>{"192.0.2.10"});
+    EXPECT_GE(stub.queries(), 1);
+}
+
+TEST_F(ForwardTest, QueueIsBoundedAtSubmit) {
+    // Beyond max_pending, submit() answers SERVFAIL before it returns: nothing waits in a
+    // queue the bound does not see.
+    test::BlackHole hole;
+    ResolverCounters counters;
+    Forwarder fwd(ForwarderOptions{{hole.address()}, 5000ms, 10}, counters);
+    int servfails = 0;
+    for (uint16_t id = 0; id < 100; ++id) {
+        test::QueryOptions o;
+        o.id = id;
+        fwd.submit(test::make_query("www.example.test.", LDNS_RR_TYPE_A, o), 512,
+                   [&](std::vector<uint8_t> reply) {
+                       auto pkt = test::parse(reply);
+                       if (pkt && ldns_pkt_get_rcode(pkt.get()) == LDNS_RCODE_SERVFAIL)
+                           ++servfails;  // the rejected ones come on this thread
+                   });
+    }
+    EXPECT_EQ(servfails, 90);
+    EXPECT_EQ(counters.forward_rejected.load(), 90u);
+    fwd.stop();
 }
 
 TEST_F(ForwardTest, ForwarderOverloadIsServfail) {

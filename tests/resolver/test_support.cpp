@@ -341,8 +341,11 @@ Unbound::Unbound(uint16_t port, bool udp) {
           << "  module-config: \"iterator\"\n"
           << "  local-zone: \"example.test.\" static\n"
           << "  local-data: \"www.example.test. 300 IN A 192.0.2.10\"\n"
-          << "  local-data: \"www.example.test. 300 IN AAAA 2001:db8::10\"\n"
-          << "remote-control:\n  control-enable: no\n";
+          << "  local-data: \"www.example.test. 300 IN AAAA 2001:db8::10\"\n";
+        // An answer of about 1,700 bytes: above the 1232 any UDP client may get.
+        for (int i = 1; i <= 100; ++i)
+            f << "  local-data: \"big.example.test. 300 IN A 192.0.2." << i << "\"\n";
+        f << "remote-control:\n  control-enable: no\n";
     }
     posix_spawn_file_actions_t actions;
     posix_spawn_file_actions_init(&actions);
@@ -406,10 +409,10 @@ SocketAddr BlackHole::address() const {
     return loopback(port_);
 }
 
-TruncatingResponder::TruncatingResponder(uint16_t port) {
+StubResponder::StubResponder(uint16_t port, Kind kind) {
     fd_ = bind_loopback(SOCK_DGRAM, port);
     if (fd_ < 0) throw std::runtime_error("cannot bind UDP 127.0.0.1:" + std::to_string(port));
-    thread_ = std::thread([this] {
+    thread_ = std::thread([this, kind] {
         while (!stop_.load()) {
             pollfd p{fd_, POLLIN, 0};
             if (::poll(&p, 1, 50) <= 0) continue;
@@ -420,12 +423,18 @@ TruncatingResponder::TruncatingResponder(uint16_t port) {
                 ::recvfrom(fd_, buf, sizeof(buf), 0, reinterpret_cast<sockaddr *>(&from), &len);
             if (n < 12) continue;
             ++queries_;
-            // Header and question only, QR and TC set.
             size_t pos = 12;
-            while (pos < size_t(n) && buf[pos] != 0) pos += 1 + buf[pos];
-            pos += 1 + 4;
-            if (pos > size_t(n)) continue;
-            buf[2] |= 0x80 | 0x02;
+            if (kind == Kind::Truncated) {
+                // Header and question only, QR and TC set.
+                while (pos < size_t(n) && buf[pos] != 0) pos += 1 + buf[pos];
+                pos += 1 + 4;
+                if (pos > size_t(n)) continue;
+                buf[2] |= 0x80 | 0x02;
+            } else {
+                // Header only: QR set, QDCOUNT 0.
+                buf[2] |= 0x80;
+                buf[4] = buf[5] = 0;
+            }
             buf[3] = 0;
             buf[6] = buf[7] = buf[8] = buf[9] = buf[10] = buf[11] = 0;
             ::sendto(fd_, buf, pos, 0, reinterpret_cast<sockaddr *>(&from), len);
@@ -433,7 +442,7 @@ TruncatingResponder::TruncatingResponder(uint16_t port) {
     });
 }
 
-TruncatingResponder::~TruncatingResponder() {
+StubResponder::~StubResponder() {
     stop_.store(true);
     thread_.join();
     ::close(fd_);

@@ -123,11 +123,14 @@ class BlackHole {
     uint16_t port_ = 0;
 };
 
-// A UDP server on 127.0.0.1:port that answers every query with an empty TC=1 reply.
-class TruncatingResponder {
+// A UDP server on 127.0.0.1:port that answers every query under its ID with QR set and no
+// records: Truncated echoes the question with TC=1; NoQuestion sends the header alone
+// (QDCOUNT 0), as a broken or forging upstream might.
+class StubResponder {
   public:
-    explicit TruncatingResponder(uint16_t port);
-    ~TruncatingResponder();
+    enum class Kind : uint8_t { Truncated, NoQuestion };
+    StubResponder(uint16_t port, Kind kind);
+    ~StubResponder();
     int queries() const { return queries_.load(); }
 
   private:

@@ -37,6 +37,16 @@ TEST(WireTest, ReplyMatchesAndTruncatedCopy) {
     auto other_type = test::make_query("www.example.test.", LDNS_RR_TYPE_AAAA);
     other_type[2] |= 0x80;
     EXPECT_FALSE(dns::reply_matches(query, other_type));
+    // Exactly one question, or it answers nothing we asked: a header alone (QDCOUNT 0), or
+    // the question twice (QDCOUNT 2).
+    auto no_question = reply;
+    no_question.resize(dns::kHeaderSize);
+    no_question[4] = no_question[5] = 0;
+    EXPECT_FALSE(dns::reply_matches(query, no_question));
+    auto two_questions = reply;
+    two_questions.insert(two_questions.end(), reply.begin() + dns::kHeaderSize, reply.end());
+    two_questions[5] = 2;
+    EXPECT_FALSE(dns::reply_matches(query, two_questions));
 
     const auto cut = dns::truncated_copy(reply);
     EXPECT_EQ(cut.size(), reply.size());
