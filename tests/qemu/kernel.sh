@@ -10,8 +10,15 @@ cache=${1:-${FABDNS_KERNEL_CACHE:-/var/cache/fabdns/kernels}}
 # before tcx) and cls_u32 (a foreign filter sharing clsact with ours).
 modules=(veth sch_ingress cls_bpf cls_u32)
 
-pkg=$(apt-cache depends linux-image-amd64 2>/dev/null |
-    awk '$1 == "Depends:" && $2 ~ /^linux-image-[0-9]/ { print $2; exit }')
+image_package() {
+    apt-cache depends linux-image-amd64 2>/dev/null |
+        awk '$1 == "Depends:" && $2 ~ /^linux-image-[0-9]/ { print $2; exit }'
+}
+pkg=$(image_package)
+if [ -z "$pkg" ] && [ "$(id -u)" -eq 0 ]; then
+    apt-get update -qq >&2
+    pkg=$(image_package)
+fi
 if [ -z "$pkg" ]; then
     echo "kernel.sh: apt-cache does not know linux-image-amd64 (run apt-get update)" >&2
     exit 1
