@@ -27,10 +27,12 @@ mkdir -p "$root"/{bin,sbin,proc,sys,dev,tmp,run,etc,modules}
 # every mode (tc takes the clsact fallback there), restart adoption and foreign filters.
 tests=(
     "datapath-packets|$build/tests/datapath/fabdns_datapath_test"
+    "kernel-requirements|$build/tests/kernels/fabdns_kernels_test"
     "loader-attach-detach|$build/tests/loader/fabdns_loader_test --gtest_filter=LoaderTest.AttachDetachEveryModeLeavesNoTrace:ClsactTest.RestartReplacesTheProgramInPlaceWithoutAGap:ClsactTest.ForeignFiltersAndQdiscAreLeftAlone"
 )
 binaries=(
     "$build/tests/datapath/fabdns_datapath_test" "$build/tests/loader/fabdns_loader_test"
+    "$build/tests/kernels/fabdns_kernels_test"
     /usr/sbin/ip /usr/sbin/tc /bin/dash
 )
 
@@ -47,6 +49,9 @@ for b in "${binaries[@]}"; do
         [ -e "$root$lib" ] || copy "$lib"
     done
 done
+# The requirements test reads the object and docs/kernels.md by their host paths.
+copy "$build/bpf/fabdns.bpf.o"
+copy "$here/../../docs/kernels.md"
 cp /bin/busybox "$root/bin/busybox"
 # The tests' popen() runs /bin/sh: dash, because busybox's shell would run its own (reduced) ip
 # and tc applets instead of iproute2's.
