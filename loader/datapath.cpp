@@ -660,6 +660,11 @@ void Datapath::Impl::attach_clsact(const std::string &iface, unsigned ifindex, i
             hook.attach_point = static_cast<bpf_tc_attach_point>(BPF_TC_INGRESS | BPF_TC_EGRESS);
             bpf_tc_hook_destroy(&hook);
         }
+        // cls_bpf cannot join a priority held by another kind of classifier.
+        if (err == -EINVAL)
+            throw Error("attach tc (clsact) to " + iface + ": " + errstr(err) + " (is priority " +
+                        std::to_string(kClsactPriority) +
+                        " of its clsact ingress held by a filter of another kind?)");
         fail_errno("attach tc (clsact) to " + iface, err);
     }
     if (created && mkdir(qdisc_marker(pin_path, iface).c_str(), 0700) < 0 && errno != EEXIST)

@@ -319,6 +319,23 @@ TEST_F(ClsactTest, AFilterAtFabdnsHandleNotPinnedHereIsNeverReplaced) {
     EXPECT_TRUE(list_attachments(pin_).empty());
 }
 
+TEST_F(ClsactTest, AnotherClassifierAtFabdnsPriorityIsAClearError) {
+    ASSERT_EQ(std::system(("tc qdisc add dev " + dev_ + " clsact && tc filter add dev " + dev_ +
+                           " ingress prio 1 u32 match u32 0 0")
+                              .c_str()),
+              0);
+    Datapath dp(options(pin_));
+    try {
+        dp.attach(dev_, Mode::Tc);
+        FAIL() << "attached beside another classifier kind at the same priority";
+    } catch (const Error &e) {
+        EXPECT_TRUE(contains(e.what(), "held by a filter of another kind")) << e.what();
+    }
+    expect_nothing_left();
+    EXPECT_TRUE(contains(filters(), "u32")) << filters();
+    EXPECT_TRUE(contains(qdiscs(), "clsact")) << "not fabdns's qdisc: kept";
+}
+
 TEST_F(ClsactTest, ModeChangesLeaveNoClsactBehind) {
     Datapath dp(options(pin_));
     dp.attach(dev_, Mode::Tc);
