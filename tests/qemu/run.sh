@@ -51,7 +51,7 @@ for b in "${binaries[@]}"; do
 done
 # The requirements test reads the object and docs/kernels.md by their host paths.
 copy "$build/bpf/fabdns.bpf.o"
-copy "$here/../../docs/kernels.md"
+copy "$(realpath "$here/../../docs/kernels.md")"
 cp /bin/busybox "$root/bin/busybox"
 # The tests' popen() runs /bin/sh: dash, because busybox's shell would run its own (reduced) ip
 # and tc applets instead of iproute2's.
