@@ -74,6 +74,7 @@ timeout -k 5 "$timeout_s" qemu-system-x86_64 -accel tcg -smp 2 -m 1024 \
     -nographic -no-reboot -monitor none -serial stdio </dev/null | tee "$log" | sed -u 's/^/  guest| /'
 qemu_rc=${PIPESTATUS[0]}
 set -e
+echo  # a killed guest leaves its last line unfinished
 elapsed=$(($(date +%s) - start))
 
 status=0
@@ -89,5 +90,6 @@ for t in "${tests[@]}"; do
     fi
 done
 grep -aq "FABDNS-QEMU-DONE" "$log" || { echo "== qemu: the guest did not finish"; status=1; }
-echo "== qemu: boot and tests took ${elapsed}s on $(grep -ao 'FABDNS-QEMU-KERNEL.*' "$log" | tr -d '\r' | cut -d' ' -f2-)"
+kernel=$(grep -ao 'FABDNS-QEMU-KERNEL.*' "$log" | tr -d '\r' | cut -d' ' -f2-)
+echo "== qemu: boot and tests took ${elapsed}s (guest: ${kernel:-never reached init})"
 exit $status
