@@ -1,5 +1,6 @@
-// libbpf-backed loader: skeleton load with pinned-map reuse, link-based attach (XDP links and
-// tcx links), pinned links so the datapath outlives the process, and map access by fd.
+// libbpf-backed loader: skeleton load with pinned-map reuse, attach through XDP links, tcx
+// links or (before Linux 6.6) a clsact cls_bpf filter, pins that record each attachment so the
+// datapath outlives the process, and map access by fd.
 #include "datapath.hpp"
 
 #include <arpa/inet.h>
@@ -8,7 +9,11 @@
 #include <dirent.h>
 #include <errno.h>
 #include <linux/if_link.h>
+#include <linux/netlink.h>
+#include <linux/pkt_sched.h>
+#include <linux/rtnetlink.h>
 #include <net/if.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -25,7 +30,13 @@ namespace {
 
 // tcx attach points (Linux 6.6); older uapi headers do not name them.
 constexpr int kTcxIngress = 46;
+// Under pin_path: link_<iface> is a pinned XDP or tcx link; tc_<iface> the program pinned for
+// fabdns's clsact filter on iface (a filter is no BPF object, so the program stands for it);
+// clsact_<iface>/ an empty directory saying fabdns created that clsact qdisc.
 constexpr const char *kLinkPrefix = "link_";
+constexpr const char *kTcPrefix = "tc_";
+constexpr const char *kTcNewPrefix = "tcnew_";
+constexpr const char *kQdiscPrefix = "clsact_";
 const char *const kMapNames[] = {FABDNS_MAP_ANSWERS, FABDNS_MAP_LISTEN, FABDNS_MAP_CONFIG,
                                  FABDNS_MAP_STATS};
 
@@ -35,7 +46,9 @@ int libbpf_log(enum libbpf_print_level level, const char *fmt, va_list args) {
     std::string_view msg(buf, n > 0 ? std::min<size_t>(n, sizeof(buf) - 1) : 0);
     while (!msg.empty() && msg.back() == '\n') msg.remove_suffix(1);
     std::string line = "libbpf: " + std::string(msg);
-    if (level == LIBBPF_WARN)
+    // The kernel's own words on a refused netlink request ("Exclusivity flag on" for a clsact
+    // qdisc that exists) are expected answers to probes; the loader reports real failures.
+    if (level == LIBBPF_WARN && msg.find("Kernel error message:") == std::string_view::npos)
         log::warn(line);
     else
         log::debug(line);
@@ -87,6 +100,15 @@ void ensure_dir(const std::string &path) {
 
 std::string link_pin(const std::string &pin_path, const std::string &iface) {
     return pin_path + "/" + kLinkPrefix + iface;
+}
+std::string tc_pin(const std::string &pin_path, const std::string &iface) {
+    return pin_path + "/" + kTcPrefix + iface;
+}
+std::string qdisc_marker(const std::string &pin_path, const std::string &iface) {
+    return pin_path + "/" + kQdiscPrefix + iface;
+}
+bool exists(const std::string &path) {
+    return access(path.c_str(), F_OK) == 0;
 }
 
 // Answers-map pins from an older build or another capacity cannot be adopted: drop them so
@@ -248,6 +270,106 @@ std::optional<Mode> xdp_mode_of(uint32_t ifindex) {
     return std::nullopt;
 }
 
+// Id of the program pinned at path; 0 when there is none.
+uint32_t pinned_prog_id(const std::string &path) {
+    Fd fd(bpf_obj_get(path.c_str()));
+    if (fd.fd < 0) return 0;
+    bpf_prog_info info{};
+    uint32_t len = sizeof(info);
+    return bpf_obj_get_info_by_fd(fd.fd, &info, &len) == 0 ? info.id : 0;
+}
+
+bpf_tc_hook ingress_hook(unsigned ifindex) {
+    LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = static_cast<int>(ifindex),
+                .attach_point = BPF_TC_INGRESS);
+    return hook;
+}
+
+std::string clsact_place() {
+    char buf[64];
+    snprintf(buf, sizeof(buf), "clsact ingress priority %u handle 0x%x", kClsactPriority,
+             kClsactHandle);
+    return buf;
+}
+
+// Program id of the filter at fabdns's clsact handle and priority on ifindex, if any.
+std::optional<uint32_t> clsact_prog_id(unsigned ifindex) {
+    bpf_tc_hook hook = ingress_hook(ifindex);
+    LIBBPF_OPTS(bpf_tc_opts, q, .handle = kClsactHandle, .priority = kClsactPriority);
+    if (bpf_tc_query(&hook, &q) < 0) return std::nullopt;
+    return q.prog_id;
+}
+
+// Number of tc filters (of any kind and owner) on ifindex's clsact qdisc, both directions,
+// from an rtnetlink dump; -1 when it cannot be known.
+int clsact_filter_count(unsigned ifindex) {
+    Fd sock(socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE));
+    if (sock.fd < 0) return -1;
+    int total = 0;
+    for (uint32_t parent :
+         {TC_H_MAKE(TC_H_CLSACT, TC_H_MIN_INGRESS), TC_H_MAKE(TC_H_CLSACT, TC_H_MIN_EGRESS)}) {
+        struct {
+            nlmsghdr nh;
+            tcmsg tc;
+        } req{};
+        req.nh.nlmsg_len = sizeof(req);
+        req.nh.nlmsg_type = RTM_GETTFILTER;
+        req.nh.nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
+        req.nh.nlmsg_seq = parent;
+        req.tc.tcm_family = AF_UNSPEC;
+        req.tc.tcm_ifindex = static_cast<int>(ifindex);
+        req.tc.tcm_parent = parent;
+        if (send(sock.fd, &req, sizeof(req), 0) < 0) return -1;
+        for (bool done = false; !done;) {
+            alignas(nlmsghdr) char buf[32768];
+            ssize_t n = recv(sock.fd, buf, sizeof(buf), 0);
+            if (n <= 0) return -1;
+            size_t off = 0;
+            while (off + sizeof(nlmsghdr) <= size_t(n)) {
+                const auto *nh = reinterpret_cast<const nlmsghdr *>(buf + off);
+                if (nh->nlmsg_len < sizeof(nlmsghdr) || off + nh->nlmsg_len > size_t(n)) return -1;
+                if (nh->nlmsg_type == NLMSG_DONE) {
+                    done = true;
+                    break;
+                }
+                if (nh->nlmsg_type == NLMSG_ERROR) return -1;
+                if (nh->nlmsg_type == RTM_NEWTFILTER) total++;
+                off += NLMSG_ALIGN(nh->nlmsg_len);
+            }
+        }
+    }
+    return total;
+}
+
+// Removes fabdns's clsact filter from iface (only while it still runs the program pinned for
+// it), the clsact qdisc when fabdns created it and no filter at all is left on it, and the
+// pins. A gone interface took its qdisc along: then only the pins go.
+void remove_clsact(const std::string &pin_path, const std::string &iface) {
+    const std::string pin = tc_pin(pin_path, iface), marker = qdisc_marker(pin_path, iface);
+    const unsigned ifindex = if_nametoindex(iface.c_str());
+    if (ifindex != 0) {
+        bpf_tc_hook hook = ingress_hook(ifindex);
+        auto cur = clsact_prog_id(ifindex);
+        uint32_t ours = pinned_prog_id(pin);
+        if (cur && *cur == ours) {
+            LIBBPF_OPTS(bpf_tc_opts, o, .handle = kClsactHandle, .priority = kClsactPriority);
+            int err = bpf_tc_detach(&hook, &o);
+            if (err && err != -ENOENT) fail_errno("detach the clsact filter from " + iface, err);
+        } else if (cur) {
+            log::warn("the tc filter at " + clsact_place() + " on " + iface + " runs prog id " +
+                      std::to_string(*cur) + ", not fabdns's; left in place");
+        }
+        if (exists(marker) && clsact_filter_count(ifindex) == 0) {
+            hook.attach_point = static_cast<bpf_tc_attach_point>(BPF_TC_INGRESS | BPF_TC_EGRESS);
+            int err = bpf_tc_hook_destroy(&hook);
+            if (err && err != -ENOENT && err != -EINVAL)
+                log::warn("cannot remove the clsact qdisc from " + iface + ": " + errstr(err));
+        }
+    }
+    rmdir(marker.c_str());
+    unlink(pin.c_str());
+}
+
 std::string prog_name(uint32_t id) {
     Fd fd(bpf_prog_get_fd_by_id(id));
     if (fd.fd < 0) return "?";
@@ -258,6 +380,18 @@ std::string prog_name(uint32_t id) {
 }
 
 }  // namespace
+
+const char *to_string(Hook hook) {
+    switch (hook) {
+        case Hook::XdpLink:
+            return "xdp link";
+        case Hook::TcxLink:
+            return "tcx link";
+        case Hook::Clsact:
+            return "clsact";
+    }
+    return "?";
+}
 
 const char *to_string(Mode mode) {
     switch (mode) {
@@ -300,6 +434,19 @@ std::vector<Attachment> list_attachments(const std::string &pin_path) {
     if (!dir) return out;
     while (dirent *e = readdir(dir)) {
         std::string name = e->d_name;
+        if (name.rfind(kTcPrefix, 0) == 0) {
+            Attachment a;
+            a.iface = name.substr(std::strlen(kTcPrefix));
+            a.mode = Mode::Tc;
+            a.hook = Hook::Clsact;
+            a.pinned = true;
+            uint32_t ours = pinned_prog_id(pin_path + "/" + name);
+            unsigned ifindex = if_nametoindex(a.iface.c_str());
+            auto cur = ifindex ? clsact_prog_id(ifindex) : std::nullopt;
+            a.prog_id = cur && *cur == ours ? ours : 0;
+            out.push_back(a);
+            continue;
+        }
         if (name.rfind(kLinkPrefix, 0) != 0) continue;
         Attachment a;
         a.iface = name.substr(std::strlen(kLinkPrefix));
@@ -309,10 +456,12 @@ std::vector<Attachment> list_attachments(const std::string &pin_path) {
         auto info = link_info(fd.fd);
         if (!info) continue;
         a.prog_id = info->prog_id;
-        if (info->type == kLinkTypeTcx)
+        if (info->type == kLinkTypeTcx) {
             a.mode = Mode::Tc;
-        else
+            a.hook = Hook::TcxLink;
+        } else {
             a.mode = xdp_mode_of(info->ifindex).value_or(Mode::Xdp);
+        }
         out.push_back(a);
     }
     closedir(dir);
@@ -320,6 +469,10 @@ std::vector<Attachment> list_attachments(const std::string &pin_path) {
 }
 
 void detach(const std::string &pin_path, const std::string &iface) {
+    if (exists(tc_pin(pin_path, iface))) {
+        remove_clsact(pin_path, iface);
+        return;
+    }
     std::string path = link_pin(pin_path, iface);
     Fd fd(bpf_obj_get(path.c_str()));
     if (fd.fd < 0) {
@@ -333,19 +486,31 @@ void detach(const std::string &pin_path, const std::string &iface) {
 void remove_all(const std::string &pin_path) {
     for (const auto &a : list_attachments(pin_path)) detach(pin_path, a.iface);
     for (const char *name : kMapNames) unlink((pin_path + "/" + name).c_str());
+    // Leftovers of an attach interrupted half-way.
+    if (DIR *dir = opendir(pin_path.c_str())) {
+        while (dirent *e = readdir(dir)) {
+            std::string name = e->d_name;
+            if (name.rfind(kQdiscPrefix, 0) == 0) rmdir((pin_path + "/" + name).c_str());
+            if (name.rfind(kTcNewPrefix, 0) == 0) unlink((pin_path + "/" + name).c_str());
+        }
+        closedir(dir);
+    }
     rmdir(pin_path.c_str());
 }
 
 struct Datapath::Impl {
     fabdns_bpf *skel = nullptr;
     std::string pin_path;
+    TcHook tc_hook = TcHook::Auto;
     std::unique_ptr<FdMaps> maps;
+    void attach_clsact(const std::string &iface, unsigned ifindex, int prog);
     ~Impl() { fabdns_bpf__destroy(skel); }
 };
 
 Datapath::Datapath(const Options &options) : impl_(std::make_unique<Impl>()) {
     libbpf_set_print(libbpf_log);
     impl_->pin_path = options.pin_path;
+    impl_->tc_hook = options.tc_hook;
     ensure_dir(options.pin_path);
     drop_incompatible_pins(options.pin_path, options.capacity);
 
@@ -376,6 +541,13 @@ int Datapath::prog_fd(Mode mode) const {
                                             : impl_->skel->progs.fabdns_xdp);
 }
 
+uint32_t Datapath::prog_id(Mode mode) const {
+    bpf_prog_info info{};
+    uint32_t len = sizeof(info);
+    if (bpf_obj_get_info_by_fd(prog_fd(mode), &info, &len) < 0) return 0;
+    return info.id;
+}
+
 uint32_t Datapath::verified_insns(Mode mode) const {
     bpf_prog_info info{};
     uint32_t len = sizeof(info);
@@ -388,14 +560,22 @@ void Datapath::attach(const std::string &iface, Mode mode) {
     if (ifindex == 0) throw Error("interface " + iface + " not found");
     std::string pin = link_pin(impl_->pin_path, iface);
     int prog = prog_fd(mode);
+    const TcHook tc_hook = impl_->tc_hook;
+    const bool clsact_pinned = exists(tc_pin(impl_->pin_path, iface));
+    if (mode == Mode::Tc && tc_hook != TcHook::Tcx && clsact_pinned) {
+        impl_->attach_clsact(iface, ifindex, prog);  // replaces the program in place
+        return;
+    }
 
     // Already attached by fabdns: swap the program in place when the kind of link fits.
     Fd old(bpf_obj_get(pin.c_str()));
     if (old.fd >= 0) {
         auto info = link_info(old.fd);
-        bool same = info && ((mode == Mode::Tc && info->type == kLinkTypeTcx) ||
-                             (mode != Mode::Tc && info->type == kLinkTypeXdp &&
-                              xdp_mode_of(ifindex) == mode && info->ifindex == ifindex));
+        bool same =
+            info &&
+            ((mode == Mode::Tc && tc_hook != TcHook::Clsact && info->type == kLinkTypeTcx) ||
+             (mode != Mode::Tc && info->type == kLinkTypeXdp && xdp_mode_of(ifindex) == mode &&
+              info->ifindex == ifindex));
         if (same && bpf_link_update(old.fd, prog, nullptr) == 0) {
             log::info("datapath on " + iface + " (" + to_string(mode) + ") updated in place");
             return;
@@ -403,16 +583,30 @@ void Datapath::attach(const std::string &iface, Mode mode) {
         bpf_link_detach(old.fd);
         unlink(pin.c_str());
     }
+    if (clsact_pinned) remove_clsact(impl_->pin_path, iface);  // the mode or hook changes
 
     int fd;
     if (mode == Mode::Tc) {
+        if (tc_hook == TcHook::Clsact) {
+            impl_->attach_clsact(iface, ifindex, prog);
+            return;
+        }
         LIBBPF_OPTS(bpf_link_create_opts, lo);
         fd = bpf_link_create(prog, ifindex, static_cast<bpf_attach_type>(kTcxIngress), &lo);
         if (fd < 0) {
             int e = errno;
+            // Kernels before 6.6 do not know the tcx attach type: EINVAL.
+            if (e == EINVAL && tc_hook == TcHook::Auto) {
+                log::info(
+                    "tcx links are not supported by this kernel (Linux 6.6 or later): "
+                    "attaching tc to " +
+                    iface + " through clsact");
+                impl_->attach_clsact(iface, ifindex, prog);
+                return;
+            }
             if (e == EINVAL)
                 throw Error("attach tc to " + iface + ": " + errstr(e) +
-                            " (tc mode needs tcx links, Linux 6.6 or later)");
+                            " (tcx links need Linux 6.6 or later)");
             fail_errno("attach tc to " + iface, e);
         }
     } else {
@@ -442,6 +636,53 @@ void Datapath::attach(const std::string &iface, Mode mode) {
         fail_errno("cannot pin link " + pin, e);
     }
     log::info("datapath attached to " + iface + " (" + to_string(mode) + ")");
+}
+
+// Puts prog into fabdns's filter on iface's clsact ingress (creating the qdisc if missing),
+// replacing the program of an earlier fabdns filter there in place: cls_bpf swaps it under RCU,
+// so no packet goes unhandled. Refuses a filter at that handle that fabdns did not pin.
+void Datapath::Impl::attach_clsact(const std::string &iface, unsigned ifindex, int prog) {
+    bpf_tc_hook hook = ingress_hook(ifindex);
+    int err = bpf_tc_hook_create(&hook);
+    if (err && err != -EEXIST) fail_errno("create a clsact qdisc on " + iface, err);
+    const bool created = err == 0;
+    const std::string pin = tc_pin(pin_path, iface);
+    auto cur = clsact_prog_id(ifindex);
+    if (cur && *cur != pinned_prog_id(pin))
+        throw Error("interface " + iface + " already has a tc filter (prog id " +
+                    std::to_string(*cur) + ", " + prog_name(*cur) + ") at " + clsact_place() +
+                    " not attached from " + pin_path + "; refusing to replace it");
+    LIBBPF_OPTS(bpf_tc_opts, o, .prog_fd = prog, .flags = BPF_TC_F_REPLACE, .handle = kClsactHandle,
+                .priority = kClsactPriority);
+    err = bpf_tc_attach(&hook, &o);
+    if (err) {
+        if (created) {
+            hook.attach_point = static_cast<bpf_tc_attach_point>(BPF_TC_INGRESS | BPF_TC_EGRESS);
+            bpf_tc_hook_destroy(&hook);
+        }
+        // cls_bpf cannot join a priority held by another kind of classifier.
+        if (err == -EINVAL)
+            throw Error("attach tc (clsact) to " + iface + ": " + errstr(err) + " (is priority " +
+                        std::to_string(kClsactPriority) +
+                        " of its clsact ingress held by a filter of another kind?)");
+        fail_errno("attach tc (clsact) to " + iface, err);
+    }
+    if (created && mkdir(qdisc_marker(pin_path, iface).c_str(), 0700) < 0 && errno != EEXIST)
+        log::warn("cannot record that fabdns created the clsact qdisc on " + iface);
+    // The new pin is renamed over the old one, so a crash leaves one of them, never none.
+    const std::string tmp = pin_path + "/" + kTcNewPrefix + iface;
+    unlink(tmp.c_str());
+    if (bpf_obj_pin(prog, tmp.c_str()) < 0 || rename(tmp.c_str(), pin.c_str()) < 0) {
+        int e = errno;
+        unlink(tmp.c_str());
+        if (!cur) {
+            LIBBPF_OPTS(bpf_tc_opts, d, .handle = kClsactHandle, .priority = kClsactPriority);
+            bpf_tc_detach(&hook, &d);
+        }
+        fail_errno("cannot pin the tc program at " + pin, e);
+    }
+    log::info("datapath " + std::string(cur ? "on " + iface + " (tc, clsact) updated in place"
+                                            : "attached to " + iface + " (tc, clsact)"));
 }
 
 void Datapath::detach(const std::string &iface) {

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Installs every build, test and benchmark dependency on a fresh Debian 12 machine and mounts
-# bpffs. Idempotent; needs root.
+# Installs every build, test and benchmark dependency on a fresh Debian 12 machine (and caches
+# Debian 12's stock kernel for the qemu tests) and mounts bpffs. Idempotent; needs root.
 set -euo pipefail
 
 if [ "$(id -u)" -ne 0 ]; then
@@ -20,6 +20,8 @@ packages=(
     # tests: real peers and tools
     iproute2 dnsutils ldnsutils unbound knot knot-dnsutils dnsperf openssl ethtool
     python3 python3-pytest python3-yaml procps
+    # tests on Debian 12's stock kernel under qemu (tests/qemu)
+    qemu-system-x86 busybox-static cpio dash binutils
     # benchmark plots
     python3-matplotlib
 )
@@ -40,6 +42,9 @@ for svc in unbound knot; do
     fi
     pkill -x "${svc/knot/knotd}" 2>/dev/null || true
 done
+
+# Debian 12's stock kernel for tests/qemu: downloaded and extracted to a cache, not installed.
+"$(dirname "$0")/../tests/qemu/kernel.sh" >/dev/null
 
 if ! mountpoint -q /sys/fs/bpf; then
     mount -t bpf bpf /sys/fs/bpf

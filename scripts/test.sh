@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Builds everything and runs every test: the main build (unit, datapath, end-to-end, benchmark
-# smoke), the same tests under ASan+UBSan, and the fuzzers for a bounded time. Needs root
+# smoke), the datapath on Debian 12's 6.1 kernel under qemu, the same tests under ASan+UBSan,
+# and the fuzzers for a bounded time. Needs root
 # (installs dependencies, BPF, network namespaces).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -13,6 +14,8 @@ echo "== build (RelWithDebInfo)"
 scripts/build.sh build -DCMAKE_BUILD_TYPE=RelWithDebInfo
 echo "== tests"
 (cd build && ctest --output-on-failure -j1) || status=1
+echo "== datapath and attach/detach tests on Debian 12's stock kernel (6.1) under qemu"
+tests/qemu/run.sh build || status=1
 
 echo "== build (ASan+UBSan)"
 scripts/build.sh build-asan -DCMAKE_BUILD_TYPE=Debug -DFABDNS_SANITIZE=ON

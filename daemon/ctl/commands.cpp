@@ -389,6 +389,7 @@ int cmd_status(const Context &ctx, bool json_out, std::ostream &out) {
         for (const auto &at : attachments)
             a.push_back({{"iface", at.iface},
                          {"mode", loader::to_string(at.mode)},
+                         {"hook", loader::to_string(at.hook)},
                          {"prog_id", at.prog_id},
                          {"pinned", at.pinned}});
         j["attachments"] = a;
@@ -411,10 +412,11 @@ int cmd_status(const Context &ctx, bool json_out, std::ostream &out) {
     out << t.render();
     if (!attachments.empty()) {
         out << "attachments:\n";
-        Table a({"IFACE", "MODE", "PROG ID"});
-        a.right_align(2);
+        Table a({"IFACE", "MODE", "HOOK", "PROG ID"});
+        a.right_align(3);
         for (const auto &at : attachments)
-            a.add({at.iface, loader::to_string(at.mode), std::to_string(at.prog_id)});
+            a.add({at.iface, loader::to_string(at.mode), loader::to_string(at.hook),
+                   std::to_string(at.prog_id)});
         out << a.render("  ");
     }
     if (!m) throw Failure(why_not);

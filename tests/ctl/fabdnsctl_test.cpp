@@ -543,6 +543,7 @@ TEST_F(CtlDatapath, AttachStatusDetach) {
     ASSERT_EQ(j["attachments"].size(), 1u);
     EXPECT_EQ(j["attachments"][0]["iface"], iface);
     EXPECT_EQ(j["attachments"][0]["mode"], "xdp-generic");
+    EXPECT_EQ(j["attachments"][0]["hook"], "xdp link");
     EXPECT_GT(j["attachments"][0]["prog_id"].get<uint32_t>(), 0u);
     ASSERT_EQ(j["listen"].size(), 1u);
     EXPECT_EQ(j["listen"][0]["address"], "127.0.0.1:1053");
@@ -572,6 +573,45 @@ TEST_F(CtlDatapath, AttachStatusDetach) {
     EXPECT_TRUE(contains(no_iface.err, "fdctl-none0 not found")) << describe(no_iface);
     Result bad_mode = with_config({"attach", iface, "--mode", "warp"});
     EXPECT_EQ(bad_mode.status, 2) << describe(bad_mode);
+}
+
+// tc through clsact (what kernels before 6.6 get): status names the hook and detach removes it.
+TEST_F(CtlDatapath, StatusAndDetachKnowClsactAttachments) {
+    const std::string iface = "fdcls" + std::to_string(getpid());
+    ASSERT_EQ(std::system(
+                  ("ip link add " + iface + " type veth peer name fdclp" + std::to_string(getpid()))
+                      .c_str()),
+              0);
+    struct Cleanup {
+        std::string cmd;
+        ~Cleanup() { [[maybe_unused]] int rc = std::system(cmd.c_str()); }
+    } cleanup{"ip link del " + iface + " 2>/dev/null"};
+    const std::string other = pin_path() + "-clsact";
+    loader::Datapath dp(loader::Options{other, 256, loader::TcHook::Clsact});
+    dp.attach(iface, loader::Mode::Tc);
+
+    Result sj = ctl({"--pin-path", other, "status", "--json"});
+    ASSERT_EQ(sj.status, 0) << describe(sj);
+    json j = json::parse(sj.out);
+    ASSERT_EQ(j["attachments"].size(), 1u) << sj.out;
+    EXPECT_EQ(j["attachments"][0]["iface"], iface);
+    EXPECT_EQ(j["attachments"][0]["mode"], "tc");
+    EXPECT_EQ(j["attachments"][0]["hook"], "clsact");
+    EXPECT_EQ(j["attachments"][0]["prog_id"].get<uint32_t>(), dp.prog_id(loader::Mode::Tc));
+    Result st = ctl({"--pin-path", other, "status"});
+    EXPECT_TRUE(contains(st.out, "  " + iface + "  tc    clsact")) << describe(st);
+
+    Result d = ctl({"--pin-path", other, "detach", iface});
+    ASSERT_EQ(d.status, 0) << describe(d);
+    EXPECT_FALSE(fs::exists(other + "/tc_" + iface));
+    std::string filters;
+    if (FILE *p = popen(("tc filter show dev " + iface + " ingress 2>&1").c_str(), "r")) {
+        char buf[256];
+        while (fgets(buf, sizeof(buf), p)) filters += buf;
+        pclose(p);
+    }
+    EXPECT_EQ(filters, "") << "the clsact filter is gone";
+    loader::remove_all(other);
 }
 
 TEST_F(CtlDatapath, DetachAllRemovesEveryPin) {

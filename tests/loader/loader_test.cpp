@@ -1,14 +1,21 @@
 // Loader tests on the real kernel: pinning, adoption after a restart, in-place program swap,
-// attach/detach in every mode, and the clear errors (missing interface, foreign XDP program,
-// missing privileges).
+// attach/detach in every mode and through both tc hooks (tcx, clsact), coexistence with foreign
+// tc filters, and the clear errors (missing interface, foreign XDP program or filter, missing
+// privileges). tests/qemu runs the attach tests on Debian 12's 6.1 kernel too.
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
 #include <gtest/gtest.h>
+#include <net/if.h>
+#include <sys/utsname.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cstdlib>
 #include <filesystem>
-#include <sstream>
+#include <set>
 #include <string>
+#include <thread>
 
 #include "datapath.hpp"
 #include "root.hpp"
@@ -25,15 +32,41 @@ std::string sh(const std::string &cmd) {
     return out;
 }
 
-// Whether the kernel lists a BPF link running program `id` ("89: xdp  prog 192 ...").
+// Whether the kernel has a BPF link running program `id` (walks every link id, as bpftool
+// link show does, without a process per check: that costs seconds under emulation).
 bool kernel_has_link(uint32_t id) {
-    std::istringstream in(sh("bpftool link show"));
-    std::string tok, prev;
-    while (in >> tok) {
-        if (prev == "prog" && tok == std::to_string(id)) return true;
-        prev = tok;
+    for (uint32_t link = 0; bpf_link_get_next_id(link, &link) == 0;) {
+        int fd = bpf_link_get_fd_by_id(link);
+        if (fd < 0) continue;
+        bpf_link_info info{};
+        uint32_t len = sizeof(info);
+        bool match = bpf_obj_get_info_by_fd(fd, &info, &len) == 0 && info.prog_id == id;
+        close(fd);
+        if (match) return true;
     }
     return false;
+}
+
+bool contains(const std::string &text, const std::string &what) {
+    return text.find(what) != std::string::npos;
+}
+
+// Whether the kernel runs the attachment: a link with its program, or fabdns's clsact filter
+// (tc prints "handle 0xfabd ... id <prog>") with it.
+bool kernel_runs(const Attachment &a) {
+    if (a.hook != Hook::Clsact) return kernel_has_link(a.prog_id);
+    std::string out = sh("tc filter show dev " + a.iface + " ingress");
+    return contains(out, "handle 0xfabd") &&
+           contains(out, " id " + std::to_string(a.prog_id) + " ");
+}
+
+// Linux 6.6 brought tcx links.
+bool kernel_has_tcx() {
+    utsname u{};
+    uname(&u);
+    int major = 0, minor = 0;
+    sscanf(u.release, "%d.%d", &major, &minor);
+    return major > 6 || (major == 6 && minor >= 6);
 }
 
 class LoaderTest : public ::testing::Test {
@@ -79,7 +112,8 @@ TEST_F(LoaderTest, PinsMapsAndAdoptsThemOnRestart) {
     // The process "exits": maps and the link stay pinned and attached.
     EXPECT_TRUE(std::filesystem::exists(pin_ + "/answers"));
     EXPECT_TRUE(std::filesystem::exists(pin_ + "/link_" + dev_));
-    EXPECT_NE(sh("ip link show " + dev_).find("xdpgeneric"), std::string::npos);
+    std::string link = sh("ip link show " + dev_);
+    EXPECT_TRUE(contains(link, "xdpgeneric")) << link;
     {
         Datapath dp({pin_, 1024});
         EXPECT_TRUE(dp.maps().answers().lookup(key_of("kept.default.svc.global")))
@@ -107,18 +141,26 @@ TEST_F(LoaderTest, CapacityChangeReplacesTheAnswerMap) {
 
 TEST_F(LoaderTest, AttachDetachEveryModeLeavesNoTrace) {
     Datapath dp({pin_, 1024});
-    for (Mode m : {Mode::XdpGeneric, Mode::Tc}) {
+    // Native xdp on the host end of a veth pair: attaching needs nothing on the peer.
+    for (Mode m : {Mode::XdpGeneric, Mode::Xdp, Mode::Tc}) {
         SCOPED_TRACE(to_string(m));
         dp.attach(dev_, m);
         auto atts = list_attachments(pin_);
         ASSERT_EQ(atts.size(), 1u);
         EXPECT_EQ(atts[0].mode, m);
-        // The kernel lists a link running our program.
-        EXPECT_TRUE(kernel_has_link(atts[0].prog_id));
+        EXPECT_EQ(atts[0].prog_id, dp.prog_id(m));
+        // tc takes a tcx link where the kernel has them, else clsact (Hook decides the check).
+        if (m == Mode::Tc) {
+            EXPECT_EQ(atts[0].hook, kernel_has_tcx() ? Hook::TcxLink : Hook::Clsact);
+        }
+        EXPECT_TRUE(kernel_runs(atts[0])) << to_string(atts[0].hook);
         dp.detach(dev_);
         EXPECT_TRUE(list_attachments(pin_).empty());
         EXPECT_FALSE(kernel_has_link(atts[0].prog_id));
-        EXPECT_EQ(sh("ip link show " + dev_).find("xdp"), std::string::npos);
+        std::string link = sh("ip link show " + dev_);
+        EXPECT_FALSE(contains(link, "xdp")) << link;
+        std::string qdisc = sh("tc qdisc show dev " + dev_);
+        EXPECT_FALSE(contains(qdisc, "clsact")) << qdisc;
     }
     // Switching modes replaces the attachment.
     dp.attach(dev_, Mode::XdpGeneric);
@@ -126,11 +168,192 @@ TEST_F(LoaderTest, AttachDetachEveryModeLeavesNoTrace) {
     auto atts = list_attachments(pin_);
     ASSERT_EQ(atts.size(), 1u);
     EXPECT_EQ(atts[0].mode, Mode::Tc);
-    EXPECT_EQ(sh("ip link show " + dev_).find("xdp"), std::string::npos);
+    std::string link = sh("ip link show " + dev_);
+    EXPECT_FALSE(contains(link, "xdp")) << link;
     uint32_t id = list_attachments(pin_)[0].prog_id;
     remove_all(pin_);
     EXPECT_FALSE(std::filesystem::exists(pin_));
     EXPECT_FALSE(kernel_has_link(id));
+}
+
+// tc through clsact + cls_bpf, forced here; Auto takes it where tcx is missing (before 6.6).
+class ClsactTest : public LoaderTest {
+  protected:
+    Options options(const std::string &pin) const { return {pin, 1024, TcHook::Clsact}; }
+    std::string filters(const std::string &dir = "ingress") const {
+        return sh("tc filter show dev " + dev_ + " " + dir);
+    }
+    std::string qdiscs() const { return sh("tc qdisc show dev " + dev_); }
+    // Nothing of fabdns is left on the device or under the pin path.
+    void expect_nothing_left() const {
+        EXPECT_TRUE(list_attachments(pin_).empty());
+        EXPECT_FALSE(contains(filters(), "0xfabd")) << filters();
+        EXPECT_FALSE(std::filesystem::exists(pin_ + "/tc_" + dev_));
+        EXPECT_FALSE(std::filesystem::exists(pin_ + "/clsact_" + dev_));
+    }
+};
+
+TEST_F(ClsactTest, AttachDetachLeavesNothing) {
+    Datapath dp(options(pin_));
+    dp.attach(dev_, Mode::Tc);
+    auto atts = list_attachments(pin_);
+    ASSERT_EQ(atts.size(), 1u);
+    EXPECT_EQ(atts[0].hook, Hook::Clsact);
+    EXPECT_EQ(atts[0].mode, Mode::Tc);
+    EXPECT_EQ(atts[0].prog_id, dp.prog_id(Mode::Tc));
+    EXPECT_TRUE(kernel_runs(atts[0])) << filters();
+    EXPECT_TRUE(contains(filters(), "direct-action")) << filters();
+    EXPECT_TRUE(contains(qdiscs(), "clsact")) << qdiscs();
+    dp.detach(dev_);
+    expect_nothing_left();
+    // fabdns created the qdisc and nothing else used it: it is gone too.
+    EXPECT_FALSE(contains(qdiscs(), "clsact")) << qdiscs();
+}
+
+TEST_F(ClsactTest, RestartReplacesTheProgramInPlaceWithoutAGap) {
+    uint32_t first = 0;
+    {
+        Datapath dp(options(pin_));
+        put(dp.maps(), "kept.default.svc.global");
+        dp.attach(dev_, Mode::Tc);
+        first = dp.prog_id(Mode::Tc);
+    }
+    // The process "exited": the filter stays and still runs the first program.
+    auto atts = list_attachments(pin_);
+    ASSERT_EQ(atts.size(), 1u);
+    EXPECT_EQ(atts[0].prog_id, first);
+    EXPECT_TRUE(kernel_runs(atts[0])) << filters();
+
+    // While a new daemon takes over, the filter must be there at every moment.
+    const unsigned ifindex = if_nametoindex(dev_.c_str());
+    std::atomic<bool> stop{false};
+    std::atomic<uint64_t> polls{0}, gaps{0};
+    std::set<uint32_t> seen;
+    std::thread poller([&] {
+        LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = static_cast<int>(ifindex),
+                    .attach_point = BPF_TC_INGRESS);
+        while (!stop) {
+            LIBBPF_OPTS(bpf_tc_opts, q, .handle = kClsactHandle, .priority = kClsactPriority);
+            if (bpf_tc_query(&hook, &q) == 0)
+                seen.insert(q.prog_id);
+            else
+                gaps++;
+            polls++;
+        }
+    });
+    uint32_t second = 0;
+    {
+        Datapath dp(options(pin_));
+        EXPECT_TRUE(dp.maps().answers().lookup(key_of("kept.default.svc.global")));
+        dp.attach(dev_, Mode::Tc);
+        second = dp.prog_id(Mode::Tc);
+    }
+    // Let the poller see the new program too (it may not have run on a busy machine).
+    for (uint64_t until = polls + 100; polls < until;) std::this_thread::yield();
+    stop = true;
+    poller.join();
+    EXPECT_NE(first, second);
+    EXPECT_GT(polls.load(), 0u);
+    EXPECT_EQ(gaps.load(), 0u) << "the filter was missing during the replacement";
+    EXPECT_TRUE(seen.count(second));
+    for (uint32_t id : seen) EXPECT_TRUE(id == first || id == second) << id;
+    atts = list_attachments(pin_);
+    ASSERT_EQ(atts.size(), 1u);
+    EXPECT_EQ(atts[0].prog_id, second);
+    // Exactly one fabdns filter, running the new program.
+    std::string f = filters();
+    EXPECT_TRUE(kernel_runs(atts[0])) << f;
+    EXPECT_FALSE(contains(f, " id " + std::to_string(first) + " ")) << f;
+    // The qdisc the first daemon created is still known as fabdns's: detach removes it.
+    detach(pin_, dev_);
+    expect_nothing_left();
+    EXPECT_FALSE(contains(qdiscs(), "clsact")) << qdiscs();
+}
+
+TEST_F(ClsactTest, ForeignFiltersAndQdiscAreLeftAlone) {
+    // Someone else's clsact qdisc with a filter: fabdns adds its own beside it and, on detach,
+    // removes only its own.
+    ASSERT_EQ(std::system(("tc qdisc add dev " + dev_ + " clsact && tc filter add dev " + dev_ +
+                           " ingress prio 7 u32 match u32 0 0")
+                              .c_str()),
+              0);
+    {
+        Datapath dp(options(pin_));
+        dp.attach(dev_, Mode::Tc);
+        EXPECT_TRUE(contains(filters(), "u32")) << filters();
+        EXPECT_TRUE(kernel_runs(list_attachments(pin_).at(0))) << filters();
+        dp.detach(dev_);
+    }
+    expect_nothing_left();
+    EXPECT_TRUE(contains(filters(), "u32")) << filters();
+    EXPECT_TRUE(contains(qdiscs(), "clsact")) << "fabdns did not create the qdisc";
+    ASSERT_EQ(std::system(("tc qdisc del dev " + dev_ + " clsact").c_str()), 0);
+
+    // fabdns created the qdisc, then someone else added a filter (egress): detach keeps both.
+    {
+        Datapath dp(options(pin_));
+        dp.attach(dev_, Mode::Tc);
+        ASSERT_EQ(
+            std::system(("tc filter add dev " + dev_ + " egress prio 3 u32 match u32 0 0").c_str()),
+            0);
+        dp.detach(dev_);
+    }
+    expect_nothing_left();
+    EXPECT_TRUE(contains(filters("egress"), "u32")) << filters("egress");
+    EXPECT_TRUE(contains(qdiscs(), "clsact")) << "the qdisc is still in use";
+}
+
+TEST_F(ClsactTest, AFilterAtFabdnsHandleNotPinnedHereIsNeverReplaced) {
+    Datapath other(options(pin_ + "-other"));
+    other.attach(dev_, Mode::Tc);
+    Datapath dp(options(pin_));
+    try {
+        dp.attach(dev_, Mode::Tc);
+        FAIL() << "replaced a foreign tc filter";
+    } catch (const Error &e) {
+        EXPECT_TRUE(contains(e.what(), "refusing to replace")) << e.what();
+    }
+    auto atts = list_attachments(pin_ + "-other");
+    ASSERT_EQ(atts.size(), 1u);
+    EXPECT_EQ(atts[0].prog_id, other.prog_id(Mode::Tc)) << "the foreign filter still runs";
+    EXPECT_TRUE(list_attachments(pin_).empty());
+}
+
+TEST_F(ClsactTest, AnotherClassifierAtFabdnsPriorityIsAClearError) {
+    ASSERT_EQ(std::system(("tc qdisc add dev " + dev_ + " clsact && tc filter add dev " + dev_ +
+                           " ingress prio 1 u32 match u32 0 0")
+                              .c_str()),
+              0);
+    Datapath dp(options(pin_));
+    try {
+        dp.attach(dev_, Mode::Tc);
+        FAIL() << "attached beside another classifier kind at the same priority";
+    } catch (const Error &e) {
+        EXPECT_TRUE(contains(e.what(), "held by a filter of another kind")) << e.what();
+    }
+    expect_nothing_left();
+    EXPECT_TRUE(contains(filters(), "u32")) << filters();
+    EXPECT_TRUE(contains(qdiscs(), "clsact")) << "not fabdns's qdisc: kept";
+}
+
+TEST_F(ClsactTest, ModeChangesLeaveNoClsactBehind) {
+    Datapath dp(options(pin_));
+    dp.attach(dev_, Mode::Tc);
+    dp.attach(dev_, Mode::XdpGeneric);
+    auto atts = list_attachments(pin_);
+    ASSERT_EQ(atts.size(), 1u);
+    EXPECT_EQ(atts[0].mode, Mode::XdpGeneric);
+    EXPECT_FALSE(contains(filters(), "0xfabd")) << filters();
+    EXPECT_FALSE(contains(qdiscs(), "clsact")) << qdiscs();
+    dp.attach(dev_, Mode::Tc);
+    atts = list_attachments(pin_);
+    ASSERT_EQ(atts.size(), 1u);
+    EXPECT_EQ(atts[0].hook, Hook::Clsact);
+    std::string link = sh("ip link show " + dev_);
+    EXPECT_FALSE(contains(link, "xdp")) << link;
+    remove_all(pin_);
+    EXPECT_FALSE(std::filesystem::exists(pin_));
+    EXPECT_FALSE(contains(qdiscs(), "clsact")) << qdiscs();
 }
 
 TEST_F(LoaderTest, MissingInterfaceIsAClearError) {
