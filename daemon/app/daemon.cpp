@@ -344,6 +344,20 @@ void Daemon::register_metrics() {
             .add(c.dropped.load());
         w.counter("fabdns_truncated_total", "UDP replies sent truncated (TC=1).")
             .add(c.truncated.load());
+        w.counter("fabdns_forward_rejected_total",
+                  "Queries answered SERVFAIL at once: the forwarder's queue was full.")
+            .add(c.forward_rejected.load());
+        w.counter("fabdns_reflection_dropped_total",
+                  "UDP queries from a reflection port (0, 7, 13, 17, 19, 37), never answered.")
+            .add(c.reflection_dropped.load());
+        auto &tcp = w.counter("fabdns_tcp_closed_total",
+                              "TCP connections closed by the server, by reason.");
+        tcp.add({{"reason", "refused"}}, c.tcp_refused.load());
+        tcp.add({{"reason", "evicted"}}, c.tcp_evicted.load());
+        tcp.add({{"reason", "timed_out"}}, c.tcp_timed_out.load());
+        w.counter("fabdns_tcp_accept_errors_total",
+                  "accept() failures for lack of descriptors or memory (the listener backs off).")
+            .add(c.tcp_accept_errors.load());
     }));
     registrations_.push_back(registry_.add([this](metrics::Writer &w) {
         std::lock_guard lock(attach_mu_);

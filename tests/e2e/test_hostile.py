@@ -202,8 +202,16 @@ def udp_surface(node, rng) -> dict:
                             query(qtype=16)):
                     s.sendto(pkt, ("127.0.0.1", node.port))
                     counts["reflection"] = counts.get("reflection", 0) + 1
+                # Neither path answers these, not even with an error (SPEC §4).
+                s.settimeout(0.5)
+                try:
+                    data = s.recv(65535)
+                except socket.timeout:
+                    data = None
+                assert data is None, f"a reply went to reflection port {port}: {data!r}"
             finally:
                 s.close()
+        assert node.daemon.metrics().get("fabdns_reflection_dropped_total", 0) >= 20
     finally:
         for s in socks.values():
             s.close()
