@@ -28,6 +28,7 @@ HubOptions HubOptions::from_config(const Config::Source::Hub &hub) {
     o.key = hub.key;
     o.snapshot = hub.snapshot;
     o.interval = hub.interval;
+    o.max_response_bytes = hub.max_response_bytes;
     return o;
 }
 
