@@ -162,13 +162,13 @@ bool decode_port(Ctx &ctx, const json &v, const std::string &path, ServicePort &
     return true;
 }
 
-bool decode_target_ref(Ctx &ctx, const json &v, const std::string &path, ObjectReference &out) {
+bool check_target_ref(Ctx &ctx, const json &v, const std::string &path) {
     if (!v.is_object())
         return ctx.fail(path, std::string("expected a mapping, got ") + type_name(v));
-    return opt_string(ctx, v, path, "kind", out.kind) &&
-           opt_string(ctx, v, path, "name", out.name) &&
-           opt_string(ctx, v, path, "namespace", out.ns) &&
-           opt_string(ctx, v, path, "uid", out.uid);
+    std::string ignored;
+    for (const char *key : {"kind", "name", "namespace", "uid"})
+        if (!opt_string(ctx, v, path, key, ignored)) return false;
+    return true;
 }
 
 bool decode_endpoint(Ctx &ctx, const json &v, const std::string &path, Endpoint &out) {
@@ -209,11 +209,8 @@ bool decode_endpoint(Ctx &ctx, const json &v, const std::string &path, Endpoint 
     if (!opt_string(ctx, v, path, "zone", out.zone)) return false;
     if (!opt_string(ctx, v, path, "region", out.region)) return false;
 
-    if (const json *ref = member(v, "targetRef")) {
-        ObjectReference r;
-        if (!decode_target_ref(ctx, *ref, join(path, "targetRef"), r)) return false;
-        out.target_ref = std::move(r);
-    }
+    if (const json *ref = member(v, "targetRef"))
+        if (!check_target_ref(ctx, *ref, join(path, "targetRef"))) return false;
     return true;
 }
 
@@ -545,11 +542,6 @@ std::string encode_globalservices(const std::vector<GlobalService> &services) {
             if (e.hostname) ep["hostname"] = *e.hostname;
             if (!e.zone.empty()) ep["zone"] = e.zone;
             if (!e.region.empty()) ep["region"] = e.region;
-            if (e.target_ref)
-                ep["targetRef"] = {{"kind", e.target_ref->kind},
-                                   {"name", e.target_ref->name},
-                                   {"namespace", e.target_ref->ns},
-                                   {"uid", e.target_ref->uid}};
             endpoints.push_back(std::move(ep));
         }
         json md = {{"name", s.name}, {"namespace", s.ns}};

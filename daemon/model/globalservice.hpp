@@ -31,17 +31,12 @@ struct ServicePort {
     bool operator==(const ServicePort &) const = default;
 };
 
-struct ObjectReference {
-    std::string kind, name, ns, uid;
-
-    bool operator==(const ObjectReference &) const = default;
-};
-
 struct Endpoint {
     std::vector<IpAddr> addresses;
     std::optional<std::string> hostname;  // a DNS label; set for pods of Headless services
+    // targetRef is checked for its shape but not kept: nothing answers from it, and it would
+    // take 136 bytes per endpoint.
     std::string cluster, zone, region;
-    std::optional<ObjectReference> target_ref;
 
     bool operator==(const Endpoint &) const = default;
 };
