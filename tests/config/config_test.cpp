@@ -337,7 +337,7 @@ const BadCase kBad[] = {
      "source.hub.interval: not a duration (got '5s3'); use e.g. 250ms, 5s, 2m, 1h"},
     {"hub_max_response_bytes_too_small", "source.hub.max_response_bytes", "10",
      "source.hub.max_response_bytes",
-     "source.hub.max_response_bytes: must be an integer in 1024..1073741824 (got '10')"},
+     "source.hub.max_response_bytes: must be an integer in 1024..1073741824 (got 10)"},
     {"hub_interval_too_short", "source.hub.interval", "10ms", "source.hub.interval",
      "source.hub.interval: must be at least 100ms (got '10ms')"},
     {"kubernetes_server_bad", "source.kubernetes.server", "'127.0.0.1:10261'",
