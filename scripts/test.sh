@@ -25,8 +25,8 @@ echo "== tests under ASan+UBSan (end-to-end and benchmark smoke excluded: they r
 
 echo "== fuzzers (${fuzz_seconds}s each)"
 CC=clang CXX=clang++ cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=Debug -DFABDNS_FUZZ=ON >/dev/null
-cmake --build build-fuzz -j"$(nproc)" --target fabdns_fuzz_respond fabdns_fuzz_manifest \
-    fabdns_fuzz_globalservice_json
+cmake --build build-fuzz -j"$(nproc)" --target fabdns_fuzz_respond fabdns_fuzz_hub fabdns_fuzz_kube \
+    fabdns_fuzz_file
 tests/fuzz/run.sh build-fuzz "$fuzz_seconds" || status=1
 
 if [ $status -eq 0 ]; then echo "== all tests passed"; else echo "== FAILURES (see above)"; fi

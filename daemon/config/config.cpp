@@ -411,8 +411,10 @@ void parse_source(const Section &s, Config::Source &src) {
     Section file(s.value("file"), s.key("file"), {"path"}, s.ctx());
     file.path("path", src.file.path);
 
-    Section hub(s.value("hub"), s.key("hub"),
-                {"url", "cluster", "ca", "cert", "key", "interval", "snapshot"}, s.ctx());
+    Section hub(
+        s.value("hub"), s.key("hub"),
+        {"url", "cluster", "ca", "cert", "key", "interval", "snapshot", "max_response_bytes"},
+        s.ctx());
     hub.string("url", src.hub.url);
     if (!src.hub.url.empty()) {
         // Plain http is refused: the hub is reached with mutual TLS only (SPEC §5).
@@ -433,6 +435,7 @@ void parse_source(const Section &s, Config::Source &src) {
     // Zero would poll the hub in a busy loop.
     hub.duration("interval", std::chrono::milliseconds(100), src.hub.interval);
     hub.path("snapshot", src.hub.snapshot);
+    hub.integer("max_response_bytes", 1024, uint64_t{1} << 30, src.hub.max_response_bytes);
 
     Section k8s(s.value("kubernetes"), s.key("kubernetes"),
                 {"server", "kubeconfig", "allow_token_over_http"}, s.ctx());

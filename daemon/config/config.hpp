@@ -53,6 +53,8 @@ struct Config {
             std::string cluster, ca, cert, key;
             std::chrono::milliseconds interval{5000};
             std::string snapshot = "/var/lib/fabdns/last-known.json";  // "" keeps no snapshot
+            // An answer (or snapshot) larger than this is refused before it is parsed.
+            uint32_t max_response_bytes = uint32_t{64} << 20;
             bool operator==(const Hub &) const = default;
         } hub;
         struct Kubernetes {

@@ -3,10 +3,10 @@
 
 #include <condition_variable>
 #include <mutex>
-#include <nlohmann/json.hpp>
 #include <stdexcept>
 
 #include "source/file_source.hpp"
+#include "source/hub_source.hpp"
 #include "source/snapshot.hpp"
 
 namespace fabdns::ctl {
@@ -65,17 +65,12 @@ LoadedServices from_snapshot(const std::string &path) {
                                      " yet (fabdnsd writes it after its first good sync)");
         throw std::runtime_error("cannot read hub snapshot: " + why);
     }
-    nlohmann::json doc;
-    try {
-        doc = nlohmann::json::parse(*body);
-    } catch (const std::exception &e) {
-        throw std::runtime_error("hub snapshot " + path + " is not valid JSON: " + e.what());
-    }
-    if (!doc.is_array() && !(doc.is_object() && doc.contains("items")))
-        throw std::runtime_error("hub snapshot " + path + " is not a list of GlobalServices");
-    DecodeResult r = decode_globalservice_list(doc);
-    out.services = std::move(r.services);
-    out.rejected = r.rejected.size();
+    // The daemon's own rules for a hub answer, with nothing held yet.
+    auto d = source_detail::decide_hub_answer(*body, {}, false, DecodeLimits{}, out.origin);
+    if (!d.refusal.empty())
+        throw std::runtime_error("hub snapshot " + path + " is not usable: " + d.refusal);
+    out.services = std::move(d.next.services);
+    out.rejected = d.decoded.rejected_count();
     return out;
 }
 

@@ -1,6 +1,6 @@
 // The GlobalServices fabdnsd would hold, read once for `fabdnsctl explain`: the file source's
 // manifests (through the daemon's own FileSource, so parsing rules cannot drift) or the hub's
-// last-known-good snapshot.
+// last-known-good snapshot (decoded by the hub source's own rules).
 #pragma once
 
 #include <chrono>

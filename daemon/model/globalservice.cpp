@@ -162,13 +162,13 @@ bool decode_port(Ctx &ctx, const json &v, const std::string &path, ServicePort &
     return true;
 }
 
-bool decode_target_ref(Ctx &ctx, const json &v, const std::string &path, ObjectReference &out) {
+bool check_target_ref(Ctx &ctx, const json &v, const std::string &path) {
     if (!v.is_object())
         return ctx.fail(path, std::string("expected a mapping, got ") + type_name(v));
-    return opt_string(ctx, v, path, "kind", out.kind) &&
-           opt_string(ctx, v, path, "name", out.name) &&
-           opt_string(ctx, v, path, "namespace", out.ns) &&
-           opt_string(ctx, v, path, "uid", out.uid);
+    std::string ignored;
+    for (const char *key : {"kind", "name", "namespace", "uid"})
+        if (!opt_string(ctx, v, path, key, ignored)) return false;
+    return true;
 }
 
 bool decode_endpoint(Ctx &ctx, const json &v, const std::string &path, Endpoint &out) {
@@ -209,11 +209,8 @@ bool decode_endpoint(Ctx &ctx, const json &v, const std::string &path, Endpoint 
     if (!opt_string(ctx, v, path, "zone", out.zone)) return false;
     if (!opt_string(ctx, v, path, "region", out.region)) return false;
 
-    if (const json *ref = member(v, "targetRef")) {
-        ObjectReference r;
-        if (!decode_target_ref(ctx, *ref, join(path, "targetRef"), r)) return false;
-        out.target_ref = std::move(r);
-    }
+    if (const json *ref = member(v, "targetRef"))
+        if (!check_target_ref(ctx, *ref, join(path, "targetRef"))) return false;
     return true;
 }
 
@@ -254,25 +251,23 @@ bool decode_spec(Ctx &ctx, const json &spec, GlobalService &out) {
     return true;
 }
 
-// "namespace/name" when the object says so, else the locator of the object in its document.
-std::string object_name(const json &obj, const std::string &locator) {
-    if (!obj.is_object()) return locator;
-    const json *md = member(obj, "metadata");
-    if (!md || !md->is_object()) return locator;
-    const json *name = member(*md, "name");
-    if (!name || !name->is_string() || name->get_ref<const std::string &>().empty()) return locator;
-    const json *ns = member(*md, "namespace");
-    std::string n = ns && ns->is_string() ? ns->get<std::string>() : "";
-    if (n.empty()) return locator + " (" + name->get<std::string>() + ")";
-    return n + "/" + name->get<std::string>();
+// metadata.namespace as decoded: kubectl's "default" when absent, null or empty.
+const json *namespace_member(const json &md) {
+    const json *ns = member(md, "namespace");
+    if (ns && ns->is_string() && ns->get_ref<const std::string &>().empty()) return nullptr;
+    return ns;
 }
 
-void decode_into(const json &obj, const std::string &locator, DecodeResult &out) {
-    std::string why;
-    if (auto svc = decode_globalservice(obj, why))
-        out.services.push_back(std::move(*svc));
-    else
-        out.rejected.push_back({object_name(obj, locator), why});
+// "namespace/name" when the object names itself with strings, else "".
+std::string named_key(const json &obj) {
+    if (!obj.is_object()) return "";
+    const json *md = member(obj, "metadata");
+    if (!md || !md->is_object()) return "";
+    const json *name = member(*md, "name");
+    if (!name || !name->is_string() || name->get_ref<const std::string &>().empty()) return "";
+    const json *ns = namespace_member(*md);
+    if (ns && !ns->is_string()) return "";
+    return (ns ? ns->get<std::string>() : std::string("default")) + "/" + name->get<std::string>();
 }
 
 // --- YAML to JSON -------------------------------------------------------------------------
@@ -444,34 +439,19 @@ std::string kind_of(const json &obj) {
     return k && k->is_string() ? k->get<std::string>() : "";
 }
 
-// kubectl semantics: a manifest without a namespace goes to "default".
-void default_namespace(json &obj) {
-    if (!obj.is_object()) return;
-    auto md = obj.find("metadata");
-    if (md == obj.end() || !md->is_object()) return;
-    auto ns = md->find("namespace");
-    if (ns == md->end() || ns->is_null() ||
-        (ns->is_string() && ns->get_ref<std::string &>().empty()))
-        (*md)["namespace"] = "default";
-}
-
-// One manifest object: GlobalServices are decoded, other kinds skipped.
-void manifest_object(json &obj, const std::string &locator, DecodeResult &out) {
-    if (!obj.is_object()) {
-        out.rejected.push_back({locator, std::string("expected a mapping, got ") + type_name(obj)});
-        return;
-    }
-    std::string kind = kind_of(obj);
-    if (kind.empty()) {
-        out.rejected.push_back({object_name(obj, locator), "kind: missing"});
-        return;
-    }
-    if (kind != kGlobalServiceKind) return;
-    default_namespace(obj);
-    decode_into(obj, locator, out);
-}
-
 }  // namespace
+
+void DecodeResult::reject(Rejection r) {
+    if (r.key.empty() && listed_unnamed++ >= kMaxUnnamedRejections) {
+        unlisted_rejections++;
+        return;
+    }
+    rejected.push_back(std::move(r));
+}
+
+bool is_list_object(const json &obj) {
+    return obj.is_object() && (member(obj, "items") || is_list_kind(kind_of(obj)));
+}
 
 std::optional<GlobalService> decode_globalservice(const json &obj, std::string &why) {
     Ctx ctx{why};
@@ -503,39 +483,80 @@ std::optional<GlobalService> decode_globalservice(const json &obj, std::string &
         return std::nullopt;
     }
     if (!req_string(ctx, *md, "metadata", "name", svc.name) ||
-        !dns_label_field(ctx, "metadata.name", svc.name) ||
-        !req_string(ctx, *md, "metadata", "namespace", svc.ns) ||
-        !dns_label_field(ctx, "metadata.namespace", svc.ns) ||
+        !dns_label_field(ctx, "metadata.name", svc.name))
+        return std::nullopt;
+    if (const json *ns = namespace_member(*md)) {
+        if (!ns->is_string()) {
+            ctx.fail("metadata.namespace", std::string("expected a string, got ") + type_name(*ns));
+            return std::nullopt;
+        }
+        svc.ns = ns->get<std::string>();
+    } else {
+        svc.ns = "default";
+    }
+    if (!dns_label_field(ctx, "metadata.namespace", svc.ns) ||
         !opt_string(ctx, *md, "metadata", "resourceVersion", svc.resource_version))
         return std::nullopt;
 
-    if (const json *spec = member(obj, "spec"))
-        if (!decode_spec(ctx, *spec, svc)) return std::nullopt;
+    const json *spec = member(obj, "spec");
+    if (!spec) {
+        ctx.fail("spec", "missing");
+        return std::nullopt;
+    }
+    if (!decode_spec(ctx, *spec, svc)) return std::nullopt;
     return svc;
 }
 
-DecodeResult decode_globalservice_list(const json &doc) {
-    DecodeResult out;
-    const json *items = &doc;
-    if (doc.is_object()) {
-        items = member(doc, "items");
-        if (!items) {
-            // An empty Kubernetes list may come without "items" at all.
-            if (is_list_kind(kind_of(doc))) return out;
-            out.rejected.push_back({"document", "items: missing"});
-            return out;
+void decode_element(const json &obj, const std::string &locator, DecodeResult &out) {
+    if (obj.is_object()) {
+        const json *k = member(obj, "kind");
+        if (k && k->is_string() && k->get_ref<const std::string &>() != kGlobalServiceKind) {
+            out.skipped++;
+            return;
         }
     }
-    if (!items->is_array()) {
-        out.rejected.push_back(
-            {"document",
-             std::string("expected a list of GlobalService objects, got ") + type_name(*items)});
-        return out;
+    std::string why;
+    if (auto svc = decode_globalservice(obj, why)) {
+        out.services.push_back(std::move(*svc));
+        return;
     }
-    out.services.reserve(items->size());
-    for (size_t i = 0; i < items->size(); i++)
-        decode_into((*items)[i], index_path("items", i), out);
-    return out;
+    std::string key = named_key(obj);
+    out.reject({key.empty() ? locator : key, std::move(why), key});
+}
+
+std::string encode_globalservices(const std::vector<GlobalService> &services) {
+    std::string out = "[";
+    for (const GlobalService &s : services) {
+        json ports = json::array();
+        for (const ServicePort &p : s.ports) {
+            json port = {{"protocol", p.protocol}, {"port", p.port}};
+            if (!p.name.empty()) port["name"] = p.name;
+            if (!p.app_protocol.empty()) port["appProtocol"] = p.app_protocol;
+            ports.push_back(std::move(port));
+        }
+        json endpoints = json::array();
+        for (const Endpoint &e : s.endpoints) {
+            json addrs = json::array();
+            for (const IpAddr &a : e.addresses) addrs.push_back(a.to_string());
+            json ep = {{"addresses", std::move(addrs)}, {"cluster", e.cluster}};
+            if (e.hostname) ep["hostname"] = *e.hostname;
+            if (!e.zone.empty()) ep["zone"] = e.zone;
+            if (!e.region.empty()) ep["region"] = e.region;
+            endpoints.push_back(std::move(ep));
+        }
+        json md = {{"name", s.name}, {"namespace", s.ns}};
+        if (!s.resource_version.empty()) md["resourceVersion"] = s.resource_version;
+        json obj = {{"apiVersion", kGlobalServiceApiVersion},
+                    {"kind", kGlobalServiceKind},
+                    {"metadata", std::move(md)},
+                    {"spec",
+                     {{"type", to_string(s.type)},
+                      {"ports", std::move(ports)},
+                      {"endpoints", std::move(endpoints)}}}};
+        if (out.size() > 1) out += ',';
+        out += obj.dump();
+    }
+    return out + "]";
 }
 
 DecodeResult parse_manifests(const std::string &yaml_text) {
@@ -554,23 +575,24 @@ DecodeResult parse_manifests(const std::string &yaml_text) {
     DecodeResult out;
     Budget budget{2 * yaml_text.size() + 1024};
     for (size_t d = 0; d < docs.size(); d++) {
-        const YAML::Node &node = docs[d];
+        YAML::Node node = std::move(docs[d]);
         if (node.IsNull()) continue;  // "---" with nothing after it
         std::string locator = "document " + std::to_string(d + 1);
         json obj = yaml_to_json(node, budget, 0);
-        if (obj.is_object() && is_list_kind(kind_of(obj))) {
-            json *items = obj.contains("items") ? &obj["items"] : nullptr;
-            if (!items || items->is_null()) continue;
-            if (!items->is_array()) {
-                out.rejected.push_back(
-                    {locator, std::string("items: expected a list, got ") + type_name(*items)});
-                continue;
-            }
-            for (size_t i = 0; i < items->size(); i++)
-                manifest_object((*items)[i], locator + " " + index_path("items", i), out);
+        node = YAML::Node();  // the tree is no longer needed: free it before decoding
+        if (!is_list_object(obj)) {
+            decode_element(obj, locator, out);
             continue;
         }
-        manifest_object(obj, locator, out);
+        const json *items = member(obj, "items");
+        if (!items) continue;  // an empty List
+        if (!items->is_array()) {
+            out.reject(
+                {locator, std::string("items: expected a list, got ") + type_name(*items), ""});
+            continue;
+        }
+        for (size_t i = 0; i < items->size(); i++)
+            decode_element((*items)[i], locator + " " + index_path("items", i), out);
     }
     return out;
 }

@@ -31,17 +31,12 @@ struct ServicePort {
     bool operator==(const ServicePort &) const = default;
 };
 
-struct ObjectReference {
-    std::string kind, name, ns, uid;
-
-    bool operator==(const ObjectReference &) const = default;
-};
-
 struct Endpoint {
     std::vector<IpAddr> addresses;
     std::optional<std::string> hostname;  // a DNS label; set for pods of Headless services
+    // targetRef is checked for its shape but not kept: nothing answers from it, and it would
+    // take 136 bytes per endpoint.
     std::string cluster, zone, region;
-    std::optional<ObjectReference> target_ref;
 
     bool operator==(const Endpoint &) const = default;
 };
@@ -61,11 +56,24 @@ struct GlobalService {
 struct Rejection {
     std::string object;  // "namespace/name", or "document N" / "items[N]" when unnamed
     std::string reason;  // starts with the field path ("spec.endpoints[1].addresses[0]: ...")
+    // "namespace/name" when the object names itself validly, so that a source can keep the last
+    // good version of that service (SPEC §5); "" when it cannot be told which service it was.
+    std::string key;
 };
 
 struct DecodeResult {
-    std::vector<GlobalService> services;
+    std::vector<GlobalService> services;  // in document order; duplicates are left to the source
+    // Every named rejection, and the first kMaxUnnamedRejections unnamed ones: a hostile document
+    // of a million numbers must not become a million reasons in memory.
     std::vector<Rejection> rejected;
+    size_t unlisted_rejections = 0;  // unnamed rejections beyond that cap, only counted
+    size_t skipped = 0;              // objects of other kinds (a manifest directory may hold any)
+    size_t listed_unnamed = 0;       // unnamed rejections in `rejected`
+
+    static constexpr size_t kMaxUnnamedRejections = 100;
+    size_t rejected_count() const { return rejected.size() + unlisted_rejections; }
+    // Records a rejection, within the cap above.
+    void reject(Rejection r);
 };
 
 // True when `s` is an RFC 1123 DNS label as Kubernetes spells it: 1..63 characters of
@@ -75,27 +83,36 @@ bool is_dns_label(std::string_view s);
 
 // Decodes one GlobalService object (apiVersion dns.fabedge.io/v1alpha1, kind GlobalService).
 // Returns nullopt and fills `why` when the object is invalid: wrong apiVersion/kind, missing
-// metadata.name/namespace, unknown spec.type, a bad IP address, a hostname that is not a DNS
+// metadata.name, no spec, unknown spec.type, a bad IP address, a hostname that is not a DNS
 // label, a name or namespace that is not a DNS label, an endpoint without a cluster or without
-// addresses, a port outside 1..65535.
+// addresses, a port outside 1..65535, any field of the wrong type.
 //
-// apiVersion and kind may be absent (items of a Kubernetes list and of the hub's array do not
-// carry them); when present they must be exactly the values above. A missing spec.type means
-// ClusterIP. Ports are numbers or numeric strings. An empty hostname counts as no hostname.
-// Unknown fields are ignored.
+// The same rules hold whatever carried the object (a YAML or JSON manifest, the hub's array, a
+// Kubernetes list or watch event):
+// - apiVersion and kind may be absent (items of a Kubernetes list and of the hub's array do not
+//   carry them); when present they must be exactly the values above;
+// - as kubectl does, a missing or empty metadata.namespace means "default";
+// - spec must be present (a mapping, possibly empty); a missing spec.type means ClusterIP;
+// - ports are numbers or numeric strings; an empty hostname counts as no hostname;
+// - unknown fields are ignored.
 std::optional<GlobalService> decode_globalservice(const nlohmann::json &obj, std::string &why);
 
-// Decodes a JSON array of GlobalService objects (the hub's /api/global-services) or a
-// Kubernetes list ({"items": [...]}) : valid entries are kept, invalid ones are reported.
-DecodeResult decode_globalservice_list(const nlohmann::json &doc);
+// Decodes one element of any container into `out`: an object whose kind is another string
+// (a ConfigMap next to the manifests, say) is counted as skipped; anything else is either a
+// GlobalService or a rejection named by the object or, when unnamed, by `locator`.
+void decode_element(const nlohmann::json &obj, const std::string &locator, DecodeResult &out);
 
-// Parses YAML text holding one or more documents ("---"), each a GlobalService or a List of
-// them; documents of other kinds are skipped silently (a manifest directory may hold other
-// objects). Throws std::runtime_error with line information when the YAML itself is invalid.
-//
-// As kubectl does, a manifest without metadata.namespace is placed in "default". Plain scalars
-// are typed by the YAML 1.2 core schema (`port: 80` is a number, `zone: "1"` and `zone: no` are
-// strings), then the objects go through decode_globalservice like JSON does.
+// The services as a JSON array of GlobalService objects, in the hub's format; decoding it gives
+// the same services back.
+std::string encode_globalservices(const std::vector<GlobalService> &services);
+
+// True when obj is a List of objects: it has an "items" member or its kind ends in "List".
+bool is_list_object(const nlohmann::json &obj);
+
+// Parses YAML text holding one or more documents ("---"), each an object or a List of them
+// ({"items": [...]}); every object goes through decode_element. Throws std::runtime_error with
+// line information when the YAML itself is invalid. Plain scalars are typed by the YAML 1.2
+// core schema (`port: 80` is a number, `zone: "1"` and `zone: no` are strings).
 DecodeResult parse_manifests(const std::string &yaml_text);
 
 }  // namespace fabdns

@@ -14,12 +14,14 @@
 #include <climits>
 #include <cstring>
 #include <filesystem>
+#include <functional>
 #include <map>
-#include <nlohmann/json.hpp>
 #include <optional>
 #include <stdexcept>
+#include <string_view>
 
 #include "common/log.hpp"
+#include "model/document.hpp"
 #include "source/health.hpp"
 #include "source/objects.hpp"
 #include "source/snapshot.hpp"
@@ -68,38 +70,31 @@ std::optional<std::vector<std::string>> list_manifests(const std::string &dir, s
     return names;
 }
 
-// Decodes a JSON manifest: one object, an array of them, or a List ({"items": [...]}).
-// Objects of other kinds are skipped, as parse_manifests does for YAML.
-void collect_json(nlohmann::json &doc, DecodeResult &out, size_t &index) {
-    if (doc.is_array()) {
-        for (auto &item : doc) collect_json(item, out, index);
-        return;
-    }
-    ++index;
-    if (!doc.is_object()) {
-        out.rejected.push_back({"document " + std::to_string(index), "not an object"});
-        return;
-    }
-    auto items = doc.find("items");
-    if (items != doc.end() && items->is_array()) {
-        for (auto &item : *items) {
-            default_type_meta(item);  // List items may omit apiVersion/kind
-            collect_json(item, out, index);
+}  // namespace
+
+namespace source_detail {
+
+bool decode_manifest_file(const std::string &name, const std::string &text, DecodeResult &out,
+                          std::string &why) {
+    if (name.size() > 5 && name.compare(name.size() - 5, 5, ".json") == 0) {
+        DocumentResult doc = decode_json_document(text, Container::Manifest);
+        if (!doc.error.empty()) {
+            why = doc.error;
+            return false;
         }
-        return;
+        out = std::move(doc);
+        return true;
     }
-    auto kind = doc.find("kind");
-    if (kind != doc.end() && kind->is_string() && kind->get<std::string>() != kKind) return;
-    std::string why;
-    if (auto svc = decode_globalservice(doc, why)) {
-        out.services.push_back(std::move(*svc));
-    } else {
-        std::string key = object_key(doc);
-        out.rejected.push_back({key.empty() ? "document " + std::to_string(index) : key, why});
+    try {
+        out = parse_manifests(text);
+    } catch (const std::exception &e) {
+        why = e.what();
+        return false;
     }
+    return true;
 }
 
-}  // namespace
+}  // namespace source_detail
 
 struct FileSource::State {
     explicit State(FileOptions o) : options(std::move(o)), health("file", "file " + options.path) {}
@@ -111,7 +106,10 @@ struct FileSource::State {
     int inotify_fd = -1;
     std::map<int, std::string> watches;         // wd -> directory
     std::optional<std::string> last_signature;  // of the last load attempt
-    std::string accepted_content;               // of the set currently held
+    // The content of the set currently held, by hash and size: unchanged files are not
+    // delivered again.
+    size_t accepted_hash = 0, accepted_size = 0;
+    std::vector<GlobalService> held;  // the set delivered last, sorted by namespace/name
     bool holding = false;
 
     bool is_directory() const {
@@ -170,10 +168,11 @@ struct FileSource::State {
         }
     }
 
-    // Reads and decodes every manifest into `result`; `content` gets the raw bytes (to spot
-    // unchanged reloads). False, with a category and a reason naming the file, when a file is
-    // missing or unreadable or has a syntax error: then nothing of this attempt may be used.
-    bool read_all(DecodeResult &result, std::string &content, std::string &category,
+    // Reads and decodes every manifest into `result`; `hash` and `size` identify the content
+    // (to spot unchanged reloads). False, with a category and a reason naming the file, when a
+    // file is missing or unreadable or has a syntax error: then nothing of this attempt may be
+    // used.
+    bool read_all(DecodeResult &result, size_t &hash, size_t &size, std::string &category,
                   std::string &why) const {
         std::vector<std::string> files;
         if (is_directory()) {
@@ -194,26 +193,25 @@ struct FileSource::State {
                 why = read_why.empty() ? file + " does not exist" : read_why;
                 return false;
             }
-            content += file + '\0' + *text + '\0';
+            // Each file's name and bytes feed the content hash (boost::hash_combine's mixing).
+            for (std::string_view part : {std::string_view(file), std::string_view(*text)}) {
+                hash ^= std::hash<std::string_view>{}(part) + 0x9e3779b97f4a7c15ULL + (hash << 6) +
+                        (hash >> 2);
+                size += part.size() + 1;
+            }
             std::string name = std::filesystem::path(file).filename().string();
             DecodeResult one;
-            try {
-                if (name.size() > 5 && name.compare(name.size() - 5, 5, ".json") == 0) {
-                    nlohmann::json doc = nlohmann::json::parse(*text);
-                    size_t index = 0;
-                    collect_json(doc, one, index);
-                } else {
-                    one = parse_manifests(*text);
-                }
-            } catch (const std::exception &e) {
+            if (!decode_manifest_file(name, *text, one, why)) {
                 category = "parse";
-                why = file + ": " + e.what();
+                why = file + ": " + why;
                 return false;
             }
+            text.reset();  // the bytes are no longer needed
             for (auto &svc : one.services) result.services.push_back(std::move(svc));
-            for (auto &r : one.rejected) {
-                result.rejected.push_back({name + ": " + r.object, std::move(r.reason)});
-            }
+            for (auto &r : one.rejected)
+                result.reject({name + ": " + r.object, std::move(r.reason), std::move(r.key)});
+            result.unlisted_rejections += one.unlisted_rejections;
+            result.skipped += one.skipped;
         }
         return true;
     }
@@ -224,26 +222,31 @@ struct FileSource::State {
         last_signature = sig;
 
         DecodeResult result;
-        std::string content, category, why;
-        if (!read_all(result, content, category, why)) {
+        size_t hash = 0, size = 0;
+        std::string category, why;
+        if (!read_all(result, hash, size, category, why)) {
             health.failed(category, why);
             return;
         }
-        if (holding && content == accepted_content) {
+        if (holding && hash == accepted_hash && size == accepted_size) {
             health.succeeded();
             return;
         }
-        dedupe(result.services, health.label());
-        log_rejections(result.rejected, health.label());
+        NextSet next = build_set(result, held, health.label());
+        log_rejections(result, health.label());
         health.succeeded();
+        size_t rejected = result.rejected_count();
         log::info(
-            health.label() + ": loaded " + std::to_string(result.services.size()) + " services" +
-            (result.rejected.empty() ? ""
-                                     : ", rejected " + std::to_string(result.rejected.size())));
-        accepted_content = std::move(content);
+            health.label() + ": loaded " + std::to_string(next.services.size()) + " services" +
+            (rejected == 0 ? ""
+                           : ", rejected " + std::to_string(rejected) + " (" +
+                                 std::to_string(next.kept) + " kept in their last good version)"));
+        accepted_hash = hash;
+        accepted_size = size;
         holding = true;
-        health.delivered(result.services.size(), result.rejected.size());
-        if (on_update) on_update(std::move(result.services));
+        held = next.services;
+        health.delivered(held.size(), rejected);
+        if (on_update) on_update(std::move(next.services));
     }
 
     // Drains inotify; returns true when something happened in a watched directory.

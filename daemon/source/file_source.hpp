@@ -5,8 +5,10 @@
 #include <chrono>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <thread>
 
+#include "model/globalservice.hpp"
 #include "source/source.hpp"
 
 namespace fabdns {
@@ -42,5 +44,15 @@ class FileSource final : public Source {
     std::unique_ptr<State> state_;
     std::thread thread_;
 };
+
+namespace source_detail {
+
+// Decodes one manifest file's text as FileSource does: *.json through the streaming JSON
+// decoder, anything else as YAML. False, with `why`, on a syntax error (the whole file counts as
+// unreadable then); objects the decoder refuses are in out.rejected.
+bool decode_manifest_file(const std::string &name, const std::string &text, DecodeResult &out,
+                          std::string &why);
+
+}  // namespace source_detail
 
 }  // namespace fabdns

@@ -5,6 +5,7 @@
 
 #include <curl/curl.h>
 
+#include <cstdint>
 #include <cstdio>
 #include <mutex>
 #include <stdexcept>
@@ -68,7 +69,17 @@ size_t on_write(char *data, size_t size, size_t count, void *user) {
         return n;
     }
     if (!success && t->response->body.size() >= kErrorBodyLimit) return n;  // keep the head only
-    t->response->body.append(data, n);
+    std::string &body = t->response->body;
+    if (success && body.empty()) {
+        // An announced length (already checked against max_body by curl) is reserved at once:
+        // growing by doubling would hold up to twice the answer while it arrives.
+        curl_off_t length = -1;
+        if (curl_easy_getinfo(t->easy, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &length) == CURLE_OK &&
+            length > 0 && t->request->max_body != 0 &&
+            static_cast<uint64_t>(length) <= t->request->max_body)
+            body.reserve(static_cast<size_t>(length));
+    }
+    body.append(data, n);
     return n;
 }
 

@@ -2,7 +2,7 @@
 #include "source/hub_source.hpp"
 
 #include <algorithm>
-#include <nlohmann/json.hpp>
+#include <functional>
 #include <optional>
 #include <random>
 #include <stdexcept>
@@ -28,8 +28,42 @@ HubOptions HubOptions::from_config(const Config::Source::Hub &hub) {
     o.key = hub.key;
     o.snapshot = hub.snapshot;
     o.interval = hub.interval;
+    o.max_response_bytes = hub.max_response_bytes;
     return o;
 }
+
+namespace source_detail {
+
+HubDecision decide_hub_answer(std::string_view body, const std::vector<GlobalService> &held,
+                              bool holding, const DecodeLimits &limits, const std::string &label) {
+    HubDecision d;
+    d.decoded = decode_json_document(body, Container::Array, limits);
+    if (!d.decoded.error.empty()) {
+        d.category = d.decoded.error.rfind("not valid JSON", 0) == 0 ? "parse" : "shape";
+        d.refusal = d.decoded.error;
+        return d;
+    }
+    // An element that names no service cannot keep a last good version: the answer looks like
+    // a broken hub, not like data, and is refused whole.
+    for (const Rejection &r : d.decoded.rejected) {
+        if (!r.key.empty()) continue;
+        d.category = "suspicious";
+        d.refusal = "refused whole: " + r.object + ": " + r.reason;
+        return d;
+    }
+    size_t listed = d.decoded.services.size() + d.decoded.rejected_count();
+    d.next = build_set(d.decoded, held, label);
+    if (d.next.services.empty() && holding && !held.empty()) {
+        // An empty set (or one whose every object was refused) would blank every answer.
+        d.category = "empty";
+        d.refusal = "no usable services (" + std::to_string(listed) + " in the list, " +
+                    std::to_string(d.decoded.rejected_count()) + " refused) while " +
+                    std::to_string(held.size()) + " are held; refused as suspicious";
+    }
+    return d;
+}
+
+}  // namespace source_detail
 
 struct HubSource::State {
     explicit State(HubOptions o)
@@ -41,72 +75,33 @@ struct HubSource::State {
     Stopper stopper;
     Update on_update;
     std::mt19937_64 rng;
-    std::string accepted_body;  // bytes of the set currently held, to skip unchanged answers
-    size_t held = 0;            // services in the set currently held
+    // The answer currently held, by hash and size: an unchanged answer is not decoded again.
+    size_t accepted_hash = 0, accepted_size = 0;
+    std::vector<GlobalService> held;  // the set delivered last, sorted by namespace/name
     bool holding = false;
 
-    // Why an answer cannot be accepted: a log category and a message.
-    struct Refusal {
-        std::string category, message;
-    };
+    static size_t hash_of(std::string_view body) { return std::hash<std::string_view>{}(body); }
 
-    // Validates and decodes `body`; on success fills `out` and `rejected`. The parsed `doc`
-    // belongs to the caller: freeing a large document costs about as much as parsing it, so
-    // callers let it go only after the set was delivered.
-    std::optional<Refusal> decode(const std::string &body, nlohmann::json &doc,
-                                  std::vector<GlobalService> &out,
-                                  std::vector<Rejection> &rejected) const {
-        try {
-            doc = nlohmann::json::parse(body);
-        } catch (const nlohmann::json::exception &e) {
-            return Refusal{"parse", std::string("not valid JSON: ") + e.what()};
-        }
-        if (!doc.is_array()) {
-            return Refusal{"shape", std::string("a JSON ") + doc.type_name() +
-                                        ", not an array of GlobalServices"};
-        }
-        for (size_t i = 0; i < doc.size(); ++i) {
-            if (auto problem = structural_problem(doc[i]); !problem.empty()) {
-                std::string who = object_key(doc[i]);
-                return Refusal{"suspicious", "refused whole: element " + std::to_string(i) +
-                                                 (who.empty() ? "" : " (" + who + ")") + ": " +
-                                                 problem};
-            }
-        }
-        out.reserve(doc.size());
-        for (auto &obj : doc) {
-            default_type_meta(obj);
-            std::string why;
-            if (auto svc = decode_globalservice(obj, why)) {
-                out.push_back(std::move(*svc));
-            } else {
-                rejected.push_back({object_key(obj), why});
-            }
-        }
-        if (out.empty() && holding && held > 0) {
-            // An empty set (or one whose every object was refused) would blank every answer.
-            return Refusal{"empty", "no usable services (" + std::to_string(doc.size()) +
-                                        " in the list, " + std::to_string(rejected.size()) +
-                                        " refused) while " + std::to_string(held) +
-                                        " are held; refused as suspicious"};
-        }
-        dedupe(out, health.label());
-        return std::nullopt;
+    HubDecision decide(std::string_view body) const {
+        DecodeLimits limits;
+        limits.max_object_bytes = options.max_object_bytes;
+        return decide_hub_answer(body, held, holding, limits, health.label());
     }
 
-    void deliver(std::vector<GlobalService> services, size_t rejected, std::string body) {
-        held = services.size();
+    void deliver(HubDecision &d, std::string_view body) {
+        held = d.next.services;
         holding = true;
-        accepted_body = std::move(body);
-        health.delivered(held, rejected);
-        if (on_update) on_update(std::move(services));
+        accepted_hash = hash_of(body);
+        accepted_size = body.size();
+        health.delivered(held.size(), d.decoded.rejected_count());
+        if (on_update) on_update(std::move(d.next.services));
     }
 
     void load_snapshot() {
         const std::string &path = options.snapshot;
         if (path.empty()) return;
         std::string why;
-        auto body = read_whole_file(path, why);
+        auto body = read_whole_file(path, why, options.max_response_bytes);
         if (!body) {
             if (why.empty()) {
                 log::info(health.label() + ": no snapshot at " + path + " yet");
@@ -115,23 +110,25 @@ struct HubSource::State {
             }
             return;
         }
-        std::vector<GlobalService> services;
-        std::vector<Rejection> rejected;
-        nlohmann::json doc;
-        if (auto refusal = decode(*body, doc, services, rejected)) {
-            log::warn(health.label() + ": ignoring corrupt snapshot " + path + ": " +
-                      refusal->message);
+        HubDecision d = decide(*body);
+        if (!d.refusal.empty()) {
+            log::warn(health.label() + ": ignoring corrupt snapshot " + path + ": " + d.refusal);
             return;
         }
-        log_rejections(rejected, health.label() + " snapshot");
-        log::info(health.label() + ": serving " + std::to_string(services.size()) +
+        log_rejections(d.decoded, health.label() + " snapshot");
+        log::info(health.label() + ": serving " + std::to_string(d.next.services.size()) +
                   " services from snapshot " + path + " until the hub answers");
-        deliver(std::move(services), rejected.size(), std::move(*body));
+        deliver(d, *body);
     }
 
-    void save_snapshot() {
+    // The snapshot holds the set as served: the answer's own bytes, or, when some objects kept
+    // their last good version, the set written out (so a restart serves the same).
+    void save_snapshot(const std::string &body, size_t kept) {
         if (options.snapshot.empty()) return;
-        if (auto why = write_file_atomically(options.snapshot, accepted_body); !why.empty()) {
+        std::string why =
+            kept == 0 ? write_file_atomically(options.snapshot, body)
+                      : write_file_atomically(options.snapshot, encode_globalservices(held));
+        if (!why.empty()) {
             // The data is still served; only a restart during an outage would lack it.
             log::warn(health.label() + ": cannot write snapshot: " + why);
         }
@@ -163,23 +160,27 @@ struct HubSource::State {
                               (head.empty() ? "" : ": " + head));
             return false;
         }
-        if (holding && resp.body == accepted_body) {
+        if (holding && resp.body.size() == accepted_size && hash_of(resp.body) == accepted_hash) {
             health.succeeded();  // unchanged: nothing to decode or deliver
             return true;
         }
-        std::vector<GlobalService> services;
-        std::vector<Rejection> rejected;
-        nlohmann::json doc;
-        if (auto refusal = decode(resp.body, doc, services, rejected)) {
-            health.failed(refusal->category, "answer from " + req.url + ": " + refusal->message);
+        HubDecision d = decide(resp.body);
+        if (!d.refusal.empty()) {
+            health.failed(d.category, "answer from " + req.url + ": " + d.refusal);
             return false;
         }
         health.succeeded();
-        log_rejections(rejected, health.label());
-        log::info(health.label() + ": accepted " + std::to_string(services.size()) + " services" +
-                  (rejected.empty() ? "" : ", rejected " + std::to_string(rejected.size())));
-        deliver(std::move(services), rejected.size(), std::move(resp.body));
-        save_snapshot();
+        log_rejections(d.decoded, health.label());
+        size_t rejected = d.decoded.rejected_count();
+        log::info(health.label() + ": accepted " + std::to_string(d.next.services.size()) +
+                  " services" +
+                  (rejected == 0
+                       ? ""
+                       : ", rejected " + std::to_string(rejected) + " (" +
+                             std::to_string(d.next.kept) + " kept in their last good version)"));
+        size_t kept = d.next.kept;
+        deliver(d, resp.body);
+        save_snapshot(resp.body, kept);
         return true;
     }
 

@@ -10,6 +10,8 @@
 #include <thread>
 
 #include "config/config.hpp"
+#include "model/document.hpp"
+#include "source/objects.hpp"
 #include "source/source.hpp"
 
 namespace fabdns {
@@ -25,22 +27,27 @@ struct HubOptions {
     // Longest wait between attempts while the hub fails; 0 picks min(30 s, 6 x interval) (but
     // never less than interval).
     std::chrono::milliseconds max_backoff{0};
+    // An answer (or snapshot) larger than this is refused before it is parsed.
     size_t max_response_bytes = size_t{64} << 20;
+    size_t max_object_bytes = size_t{1} << 20;  // one GlobalService in the answer; larger: rejected
     double jitter = 0.1;  // each wait is interval (or backoff) x [1 - jitter, 1 + jitter]
 
     static HubOptions from_config(const Config::Source::Hub &hub);
 };
 
-// Accepts an answer only when all of it is sane:
-// - HTTP 200 with a body that parses completely as a JSON array;
-// - every element has metadata.name, metadata.namespace and a spec; one that does not makes the
+// Accepts an answer only when all of it is sane (source_detail::decide_hub_answer):
+// - HTTP 200, at most max_response_bytes, with a body that parses completely as a JSON array;
+// - every element names a service (a mapping with metadata.name); one that does not makes the
 //   whole answer suspicious and it is refused (it looks like a broken hub, not like data);
 // - an answer that leaves no usable service (an empty array, or every object refused by the
 //   decoder) is refused while a non-empty set is held (SPEC §5: never replaced by an empty
 //   set). Removing the last GlobalService therefore needs a restart without the snapshot.
-// Objects the decoder refuses (a bad address, say) are logged and left out; the rest load.
+// An object the decoder refuses (a bad address, say) is logged and counted; if a version of it
+// is held, that last good version stays (SPEC §5), else it is left out; the rest load.
 // Refused answers count as failures and back off exponentially; the held set stays.
-// Each accepted answer is written to the snapshot as the exact bytes received.
+// An answer identical to the held one (same size and hash) is not decoded again.
+// Each accepted answer is written to the snapshot: its exact bytes, or the set as served when
+// some objects kept their last good version.
 class HubSource final : public Source {
   public:
     explicit HubSource(HubOptions options);
@@ -56,5 +63,20 @@ class HubSource final : public Source {
     std::unique_ptr<State> state_;
     std::thread thread_;
 };
+
+namespace source_detail {
+
+// What HubSource does with one answer body, given the set it holds (sorted by namespace/name;
+// `holding` once any set was delivered). The daemon's polls, its snapshot and fabdnsctl all
+// decode hub answers through this.
+struct HubDecision {
+    std::string category, refusal;  // refusal non-empty: the answer is refused whole
+    NextSet next;
+    DocumentResult decoded;  // what was rejected (the services were moved into `next`)
+};
+HubDecision decide_hub_answer(std::string_view body, const std::vector<GlobalService> &held,
+                              bool holding, const DecodeLimits &limits, const std::string &label);
+
+}  // namespace source_detail
 
 }  // namespace fabdns

@@ -11,6 +11,7 @@
 #include <stdexcept>
 
 #include "common/log.hpp"
+#include "model/document.hpp"
 #include "source/health.hpp"
 #include "source/http.hpp"
 #include "source/kube_auth.hpp"
@@ -49,15 +50,6 @@ std::string trim(std::string s) {
     size_t i = 0;
     while (i < s.size() && ws(s[i])) ++i;
     return s.substr(i);
-}
-
-std::string resource_version_of(const nlohmann::json &obj) {
-    if (!obj.is_object()) return "";
-    auto meta = obj.find("metadata");
-    if (meta == obj.end() || !meta->is_object()) return "";
-    auto rv = meta->find("resourceVersion");
-    if (rv == meta->end() || !rv->is_string()) return "";
-    return rv->get<std::string>();
 }
 
 enum class WatchEnd {
@@ -158,14 +150,15 @@ struct KubernetesSource::State {
     std::string failure_text(const HttpResponse &resp, const std::string &what) {
         if (!resp.transport_ok()) return what + " failed: " + resp.error;
         std::string text = what + " answered HTTP " + std::to_string(resp.status);
-        try {
-            auto status = nlohmann::json::parse(resp.body);
-            if (status.is_object() && status.contains("message")) {
-                text += ": " + status["message"].get<std::string>();
+        // A Status object's message when there is one (of the right type), else the body's head.
+        auto status = nlohmann::json::parse(resp.body, nullptr, /*allow_exceptions=*/false);
+        if (status.is_object()) {
+            auto message = status.find("message");
+            if (message != status.end() && message->is_string()) {
+                return text + ": " + message->get<std::string>().substr(0, 500);
             }
-        } catch (const std::exception &) {
-            if (!resp.body.empty()) text += ": " + resp.body.substr(0, 200);
         }
+        if (!resp.body.empty()) text += ": " + resp.body.substr(0, 200);
         return text;
     }
 
@@ -180,7 +173,7 @@ struct KubernetesSource::State {
     bool list() {
         std::map<std::string, GlobalService> fresh;
         std::set<std::string> fresh_rejected;
-        std::vector<Rejection> rejections;
+        DecodeResult rejections;
         std::string cont, rv;
         size_t pages = 0;
         do {
@@ -200,32 +193,31 @@ struct KubernetesSource::State {
                 health.failed(category_of(resp), failure_text(resp, "list"));
                 return false;
             }
-            nlohmann::json doc;
-            try {
-                doc = nlohmann::json::parse(resp.body);
-            } catch (const nlohmann::json::exception &e) {
-                health.failed("parse", std::string("list answer is not valid JSON: ") + e.what());
+            DecodeLimits limits;
+            limits.max_object_bytes = options.max_object_bytes;
+            DocumentResult page = decode_json_document(resp.body, Container::List, limits);
+            resp.body = std::string();  // the page's bytes are no longer needed
+            if (!page.error.empty()) {
+                bool syntax = page.error.rfind("not valid JSON", 0) == 0;
+                health.failed(syntax ? "parse" : "shape", "list answer: " + page.error);
                 return false;
             }
-            if (!doc.is_object() || !doc.contains("items") || !doc["items"].is_array()) {
-                health.failed("shape", "list answer has no items array");
-                return false;
+            for (auto &svc : page.services) {
+                std::string k = svc.key();
+                fresh_rejected.erase(k);
+                fresh[k] = std::move(svc);
             }
-            for (auto &item : doc["items"]) {
-                default_type_meta(item);  // list items carry no apiVersion/kind
-                std::string key = object_key(item);
-                std::string why;
-                if (auto svc = decode_globalservice(item, why)) {
-                    std::string k = svc->key();
-                    fresh[k] = std::move(*svc);
+            for (auto &r : page.rejected) {
+                if (!r.key.empty()) {
+                    fresh_rejected.insert(r.key);
                 } else {
-                    if (!key.empty()) fresh_rejected.insert(key);
-                    rejections.push_back({key.empty() ? "an unnamed item" : key, why});
+                    r.object = "an unnamed item (" + r.object + ")";
                 }
+                rejections.reject(std::move(r));
             }
-            const auto &meta = doc.value("metadata", nlohmann::json::object());
-            rv = meta.value("resourceVersion", "");
-            cont = meta.value("continue", "");
+            rejections.unlisted_rejections += page.unlisted_rejections;
+            rv = std::move(page.resource_version);
+            cont = std::move(page.continue_token);
             ++pages;
         } while (!cont.empty());
         if (rv.empty()) {
@@ -234,8 +226,24 @@ struct KubernetesSource::State {
         }
 
         log_rejections(rejections, health.label());
+        size_t kept = 0;
+        {
+            // A rejected object keeps its last good version (SPEC §5), as with watch events.
+            std::lock_guard lock(mutex);
+            for (const auto &key : fresh_rejected) {
+                if (fresh.count(key)) continue;
+                auto old = objects.find(key);
+                if (old == objects.end()) continue;
+                fresh.emplace(key, old->second);
+                ++kept;
+            }
+        }
+        size_t n_rejected = rejections.rejected_count();
         log::info(health.label() + ": listed " + std::to_string(fresh.size()) + " services" +
-                  (rejections.empty() ? "" : ", rejected " + std::to_string(rejections.size())) +
+                  (n_rejected == 0
+                       ? ""
+                       : ", rejected " + std::to_string(n_rejected) + " (" + std::to_string(kept) +
+                             " kept in their last good version)") +
                   " at resourceVersion " + rv +
                   (pages > 1 ? " (" + std::to_string(pages) + " pages)" : ""));
         resource_version = rv;
@@ -260,56 +268,48 @@ struct KubernetesSource::State {
     };
 
     // Applies one event line. Returns false to end the stream (410 or an ERROR event).
-    bool handle_line(const std::string &line, WatchState &ws) {
-        if (trim(line).empty()) return true;
-        nlohmann::json ev;
-        try {
-            ev = nlohmann::json::parse(line);
-        } catch (const nlohmann::json::exception &e) {
-            log::warn(health.label() + ": skipping an unreadable watch event: " + e.what());
+    bool handle_line(std::string_view line, WatchState &ws) {
+        if (line.find_first_not_of(" \t\r\n") == std::string_view::npos) return true;
+        DecodeLimits limits;
+        limits.max_object_bytes = options.max_object_bytes;
+        WatchEvent ev = decode_watch_event(line, limits);
+        if (!ev.error.empty()) {
+            log::warn(health.label() + ": skipping a watch event: " + ev.error);
             return true;
         }
-        if (!ev.is_object() || !ev.contains("type") || !ev["type"].is_string() ||
-            !ev.contains("object")) {
-            log::warn(health.label() + ": skipping a watch event without type or object");
-            return true;
-        }
-        const std::string type = ev["type"].get<std::string>();
-        nlohmann::json &obj = ev["object"];
         ++ws.events;
 
-        if (type == "ERROR") {
-            int code = obj.is_object() ? obj.value("code", 0) : 0;
-            std::string message = obj.is_object() ? obj.value("message", "") : "";
-            if (code == 410) {
+        if (ev.type == "ERROR") {
+            if (ev.code == 410) {
                 log::info(health.label() + ": watch: resourceVersion " + resource_version +
-                          " is gone (" + message + "); re-listing");
+                          " is gone (" + ev.message + "); re-listing");
                 ws.gone = true;
             } else {
-                ws.error = "watch ERROR event, code " + std::to_string(code) + ": " + message;
+                ws.error = "watch ERROR event, code " + std::to_string(ev.code) + ": " + ev.message;
             }
             return false;
         }
-        std::string rv = resource_version_of(obj);
-        if (type == "BOOKMARK") {
-            if (!rv.empty()) resource_version = rv;
+        if (ev.type == "BOOKMARK") {
+            if (!ev.resource_version.empty()) resource_version = ev.resource_version;
             health.succeeded();
             return true;
         }
-        if (type != "ADDED" && type != "MODIFIED" && type != "DELETED") {
-            log::warn(health.label() + ": skipping a watch event of unknown type '" + type + "'");
+        if (ev.type != "ADDED" && ev.type != "MODIFIED" && ev.type != "DELETED") {
+            log::warn(health.label() + ": skipping a watch event of unknown type '" +
+                      ev.type.substr(0, 64) + "'");
             return true;
         }
-        if (!rv.empty()) resource_version = rv;
+        if (!ev.resource_version.empty()) resource_version = ev.resource_version;
         health.succeeded();
 
-        std::string key = object_key(obj);
+        const std::string &key = ev.key;
         if (key.empty()) {
-            log::warn(health.label() + ": skipping a watch event (" + type +
-                      ") without namespace/name");
+            log::warn(health.label() + ": skipping a watch event (" + ev.type +
+                      ") without namespace/name" +
+                      (ev.rejection.empty() ? "" : ": " + ev.rejection));
             return true;
         }
-        if (type == "DELETED") {
+        if (ev.type == "DELETED") {
             {
                 std::lock_guard lock(mutex);
                 rejected.erase(key);
@@ -321,24 +321,21 @@ struct KubernetesSource::State {
             cv.notify_all();
             return true;
         }
-        default_type_meta(obj);
-        std::string why;
-        auto svc = decode_globalservice(obj, why);
-        if (!svc) {
+        if (!ev.service) {
             std::lock_guard lock(mutex);
             rejected.insert(key);
             health.set_rejected(rejected.size());
-            log::warn(health.label() + ": skipping " + type + " " + key + ": " + why +
+            log::warn(health.label() + ": skipping " + ev.type + " " + key + ": " + ev.rejection +
                       (objects.count(key) ? " (keeping its previous version)" : ""));
             return true;
         }
         {
             std::lock_guard lock(mutex);
             if (rejected.erase(key) != 0) health.set_rejected(rejected.size());
-            objects[key] = std::move(*svc);
+            objects[key] = std::move(*ev.service);
             dirty = true;
         }
-        log::debug(health.label() + ": " + type + " " + key);
+        log::debug(health.label() + ": " + ev.type + " " + key);
         cv.notify_all();
         return true;
     }
@@ -364,7 +361,8 @@ struct KubernetesSource::State {
             size_t start = 0;
             for (size_t nl; (nl = ws.buffer.find('\n', start)) != std::string::npos;
                  start = nl + 1) {
-                if (!handle_line(ws.buffer.substr(start, nl - start), ws)) return false;
+                if (!handle_line(std::string_view(ws.buffer).substr(start, nl - start), ws))
+                    return false;
             }
             ws.buffer.erase(0, start);
             if (ws.buffer.size() > options.max_response_bytes) {

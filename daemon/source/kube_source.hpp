@@ -32,6 +32,7 @@ struct KubeOptions {
     std::chrono::seconds token_refresh{60};        // re-read a token file this often (rotation)
     size_t page_size = 500;                        // list in pages of this many; 0 = one request
     size_t max_response_bytes = size_t{64} << 20;  // per list page, and per watch event line
+    size_t max_object_bytes = size_t{1} << 20;     // one GlobalService; larger: rejected
 
     static KubeOptions from_config(const Config::Source::Kubernetes &kube);
 };

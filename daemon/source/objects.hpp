@@ -1,35 +1,35 @@
-// What the sources share to turn decoded objects into one clean set: defaults for the type
-// fields that list APIs omit, a structural sanity check, de-duplication and rejection logging.
+// What the sources share to turn a decoded document into the next complete set: one
+// de-duplication, the last good version of each rejected object (SPEC §5), and rejection logs.
 #pragma once
 
 #include <string>
 #include <vector>
 
-#include <nlohmann/json_fwd.hpp>
-
 #include "model/globalservice.hpp"
 
 namespace fabdns::source_detail {
 
-inline constexpr const char *kApiVersion = "dns.fabedge.io/v1alpha1";
-inline constexpr const char *kKind = "GlobalService";
+// Orders services by namespace/name.
+bool key_less(const GlobalService &a, const GlobalService &b);
 
-// Kubernetes list items (and some hub versions) carry no apiVersion/kind: fill them in when
-// absent so the decoder accepts them. Present but different values are left for it to refuse.
-void default_type_meta(nlohmann::json &obj);
+// The next set built from a decoded document.
+struct NextSet {
+    std::vector<GlobalService> services;  // sorted by namespace/name, one per key
+    size_t kept = 0;  // rejected objects served in their last good version instead
+};
 
-// "" when obj has the shape of a GlobalService (an object with metadata.name and
-// metadata.namespace as non-empty strings and a spec object), else what is missing.
-std::string structural_problem(const nlohmann::json &obj);
+// Builds the next set from `decoded` (its services are moved out): the last object of each
+// namespace/name wins (a duplicate is logged once), and every named rejection whose
+// namespace/name is in `held` (sorted by key_less, as a NextSet is) keeps its held version
+// unless a valid object of the same name is in the document too. Objects absent from the
+// document are gone.
+NextSet build_set(DecodeResult &decoded, const std::vector<GlobalService> &held,
+                  const std::string &label);
 
-// "namespace/name" from an object's metadata, "" when absent.
-std::string object_key(const nlohmann::json &obj);
-
-// Keeps the last object of each namespace/name (the order an apply would leave) and logs each
-// duplicate once. The result keeps first-seen order.
-void dedupe(std::vector<GlobalService> &services, const std::string &label);
+// The held version of `key` ("namespace/name"), or nullptr; `held` sorted by key_less.
+const GlobalService *find_held(const std::vector<GlobalService> &held, const std::string &key);
 
 // One warning per rejected object (at most 20 lines, then a count), each with its reason.
-void log_rejections(const std::vector<Rejection> &rejected, const std::string &label);
+void log_rejections(const DecodeResult &decoded, const std::string &label);
 
 }  // namespace fabdns::source_detail

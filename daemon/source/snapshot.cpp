@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdint>
 #include <cstring>
 #include <filesystem>
 
@@ -70,7 +71,8 @@ std::string write_file_atomically(const std::string &path, const std::string &da
     return "";
 }
 
-std::optional<std::string> read_whole_file(const std::string &path, std::string &why) {
+std::optional<std::string> read_whole_file(const std::string &path, std::string &why,
+                                           size_t max_bytes) {
     why.clear();
     int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
@@ -80,6 +82,11 @@ std::optional<std::string> read_whole_file(const std::string &path, std::string 
     struct stat st {};
     if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
         why = "cannot read " + path + ": not a regular file";
+        close(fd);
+        return std::nullopt;
+    }
+    if (max_bytes != 0 && static_cast<uint64_t>(st.st_size) > max_bytes) {
+        why = "cannot read " + path + ": larger than " + std::to_string(max_bytes) + " bytes";
         close(fd);
         return std::nullopt;
     }
@@ -96,6 +103,11 @@ std::optional<std::string> read_whole_file(const std::string &path, std::string 
         }
         if (n == 0) break;
         data.append(buf, static_cast<size_t>(n));
+        if (max_bytes != 0 && data.size() > max_bytes) {  // it grew while being read
+            why = "cannot read " + path + ": larger than " + std::to_string(max_bytes) + " bytes";
+            close(fd);
+            return std::nullopt;
+        }
     }
     close(fd);
     return data;

@@ -2,6 +2,7 @@
 // next daemon) sees either the old or the new content, never a torn mix.
 #pragma once
 
+#include <cstddef>
 #include <optional>
 #include <string>
 
@@ -11,7 +12,9 @@ namespace fabdns::source_detail {
 // fsyncs the directory. Creates the directory if needed. Returns "" on success, else the reason.
 std::string write_file_atomically(const std::string &path, const std::string &data);
 
-// The whole file, or nullopt with `why` filled (why == "" when the file does not exist).
-std::optional<std::string> read_whole_file(const std::string &path, std::string &why);
+// The whole file, or nullopt with `why` filled (why == "" when the file does not exist). A file
+// larger than max_bytes (0: no limit) is refused without being read.
+std::optional<std::string> read_whole_file(const std::string &path, std::string &why,
+                                           size_t max_bytes = 0);
 
 }  // namespace fabdns::source_detail

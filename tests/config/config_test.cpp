@@ -135,7 +135,7 @@ const GoodCase kGood[] = {
      [](const Config &c) { EXPECT_TRUE(c.dns.upstream.empty()); }},
     {"source_kind_hub", "source",
      "{kind: hub, hub: {url: 'https://hub:3000/', cluster: beijing, ca: ca.crt, cert: /t/tls.crt, "
-     "key: tls.key, interval: 250ms, snapshot: state/last.json}}",
+     "key: tls.key, interval: 250ms, snapshot: state/last.json, max_response_bytes: 1048576}}",
      [](const Config &c) {
          EXPECT_EQ(c.source.kind, SourceKind::Hub);
          EXPECT_EQ(c.source.hub.url, "https://hub:3000");
@@ -145,6 +145,7 @@ const GoodCase kGood[] = {
          EXPECT_EQ(c.source.hub.key, "/etc/fabdns/tls.key");
          EXPECT_EQ(c.source.hub.interval, 250ms);
          EXPECT_EQ(c.source.hub.snapshot, "/etc/fabdns/state/last.json");
+         EXPECT_EQ(c.source.hub.max_response_bytes, 1048576u);
      }},
     {"source_hub_snapshot_disabled", "source",
      "{kind: hub, hub: {url: 'https://hub', cluster: b, ca: a, cert: b, key: c, snapshot: ''}}",
@@ -344,6 +345,9 @@ const BadCase kBad[] = {
      "source.hub.interval: not a duration (got 'abc'); use e.g. 250ms, 5s, 2m, 1h"},
     {"hub_interval_no_unit_term", "source.hub.interval", "5s3", "source.hub.interval",
      "source.hub.interval: not a duration (got '5s3'); use e.g. 250ms, 5s, 2m, 1h"},
+    {"hub_max_response_bytes_too_small", "source.hub.max_response_bytes", "10",
+     "source.hub.max_response_bytes",
+     "source.hub.max_response_bytes: must be an integer in 1024..1073741824 (got 10)"},
     {"hub_interval_too_short", "source.hub.interval", "10ms", "source.hub.interval",
      "source.hub.interval: must be at least 100ms (got '10ms')"},
     {"kubernetes_server_bad", "source.kubernetes.server", "'127.0.0.1:10261'",

@@ -2,8 +2,8 @@
 # Runs every fabdns fuzzer for SECONDS with its seed corpus (tests/fuzz/corpus/<name>/) and
 # exits non-zero when one crashes. Build first:
 #   CC=clang CXX=clang++ cmake -S . -B build-fuzz -DFABDNS_FUZZ=ON
-#   cmake --build build-fuzz --target fabdns_fuzz_respond fabdns_fuzz_manifest \
-#       fabdns_fuzz_globalservice_json
+#   cmake --build build-fuzz --target fabdns_fuzz_respond fabdns_fuzz_hub fabdns_fuzz_kube \
+#       fabdns_fuzz_file
 # Usage: tests/fuzz/run.sh BUILD_DIR SECONDS
 set -euo pipefail
 
@@ -14,7 +14,7 @@ fi
 build=$(cd "$1" && pwd)
 seconds=$2
 here=$(cd "$(dirname "$0")" && pwd)
-fuzzers=(respond manifest globalservice_json)
+fuzzers=(respond hub kube file)
 
 status=0
 for name in "${fuzzers[@]}"; do

@@ -1,6 +1,8 @@
-// Unit tests for daemon/model/globalservice.cpp: JSON and YAML decoding, validation and the
-// reasons given for rejected objects.
+// Unit tests for daemon/model/: JSON (streaming) and YAML decoding, validation, the reasons given
+// for rejected objects, and that every container gives an object the same meaning.
 #include "model/globalservice.hpp"
+
+#include "model/document.hpp"
 
 #include <gtest/gtest.h>
 
@@ -68,16 +70,10 @@ TEST(GlobalServiceDecode, DecodesEveryField) {
     EXPECT_EQ(bj.zone, "bj-1");
     EXPECT_EQ(bj.region, "north");
     EXPECT_FALSE(bj.hostname);
-    ASSERT_TRUE(bj.target_ref);
-    EXPECT_EQ(bj.target_ref->kind, "Service");
-    EXPECT_EQ(bj.target_ref->name, "nginx");
-    EXPECT_EQ(bj.target_ref->ns, "default");
-    EXPECT_EQ(bj.target_ref->uid, "u-1");
     const Endpoint &sh = svc->endpoints[1];
     ASSERT_EQ(sh.addresses.size(), 2u);
     EXPECT_TRUE(sh.addresses[0].is_v4());
     EXPECT_TRUE(sh.addresses[1].is_v6());
-    EXPECT_FALSE(sh.target_ref);
 }
 
 TEST(GlobalServiceDecode, ApiVersionAndKindMayBeAbsentButNotWrong) {
@@ -210,9 +206,18 @@ TEST(GlobalServiceDecode, MetadataNameAndNamespaceAreRequiredLabels) {
     j["metadata"].erase("name");
     EXPECT_EQ(reject_reason(j), "metadata.name: missing");
 
+    // As kubectl does, and whatever carried the object: no namespace means "default".
     j = valid_object();
     j["metadata"].erase("namespace");
-    EXPECT_EQ(reject_reason(j), "metadata.namespace: missing");
+    j["metadata"]["name"] = "other";
+    std::string why;
+    auto svc = decode(j, why);
+    ASSERT_TRUE(svc) << why;
+    EXPECT_EQ(svc->key(), "default/other");
+    j["metadata"]["namespace"] = "";
+    ASSERT_TRUE(decode(j, why)) << why;
+    j["metadata"]["namespace"] = 7;
+    EXPECT_EQ(reject_reason(j), "metadata.namespace: expected a string, got a number");
 
     j = valid_object();
     j["metadata"]["name"] = "Nginx";
@@ -241,11 +246,20 @@ TEST(GlobalServiceDecode, WrongFieldTypesAreReported) {
     j = valid_object();
     j["spec"] = "nope";
     EXPECT_EQ(reject_reason(j).rfind("spec:", 0), 0u);
+
+    // targetRef is not kept, but its shape is checked like any field.
+    j = valid_object();
+    j["spec"]["endpoints"][0]["targetRef"]["uid"] = 5;
+    EXPECT_EQ(reject_reason(j), "spec.endpoints[0].targetRef.uid: expected a string, got a number");
+    j["spec"]["endpoints"][0]["targetRef"] = "Service/nginx";
+    EXPECT_EQ(reject_reason(j), "spec.endpoints[0].targetRef: expected a mapping, got a string");
 }
 
-TEST(GlobalServiceDecode, ServiceWithoutSpecHasNoEndpoints) {
+TEST(GlobalServiceDecode, SpecIsRequiredButMayBeEmpty) {
     json j = valid_object();
     j.erase("spec");
+    EXPECT_EQ(reject_reason(j), "spec: missing");
+    j["spec"] = json::object();
     std::string why;
     auto svc = decode(j, why);
     ASSERT_TRUE(svc) << why;
@@ -253,7 +267,7 @@ TEST(GlobalServiceDecode, ServiceWithoutSpecHasNoEndpoints) {
     EXPECT_EQ(svc->type, ServiceType::ClusterIP);
 }
 
-TEST(GlobalServiceDecodeList, ArrayKeepsValidAndReportsInvalid) {
+TEST(DecodeJsonDocument, ArrayKeepsValidAndReportsInvalid) {
     json bad = valid_object();
     bad["metadata"]["name"] = "mysql";
     bad["spec"]["endpoints"][1]["addresses"][0] = "10.0.0.300";
@@ -262,47 +276,213 @@ TEST(GlobalServiceDecodeList, ArrayKeepsValidAndReportsInvalid) {
     json other = valid_object();
     other["metadata"]["name"] = "redis";
 
-    DecodeResult r = decode_globalservice_list(json::array({valid_object(), bad, unnamed, other}));
+    DocumentResult r = decode_json_document(
+        json::array({valid_object(), bad, unnamed, other}).dump(), Container::Array);
+    EXPECT_EQ(r.error, "");
     ASSERT_EQ(r.services.size(), 2u);
     EXPECT_EQ(r.services[0].key(), "default/nginx");
     EXPECT_EQ(r.services[1].key(), "default/redis");
     ASSERT_EQ(r.rejected.size(), 2u);
     EXPECT_EQ(r.rejected[0].object, "default/mysql");
+    EXPECT_EQ(r.rejected[0].key, "default/mysql");
     EXPECT_EQ(r.rejected[0].reason,
               "spec.endpoints[1].addresses[0]: '10.0.0.300' is not an IP address");
     EXPECT_EQ(r.rejected[1].object, "items[2]");
+    EXPECT_EQ(r.rejected[1].key, "");
     EXPECT_EQ(r.rejected[1].reason, "metadata.name: missing");
 }
 
-TEST(GlobalServiceDecodeList, KubernetesListItems) {
+TEST(DecodeJsonDocument, KubernetesList) {
     json item = valid_object();
     item.erase("apiVersion");  // list items come without apiVersion and kind
     item.erase("kind");
     json list = {{"apiVersion", "dns.fabedge.io/v1alpha1"},
                  {"kind", "GlobalServiceList"},
-                 {"metadata", {{"resourceVersion", "7"}}},
+                 {"metadata", {{"resourceVersion", "7"}, {"continue", "abc"}}},
                  {"items", json::array({item})}};
-    DecodeResult r = decode_globalservice_list(list);
+    DocumentResult r = decode_json_document(list.dump(), Container::List);
+    EXPECT_EQ(r.error, "");
     ASSERT_EQ(r.services.size(), 1u);
     EXPECT_TRUE(r.rejected.empty());
     EXPECT_EQ(r.services[0].key(), "default/nginx");
+    EXPECT_EQ(r.resource_version, "7");
+    EXPECT_EQ(r.continue_token, "abc");
 
     // An empty list may omit items.
     list.erase("items");
-    r = decode_globalservice_list(list);
+    r = decode_json_document(list.dump(), Container::List);
+    EXPECT_EQ(r.error, "");
     EXPECT_TRUE(r.services.empty());
+    EXPECT_EQ(r.resource_version, "7");
+}
+
+// Each of these once reached the daemon as an uncaught nlohmann::json::type_error.
+TEST(DecodeJsonDocument, TypeConfusedEnvelopesAreErrorsNotExceptions) {
+    struct Case {
+        const char *text;
+        Container container;
+        const char *error;
+    } cases[] = {
+        {R"({"metadata":{"resourceVersion":7},"items":[]})", Container::List,
+         "metadata.resourceVersion: expected a string, got a number"},
+        {R"({"metadata":{"resourceVersion":"7","continue":{}},"items":[]})", Container::List,
+         "metadata.continue: expected a string, got a mapping"},
+        {R"({"metadata":[],"items":[]})", Container::List,
+         "metadata: expected a mapping, got a list"},
+        {R"({"items":{}})", Container::List, "items: expected a list, got a mapping"},
+        {R"({"kind":"Status","code":500})", Container::List, "no items: not a list object"},
+        {R"([])", Container::List, "the document is a list, not a list object"},
+        {R"({"items":[]})", Container::Array, "the document is a mapping, not an array"},
+        {R"("hello")", Container::Manifest, "the document is a string, not a GlobalService"},
+        {R"([1,)", Container::Array, "not valid JSON"},
+        {R"([] [])", Container::Array, "not valid JSON"},
+    };
+    for (const auto &c : cases) {
+        DocumentResult r = decode_json_document(c.text, c.container);
+        EXPECT_EQ(r.error.rfind(c.error, 0), 0u) << c.text << " -> " << r.error;
+        EXPECT_TRUE(r.services.empty()) << c.text;
+    }
+}
+
+TEST(DecodeJsonDocument, ManifestIsOneObjectAListOrAnArray) {
+    json obj = valid_object();
+    obj["metadata"].erase("namespace");
+    DocumentResult r = decode_json_document(obj.dump(), Container::Manifest);
+    EXPECT_EQ(r.error, "");
+    ASSERT_EQ(r.services.size(), 1u);
+    EXPECT_EQ(r.services[0].key(), "default/nginx");
+
+    json cm = {{"apiVersion", "v1"}, {"kind", "ConfigMap"}, {"metadata", {{"name", "x"}}}};
+    r = decode_json_document(json::array({obj, cm}).dump(), Container::Manifest);
+    EXPECT_EQ(r.services.size(), 1u);
+    EXPECT_EQ(r.skipped, 1u);
+
+    r = decode_json_document(json{{"kind", "List"}, {"items", {obj, cm}}}.dump(),
+                             Container::Manifest);
+    EXPECT_EQ(r.services.size(), 1u);
+    EXPECT_EQ(r.skipped, 1u);
     EXPECT_TRUE(r.rejected.empty());
 }
 
-TEST(GlobalServiceDecodeList, NotAListIsRejected) {
-    DecodeResult r = decode_globalservice_list(json("hello"));
-    EXPECT_TRUE(r.services.empty());
+TEST(DecodeJsonDocument, OversizedObjectIsRejectedByName) {
+    json big = valid_object();
+    big["metadata"]["name"] = "big";
+    big["spec"]["padding"] = std::string(4096, 'x');
+    DecodeLimits limits;
+    limits.max_object_bytes = 2048;
+    DocumentResult r =
+        decode_json_document(json::array({valid_object(), big}).dump(), Container::Array, limits);
+    ASSERT_EQ(r.services.size(), 1u);
     ASSERT_EQ(r.rejected.size(), 1u);
-    EXPECT_EQ(r.rejected[0].object, "document");
+    EXPECT_EQ(r.rejected[0].key, "default/big");
+    EXPECT_EQ(r.rejected[0].reason, "object larger than 2048 bytes");
 
-    r = decode_globalservice_list(json::object({{"foo", 1}}));
-    EXPECT_TRUE(r.services.empty());
+    // The same for a single-object manifest, and for nesting.
+    r = decode_json_document(big.dump(), Container::Manifest, limits);
     ASSERT_EQ(r.rejected.size(), 1u);
+    EXPECT_EQ(r.rejected[0].key, "default/big");
+    std::string deep = R"([{"metadata":{"name":"deep"},"spec":)" + std::string(100, '[') +
+                       std::string(100, ']') + "}]";
+    r = decode_json_document(deep, Container::Array);
+    ASSERT_EQ(r.rejected.size(), 1u);
+    EXPECT_EQ(r.rejected[0].key, "default/deep");
+    EXPECT_EQ(r.rejected[0].reason.find("nested deeper"), 7u) << r.rejected[0].reason;
+}
+
+TEST(DecodeJsonDocument, FloodOfUnnamedElementsIsCountedNotListed) {
+    std::string zeros = "[0";
+    for (int i = 0; i < 100000; ++i) zeros += ",0";
+    zeros += "]";
+    DocumentResult r = decode_json_document(zeros, Container::Array);
+    EXPECT_EQ(r.error, "");
+    EXPECT_EQ(r.rejected.size(), DecodeResult::kMaxUnnamedRejections);
+    EXPECT_EQ(r.rejected_count(), 100001u);
+}
+
+TEST(DecodeWatchEvent, TypeConfusedEventsAreDecodedOrExplained) {
+    WatchEvent ev = decode_watch_event(R"({"type":"ERROR","object":{"code":"410"}})");
+    EXPECT_EQ(ev.error, "");
+    EXPECT_EQ(ev.type, "ERROR");
+    EXPECT_EQ(ev.code, 410);
+    ev = decode_watch_event(R"({"type":"ERROR","object":{"code":410,"message":"gone"}})");
+    EXPECT_EQ(ev.code, 410);
+    EXPECT_EQ(ev.message, "gone");
+    ev = decode_watch_event(R"({"type":"ERROR","object":{"code":[1],"message":7}})");
+    EXPECT_EQ(ev.error, "");
+    EXPECT_EQ(ev.code, 0);
+    EXPECT_EQ(decode_watch_event(R"({"type":7,"object":{}})").error, "no type");
+    EXPECT_EQ(decode_watch_event(R"({"type":"ADDED"})").error, "no object");
+    EXPECT_NE(decode_watch_event("[]").error, "");
+    EXPECT_NE(decode_watch_event("not json").error, "");
+
+    json obj = valid_object();
+    obj["metadata"]["resourceVersion"] = 12;
+    ev = decode_watch_event(json{{"type", "MODIFIED"}, {"object", obj}}.dump());
+    EXPECT_EQ(ev.key, "default/nginx");
+    EXPECT_FALSE(ev.service);
+    EXPECT_EQ(ev.rejection, "metadata.resourceVersion: expected a string, got a number");
+
+    obj = valid_object();
+    ev = decode_watch_event(json{{"type", "ADDED"}, {"object", obj}}.dump());
+    ASSERT_TRUE(ev.service);
+    EXPECT_EQ(ev.key, "default/nginx");
+    EXPECT_EQ(ev.resource_version, "42");
+}
+
+// The same object means the same thing as YAML, as JSON, in a List, in the hub's array and in a
+// watch event.
+TEST(DecodeJsonDocument, EveryContainerAgrees) {
+    const char *yaml = R"(
+kind: List
+items:
+- metadata: {name: a}
+  spec: {endpoints: [{addresses: [10.0.0.1], cluster: c1}]}
+- metadata: {name: b, namespace: x}
+  spec: {ports: [{port: "53"}]}
+- metadata: {name: c}
+  spec: {endpoints: [{addresses: 10.0.0.1, cluster: c1}]}
+)";
+    json items = json::array(
+        {{{"metadata", {{"name", "a"}}},
+          {"spec", {{"endpoints", {{{"addresses", {"10.0.0.1"}}, {"cluster", "c1"}}}}}}},
+         {{"metadata", {{"name", "b"}, {"namespace", "x"}}},
+          {"spec", {{"ports", {{{"port", "53"}}}}}}},
+         {{"metadata", {{"name", "c"}}},
+          {"spec", {{"endpoints", {{{"addresses", "10.0.0.1"}, {"cluster", "c1"}}}}}}}});
+    DecodeResult from_yaml = parse_manifests(yaml);
+    DocumentResult from_json =
+        decode_json_document(json{{"kind", "List"}, {"items", items}}.dump(), Container::Manifest);
+    DocumentResult from_list = decode_json_document(json{{"items", items}}.dump(), Container::List);
+    DocumentResult from_array = decode_json_document(items.dump(), Container::Array);
+    for (const DecodeResult *r : {static_cast<const DecodeResult *>(&from_json),
+                                  static_cast<const DecodeResult *>(&from_list),
+                                  static_cast<const DecodeResult *>(&from_array)}) {
+        EXPECT_EQ(r->services, from_yaml.services);
+        ASSERT_EQ(r->rejected.size(), 1u);
+        ASSERT_EQ(from_yaml.rejected.size(), 1u);
+        EXPECT_EQ(r->rejected[0].key, "default/c");
+        EXPECT_EQ(r->rejected[0].reason, from_yaml.rejected[0].reason);
+    }
+    for (size_t i = 0; i < 2; ++i) {
+        WatchEvent ev = decode_watch_event(json{{"type", "ADDED"}, {"object", items[i]}}.dump());
+        ASSERT_TRUE(ev.service);
+        EXPECT_EQ(*ev.service, from_yaml.services[i]);
+    }
+}
+
+TEST(EncodeGlobalServices, DecodesToTheSameServices) {
+    json headless = valid_object();
+    headless["metadata"]["name"] = "db";
+    headless["spec"]["type"] = "Headless";
+    headless["spec"]["endpoints"][0]["hostname"] = "db-0";
+    DocumentResult r =
+        decode_json_document(json::array({valid_object(), headless}).dump(), Container::Array);
+    ASSERT_EQ(r.services.size(), 2u);
+    DocumentResult again =
+        decode_json_document(encode_globalservices(r.services), Container::Array);
+    EXPECT_EQ(again.error, "");
+    EXPECT_EQ(again.services, r.services);
+    EXPECT_EQ(encode_globalservices({}), "[]");
 }
 
 constexpr const char *kManifests = R"(# two services, a ConfigMap and an empty document
@@ -449,7 +629,9 @@ metadata: {name: kindless}
     EXPECT_EQ(r.rejected[2].object, "default/portless");
     EXPECT_EQ(r.rejected[2].reason.rfind("spec.ports[0].port:", 0), 0u);
     EXPECT_EQ(r.rejected[3].object, "document 5");
-    EXPECT_EQ(r.rejected[4].reason, "kind: missing");
+    // Without kind, as in a List's items: a GlobalService, rejected here for lack of a spec.
+    EXPECT_EQ(r.rejected[4].object, "default/kindless");
+    EXPECT_EQ(r.rejected[4].reason, "spec: missing");
 }
 
 TEST(ParseManifests, PlainScalarsFollowTheCoreSchema) {

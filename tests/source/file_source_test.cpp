@@ -144,6 +144,38 @@ TEST_F(FileSourceTest, RejectedObjectsAreLeftOutAndTheRestLoads) {
     EXPECT_EQ(st.rejected, 1u);
 }
 
+// SPEC §5: a rejected new version keeps the last good one; a JSON manifest follows the same rules
+// as YAML (here: a List whose items omit kind and namespace).
+TEST_F(FileSourceTest, TypeConfusedObjectKeepsItsLastGoodVersion) {
+    auto item = [](const std::string &name, nlohmann::json addresses) {
+        return nlohmann::json{
+            {"metadata", {{"name", name}}},
+            {"spec", {{"endpoints", {{{"addresses", std::move(addresses)}, {"cluster", "c1"}}}}}}};
+    };
+    auto list = [](std::initializer_list<nlohmann::json> items) {
+        return nlohmann::json{{"apiVersion", "v1"}, {"kind", "List"}, {"items", items}}.dump();
+    };
+    write_file(dir / "gs.json", list({item("nginx", {"10.0.0.1"}), item("mysql", {"10.0.0.2"})}));
+    auto src = start(dir / "gs.json");
+    ASSERT_TRUE(collector.wait_for_count(1));
+    EXPECT_EQ(keys(collector.latest()),
+              (std::vector<std::string>{"default/mysql", "default/nginx"}));
+
+    nlohmann::json bad = item("nginx", "10.0.0.9");  // a string where a list belongs
+    bad["metadata"]["namespace"] = "default";
+    bad["spec"]["ports"] = {{{"port", {80}}}};
+    replace_file(dir / "gs.json", list({bad, item("mysql", {"10.0.0.3"})}));
+    ASSERT_TRUE(collector.wait_for(
+        [](const auto &s) { return first_address(s, "default/mysql") == "10.0.0.3"; }, kChange));
+    EXPECT_EQ(first_address(collector.latest(), "default/nginx"), "10.0.0.1");
+    EXPECT_EQ(src->status().rejected, 1u);
+    EXPECT_TRUE(src->status().healthy);
+
+    replace_file(dir / "gs.json", list({item("mysql", {"10.0.0.3"})}));
+    EXPECT_TRUE(collector.wait_for([](const auto &s) { return !has_service(s, "default/nginx"); },
+                                   kChange));
+}
+
 TEST_F(FileSourceTest, EmptyFileIsAnEmptySet) {
     write_file(dir / "gs.yaml", two_services());
     auto src = start(dir / "gs.yaml");

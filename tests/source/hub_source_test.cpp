@@ -149,6 +149,42 @@ TEST_F(HubSourceTest, RejectedObjectsAreLeftOut) {
     EXPECT_TRUE(src->status().healthy);
 }
 
+// SPEC §5: a rejected new version of an object keeps its last good version, whatever the
+// type confusion; an object that is gone from the answer is gone.
+TEST_F(HubSourceTest, TypeConfusedObjectKeepsItsLastGoodVersion) {
+    Hub hub(certs, data_file());
+    auto src = start(options(hub.url()), collector);
+    ASSERT_TRUE(collector.wait_for_count(1));
+    nlohmann::json bad = service_json("nginx", "default", {"10.0.0.9"});
+    bad["metadata"]["resourceVersion"] = 12;
+    bad["spec"]["endpoints"][0]["addresses"] = "10.0.0.9";  // a string where a list belongs
+    set_data({bad, service_json("mysql", "default", {"10.0.0.7"}),
+              service_json("web", "default", {"10.0.0.8"})});
+    ASSERT_TRUE(
+        collector.wait_for([](const auto &s) { return has_service(s, "default/web"); }, kChange));
+    auto set = collector.latest();
+    EXPECT_EQ(keys(set),
+              (std::vector<std::string>{"default/mysql", "default/nginx", "default/web"}));
+    EXPECT_EQ(first_address(set, "default/nginx"), "10.0.0.1");
+    EXPECT_EQ(first_address(set, "default/mysql"), "10.0.0.7");
+    EXPECT_EQ(src->status().rejected, 1u);
+    EXPECT_TRUE(src->status().healthy);
+
+    // The snapshot holds the set as served: a restart with the hub down serves nginx too.
+    ASSERT_TRUE(eventually(
+        [&] { return read_file(snapshot_file()).find("10.0.0.8") != std::string::npos; }));
+    {
+        Collector restarted;
+        auto again = start(options("https://127.0.0.1:1"), restarted);
+        ASSERT_TRUE(restarted.wait_for_count(1));
+        EXPECT_EQ(restarted.latest(), set);
+    }
+
+    set_data({service_json("mysql", "default", {"10.0.0.7"})});
+    EXPECT_TRUE(collector.wait_for([](const auto &s) { return !has_service(s, "default/nginx"); },
+                                   kChange));
+}
+
 TEST_F(HubSourceTest, AnswerWithNoUsableServiceIsRefusedWhileHolding) {
     Hub hub(certs, data_file());
     auto src = start(options(hub.url()), collector);

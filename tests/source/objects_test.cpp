@@ -1,64 +1,65 @@
-// Tests of source/objects.hpp: the structural check, type defaults and de-duplication.
+// Tests of source/objects.hpp: how every source turns a decoded document into the next set
+// (one de-duplication, last good versions of rejected objects).
 #include "source/objects.hpp"
 
 #include <gtest/gtest.h>
 
-#include <nlohmann/json.hpp>
-
-#include "support.hpp"
-
 namespace fabdns::source_detail {
 namespace {
 
-using fabdns::testing::service_json;
-
-TEST(ObjectsTest, StructuralProblems) {
-    EXPECT_EQ(structural_problem(service_json("a", "b", {"10.0.0.1"})), "");
-    EXPECT_EQ(structural_problem(nlohmann::json::array()), "not an object");
-    EXPECT_EQ(structural_problem({{"spec", nlohmann::json::object()}}), "no metadata");
-    EXPECT_EQ(structural_problem({{"metadata", {{"namespace", "x"}}}, {"spec", {{"a", 1}}}}),
-              "no metadata.name");
-    EXPECT_EQ(structural_problem({{"metadata", {{"name", ""}, {"namespace", "x"}}}}),
-              "no metadata.name");
-    EXPECT_EQ(structural_problem({{"metadata", {{"name", "a"}}}}), "no metadata.namespace");
-    EXPECT_EQ(structural_problem({{"metadata", {{"name", "a"}, {"namespace", "x"}}}}), "no spec");
-    EXPECT_EQ(structural_problem({{"metadata", {{"name", "a"}, {"namespace", "x"}}}, {"spec", 3}}),
-              "no spec");
+GlobalService svc(const char *ns, const char *name, const char *rv) {
+    GlobalService s;
+    s.ns = ns;
+    s.name = name;
+    s.resource_version = rv;
+    return s;
 }
 
-TEST(ObjectsTest, TypeMetaDefaultsOnlyWhenAbsent) {
-    nlohmann::json a = {{"metadata", {{"name", "a"}}}};
-    default_type_meta(a);
-    EXPECT_EQ(a["apiVersion"], kApiVersion);
-    EXPECT_EQ(a["kind"], kKind);
-    nlohmann::json b = {{"apiVersion", "v1"}, {"kind", "Service"}};
-    default_type_meta(b);
-    EXPECT_EQ(b["apiVersion"], "v1");
-    EXPECT_EQ(b["kind"], "Service");
+std::vector<std::string> keys_and_versions(const std::vector<GlobalService> &v) {
+    std::vector<std::string> out;
+    for (const auto &s : v) out.push_back(s.key() + "@" + s.resource_version);
+    return out;
 }
 
-TEST(ObjectsTest, ObjectKey) {
-    EXPECT_EQ(object_key(service_json("a", "b", {})), "b/a");
-    EXPECT_EQ(object_key({{"metadata", {{"name", "a"}}}}), "");
-    EXPECT_EQ(object_key(nlohmann::json("x")), "");
+TEST(BuildSet, DuplicatesKeepTheLastAndTheSetIsSortedByKey) {
+    DecodeResult r;
+    r.services = {svc("y", "a", "1"), svc("x", "b", "1"), svc("x", "a", "1"), svc("x", "a", "2")};
+    NextSet next = build_set(r, {}, "test");
+    EXPECT_EQ(keys_and_versions(next.services),
+              (std::vector<std::string>{"x/a@2", "x/b@1", "y/a@1"}));
+    EXPECT_EQ(next.kept, 0u);
 }
 
-TEST(ObjectsTest, DedupeKeepsTheLastInFirstSeenOrder) {
-    auto svc = [](const char *ns, const char *name, const char *rv) {
-        GlobalService s;
-        s.ns = ns;
-        s.name = name;
-        s.resource_version = rv;
-        return s;
-    };
-    std::vector<GlobalService> v{svc("x", "a", "1"), svc("x", "b", "1"), svc("x", "a", "2"),
-                                 svc("y", "a", "1")};
-    dedupe(v, "test");
-    ASSERT_EQ(v.size(), 3u);
-    EXPECT_EQ(v[0].key(), "x/a");
-    EXPECT_EQ(v[0].resource_version, "2");
-    EXPECT_EQ(v[1].key(), "x/b");
-    EXPECT_EQ(v[2].key(), "y/a");
+TEST(BuildSet, RejectedObjectsKeepTheirHeldVersion) {
+    std::vector<GlobalService> held{svc("x", "a", "1"), svc("x", "b", "1"), svc("x", "c", "1")};
+    DecodeResult r;
+    r.services = {svc("x", "d", "1")};
+    r.reject({"x/a", "spec: missing", "x/a"});        // held: kept
+    r.reject({"x/a", "spec: missing", "x/a"});        // twice: kept once
+    r.reject({"x/z", "spec: missing", "x/z"});        // never held: left out
+    r.reject({"items[4]", "metadata: missing", ""});  // unnamed: nothing to keep
+    // x/b is absent from the document: gone. x/c is absent too.
+    NextSet next = build_set(r, held, "test");
+    EXPECT_EQ(keys_and_versions(next.services), (std::vector<std::string>{"x/a@1", "x/d@1"}));
+    EXPECT_EQ(next.kept, 1u);
+}
+
+TEST(BuildSet, AValidObjectOfTheSameNameWinsOverTheHeldOne) {
+    std::vector<GlobalService> held{svc("x", "a", "1")};
+    DecodeResult r;
+    r.services = {svc("x", "a", "3")};
+    r.reject({"x/a", "spec: missing", "x/a"});
+    NextSet next = build_set(r, held, "test");
+    EXPECT_EQ(keys_and_versions(next.services), (std::vector<std::string>{"x/a@3"}));
+    EXPECT_EQ(next.kept, 0u);
+}
+
+TEST(BuildSet, FindHeld) {
+    std::vector<GlobalService> held{svc("x", "a", "1"), svc("y", "a", "2")};
+    ASSERT_NE(find_held(held, "y/a"), nullptr);
+    EXPECT_EQ(find_held(held, "y/a")->resource_version, "2");
+    EXPECT_EQ(find_held(held, "z/a"), nullptr);
+    EXPECT_EQ(find_held(held, "nonsense"), nullptr);
 }
 
 }  // namespace

@@ -20,6 +20,7 @@
 #   POST /bookmark         send a BOOKMARK at the current resourceVersion to watches that asked
 #   POST /raw              body: one line sent as is to every open watch (bad events)
 #   POST /fail_lists?n=N   the next N list requests answer HTTP 500
+#   POST /raw_list?n=N     body: the next N list requests answer HTTP 200 with it as is
 #   POST /token?value=T    change the required bearer token
 #   GET  /state            {"rv", "lists", "watch_rvs": [...], "open_watches", "last_auth"}
 #
@@ -60,6 +61,7 @@ class State:
         self.watch_rvs = []
         self.lists = 0
         self.fail_lists = 0
+        self.raw_list, self.raw_lists = b"", 0
         self.expire_how = "http"
         self.token = token
         self.last_auth = None
@@ -121,6 +123,14 @@ def make_api_handler(state):
                 if state.fail_lists > 0:
                     state.fail_lists -= 1
                     self.reply(500, state.status(500, "InternalError", "etcd is unavailable"))
+                    return
+                if state.raw_lists > 0:
+                    state.raw_lists -= 1
+                    self.send_response(200)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(state.raw_list)))
+                    self.end_headers()
+                    self.wfile.write(state.raw_list)
                     return
                 if "continue" in query:
                     token = json.loads(base64.b64decode(query["continue"]))
@@ -270,6 +280,9 @@ def make_control_handler(state):
                     w.lines.append(body.decode().rstrip("\n"))
                 state.cond.notify_all()
                 return {"sent": len(state.watches)}
+            if path == "/raw_list":
+                state.raw_list, state.raw_lists = body, int(query.get("n", "1"))
+                return {}
             if path == "/fail_lists":
                 state.fail_lists = int(query.get("n", "1"))
                 return {}

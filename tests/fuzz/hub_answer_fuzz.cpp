@@ -1,0 +1,37 @@
+// libFuzzer target: the hub source's answer handler (source_detail::decide_hub_answer, which
+// HubSource runs on every poll, on its snapshot, and fabdnsctl on the snapshot) on any bytes,
+// holding a set so that keeping last good versions is exercised; the resulting set is loaded
+// into an engine. It must never throw.
+#include <cstddef>
+#include <cstdint>
+#include <string_view>
+
+#include "engine_load.hpp"
+#include "source/hub_source.hpp"
+
+namespace {
+
+// What the source holds before the answer: default/nginx and default/mysql.
+const std::vector<fabdns::GlobalService> &held() {
+    static const std::vector<fabdns::GlobalService> set = [] {
+        auto d = fabdns::source_detail::decide_hub_answer(
+            R"([{"metadata":{"name":"nginx","namespace":"default"},"spec":{"endpoints":[
+                 {"addresses":["10.0.0.1"],"cluster":"beijing"}]}},
+                {"metadata":{"name":"mysql","namespace":"default"},"spec":{"type":"Headless",
+                 "endpoints":[{"addresses":["fd00::2"],"cluster":"c2","hostname":"m-0"}]}}])",
+            {}, false, {}, "fuzz");
+        return d.next.services;
+    }();
+    return set;
+}
+
+}  // namespace
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+    std::string_view body(reinterpret_cast<const char *>(data), size);
+    fabdns::DecodeLimits limits;
+    limits.max_object_bytes = 4096;  // small, so that the oversized-object path runs too
+    auto d = fabdns::source_detail::decide_hub_answer(body, held(), true, limits, "fuzz");
+    if (d.refusal.empty()) fabdns::fuzz::load_into_engine(std::move(d.next.services));
+    return 0;
+}
