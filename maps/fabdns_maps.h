@@ -43,18 +43,37 @@ struct fabdns_answer_key {
     __u8 pad[5];   /* zero */
 };
 
-/* Value of the answers map: one positive answer (NOERROR, AA, 1..8 records). */
+/* What an answers-map entry holds. */
+enum fabdns_answer_kind {
+    FABDNS_ANSWER_ADDRESSES = 0, /* NOERROR, AA, count A or AAAA records */
+    FABDNS_ANSWER_NODATA = 1,    /* NOERROR, AA, no records, the zone's SOA in authority */
+    FABDNS_ANSWER_ZONE = 2,      /* a zone's SOA timers, shared by its NODATA entries; keyed by
+                                    the zone name and FABDNS_QTYPE_SOA, never a query's answer */
+};
+
+/* A NODATA entry's rdata: the key of its zone's FABDNS_ANSWER_ZONE entry, then the SOA record
+ * as the reply carries it up to its serial (owner, type, class, TTL, RDLENGTH, MNAME, RNAME,
+ * compressed against the question exactly as user space writes them). The zone entry's rdata
+ * holds the rest: serial, refresh, retry, expire, minimum. So a new serial is one write. */
+#define FABDNS_SOA_TAIL_LEN 20
+#define FABDNS_SOA_HEAD_OFF 16 /* sizeof(struct fabdns_answer_key) */
+#define FABDNS_SOA_HEAD_MAX 48
+
+/* Value of the answers map: one answer, or a zone's shared SOA data (see kind). */
 struct fabdns_answer {
     char name[FABDNS_NAME_BUF];   /* lowercase dotted name, no trailing dot, NUL-padded to the end:
                                      readable in `bpftool map dump` */
     __u32 ttl;                    /* seconds; host byte order */
-    __u8 count;                   /* records in rdata, 1..FABDNS_MAX_RECORDS */
-    __u8 flags;                   /* reserved, zero */
-    __u8 pad[2];                  /* zero */
+    __u8 count;                   /* ADDRESSES: records in rdata, 1..FABDNS_MAX_RECORDS; else 0 */
+    __u8 kind;                    /* enum fabdns_answer_kind */
+    __u8 soa_len;                 /* NODATA: SOA bytes after the zone key in rdata, at most
+                                     FABDNS_SOA_HEAD_MAX; ZONE: FABDNS_SOA_TAIL_LEN; else 0 */
+    __u8 zone_len;                /* NODATA: length of the zone's name, a suffix of name; else 0 */
     __u64 hits;                   /* queries answered from this entry; updated by the kernel
                                      with atomic adds, read by the daemon to rank names */
-    __u8 rdata[FABDNS_RDATA_BUF]; /* count addresses of 4 (A) or 16 (AAAA) bytes, packed from
-                                     offset 0; network byte order */
+    __u8 rdata[FABDNS_RDATA_BUF]; /* ADDRESSES: count addresses of 4 (A) or 16 (AAAA) bytes,
+                                     packed from offset 0; NODATA, ZONE: see above; network
+                                     byte order except the zone key (host order) */
 };
 
 /* Key of the listen map: one destination the kernel answers for (datapath.answer_for). Exact
@@ -107,6 +126,7 @@ enum fabdns_stat { FABDNS_STAT_LIST(FABDNS_STAT_ENUM_) FABDNS_STAT_MAX };
 
 #define FABDNS_QTYPE_A 1
 #define FABDNS_QTYPE_AAAA 28
+#define FABDNS_QTYPE_SOA 6
 
 /* Name hash shared by the kernel and the map compiler: FNV-style multiply-xor over the
  * NUL-padded name buffer, read as 64-bit words in host byte order. Only words that hold name

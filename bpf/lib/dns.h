@@ -182,6 +182,65 @@ __global enum fabdns_stat fabdns_key_hash(struct scratch *s, __u64 name_len, __u
     return 0;
 }
 
+/* Writes the header of a NOERROR, AA reply (ID and question stay; RD and CD are copied). */
+static __always_inline void put_reply_header(struct scratch *s, __u32 ancount, __u32 nscount) {
+    __u8 *msg = s->msg;
+
+    put16(msg + DNS_OFF_FLAGS,
+          DNS_FLAG_QR | DNS_FLAG_AA | (s->q.flags & (DNS_FLAG_RD | DNS_FLAG_CD)));
+    put16(msg + DNS_OFF_ANCOUNT, ancount);
+    put16(msg + DNS_OFF_NSCOUNT, nscount);
+    put16(msg + DNS_OFF_ARCOUNT, s->q.has_opt);
+}
+
+/* Appends the OPT record (when the query had one) and the checksum padding at off; sets
+ * s->q.reply_len. */
+static __always_inline void put_reply_end(struct scratch *s, __u32 off) {
+    __u8 *msg = s->msg;
+
+    if (s->q.has_opt) {
+        __u8 *opt = &msg[bound(off, REPLY_MASK)];
+        opt[0] = 0; /* root owner */
+        put16(opt + 1, DNS_TYPE_OPT);
+        put16(opt + 3, EDNS_REPLY_PAYLOAD);
+        opt[5] = 0; /* extended rcode */
+        opt[6] = 0; /* version */
+        put16(opt + 7, s->q.do_bit ? EDNS_FLAG_DO : 0);
+        put16(opt + 9, 0);
+        off += EDNS_OPT_LEN;
+    }
+    /* Zero padding for the checksum, which is summed in 4-byte steps. */
+    *(__u32 *)&msg[bound(off, REPLY_MASK)] = 0;
+    s->q.reply_len = off;
+}
+
+/* The NODATA reply of entry a: no answers, the zone's SOA in authority, made of the head the
+ * entry holds (owner to RNAME, compressed against the question) and the zone entry's serial
+ * and timers. Returns 0 or the pass reason. */
+static __always_inline enum fabdns_stat build_nodata(struct scratch *s, struct fabdns_answer *a,
+                                                     __u32 qend) {
+    struct fabdns_answer_key zk;
+    struct fabdns_answer *z;
+    __u32 head = a->soa_len, len;
+
+    if (head > FABDNS_SOA_HEAD_MAX) return FABDNS_STAT_MISS;
+    __builtin_memcpy(&zk, a->rdata, sizeof(zk));
+    z = bpf_map_lookup_elem(&answers, &zk);
+    if (!z || z->kind != FABDNS_ANSWER_ZONE || z->soa_len != FABDNS_SOA_TAIL_LEN)
+        return FABDNS_STAT_MISS;
+    len = qend + head + FABDNS_SOA_TAIL_LEN + (s->q.has_opt ? EDNS_OPT_LEN : 0);
+    if (len > s->q.client_max || len > REPLY_MASK) return FABDNS_STAT_TOO_BIG;
+
+    put_reply_header(s, 0, 1);
+    /* Fixed-size copies: the bytes past the head are overwritten by the tail and the end. */
+    __builtin_memcpy(&s->msg[bound(qend, REPLY_MASK)], &a->rdata[FABDNS_SOA_HEAD_OFF],
+                     FABDNS_SOA_HEAD_MAX);
+    __builtin_memcpy(&s->msg[bound(qend + head, REPLY_MASK)], z->rdata, FABDNS_SOA_TAIL_LEN);
+    put_reply_end(s, qend + head + FABDNS_SOA_TAIL_LEN);
+    __sync_fetch_and_add(&a->hits, 1);
+    return 0;
+}
+
 /* Looks the key up and, on a hit, rewrites s->msg into the reply (s->q.reply_len set).
  * Returns 0 or the pass reason; on a pass s->msg may be changed but the packet is not. */
 __global enum fabdns_stat fabdns_build_reply(struct scratch *s, __u64 qend, __u64 name_len,
@@ -205,21 +264,17 @@ __global enum fabdns_stat fabdns_build_reply(struct scratch *s, __u64 qend, __u6
         if (w >= words) break;
         if (((__u64 *)a->name)[w] != key[w]) return FABDNS_STAT_COLLISION;
     }
+    if (a->kind == FABDNS_ANSWER_NODATA) return build_nodata(s, a, qend);
     count = a->count;
-    if (count == 0 || count > FABDNS_MAX_RECORDS) return FABDNS_STAT_MISS;
+    if (a->kind != FABDNS_ANSWER_ADDRESSES || count == 0 || count > FABDNS_MAX_RECORDS)
+        return FABDNS_STAT_MISS;
 
     rdlen = qtype == DNS_TYPE_A ? 4 : 16;
     rr_len = DNS_PTR_LEN + DNS_RR_FIXED_LEN + rdlen;
     len = qend + count * rr_len + (s->q.has_opt ? EDNS_OPT_LEN : 0);
     if (len > s->q.client_max || len > REPLY_MASK) return FABDNS_STAT_TOO_BIG;
 
-    /* Header: the ID and question stay; RD and CD are copied, everything else is ours. */
-    put16(msg + DNS_OFF_FLAGS,
-          DNS_FLAG_QR | DNS_FLAG_AA | (s->q.flags & (DNS_FLAG_RD | DNS_FLAG_CD)));
-    put16(msg + DNS_OFF_ANCOUNT, count);
-    put16(msg + DNS_OFF_NSCOUNT, 0);
-    put16(msg + DNS_OFF_ARCOUNT, s->q.has_opt);
-
+    put_reply_header(s, count, 0);
     off = qend;
     ttl = a->ttl;
     for (i = 0; i < FABDNS_MAX_RECORDS; i++) {
@@ -236,20 +291,7 @@ __global enum fabdns_stat fabdns_build_reply(struct scratch *s, __u64 qend, __u6
             __builtin_memcpy(rr + 12, &a->rdata[i * 16], 16);
         off += rr_len;
     }
-    if (s->q.has_opt) {
-        __u8 *opt = &msg[bound(off, REPLY_MASK)];
-        opt[0] = 0; /* root owner */
-        put16(opt + 1, DNS_TYPE_OPT);
-        put16(opt + 3, EDNS_REPLY_PAYLOAD);
-        opt[5] = 0; /* extended rcode */
-        opt[6] = 0; /* version */
-        put16(opt + 7, s->q.do_bit ? EDNS_FLAG_DO : 0);
-        put16(opt + 9, 0);
-        off += EDNS_OPT_LEN;
-    }
-    /* Zero padding for the checksum, which is summed in 4-byte steps. */
-    *(__u32 *)&msg[bound(off, REPLY_MASK)] = 0;
-    s->q.reply_len = off;
+    put_reply_end(s, off);
     __sync_fetch_and_add(&a->hits, 1);
     return 0;
 }

@@ -5,8 +5,12 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cstring>
 
+#include "compiler/compiler.hpp"
+#include "engine/helpers.hpp"
 #include "fixture.hpp"
+#include "resolver/respond.hpp"
 
 namespace fabdns::test {
 namespace {
@@ -347,6 +351,125 @@ TEST_P(PacketTest, CountersNameEveryVerdict) {
     ASSERT_TRUE(v);
     EXPECT_GE(v->hits, 1u);
 }
+
+// NODATA in the kernel: an IPv4-only and an IPv6-only service compiled from the engine into the
+// map; the other family's query is answered in the kernel with the same bytes the resolver
+// sends (rcode, AA, the zone's SOA with its serial in authority, OPT).
+class NodataTest : public PacketTest {
+  protected:
+    void SetUp() override {
+        PacketTest::SetUp();
+        if (IsSkipped()) return;
+        engine_ = std::make_unique<Engine>(
+            testing::options({"beijing", "bj-a", "north"}, {"global", "edge.example"}, 30));
+        engine_->set_services(
+            {testing::service("mysql", "default",
+                              {testing::endpoint("beijing", "bj-a", "north", {"10.1.0.7"})}),
+             testing::service("v6only", "default",
+                              {testing::endpoint("beijing", "bj-a", "north", {"fd00:1::7"})})});
+        MapCompiler compiler(dp_->maps().answers());
+        compiler.sync(*engine_);
+    }
+
+    // The kernel's reply to query q (must be answered), checked against the resolver's.
+    Bytes expect_same_as_resolver(const QueryOpts &q, const FrameOpts &f) {
+        const Bytes dns = dns_query(q);
+        const Bytes in = frame(f, dns);
+        const auto before = dp_->maps().stats();
+        const RunResult r = run(in);
+        const auto after = dp_->maps().stats();
+        std::string reasons;
+        for (size_t i = 0; i < FABDNS_STAT_MAX; i++)
+            if (after[i] != before[i]) reasons += std::string(" ") + maps::kStatNames[i];
+        EXPECT_EQ(r.verdict, Verdict::Answered) << q.name << " type " << q.qtype << ":" << reasons;
+        if (r.verdict != Verdict::Answered) return {};
+        Reply rep = parse_reply(in, r.out);
+        EXPECT_TRUE(rep.ok) << rep.error;
+        if (!rep.ok) return {};
+        const fabdns::Reply user = respond(*engine_, dns, dns::Transport::Udp);
+        EXPECT_EQ(rep.dns, user.bytes) << q.name << " type " << q.qtype;
+        ldns_pkt *p = rep.pkt;
+        EXPECT_EQ(ldns_pkt_get_rcode(p), LDNS_RCODE_NOERROR);
+        EXPECT_TRUE(ldns_pkt_aa(p));
+        EXPECT_EQ(ldns_pkt_ancount(p), 0);
+        EXPECT_EQ(ldns_pkt_nscount(p), 1);
+        return rep.dns;
+    }
+
+    uint32_t soa_serial(const Bytes &reply) {
+        // The serial is the first of the five 32-bit fields that end the SOA (before any OPT).
+        ldns_pkt *p = nullptr;
+        if (ldns_wire2pkt(&p, reply.data(), reply.size()) != LDNS_STATUS_OK) return 0;
+        ldns_rr *soa = ldns_rr_list_rr(ldns_pkt_authority(p), 0);
+        const uint32_t serial = ldns_rdf2native_int32(ldns_rr_rdf(soa, 2));
+        ldns_pkt_free(p);
+        return serial;
+    }
+
+    std::unique_ptr<Engine> engine_;
+};
+
+TEST_P(NodataTest, BothFamiliesEdnsAndCaseAreByteIdentical) {
+    const FrameOpts v4, v6{true, "fd00::2", "fd00::1"};
+    for (const char *name : {"mysql.default.svc.global", "MySQL.Default.SVC.global",
+                             "mysql.default.edge.example", "beijing.mysql.default.svc.global"})
+        for (bool edns : {false, true})
+            for (const FrameOpts &f : {v4, v6}) {
+                SCOPED_TRACE(std::string(name) + (edns ? " EDNS" : "") + (f.v6 ? " v6" : " v4"));
+                expect_same_as_resolver(
+                    {.name = name, .qtype = LDNS_RR_TYPE_AAAA, .edns = edns, .do_bit = edns}, f);
+            }
+    for (const char *name : {"v6only.default.svc.global", "V6ONLY.default.global"}) {
+        SCOPED_TRACE(name);
+        expect_same_as_resolver({.name = name, .qtype = LDNS_RR_TYPE_A, .rd = true}, v4);
+    }
+    // The positive halves are still answered.
+    EXPECT_EQ(run(frame(v4, dns_query({.name = "mysql.default.svc.global"}))).verdict,
+              Verdict::Answered);
+}
+
+TEST_P(NodataTest, ANewSerialIsOneWriteAndFollowsTheData) {
+    const QueryOpts q{.name = "mysql.default.svc.global", .qtype = LDNS_RR_TYPE_AAAA};
+    const Bytes before = expect_same_as_resolver(q, {});
+    // Another service appears: the data and so the SOA serial change; mysql's NODATA entry
+    // itself stays as it was.
+    const auto held = dp_->maps().answers().lookup(maps::make_key(q.name, LDNS_RR_TYPE_AAAA));
+    ASSERT_TRUE(held);
+    engine_->set_services(
+        {testing::service("mysql", "default",
+                          {testing::endpoint("beijing", "bj-a", "north", {"10.1.0.7"})}),
+         testing::service("redis", "default",
+                          {testing::endpoint("beijing", "bj-a", "north", {"10.1.0.8"})})});
+    MapCompiler compiler(dp_->maps().answers());
+    const CompileStats st = compiler.sync(*engine_);
+    const Bytes after = expect_same_as_resolver(q, {});
+    EXPECT_NE(soa_serial(before), soa_serial(after));
+    EXPECT_EQ(soa_serial(after), engine_->serial());
+    const auto now = dp_->maps().answers().lookup(maps::make_key(q.name, LDNS_RR_TYPE_AAAA));
+    ASSERT_TRUE(now);
+    EXPECT_EQ(std::memcmp(now->rdata, held->rdata, sizeof(now->rdata)), 0);
+    EXPECT_GE(st.updated, 2u) << "the zone entries of both zones";
+}
+
+TEST_P(NodataTest, PassedWhenTheReplyWouldNotFitOrTheZoneEntryIsGone) {
+    // Without EDNS the limit is 512 bytes: a NODATA for a 253-character name still fits, so
+    // make the client's limit the issue by removing the zone entry instead, and check that
+    // NXDOMAIN and empty non-terminals stay in user space.
+    expect_pass(frame({}, dns_query({.name = "nope.default.svc.global"})), "NXDOMAIN");
+    expect_pass(frame({}, dns_query({.name = "default.svc.global", .qtype = LDNS_RR_TYPE_AAAA})),
+                "empty non-terminal");
+    dp_->maps().answers().erase(maps::zone_key("global"));
+    const auto before = dp_->maps().stats();
+    expect_pass(
+        frame({}, dns_query({.name = "mysql.default.svc.global", .qtype = LDNS_RR_TYPE_AAAA})),
+        "zone entry missing");
+    EXPECT_EQ(dp_->maps().stats()[FABDNS_STAT_MISS] - before[FABDNS_STAT_MISS], 1u);
+}
+
+INSTANTIATE_TEST_SUITE_P(Entries, NodataTest, ::testing::Values(Mode::XdpGeneric, Mode::Tc),
+                         [](const auto &info) {
+                             return std::string(info.param == Mode::Tc ? "tc" : "xdp");
+                         });
 
 INSTANTIATE_TEST_SUITE_P(Entries, PacketTest, ::testing::Values(Mode::XdpGeneric, Mode::Tc),
                          [](const auto &info) {
