@@ -101,24 +101,29 @@ struct fabdns_config {
 
 /* Per-CPU counters (the stats map is a per-CPU array indexed by this enum). Every verdict of
  * the datapath is counted under exactly one reason. X-macro: (enum suffix, metric label). */
-#define FABDNS_STAT_LIST(X)                                                              \
-    X(ANSWERED, "answered")     /* reply sent from the kernel */                         \
-    X(NOT_DNS, "not_dns")       /* not Ethernet/IP/UDP */                                \
-    X(NOT_FOR_US, "not_for_us") /* UDP to an address:port not in answer_for */           \
-    X(FRAGMENT, "fragment")     /* IPv4 fragment */                                      \
-    X(IPV6_EXT, "ipv6_ext")     /* IPv6 extension header before UDP */                   \
-    X(MALFORMED, "malformed")   /* lengths that do not add up, truncated headers */      \
-    X(NOT_QUERY, "not_query")   /* QR=1, opcode, TC, section counts */                   \
-    X(QCLASS, "qclass")         /* class other than IN */                                \
-    X(QTYPE, "qtype")           /* type other than A/AAAA */                             \
-    X(NAME, "name")             /* compression pointer, bad label, dot inside a label */ \
-    X(TOO_LONG, "too_long")     /* query message longer than the kernel handles */       \
-    X(EDNS, "edns")             /* OPT malformed, or EDNS version > 0 */                 \
-    X(MISS, "miss")             /* name/type not in the answers map */                   \
-    X(COLLISION, "collision")   /* hash matched, stored name differs */                  \
-    X(TOO_BIG, "too_big")       /* reply would exceed the client's size limit */         \
-    X(STALE, "stale")           /* daemon's liveness stamp too old or unset */           \
-    X(RESIZE, "resize")         /* the packet could not be resized or rewritten */
+#define FABDNS_STAT_LIST(X)                                                                \
+    X(ANSWERED, "answered")       /* reply sent from the kernel */                         \
+    X(NOT_DNS, "not_dns")         /* not Ethernet/IP/UDP */                                \
+    X(NOT_FOR_US, "not_for_us")   /* UDP to an address:port not in answer_for */           \
+    X(FRAGMENT, "fragment")       /* IPv4 fragment */                                      \
+    X(IPV6_EXT, "ipv6_ext")       /* IPv6 extension header before UDP */                   \
+    X(MALFORMED, "malformed")     /* lengths that do not add up, truncated headers */      \
+    X(NOT_QUERY, "not_query")     /* QR=1, opcode, TC, section counts */                   \
+    X(QCLASS, "qclass")           /* class other than IN */                                \
+    X(QTYPE, "qtype")             /* type other than A/AAAA */                             \
+    X(NAME, "name")               /* compression pointer, bad label, dot inside a label */ \
+    X(TOO_LONG, "too_long")       /* query message longer than the kernel handles */       \
+    X(EDNS, "edns")               /* OPT malformed, or EDNS version > 0 */                 \
+    X(MISS, "miss")               /* name/type not in the answers map */                   \
+    X(COLLISION, "collision")     /* hash matched, stored name differs */                  \
+    X(TOO_BIG, "too_big")         /* reply would exceed the client's size limit */         \
+    X(STALE, "stale")             /* daemon's liveness stamp too old or unset */           \
+    X(RESIZE, "resize")           /* the packet could not be resized or rewritten */       \
+    X(GROUP_MAC, "group_mac")     /* to a broadcast or multicast MAC address */            \
+    X(BAD_ADDRESS, "bad_address") /* martian, multicast, broadcast or loopback source, or  \
+                                     loopback destination, off lo */                       \
+    X(V4_MAPPED, "v4_mapped")     /* to an IPv4-mapped IPv6 address (::ffff:a.b.c.d) */    \
+    X(REFLECTION, "reflection")   /* from UDP port 0, 7, 13, 17, 19 or 37 */
 
 #define FABDNS_STAT_ENUM_(name, label) FABDNS_STAT_##name,
 enum fabdns_stat { FABDNS_STAT_LIST(FABDNS_STAT_ENUM_) FABDNS_STAT_MAX };

@@ -9,17 +9,19 @@
 
 /* First half: L2-L4 checks, answer_for, liveness. Returns 0 when the DNS message at
  * f->dns_off should be copied into scratch, else the pass reason. */
-static __always_inline int datapath_accept(void *data, void *data_end, __u32 pkt_len,
+static __always_inline int datapath_accept(void *data, void *data_end, __u32 pkt_len, __u32 ifindex,
                                            struct frame *f) {
     __u32 zero = 0;
     struct fabdns_config *cfg;
     int reason;
 
-    reason = parse_frame(data, data_end, pkt_len, f);
+    reason = parse_frame(data, data_end, pkt_len, ifindex, f);
     if (reason) return reason;
     cfg = bpf_map_lookup_elem(&config, &zero);
     if (!cfg) return FABDNS_STAT_STALE;
     reason = check_listen(f);
+    if (reason) return reason;
+    reason = check_sanity(f);
     if (reason) return reason;
     if (cfg->stamp_ns == 0) return FABDNS_STAT_STALE;
     if (cfg->stale_after_ns &&

@@ -53,7 +53,7 @@ struct frame {
     __u8 has_vlan;
     __u8 is_v6;
     __u32 v6_first_word; /* version, traffic class, flow label (network order) */
-    __u8 tos;
+    __u8 on_lo;          /* arrived on the loopback device */
     __u8 pad[3];
     __u8 saddr[16]; /* IPv4 uses the first 4 bytes */
     __u8 daddr[16];

@@ -7,7 +7,10 @@
 #include <cctype>
 #include <cstring>
 
+#include <linux/if_ether.h>
+
 #include "compiler/compiler.hpp"
+#include "dns_wire.h"
 #include "engine/helpers.hpp"
 #include "fixture.hpp"
 #include "resolver/respond.hpp"
@@ -351,6 +354,127 @@ TEST_P(PacketTest, CountersNameEveryVerdict) {
     ASSERT_TRUE(v);
     EXPECT_GE(v->hits, 1u);
 }
+
+// L2/L3 sanity and reflection (SPEC §4): what the stack would not answer is passed untouched,
+// each under its own counter.
+class SanityTest : public PacketTest {
+  protected:
+    // Every frame passes unchanged and is counted under `reason`.
+    void expect_passed_as(const std::vector<std::pair<Bytes, std::string>> &frames,
+                          fabdns_stat reason) {
+        const auto before = dp_->maps().stats();
+        for (const auto &[in, label] : frames) expect_pass(in, label);
+        const auto after = dp_->maps().stats();
+        EXPECT_EQ(after[reason] - before[reason], frames.size()) << maps::kStatNames[reason];
+    }
+    void listen_also_on_loopback() {
+        std::vector<maps::ListenEntry> l = dp_->maps().listen();
+        for (const char *a : {"127.0.0.1", "::1"}) {
+            maps::ListenEntry e;
+            e.addr = IpAddr::parse(a)->mapped16();
+            e.port = 53;
+            l.push_back(e);
+        }
+        dp_->maps().set_listen(l);
+    }
+};
+
+TEST_P(SanityTest, GroupMacDestinationsPass) {
+    add("nginx.default.svc.global", LDNS_RR_TYPE_A, {"10.1.0.5"});
+    const Bytes dns = dns_query({});
+    expect_passed_as(
+        {{frame({.eth_dst = {0xff, 0xff, 0xff, 0xff, 0xff, 0xff}}, dns), "broadcast"},
+         {frame({.eth_dst = {0x01, 0, 0x5e, 0, 0, 0xfb}}, dns), "IPv4 multicast"},
+         {frame(
+              {.v6 = true, .src = "fd00::2", .dst = "fd00::1", .eth_dst = {0x33, 0x33, 0, 0, 0, 1}},
+              dns),
+          "IPv6 multicast"}},
+        FABDNS_STAT_GROUP_MAC);
+    EXPECT_EQ(run(frame({}, dns)).verdict, Verdict::Answered) << "a unicast MAC is answered";
+}
+
+TEST_P(SanityTest, MartianMulticastAndBroadcastSourcesPass) {
+    add("nginx.default.svc.global", LDNS_RR_TYPE_A, {"10.1.0.5"});
+    const Bytes dns = dns_query({});
+    std::vector<std::pair<Bytes, std::string>> frames;
+    for (const char *src :
+         {"0.0.0.0", "0.1.2.3", "224.0.0.251", "239.255.255.250", "255.255.255.255"})
+        frames.push_back({frame({.src = src}, dns), src});
+    for (const char *src : {"::", "ff02::fb", "ff05::1:3", "::ffff:10.0.0.2"})
+        frames.push_back({frame({.v6 = true, .src = src, .dst = "fd00::1"}, dns), src});
+    expect_passed_as(frames, FABDNS_STAT_BAD_ADDRESS);
+    // Neighbours of those ranges are ordinary sources.
+    for (const char *src : {"1.0.0.1", "223.255.255.254", "240.0.0.1"})
+        EXPECT_EQ(run(frame({.src = src}, dns)).verdict, Verdict::Answered) << src;
+}
+
+TEST_P(SanityTest, LoopbackAddressesOffLoPass) {
+    add("nginx.default.svc.global", LDNS_RR_TYPE_A, {"10.1.0.5"});
+    listen_also_on_loopback();
+    const Bytes dns = dns_query({});
+    expect_passed_as({{frame({.src = "127.0.0.1"}, dns), "from 127.0.0.1"},
+                      {frame({.src = "127.9.9.9"}, dns), "from 127.9.9.9"},
+                      {frame({.dst = "127.0.0.1"}, dns), "to 127.0.0.1"},
+                      {frame({.v6 = true, .src = "::1", .dst = "fd00::1"}, dns), "from ::1"},
+                      {frame({.v6 = true, .src = "fd00::2", .dst = "::1"}, dns), "to ::1"}},
+                     FABDNS_STAT_BAD_ADDRESS);
+    // On lo itself (zero MACs; the XDP test runner delivers on lo) loopback is normal.
+    if (GetParam() != Mode::Tc) {
+        const Bytes zero(6, 0);
+        for (bool v6 : {false, true}) {
+            FrameOpts f{.eth_dst = zero, .eth_src = zero};
+            f.v6 = v6;
+            f.src = f.dst = v6 ? "::1" : "127.0.0.1";
+            EXPECT_EQ(run(frame(f, dns)).verdict, Verdict::Answered) << f.src << " on lo";
+        }
+    }
+}
+
+TEST_P(SanityTest, V4MappedIpv6DestinationPasses) {
+    add("nginx.default.svc.global", LDNS_RR_TYPE_A, {"10.1.0.5"});
+    expect_passed_as(
+        {{frame({.v6 = true, .src = "fd00::2", .dst = "::ffff:10.0.0.1"}, dns_query({})),
+          "to ::ffff:10.0.0.1"}},
+        FABDNS_STAT_V4_MAPPED);
+}
+
+TEST_P(SanityTest, ReflectionPortsPass) {
+    add("nginx.default.svc.global", LDNS_RR_TYPE_A, {"10.1.0.5"});
+    const Bytes dns = dns_query({});
+    std::vector<std::pair<Bytes, std::string>> frames;
+#define FABDNS_TEST_PORT_(p) frames.push_back({frame({.sport = p}, dns), "source port " #p});
+    DNS_REFLECTION_PORT_LIST(FABDNS_TEST_PORT_)
+#undef FABDNS_TEST_PORT_
+    ASSERT_EQ(frames.size(), 6u);
+    frames.push_back({frame({.v6 = true, .src = "fd00::2", .dst = "fd00::1", .sport = 19}, dns),
+                      "chargen over IPv6"});
+    expect_passed_as(frames, FABDNS_STAT_REFLECTION);
+    for (uint16_t p : {1, 53, 1024, 65535})
+        EXPECT_EQ(run(frame({.sport = p}, dns)).verdict, Verdict::Answered) << p;
+}
+
+TEST_P(SanityTest, EcnAndDscpAreNotCopiedIntoTheReply) {
+    add("nginx.default.svc.global", LDNS_RR_TYPE_A, {"10.1.0.5"});
+    const Bytes dns = dns_query({});
+    for (uint8_t tos : {0x01, 0x02, 0x03, 0xb8, 0xbb}) {
+        const Bytes v4 = frame({.tos = tos}, dns);
+        RunResult r = run(v4);
+        ASSERT_EQ(r.verdict, Verdict::Answered);
+        EXPECT_TRUE(parse_reply(v4, r.out).ok);
+        EXPECT_EQ(r.out[ETH_HLEN + 1], 0) << "IPv4 TOS of the reply to TOS " << int(tos);
+        const Bytes v6 = frame({.v6 = true, .src = "fd00::2", .dst = "fd00::1", .tos = tos}, dns);
+        r = run(v6);
+        ASSERT_EQ(r.verdict, Verdict::Answered);
+        EXPECT_TRUE(parse_reply(v6, r.out).ok);
+        EXPECT_EQ(r.out[ETH_HLEN] & 0x0f, 0) << "IPv6 traffic class of the reply";
+        EXPECT_EQ(r.out[ETH_HLEN + 1] & 0xf0, 0) << "IPv6 traffic class of the reply";
+    }
+}
+
+INSTANTIATE_TEST_SUITE_P(Entries, SanityTest, ::testing::Values(Mode::XdpGeneric, Mode::Tc),
+                         [](const auto &info) {
+                             return std::string(info.param == Mode::Tc ? "tc" : "xdp");
+                         });
 
 // NODATA in the kernel: an IPv4-only and an IPv6-only service compiled from the engine into the
 // map; the other family's query is answered in the kernel with the same bytes the resolver
