@@ -99,6 +99,14 @@ struct fabdns_config {
     __u32 pad;            /* zero */
 };
 
+/* The staleness rule, the one definition for the kernel and the tools: with no stamp the kernel
+ * passes everything, and once now_ns - stamp_ns exceeds stale_after_ns (when set) as well.
+ * now_ns is bpf_ktime_get_ns()'s clock (CLOCK_MONOTONIC). */
+static inline int fabdns_is_stale(__u64 stamp_ns, __u64 stale_after_ns, __u64 now_ns) {
+    if (stamp_ns == 0) return 1;
+    return stale_after_ns != 0 && (__s64)(now_ns - stamp_ns) > (__s64)stale_after_ns;
+}
+
 /* Per-CPU counters (the stats map is a per-CPU array indexed by this enum). Every verdict of
  * the datapath is counted under exactly one reason. X-macro: (enum suffix, metric label). */
 #define FABDNS_STAT_LIST(X)                                                                \

@@ -13,7 +13,9 @@
 #endif
 
 #define MSG_MASK (SCRATCH_MSG_MAX - 1)
-#define REPLY_MASK 511 /* replies built in the kernel are at most 12 + 259 + 8 * 28 + 11 bytes */
+/* Replies built in the kernel are at most 12 + 259 + 8 * 28 + 11 bytes (a NODATA: 12 + 259 +
+ * FABDNS_SOA_HEAD_MAX + FABDNS_SOA_TAIL_LEN + 11). */
+#define REPLY_MASK 511
 #define NAME_OFF DNS_HDR_LEN /* the question name follows the header */
 #define NAME_WORDS (FABDNS_NAME_BUF / 8)
 
@@ -157,7 +159,7 @@ __global enum fabdns_stat fabdns_key_dots(struct scratch *s, __u64 name_len) {
 
     for (i = 0; i < DNS_MAX_LABELS; i++) {
         if (p >= name_len) break;
-        __u32 at = bound(p, 0xff);
+        __u32 at = bound(p, FABDNS_NAME_BUF - 1);
         __u8 len = s->key[at];
         s->key[at] = '.';
         p = at + len + 1;

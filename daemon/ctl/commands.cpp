@@ -49,8 +49,9 @@ Liveness liveness_of(const fabdns_config &cfg) {
     l.stale_after_ns = cfg.stale_after_ns;
     if (cfg.stamp_ns == 0) return l;  // never configured: the kernel passes everything
     l.stamped = true;
-    l.age_ns = static_cast<int64_t>(maps::monotonic_ns() - cfg.stamp_ns);
-    l.stale = cfg.stale_after_ns != 0 && l.age_ns > static_cast<int64_t>(cfg.stale_after_ns);
+    const uint64_t now = maps::monotonic_ns();
+    l.age_ns = static_cast<int64_t>(now - cfg.stamp_ns);
+    l.stale = fabdns_is_stale(cfg.stamp_ns, cfg.stale_after_ns, now) != 0;
     return l;
 }
 
