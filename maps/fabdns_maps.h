@@ -27,6 +27,8 @@
 #define FABDNS_NAME_MAX (FABDNS_WIRE_NAME_MAX - 2)
 /* Size of the NUL-padded dotted-name buffer in an answer (a multiple of 8: hashed by words). */
 #define FABDNS_NAME_BUF 256
+/* Hit counting granularity (a power of two): see fabdns_answer.hits. */
+#define FABDNS_HIT_SAMPLE 16
 /* Records per answer: 8 IPv4 or 8 IPv6 addresses. */
 #define FABDNS_MAX_RECORDS 8
 #define FABDNS_RDATA_BUF (FABDNS_MAX_RECORDS * 16)
@@ -69,8 +71,9 @@ struct fabdns_answer {
     __u8 soa_len;                 /* NODATA: SOA bytes after the zone key in rdata, at most
                                      FABDNS_SOA_HEAD_MAX; ZONE: FABDNS_SOA_TAIL_LEN; else 0 */
     __u8 zone_len;                /* NODATA: length of the zone's name, a suffix of name; else 0 */
-    __u64 hits;                   /* queries answered from this entry; updated by the kernel
-                                     with atomic adds, read by the daemon to rank names */
+    __u64 hits;                   /* queries answered from this entry, sampled: the kernel adds
+                                     FABDNS_HIT_SAMPLE once per FABDNS_HIT_SAMPLE hits of a
+                                     CPU; read by the daemon to rank names */
     __u8 rdata[FABDNS_RDATA_BUF]; /* ADDRESSES: count addresses of 4 (A) or 16 (AAAA) bytes,
                                      packed from offset 0; NODATA, ZONE: see above; network
                                      byte order except the zone key (host order) */

@@ -90,6 +90,7 @@ struct scratch {
     __u8 hdr[SCRATCH_HDR_ROOM];
     __u8 msg[SCRATCH_MSG_MAX + SCRATCH_SLACK];
     __u8 key[FABDNS_NAME_BUF + 8]; /* lowercase dotted query name, zero-padded words */
+    __u64 hit_tick;                /* this CPU's hits, for sampling entries' hit counters */
 };
 
 struct {

@@ -350,9 +350,14 @@ TEST_P(PacketTest, CountersNameEveryVerdict) {
     EXPECT_EQ(after[FABDNS_STAT_ANSWERED] - before[FABDNS_STAT_ANSWERED], 1u);
     EXPECT_EQ(after[FABDNS_STAT_MISS] - before[FABDNS_STAT_MISS], 1u);
     EXPECT_EQ(after[FABDNS_STAT_NOT_FOR_US] - before[FABDNS_STAT_NOT_FOR_US], 1u);
+    // Hits are sampled per CPU: after FABDNS_HIT_SAMPLE hits on each CPU at least one sample
+    // has been taken, wherever the runs were scheduled.
+    const long cpus = sysconf(_SC_NPROCESSORS_CONF);
+    for (long i = 0; i < FABDNS_HIT_SAMPLE * cpus; i++) run(frame({}, dns_query({})));
     auto v = dp_->maps().answers().lookup(maps::make_key("nginx.default.svc.global", 1));
     ASSERT_TRUE(v);
-    EXPECT_GE(v->hits, 1u);
+    EXPECT_GE(v->hits, uint64_t{FABDNS_HIT_SAMPLE});
+    EXPECT_EQ(v->hits % FABDNS_HIT_SAMPLE, 0u);
 }
 
 // L2/L3 sanity and reflection (SPEC §4): what the stack would not answer is passed untouched,
