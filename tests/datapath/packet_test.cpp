@@ -4,8 +4,12 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cctype>
+#include <chrono>
 #include <cstring>
+#include <set>
+#include <thread>
 
 #include <linux/if_ether.h>
 
@@ -593,6 +597,73 @@ TEST_P(NodataTest, PassedWhenTheReplyWouldNotFitOrTheZoneEntryIsGone) {
         frame({}, dns_query({.name = "mysql.default.svc.global", .qtype = LDNS_RR_TYPE_AAAA})),
         "zone entry missing");
     EXPECT_EQ(dp_->maps().stats()[FABDNS_STAT_MISS] - before[FABDNS_STAT_MISS], 1u);
+}
+
+// Never a torn reply: the compiler flips one name between two address sets while two threads,
+// one per CPU, query it through BPF_PROG_TEST_RUN; every reply carries exactly one set.
+TEST_P(NodataTest, FlippingAnswersAreNeverTorn) {
+    auto svc = [](std::initializer_list<const char *> addrs) {
+        return testing::service("flip", "default",
+                                {testing::endpoint("beijing", "bj-a", "north", addrs)});
+    };
+    const std::vector<GlobalService> sets[2] = {
+        {svc({"10.1.0.1", "10.1.0.2", "10.1.0.3", "10.1.0.4", "10.1.0.5", "10.1.0.6"})},
+        {svc({"10.2.0.1", "10.2.0.2", "10.2.0.3", "10.2.0.4", "10.2.0.5", "10.2.0.6"})}};
+    std::set<Bytes> want[2];
+    for (int i = 0; i < 2; i++)
+        for (const auto &e : sets[i][0].endpoints)
+            for (const auto &a : e.addresses)
+                want[i].insert(Bytes(a.bytes.begin(), a.bytes.begin() + 4));
+    engine_->set_services(sets[0]);
+    MapCompiler compiler(dp_->maps().answers());
+    compiler.sync(*engine_);
+
+    const Bytes in = frame({}, dns_query({.name = "flip.default.svc.global"}));
+    std::atomic<bool> stop{false};
+    std::atomic<size_t> replies{0}, torn{0}, other{0};
+    std::atomic<size_t> seen[2] = {0, 0};
+    const int fd = dp_->prog_fd(GetParam());
+    auto query = [&](int cpu) {
+        cpu_set_t set;
+        CPU_ZERO(&set);
+        CPU_SET(cpu, &set);
+        pthread_setaffinity_np(pthread_self(), sizeof(set), &set);
+        while (!stop) {
+            const auto r = loader::test_run(fd, in);
+            Reply rep = parse_reply(in, r.out);
+            if (!rep.ok) {
+                other++;
+                continue;
+            }
+            const auto rd = answer_rdata(rep.pkt);
+            const std::set<Bytes> got(rd.begin(), rd.end());
+            replies++;
+            if (got == want[0])
+                seen[0]++;
+            else if (got == want[1])
+                seen[1]++;
+            else
+                torn++;
+        }
+    };
+    const int cpus = std::min(2u, std::thread::hardware_concurrency());
+    std::vector<std::thread> threads;
+    for (int c = 0; c < cpus; c++) threads.emplace_back(query, c);
+    size_t flips = 0;
+    const auto end = std::chrono::steady_clock::now() + std::chrono::seconds(2);
+    while (std::chrono::steady_clock::now() < end) {
+        engine_->set_services(sets[++flips % 2]);
+        compiler.sync(*engine_);
+    }
+    stop = true;
+    for (auto &t : threads) t.join();
+    EXPECT_EQ(torn.load(), 0u) << "of " << replies.load() << " replies, " << flips << " flips";
+    EXPECT_EQ(other.load(), 0u) << "replies that were not answers";
+    EXPECT_GT(flips, 100u);
+    EXPECT_GT(seen[0].load(), 0u);
+    EXPECT_GT(seen[1].load(), 0u);
+    std::cout << "flips " << flips << ", replies " << replies.load() << " (set 1: " << seen[0]
+              << ", set 2: " << seen[1] << ")\n";
 }
 
 INSTANTIATE_TEST_SUITE_P(Entries, NodataTest, ::testing::Values(Mode::XdpGeneric, Mode::Tc),
