@@ -17,12 +17,16 @@
 #include <bpf/libbpf.h>
 #include <linux/bpf.h>
 #include <linux/pkt_cls.h>
+#include <pthread.h>
+#include <sched.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "datapath/loaded_datapath.hpp"
@@ -230,6 +234,49 @@ void pass(benchmark::State &state, std::string mode, Bytes frame, size_t entries
     state.counters["repeat"] = kPassRepeat;
 }
 
+// One hot name answered on `cpus` CPUs at once (thread i pinned to CPU i, kHotRuns repeat=1
+// runs each): the reported time is the mean kernel-timed ns per hit over all threads, so a
+// cache line bouncing between CPUs shows as 2 CPUs costing more per hit than 1.
+constexpr int kHotRuns = 20000;
+void hot(benchmark::State &state, std::string mode, int cpus) {
+    const Target t = targets()[0];
+    g_bench->fill(1, t);
+    if (std::thread::hardware_concurrency() < static_cast<unsigned>(cpus)) {
+        state.SkipWithError("not enough CPUs");
+        return;
+    }
+    for (auto _ : state) {
+        std::atomic<uint64_t> total_ns{0}, bad{0};
+        std::atomic<int> ready{0};
+        std::vector<std::thread> threads;
+        for (int c = 0; c < cpus; c++) {
+            threads.emplace_back([&, c] {
+                cpu_set_t set;
+                CPU_ZERO(&set);
+                CPU_SET(c, &set);
+                pthread_setaffinity_np(pthread_self(), sizeof(set), &set);
+                Runner r{fd_of(mode), query_frame(t.name, t.qtype)};
+                ready++;
+                while (ready.load() < cpus) {
+                }
+                uint64_t ns = 0;
+                for (int i = 0; i < kHotRuns; i++) {
+                    if (r.run(1) != answered_verdict(mode)) bad++;
+                    ns += r.duration;
+                }
+                total_ns += ns;
+            });
+        }
+        for (auto &th : threads) th.join();
+        if (bad) {
+            state.SkipWithError("unexpected verdict");
+            break;
+        }
+        state.SetIterationTime(static_cast<double>(total_ns) / (double(kHotRuns) * cpus) * 1e-9);
+    }
+    state.counters["cpus"] = cpus;
+}
+
 // Whether a test run with repeat=2 runs the second repetition on the original query: the
 // answered counter then grows by 2, else by 1 (the second run saw the reply and passed it).
 std::string probe_restore(const std::string &mode) {
@@ -246,6 +293,11 @@ std::string probe_restore(const std::string &mode) {
 
 void register_all() {
     const auto ts = targets();
+    for (int cpus : {1, 2})
+        benchmark::RegisterBenchmark(("hot/xdp/cpus:" + std::to_string(cpus)).c_str(), hot,
+                                     std::string("xdp"), cpus)
+            ->Iterations(5)
+            ->UseManualTime();
     for (const char *mode : {"xdp", "tc"}) {
         std::string m = mode;
         benchmark::RegisterBenchmark(("empty/" + m).c_str(), empty, m)

@@ -112,6 +112,14 @@ print(f"| hit A x1, repeat=1 minus empty (+ reply, checksum, resize, store) | "
       f"{fmt(None if hx['24'] is None else hx['24'] - empty['xdp'], 1)} | "
       f"{fmt(None if hx['255'] is None else hx['255'] - empty['xdp'], 1)} |")
 print()
+h1, h2 = ns("hot/xdp/cpus:1"), ns("hot/xdp/cpus:2")
+print("| one hot name (XDP, A x1, 24 bytes) | ns/hit | 2 CPUs / 1 CPU | target |")
+print("|---|---:|---:|---|")
+print(f"| 1 CPU | {fmt(h1, 1)} | | |")
+ratio = None if not h1 or h2 is None else h2 / h1
+print(f"| 2 CPUs at once | {fmt(h2, 1)} | {fmt(ratio, 2)} | <= 1.10: "
+      f"{'n/a' if ratio is None else ('meets' if ratio <= 1.1 else 'misses')} |")
+print()
 print("| compiler (real map, 10,000 services x 3 endpoints) | median ms | set_services ms | "
       "sync ms | of which compile ms | of which apply ms | target |")
 print("|---|---:|---:|---:|---:|---:|---|")

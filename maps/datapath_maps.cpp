@@ -18,8 +18,24 @@ uint64_t name_hash(std::string_view name) {
 }
 
 bool fits_kernel(std::string_view name, size_t records) {
+    return records > 0 && records <= FABDNS_MAX_RECORDS && fits_kernel_name(name);
+}
+
+bool fits_kernel(const KernelAnswer &a) {
+    switch (a.kind) {
+        case FABDNS_ANSWER_ADDRESSES:
+            return fits_kernel(a.name, a.addrs.size());
+        case FABDNS_ANSWER_NODATA:
+            return fits_kernel_name(a.name) && a.zone.size() <= a.name.size() &&
+                   a.name.ends_with(a.zone) && a.soa.size() <= FABDNS_SOA_HEAD_MAX;
+        case FABDNS_ANSWER_ZONE:
+            return a.name.size() < FABDNS_NAME_BUF && a.soa.size() == FABDNS_SOA_TAIL_LEN;
+    }
+    return false;
+}
+
+bool fits_kernel_name(std::string_view name) {
     if (name.empty() || name.size() > FABDNS_NAME_MAX) return false;
-    if (records == 0 || records > FABDNS_MAX_RECORDS) return false;
     if (name.front() == '.' || name.back() == '.') return false;
     size_t label = 0;
     for (char c : name) {
@@ -43,10 +59,28 @@ fabdns_answer_key make_key(std::string_view name, uint16_t qtype) {
     return k;
 }
 
+fabdns_answer_key zone_key(std::string_view zone) {
+    return make_key(zone, FABDNS_QTYPE_SOA);
+}
+
 fabdns_answer make_value(const KernelAnswer &a) {
     fabdns_answer v{};
     std::memcpy(v.name, a.name.data(), a.name.size());
     v.ttl = a.ttl;
+    v.kind = static_cast<uint8_t>(a.kind);
+    if (a.kind == FABDNS_ANSWER_NODATA) {
+        const fabdns_answer_key z = zone_key(a.zone);
+        std::memcpy(v.rdata, &z, sizeof(z));
+        std::memcpy(&v.rdata[FABDNS_SOA_HEAD_OFF], a.soa.data(), a.soa.size());
+        v.soa_len = static_cast<uint8_t>(a.soa.size());
+        v.zone_len = static_cast<uint8_t>(a.zone.size());
+        return v;
+    }
+    if (a.kind == FABDNS_ANSWER_ZONE) {
+        std::memcpy(v.rdata, a.soa.data(), a.soa.size());
+        v.soa_len = static_cast<uint8_t>(a.soa.size());
+        return v;
+    }
     v.count = static_cast<uint8_t>(a.addrs.size());
     size_t len = a.qtype == FABDNS_QTYPE_A ? 4 : 16;
     for (size_t i = 0; i < a.addrs.size(); i++)
@@ -60,6 +94,15 @@ KernelAnswer from_map(const fabdns_answer_key &k, const fabdns_answer &v) {
     a.qtype = k.qtype;
     a.ttl = v.ttl;
     a.hits = v.hits;
+    a.kind = static_cast<fabdns_answer_kind>(v.kind);
+    if (a.kind == FABDNS_ANSWER_NODATA || a.kind == FABDNS_ANSWER_ZONE) {
+        const size_t off = a.kind == FABDNS_ANSWER_NODATA ? FABDNS_SOA_HEAD_OFF : 0;
+        const size_t n = std::min<size_t>(v.soa_len, sizeof(v.rdata) - off);
+        a.soa.assign(&v.rdata[off], &v.rdata[off + n]);
+        if (a.kind == FABDNS_ANSWER_NODATA && v.zone_len <= a.name.size())
+            a.zone = a.name.substr(a.name.size() - v.zone_len);
+        return a;
+    }
     size_t len = k.qtype == FABDNS_QTYPE_A ? 4 : 16;
     size_t n = std::min<size_t>(v.count, FABDNS_MAX_RECORDS);
     for (size_t i = 0; i < n; i++) {

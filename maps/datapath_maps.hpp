@@ -22,7 +22,9 @@ static_assert(sizeof(fabdns_answer) == 400);
 static_assert(offsetof(fabdns_answer, name) == 0);
 static_assert(offsetof(fabdns_answer, ttl) == 256);
 static_assert(offsetof(fabdns_answer, count) == 260);
-static_assert(offsetof(fabdns_answer, flags) == 261);
+static_assert(offsetof(fabdns_answer, kind) == 261);
+static_assert(offsetof(fabdns_answer, soa_len) == 262);
+static_assert(offsetof(fabdns_answer, zone_len) == 263);
 static_assert(offsetof(fabdns_answer, hits) == 264);
 static_assert(offsetof(fabdns_answer, rdata) == 272);
 static_assert(sizeof(fabdns_listen_key) == 20);
@@ -32,6 +34,9 @@ static_assert(sizeof(fabdns_config) == 24);
 static_assert(offsetof(fabdns_config, stale_after_ns) == 8);
 static_assert(offsetof(fabdns_config, flags) == 16);
 static_assert(FABDNS_NAME_BUF % 8 == 0, "names are hashed and compared by 64-bit words");
+static_assert(FABDNS_SOA_HEAD_OFF == sizeof(fabdns_answer_key));
+static_assert(FABDNS_SOA_HEAD_OFF + FABDNS_SOA_HEAD_MAX <= FABDNS_RDATA_BUF);
+static_assert(FABDNS_SOA_TAIL_LEN <= FABDNS_RDATA_BUF);
 
 namespace fabdns::maps {
 
@@ -46,25 +51,35 @@ inline constexpr std::array<const char *, FABDNS_STAT_MAX> kStatNames = {
 // hashes, read from a zero-padded buffer.
 uint64_t name_hash(std::string_view name);
 
-// One kernel answer in C++ terms. addrs hold 4-byte (A) or 16-byte (AAAA) addresses.
+// One kernel map entry in C++ terms (see enum fabdns_answer_kind).
 struct KernelAnswer {
-    std::string name;  // lowercase dotted, no trailing dot
-    uint16_t qtype = FABDNS_QTYPE_A;
+    fabdns_answer_kind kind = FABDNS_ANSWER_ADDRESSES;
+    std::string name;                 // lowercase dotted, no trailing dot; ZONE: the zone's name
+    uint16_t qtype = FABDNS_QTYPE_A;  // ZONE: FABDNS_QTYPE_SOA
     uint32_t ttl = 0;
-    std::vector<std::array<uint8_t, 16>> addrs;  // A uses the first 4 bytes
+    std::vector<std::array<uint8_t, 16>> addrs;  // ADDRESSES: A uses the first 4 bytes
+    std::string zone;          // NODATA: the zone (a suffix of name, "" for the root)
+    std::vector<uint8_t> soa;  // NODATA: SOA bytes up to the serial; ZONE: serial to minimum
     uint64_t hits = 0;
 
     bool operator==(const KernelAnswer &o) const {
-        return name == o.name && qtype == o.qtype && ttl == o.ttl && addrs == o.addrs;
+        return kind == o.kind && name == o.name && qtype == o.qtype && ttl == o.ttl &&
+               addrs == o.addrs && zone == o.zone && soa == o.soa;
     }
 };
 
-// Whether the kernel can hold this answer (name length and characters, record count).
+// Whether the kernel can hold this name (length and characters).
+bool fits_kernel_name(std::string_view name);
+// Whether the kernel can hold an address answer of this name (name, record count).
 bool fits_kernel(std::string_view name, size_t records);
+// Whether the kernel can hold this entry, of any kind.
+bool fits_kernel(const KernelAnswer &a);
 
 fabdns_answer_key make_key(std::string_view name, uint16_t qtype);
-// Precondition: fits_kernel(a.name, a.addrs.size()).
+// Precondition: fits_kernel(a).
 fabdns_answer make_value(const KernelAnswer &a);
+// The key of a zone's FABDNS_ANSWER_ZONE entry.
+fabdns_answer_key zone_key(std::string_view zone);
 KernelAnswer from_map(const fabdns_answer_key &k, const fabdns_answer &v);
 
 // A destination the kernel answers for.

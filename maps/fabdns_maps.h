@@ -27,6 +27,8 @@
 #define FABDNS_NAME_MAX (FABDNS_WIRE_NAME_MAX - 2)
 /* Size of the NUL-padded dotted-name buffer in an answer (a multiple of 8: hashed by words). */
 #define FABDNS_NAME_BUF 256
+/* Hit counting granularity (a power of two): see fabdns_answer.hits. */
+#define FABDNS_HIT_SAMPLE 16
 /* Records per answer: 8 IPv4 or 8 IPv6 addresses. */
 #define FABDNS_MAX_RECORDS 8
 #define FABDNS_RDATA_BUF (FABDNS_MAX_RECORDS * 16)
@@ -43,18 +45,38 @@ struct fabdns_answer_key {
     __u8 pad[5];   /* zero */
 };
 
-/* Value of the answers map: one positive answer (NOERROR, AA, 1..8 records). */
+/* What an answers-map entry holds. */
+enum fabdns_answer_kind {
+    FABDNS_ANSWER_ADDRESSES = 0, /* NOERROR, AA, count A or AAAA records */
+    FABDNS_ANSWER_NODATA = 1,    /* NOERROR, AA, no records, the zone's SOA in authority */
+    FABDNS_ANSWER_ZONE = 2,      /* a zone's SOA timers, shared by its NODATA entries; keyed by
+                                    the zone name and FABDNS_QTYPE_SOA, never a query's answer */
+};
+
+/* A NODATA entry's rdata: the key of its zone's FABDNS_ANSWER_ZONE entry, then the SOA record
+ * as the reply carries it up to its serial (owner, type, class, TTL, RDLENGTH, MNAME, RNAME,
+ * compressed against the question exactly as user space writes them). The zone entry's rdata
+ * holds the rest: serial, refresh, retry, expire, minimum. So a new serial is one write. */
+#define FABDNS_SOA_TAIL_LEN 20
+#define FABDNS_SOA_HEAD_OFF 16 /* sizeof(struct fabdns_answer_key) */
+#define FABDNS_SOA_HEAD_MAX 48
+
+/* Value of the answers map: one answer, or a zone's shared SOA data (see kind). */
 struct fabdns_answer {
     char name[FABDNS_NAME_BUF];   /* lowercase dotted name, no trailing dot, NUL-padded to the end:
                                      readable in `bpftool map dump` */
     __u32 ttl;                    /* seconds; host byte order */
-    __u8 count;                   /* records in rdata, 1..FABDNS_MAX_RECORDS */
-    __u8 flags;                   /* reserved, zero */
-    __u8 pad[2];                  /* zero */
-    __u64 hits;                   /* queries answered from this entry; updated by the kernel
-                                     with atomic adds, read by the daemon to rank names */
-    __u8 rdata[FABDNS_RDATA_BUF]; /* count addresses of 4 (A) or 16 (AAAA) bytes, packed from
-                                     offset 0; network byte order */
+    __u8 count;                   /* ADDRESSES: records in rdata, 1..FABDNS_MAX_RECORDS; else 0 */
+    __u8 kind;                    /* enum fabdns_answer_kind */
+    __u8 soa_len;                 /* NODATA: SOA bytes after the zone key in rdata, at most
+                                     FABDNS_SOA_HEAD_MAX; ZONE: FABDNS_SOA_TAIL_LEN; else 0 */
+    __u8 zone_len;                /* NODATA: length of the zone's name, a suffix of name; else 0 */
+    __u64 hits;                   /* queries answered from this entry, sampled: the kernel adds
+                                     FABDNS_HIT_SAMPLE once per FABDNS_HIT_SAMPLE hits of a
+                                     CPU; read by the daemon to rank names */
+    __u8 rdata[FABDNS_RDATA_BUF]; /* ADDRESSES: count addresses of 4 (A) or 16 (AAAA) bytes,
+                                     packed from offset 0; NODATA, ZONE: see above; network
+                                     byte order except the zone key (host order) */
 };
 
 /* Key of the listen map: one destination the kernel answers for (datapath.answer_for). Exact
@@ -80,26 +102,39 @@ struct fabdns_config {
     __u32 pad;            /* zero */
 };
 
+/* The staleness rule, the one definition for the kernel and the tools: with no stamp the kernel
+ * passes everything, and once now_ns - stamp_ns exceeds stale_after_ns (when set) as well.
+ * now_ns is bpf_ktime_get_ns()'s clock (CLOCK_MONOTONIC). */
+static inline int fabdns_is_stale(__u64 stamp_ns, __u64 stale_after_ns, __u64 now_ns) {
+    if (stamp_ns == 0) return 1;
+    return stale_after_ns != 0 && (__s64)(now_ns - stamp_ns) > (__s64)stale_after_ns;
+}
+
 /* Per-CPU counters (the stats map is a per-CPU array indexed by this enum). Every verdict of
  * the datapath is counted under exactly one reason. X-macro: (enum suffix, metric label). */
-#define FABDNS_STAT_LIST(X)                                                              \
-    X(ANSWERED, "answered")     /* reply sent from the kernel */                         \
-    X(NOT_DNS, "not_dns")       /* not Ethernet/IP/UDP */                                \
-    X(NOT_FOR_US, "not_for_us") /* UDP to an address:port not in answer_for */           \
-    X(FRAGMENT, "fragment")     /* IPv4 fragment */                                      \
-    X(IPV6_EXT, "ipv6_ext")     /* IPv6 extension header before UDP */                   \
-    X(MALFORMED, "malformed")   /* lengths that do not add up, truncated headers */      \
-    X(NOT_QUERY, "not_query")   /* QR=1, opcode, TC, section counts */                   \
-    X(QCLASS, "qclass")         /* class other than IN */                                \
-    X(QTYPE, "qtype")           /* type other than A/AAAA */                             \
-    X(NAME, "name")             /* compression pointer, bad label, dot inside a label */ \
-    X(TOO_LONG, "too_long")     /* query message longer than the kernel handles */       \
-    X(EDNS, "edns")             /* OPT malformed, or EDNS version > 0 */                 \
-    X(MISS, "miss")             /* name/type not in the answers map */                   \
-    X(COLLISION, "collision")   /* hash matched, stored name differs */                  \
-    X(TOO_BIG, "too_big")       /* reply would exceed the client's size limit */         \
-    X(STALE, "stale")           /* daemon's liveness stamp too old or unset */           \
-    X(RESIZE, "resize")         /* the packet could not be resized or rewritten */
+#define FABDNS_STAT_LIST(X)                                                                \
+    X(ANSWERED, "answered")       /* reply sent from the kernel */                         \
+    X(NOT_DNS, "not_dns")         /* not Ethernet/IP/UDP */                                \
+    X(NOT_FOR_US, "not_for_us")   /* UDP to an address:port not in answer_for */           \
+    X(FRAGMENT, "fragment")       /* IPv4 fragment */                                      \
+    X(IPV6_EXT, "ipv6_ext")       /* IPv6 extension header before UDP */                   \
+    X(MALFORMED, "malformed")     /* lengths that do not add up, truncated headers */      \
+    X(NOT_QUERY, "not_query")     /* QR=1, opcode, TC, section counts */                   \
+    X(QCLASS, "qclass")           /* class other than IN */                                \
+    X(QTYPE, "qtype")             /* type other than A/AAAA */                             \
+    X(NAME, "name")               /* compression pointer, bad label, dot inside a label */ \
+    X(TOO_LONG, "too_long")       /* query message longer than the kernel handles */       \
+    X(EDNS, "edns")               /* OPT malformed, or EDNS version > 0 */                 \
+    X(MISS, "miss")               /* name/type not in the answers map */                   \
+    X(COLLISION, "collision")     /* hash matched, stored name differs */                  \
+    X(TOO_BIG, "too_big")         /* reply would exceed the client's size limit */         \
+    X(STALE, "stale")             /* daemon's liveness stamp too old or unset */           \
+    X(RESIZE, "resize")           /* the packet could not be resized or rewritten */       \
+    X(GROUP_MAC, "group_mac")     /* to a broadcast or multicast MAC address */            \
+    X(BAD_ADDRESS, "bad_address") /* martian, multicast, broadcast or loopback source, or  \
+                                     loopback destination, off lo */                       \
+    X(V4_MAPPED, "v4_mapped")     /* to an IPv4-mapped IPv6 address (::ffff:a.b.c.d) */    \
+    X(REFLECTION, "reflection")   /* from UDP port 0, 7, 13, 17, 19 or 37 */
 
 #define FABDNS_STAT_ENUM_(name, label) FABDNS_STAT_##name,
 enum fabdns_stat { FABDNS_STAT_LIST(FABDNS_STAT_ENUM_) FABDNS_STAT_MAX };
@@ -107,6 +142,7 @@ enum fabdns_stat { FABDNS_STAT_LIST(FABDNS_STAT_ENUM_) FABDNS_STAT_MAX };
 
 #define FABDNS_QTYPE_A 1
 #define FABDNS_QTYPE_AAAA 28
+#define FABDNS_QTYPE_SOA 6
 
 /* Name hash shared by the kernel and the map compiler: FNV-style multiply-xor over the
  * NUL-padded name buffer, read as 64-bit words in host byte order. Only words that hold name

@@ -13,6 +13,9 @@
 #define ETH_TYPE_IPV6 0x86DD
 #define ETH_TYPE_8021Q 0x8100
 
+#define ETH_GROUP_BIT 0x01 /* first destination byte: broadcast and multicast */
+#define LOOPBACK_IFINDEX 1 /* lo in every network namespace */
+
 /* IPv4. */
 #define IPV4_HDR_MIN 20
 #define IPV4_VERSION 4
@@ -22,6 +25,12 @@
 #define IPV4_FRAG_OFFSET_MASK 0x1FFF
 #define IP_PROTO_UDP 17
 #define IP_REPLY_TTL 64
+/* First bytes of IPv4 addresses the stack does not answer from (RFC 1122 §3.2.1.3). */
+#define IPV4_NET_THIS 0            /* 0.0.0.0/8: "this network", never a source */
+#define IPV4_NET_LOOPBACK 127      /* 127.0.0.0/8 */
+#define IPV4_MULTICAST_MASK 0xF0   /* 224.0.0.0/4 ... */
+#define IPV4_MULTICAST_NET 0xE0    /* ... is multicast */
+#define IPV4_BROADCAST 0xFFFFFFFFu /* limited broadcast */
 
 /* IPv6. */
 #define IPV6_HDR_LEN 40
@@ -33,6 +42,8 @@
 #define IPV6_NEXT_AH 51
 #define IPV6_NEXT_DSTOPTS 60
 #define IPV6_NEXT_MOBILITY 135
+#define IPV6_MULTICAST_PREFIX 0xFF
+#define IPV6_TCLASS_MASK 0x0FF00000 /* traffic class in the first word, host order */
 
 /* UDP. */
 #define UDP_HDR_LEN 8

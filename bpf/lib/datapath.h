@@ -9,21 +9,21 @@
 
 /* First half: L2-L4 checks, answer_for, liveness. Returns 0 when the DNS message at
  * f->dns_off should be copied into scratch, else the pass reason. */
-static __always_inline int datapath_accept(void *data, void *data_end, __u32 pkt_len,
+static __always_inline int datapath_accept(void *data, void *data_end, __u32 pkt_len, __u32 ifindex,
                                            struct frame *f) {
     __u32 zero = 0;
     struct fabdns_config *cfg;
     int reason;
 
-    reason = parse_frame(data, data_end, pkt_len, f);
+    reason = parse_frame(data, data_end, pkt_len, ifindex, f);
     if (reason) return reason;
     cfg = bpf_map_lookup_elem(&config, &zero);
     if (!cfg) return FABDNS_STAT_STALE;
     reason = check_listen(f);
     if (reason) return reason;
-    if (cfg->stamp_ns == 0) return FABDNS_STAT_STALE;
-    if (cfg->stale_after_ns &&
-        (__s64)(bpf_ktime_get_ns() - cfg->stamp_ns) > (__s64)cfg->stale_after_ns)
+    reason = check_sanity(f);
+    if (reason) return reason;
+    if (fabdns_is_stale(cfg->stamp_ns, cfg->stale_after_ns, bpf_ktime_get_ns()))
         return FABDNS_STAT_STALE;
     if (f->dns_len < DNS_HDR_LEN) return FABDNS_STAT_MALFORMED;
     if (f->dns_len > DNS_QUERY_MAX) return FABDNS_STAT_TOO_LONG;
@@ -49,13 +49,29 @@ static __always_inline int datapath_answer(struct scratch *s) {
     return fabdns_finish_frame(s, s->q.reply_len);
 }
 
-/* The reply frame, bounded for the verifier: 1..1024 bytes from an offset below 512. */
+/* The reply frame, bounded for the verifier: it starts inside struct scratch's hdr and is at
+ * most the headers' room plus a reply. */
+#define FRAME_START_MASK 511
+#define FRAME_LEN_MASK (SCRATCH_MSG_MAX - 1)
+_Static_assert(__builtin_offsetof(struct scratch, hdr) + SCRATCH_HDR_ROOM <= FRAME_START_MASK + 1,
+               "frame_start is below FRAME_START_MASK + 1");
+_Static_assert(SCRATCH_HDR_ROOM + REPLY_MASK + 1 <= FRAME_LEN_MASK + 1,
+               "a reply frame fits FRAME_LEN_MASK + 1 bytes");
+
 static __always_inline void *frame_ptr(struct scratch *s) {
-    return &((__u8 *)s)[bound(s->q.frame_start, 0x1ff)];
+    return &((__u8 *)s)[bound(s->q.frame_start, FRAME_START_MASK)];
 }
 
 static __always_inline __u32 frame_len(struct scratch *s) {
-    return bound(s->q.frame_len - 1, 0x3ff) + 1;
+    return bound(s->q.frame_len - 1, FRAME_LEN_MASK) + 1;
+}
+
+/* The query's DNS message length as copied into scratch: 1..DNS_QUERY_MAX. */
+#define QUERY_LEN_MASK (DNS_QUERY_MAX - 1)
+_Static_assert((DNS_QUERY_MAX & QUERY_LEN_MASK) == 0, "DNS_QUERY_MAX is a power of two");
+
+static __always_inline __u32 query_copy_len(struct scratch *s) {
+    return bound(s->f.dns_len - 1, QUERY_LEN_MASK) + 1;
 }
 
 static __always_inline struct scratch *get_scratch(void) {

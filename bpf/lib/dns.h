@@ -13,7 +13,9 @@
 #endif
 
 #define MSG_MASK (SCRATCH_MSG_MAX - 1)
-#define REPLY_MASK 511 /* replies built in the kernel are at most 12 + 259 + 8 * 28 + 11 bytes */
+/* Replies built in the kernel are at most 12 + 259 + 8 * 28 + 11 bytes (a NODATA: 12 + 259 +
+ * FABDNS_SOA_HEAD_MAX + FABDNS_SOA_TAIL_LEN + 11). */
+#define REPLY_MASK 511
 #define NAME_OFF DNS_HDR_LEN /* the question name follows the header */
 #define NAME_WORDS (FABDNS_NAME_BUF / 8)
 
@@ -157,7 +159,7 @@ __global enum fabdns_stat fabdns_key_dots(struct scratch *s, __u64 name_len) {
 
     for (i = 0; i < DNS_MAX_LABELS; i++) {
         if (p >= name_len) break;
-        __u32 at = bound(p, 0xff);
+        __u32 at = bound(p, FABDNS_NAME_BUF - 1);
         __u8 len = s->key[at];
         s->key[at] = '.';
         p = at + len + 1;
@@ -179,6 +181,73 @@ __global enum fabdns_stat fabdns_key_hash(struct scratch *s, __u64 name_len, __u
     }
     if (dots != labels - 1) return FABDNS_STAT_NAME;
     s->q.hash = h;
+    return 0;
+}
+
+/* Counts a hit of entry a. Its counter shares a cache line with the TTL and records every hit
+ * reads, so an atomic add per hit would bounce that line between CPUs answering one hot name:
+ * each CPU adds FABDNS_HIT_SAMPLE once per FABDNS_HIT_SAMPLE of its own hits instead. */
+static __always_inline void count_hit(struct scratch *s, struct fabdns_answer *a) {
+    if ((s->hit_tick++ & (FABDNS_HIT_SAMPLE - 1)) == 0)
+        __sync_fetch_and_add(&a->hits, FABDNS_HIT_SAMPLE);
+}
+
+/* Writes the header of a NOERROR, AA reply (ID and question stay; RD and CD are copied). */
+static __always_inline void put_reply_header(struct scratch *s, __u32 ancount, __u32 nscount) {
+    __u8 *msg = s->msg;
+
+    put16(msg + DNS_OFF_FLAGS,
+          DNS_FLAG_QR | DNS_FLAG_AA | (s->q.flags & (DNS_FLAG_RD | DNS_FLAG_CD)));
+    put16(msg + DNS_OFF_ANCOUNT, ancount);
+    put16(msg + DNS_OFF_NSCOUNT, nscount);
+    put16(msg + DNS_OFF_ARCOUNT, s->q.has_opt);
+}
+
+/* Appends the OPT record (when the query had one) and the checksum padding at off; sets
+ * s->q.reply_len. */
+static __always_inline void put_reply_end(struct scratch *s, __u32 off) {
+    __u8 *msg = s->msg;
+
+    if (s->q.has_opt) {
+        __u8 *opt = &msg[bound(off, REPLY_MASK)];
+        opt[0] = 0; /* root owner */
+        put16(opt + 1, DNS_TYPE_OPT);
+        put16(opt + 3, EDNS_REPLY_PAYLOAD);
+        opt[5] = 0; /* extended rcode */
+        opt[6] = 0; /* version */
+        put16(opt + 7, s->q.do_bit ? EDNS_FLAG_DO : 0);
+        put16(opt + 9, 0);
+        off += EDNS_OPT_LEN;
+    }
+    /* Zero padding for the checksum, which is summed in 4-byte steps. */
+    *(__u32 *)&msg[bound(off, REPLY_MASK)] = 0;
+    s->q.reply_len = off;
+}
+
+/* The NODATA reply of entry a: no answers, the zone's SOA in authority, made of the head the
+ * entry holds (owner to RNAME, compressed against the question) and the zone entry's serial
+ * and timers. Returns 0 or the pass reason. */
+static __always_inline enum fabdns_stat build_nodata(struct scratch *s, struct fabdns_answer *a,
+                                                     __u32 qend) {
+    struct fabdns_answer_key zk;
+    struct fabdns_answer *z;
+    __u32 head = a->soa_len, len;
+
+    if (head > FABDNS_SOA_HEAD_MAX) return FABDNS_STAT_MISS;
+    __builtin_memcpy(&zk, a->rdata, sizeof(zk));
+    z = bpf_map_lookup_elem(&answers, &zk);
+    if (!z || z->kind != FABDNS_ANSWER_ZONE || z->soa_len != FABDNS_SOA_TAIL_LEN)
+        return FABDNS_STAT_MISS;
+    len = qend + head + FABDNS_SOA_TAIL_LEN + (s->q.has_opt ? EDNS_OPT_LEN : 0);
+    if (len > s->q.client_max || len > REPLY_MASK) return FABDNS_STAT_TOO_BIG;
+
+    put_reply_header(s, 0, 1);
+    /* Fixed-size copies: the bytes past the head are overwritten by the tail and the end. */
+    __builtin_memcpy(&s->msg[bound(qend, REPLY_MASK)], &a->rdata[FABDNS_SOA_HEAD_OFF],
+                     FABDNS_SOA_HEAD_MAX);
+    __builtin_memcpy(&s->msg[bound(qend + head, REPLY_MASK)], z->rdata, FABDNS_SOA_TAIL_LEN);
+    put_reply_end(s, qend + head + FABDNS_SOA_TAIL_LEN);
+    count_hit(s, a);
     return 0;
 }
 
@@ -205,21 +274,17 @@ __global enum fabdns_stat fabdns_build_reply(struct scratch *s, __u64 qend, __u6
         if (w >= words) break;
         if (((__u64 *)a->name)[w] != key[w]) return FABDNS_STAT_COLLISION;
     }
+    if (a->kind == FABDNS_ANSWER_NODATA) return build_nodata(s, a, qend);
     count = a->count;
-    if (count == 0 || count > FABDNS_MAX_RECORDS) return FABDNS_STAT_MISS;
+    if (a->kind != FABDNS_ANSWER_ADDRESSES || count == 0 || count > FABDNS_MAX_RECORDS)
+        return FABDNS_STAT_MISS;
 
     rdlen = qtype == DNS_TYPE_A ? 4 : 16;
     rr_len = DNS_PTR_LEN + DNS_RR_FIXED_LEN + rdlen;
     len = qend + count * rr_len + (s->q.has_opt ? EDNS_OPT_LEN : 0);
     if (len > s->q.client_max || len > REPLY_MASK) return FABDNS_STAT_TOO_BIG;
 
-    /* Header: the ID and question stay; RD and CD are copied, everything else is ours. */
-    put16(msg + DNS_OFF_FLAGS,
-          DNS_FLAG_QR | DNS_FLAG_AA | (s->q.flags & (DNS_FLAG_RD | DNS_FLAG_CD)));
-    put16(msg + DNS_OFF_ANCOUNT, count);
-    put16(msg + DNS_OFF_NSCOUNT, 0);
-    put16(msg + DNS_OFF_ARCOUNT, s->q.has_opt);
-
+    put_reply_header(s, count, 0);
     off = qend;
     ttl = a->ttl;
     for (i = 0; i < FABDNS_MAX_RECORDS; i++) {
@@ -236,21 +301,8 @@ __global enum fabdns_stat fabdns_build_reply(struct scratch *s, __u64 qend, __u6
             __builtin_memcpy(rr + 12, &a->rdata[i * 16], 16);
         off += rr_len;
     }
-    if (s->q.has_opt) {
-        __u8 *opt = &msg[bound(off, REPLY_MASK)];
-        opt[0] = 0; /* root owner */
-        put16(opt + 1, DNS_TYPE_OPT);
-        put16(opt + 3, EDNS_REPLY_PAYLOAD);
-        opt[5] = 0; /* extended rcode */
-        opt[6] = 0; /* version */
-        put16(opt + 7, s->q.do_bit ? EDNS_FLAG_DO : 0);
-        put16(opt + 9, 0);
-        off += EDNS_OPT_LEN;
-    }
-    /* Zero padding for the checksum, which is summed in 4-byte steps. */
-    *(__u32 *)&msg[bound(off, REPLY_MASK)] = 0;
-    s->q.reply_len = off;
-    __sync_fetch_and_add(&a->hits, 1);
+    put_reply_end(s, off);
+    count_hit(s, a);
     return 0;
 }
 

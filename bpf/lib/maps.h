@@ -53,7 +53,7 @@ struct frame {
     __u8 has_vlan;
     __u8 is_v6;
     __u32 v6_first_word; /* version, traffic class, flow label (network order) */
-    __u8 tos;
+    __u8 on_lo;          /* arrived on the loopback device */
     __u8 pad[3];
     __u8 saddr[16]; /* IPv4 uses the first 4 bytes */
     __u8 daddr[16];
@@ -90,6 +90,7 @@ struct scratch {
     __u8 hdr[SCRATCH_HDR_ROOM];
     __u8 msg[SCRATCH_MSG_MAX + SCRATCH_SLACK];
     __u8 key[FABDNS_NAME_BUF + 8]; /* lowercase dotted query name, zero-padded words */
+    __u64 hit_tick;                /* this CPU's hits, for sampling entries' hit counters */
 };
 
 struct {

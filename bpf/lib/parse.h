@@ -21,10 +21,45 @@ static __always_inline int check_listen(const struct frame *f) {
     return bpf_map_lookup_elem(&listen, &k) ? 0 : FABDNS_STAT_NOT_FOR_US;
 }
 
+static __always_inline int ipv6_is_loopback(const __u32 *a) {
+    return (a[0] | a[1] | a[2]) == 0 && a[3] == bpf_htonl(1);
+}
+
+static __always_inline int ipv6_is_v4_mapped(const __u32 *a) {
+    return (a[0] | a[1]) == 0 && a[2] == bpf_htonl(0xffff);
+}
+
+/* After the listen check: what the stack would not answer (SPEC §4). Group MAC destinations;
+ * martian, multicast and broadcast sources; loopback addresses off lo; reflection ports.
+ * Returns 0 or the pass reason. */
+static __always_inline int check_sanity(const struct frame *f) {
+    if (f->eth_dst[0] & ETH_GROUP_BIT) return FABDNS_STAT_GROUP_MAC;
+    if (f->is_v6) {
+        const __u32 *s = (const __u32 *)f->saddr, *d = (const __u32 *)f->daddr;
+
+        if ((s[0] | s[1] | s[2] | s[3]) == 0 || f->saddr[0] == IPV6_MULTICAST_PREFIX ||
+            ipv6_is_v4_mapped(s))
+            return FABDNS_STAT_BAD_ADDRESS;
+        if (!f->on_lo && (ipv6_is_loopback(s) || ipv6_is_loopback(d)))
+            return FABDNS_STAT_BAD_ADDRESS;
+    } else {
+        __u8 s0 = f->saddr[0];
+
+        if (s0 == IPV4_NET_THIS || (s0 & IPV4_MULTICAST_MASK) == IPV4_MULTICAST_NET ||
+            *(const __u32 *)f->saddr == IPV4_BROADCAST)
+            return FABDNS_STAT_BAD_ADDRESS;
+        if (!f->on_lo && (s0 == IPV4_NET_LOOPBACK || f->daddr[0] == IPV4_NET_LOOPBACK))
+            return FABDNS_STAT_BAD_ADDRESS;
+    }
+    if (dns_is_reflection_port(bpf_ntohs(f->sport))) return FABDNS_STAT_REFLECTION;
+    return 0;
+}
+
 /* Parses L2-L4 of a frame of pkt_len bytes whose headers are at [data, data_end) (for TC
  * the linear part may be shorter than the frame). Returns 0 for a UDP datagram whose headers
  * are consistent (f filled in), else the pass reason. */
-static __always_inline int parse_frame(void *data, void *data_end, __u32 pkt_len, struct frame *f) {
+static __always_inline int parse_frame(void *data, void *data_end, __u32 pkt_len, __u32 ifindex,
+                                       struct frame *f) {
     struct ethhdr *eth = data;
     __u32 off = ETH_HDR_LEN;
     __u16 proto;
@@ -35,6 +70,11 @@ static __always_inline int parse_frame(void *data, void *data_end, __u32 pkt_len
     if ((void *)(eth + 1) > data_end) return FABDNS_STAT_NOT_DNS;
     __builtin_memcpy(f->eth_dst, eth->h_dest, ETH_ALEN_);
     __builtin_memcpy(f->eth_src, eth->h_source, ETH_ALEN_);
+    /* lo's frames carry zero MACs; a loopback address in a frame with real ones (or on
+     * another device) was not sent by this host. */
+    f->on_lo =
+        ifindex == LOOPBACK_IFINDEX && (*(__u32 *)f->eth_dst | *(__u16 *)&f->eth_dst[4] |
+                                        *(__u32 *)f->eth_src | *(__u16 *)&f->eth_src[4]) == 0;
     proto = eth->h_proto;
     if (proto == bpf_htons(ETH_TYPE_8021Q)) {
         struct vlan_hdr {
@@ -61,7 +101,6 @@ static __always_inline int parse_frame(void *data, void *data_end, __u32 pkt_len
         tot_len = bpf_ntohs(ip->tot_len);
         if (tot_len < ihl_bytes + UDP_HDR_LEN || off + tot_len > pkt_len)
             return FABDNS_STAT_MALFORMED;
-        f->tos = ip->tos;
         __builtin_memcpy(f->saddr, &ip->saddr, 4);
         __builtin_memcpy(f->daddr, &ip->daddr, 4);
         udp_off = off + ihl_bytes;
@@ -88,6 +127,8 @@ static __always_inline int parse_frame(void *data, void *data_end, __u32 pkt_len
         __builtin_memcpy(f->saddr, &ip6->saddr, 16);
         __builtin_memcpy(f->daddr, &ip6->daddr, 16);
         udp_off = off + IPV6_HDR_LEN;
+        /* Before the listen check: the listen map spells IPv4 destinations this way. */
+        if (ipv6_is_v4_mapped((const __u32 *)f->daddr)) return FABDNS_STAT_V4_MAPPED;
     } else {
         return FABDNS_STAT_NOT_DNS;
     }

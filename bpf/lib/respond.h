@@ -55,7 +55,9 @@ __global enum fabdns_stat fabdns_finish_frame(struct scratch *s, __u64 reply_len
 
     if (f->is_v6) {
         struct ipv6hdr *ip6 = (void *)h;
-        __builtin_memcpy(ip6, &f->v6_first_word, 4);
+        /* The flow label is kept; the traffic class is zero, as from the resolver's socket
+         * (no ECN or DSCP copied from the query). */
+        *(__u32 *)ip6 = f->v6_first_word & ~bpf_htonl(IPV6_TCLASS_MASK);
         ip6->payload_len = bpf_htons(udp_len);
         ip6->nexthdr = IP_PROTO_UDP;
         ip6->hop_limit = IP_REPLY_TTL;
@@ -65,7 +67,7 @@ __global enum fabdns_stat fabdns_finish_frame(struct scratch *s, __u64 reply_len
     } else {
         struct iphdr *ip = (void *)h;
         *(__u8 *)ip = IPV4_VER_IHL_NO_OPTIONS;
-        ip->tos = f->tos;
+        ip->tos = 0; /* as from the resolver's socket: no ECN or DSCP copied from the query */
         ip->tot_len = bpf_htons(IPV4_HDR_MIN + udp_len);
         ip->id = 0;
         ip->frag_off = bpf_htons(IPV4_FLAG_DF);

@@ -4,8 +4,11 @@
 #include <algorithm>
 #include <chrono>
 #include <cstring>
+#include <map>
+#include <optional>
 
 #include "common/log.hpp"
+#include "dns_wire.h"
 
 namespace fabdns {
 
@@ -25,8 +28,8 @@ std::string query_key(std::string_view name, uint16_t qtype) {
 bool same_answer(const fabdns_answer &a, const fabdns_answer &b) {
     // Everything but the kernel's hit counter.
     return std::memcmp(a.name, b.name, sizeof(a.name)) == 0 && a.ttl == b.ttl &&
-           a.count == b.count && a.flags == b.flags &&
-           std::memcmp(a.rdata, b.rdata, sizeof(a.rdata)) == 0;
+           a.count == b.count && a.kind == b.kind && a.soa_len == b.soa_len &&
+           a.zone_len == b.zone_len && std::memcmp(a.rdata, b.rdata, sizeof(a.rdata)) == 0;
 }
 
 maps::KernelAnswer to_kernel(std::string_view name, uint16_t qtype, const Answer &ans) {
@@ -42,13 +45,155 @@ maps::KernelAnswer to_kernel(std::string_view name, uint16_t qtype, const Answer
     return k;
 }
 
+// Labels of an uncompressed wire name at data[pos], lowercase; pos moves past it.
+std::optional<std::vector<std::string>> wire_labels(const std::vector<uint8_t> &data, size_t &pos) {
+    std::vector<std::string> labels;
+    while (pos < data.size()) {
+        const size_t len = data[pos++];
+        if (len == 0) return labels;
+        if (len > DNS_LABEL_MAX || pos + len > data.size()) return std::nullopt;
+        std::string l(reinterpret_cast<const char *>(&data[pos]), len);
+        for (char &c : l)
+            if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+        labels.push_back(std::move(l));
+        pos += len;
+    }
+    return std::nullopt;
+}
+
+std::vector<std::string> dotted_labels(std::string_view dotted) {
+    std::vector<std::string> labels;
+    while (!dotted.empty()) {
+        const size_t dot = dotted.find('.');
+        labels.emplace_back(dotted.substr(0, dot));
+        dotted = dot == std::string_view::npos ? std::string_view{} : dotted.substr(dot + 1);
+    }
+    return labels;
+}
+
+// Name compression as the resolver's writer (ldns_dname2buffer_wire_compress) does it: a name
+// is written as a pointer to the longest of its suffixes written before (compared without
+// case), else its first label and the rest likewise; every suffix written in full is
+// remembered at its offset while that offset is below 16384.
+class Compressor {
+  public:
+    void write(std::vector<uint8_t> &out, size_t base, const std::vector<std::string> &labels) {
+        for (size_t i = 0; i < labels.size(); i++) {
+            const std::string suffix = join(labels, i);
+            if (auto it = seen_.find(suffix); it != seen_.end()) {
+                out.push_back(static_cast<uint8_t>(kPointer >> 8 | it->second >> 8));
+                out.push_back(static_cast<uint8_t>(it->second));
+                return;
+            }
+            const size_t at = base + out.size();
+            if (at < kMaxPointer) seen_.emplace(suffix, at);
+            out.push_back(static_cast<uint8_t>(labels[i].size()));
+            out.insert(out.end(), labels[i].begin(), labels[i].end());
+        }
+        out.push_back(0);
+    }
+
+  private:
+    static constexpr size_t kPointer = 0xC000, kMaxPointer = 0x4000;
+    static std::string join(const std::vector<std::string> &labels, size_t from) {
+        std::string s;
+        for (size_t i = from; i < labels.size(); i++) (s += labels[i]) += '.';
+        return s;
+    }
+    std::unordered_map<std::string, size_t> seen_;
+};
+
+// The SOA record of the NODATA reply to `qname`, up to its serial, byte for byte as the
+// resolver writes it after the question; nullopt when the record is not an SOA.
+std::optional<std::vector<uint8_t>> soa_head(std::string_view qname, const Record &soa) {
+    if (soa.type != FABDNS_QTYPE_SOA || soa.rdata.size() < FABDNS_SOA_TAIL_LEN) return std::nullopt;
+    size_t pos = 0;
+    auto mname = wire_labels(soa.rdata, pos);
+    auto rname = mname ? wire_labels(soa.rdata, pos) : std::nullopt;
+    if (!rname || pos + FABDNS_SOA_TAIL_LEN != soa.rdata.size()) return std::nullopt;
+
+    Compressor c;
+    std::vector<uint8_t> question;
+    c.write(question, DNS_HDR_LEN, dotted_labels(qname));
+    const size_t base = DNS_HDR_LEN + question.size() + DNS_QUESTION_FIXED_LEN;
+
+    // The answer section is empty: the SOA follows the question.
+    std::vector<uint8_t> out;
+    c.write(out, base, dotted_labels(soa.owner));
+    const size_t fixed = out.size();
+    out.resize(fixed + DNS_RR_FIXED_LEN);
+    c.write(out, base, *mname);
+    c.write(out, base, *rname);
+    const size_t rdlen = out.size() - fixed - DNS_RR_FIXED_LEN + FABDNS_SOA_TAIL_LEN;
+    uint8_t *f = &out[fixed];
+    const uint32_t ttl = soa.ttl;
+    const uint8_t rr[DNS_RR_FIXED_LEN] = {0,
+                                          FABDNS_QTYPE_SOA,
+                                          0,
+                                          DNS_CLASS_IN,
+                                          static_cast<uint8_t>(ttl >> 24),
+                                          static_cast<uint8_t>(ttl >> 16),
+                                          static_cast<uint8_t>(ttl >> 8),
+                                          static_cast<uint8_t>(ttl),
+                                          static_cast<uint8_t>(rdlen >> 8),
+                                          static_cast<uint8_t>(rdlen)};
+    std::memcpy(f, rr, sizeof(rr));
+    return out;
+}
+
+enum class Want { No, Unfit, Yes };
+
+// Whether the kernel serves an answer from for_each_service_answer(): address answers and
+// NODATA, when they fit; never NXDOMAIN or other rcodes.
+Want classify(std::string_view name, const Answer &ans) {
+    if (ans.rcode != Rcode::NoError) return Want::No;
+    if (!ans.answer.empty())
+        return maps::fits_kernel(name, ans.answer.size()) ? Want::Yes : Want::Unfit;
+    if (ans.authority.size() != 1) return Want::No;
+    return maps::fits_kernel_name(name) ? Want::Yes : Want::Unfit;
+}
+
+std::optional<maps::KernelAnswer> nodata_entry(std::string_view name, uint16_t qtype,
+                                               const Answer &ans) {
+    const Record &soa = ans.authority.front();
+    auto head = soa_head(name, soa);
+    if (!head) return std::nullopt;
+    maps::KernelAnswer k;
+    k.kind = FABDNS_ANSWER_NODATA;
+    k.name = std::string(name);
+    k.qtype = qtype;
+    k.ttl = soa.ttl;
+    k.zone = soa.owner;
+    k.soa = std::move(*head);
+    if (!maps::fits_kernel(k)) return std::nullopt;
+    return k;
+}
+
+// The zone entry NODATA entries refer to: the SOA's serial and timers.
+maps::KernelAnswer zone_entry(const Record &soa) {
+    maps::KernelAnswer k;
+    k.kind = FABDNS_ANSWER_ZONE;
+    k.name = soa.owner;
+    k.qtype = FABDNS_QTYPE_SOA;
+    k.ttl = soa.ttl;
+    k.soa.assign(soa.rdata.end() - FABDNS_SOA_TAIL_LEN, soa.rdata.end());
+    return k;
+}
+
 // Whether a map value already holds this answer (compared in place: this runs for every
-// answer on every sync, so it builds nothing).
+// answer on every sync, so it builds nothing). A NODATA entry's bytes follow from its name,
+// zone and TTL alone.
 bool holds(const fabdns_answer &v, std::string_view name, const Answer &ans) {
     if (name.size() >= sizeof(v.name) || std::memcmp(v.name, name.data(), name.size()) != 0 ||
         v.name[name.size()] != '\0')
         return false;
-    if (v.ttl != ans.answer.front().ttl || v.count != ans.answer.size()) return false;
+    if (ans.answer.empty()) {
+        const Record &soa = ans.authority.front();
+        return v.kind == FABDNS_ANSWER_NODATA && v.ttl == soa.ttl && v.zone_len == soa.owner.size();
+    }
+    if (v.kind != FABDNS_ANSWER_ADDRESSES || v.ttl != ans.answer.front().ttl ||
+        v.count != ans.answer.size())
+        return false;
     size_t off = 0;
     for (const auto &rr : ans.answer) {
         if (off + rr.rdata.size() > sizeof(v.rdata) ||
@@ -63,17 +208,30 @@ bool holds(const fabdns_answer &v, std::string_view name, const Answer &ans) {
 
 std::vector<maps::KernelAnswer> kernel_answers(const Engine &engine, size_t *unfit) {
     std::vector<maps::KernelAnswer> out;
+    std::map<std::string, maps::KernelAnswer> zones;
     size_t skipped = 0;
-    engine.for_each_address_answer(
+    engine.for_each_service_answer(
         [&](std::string_view name, uint16_t qtype, const Answer &ans) {
-            if (ans.rcode != Rcode::NoError || ans.answer.empty()) return;
-            if (!maps::fits_kernel(name, ans.answer.size())) {
+            const Want w = classify(name, ans);
+            if (w == Want::No) return;
+            if (w == Want::Unfit) {
                 skipped++;
                 return;
             }
-            out.push_back(to_kernel(name, qtype, ans));
+            if (!ans.answer.empty()) {
+                out.push_back(to_kernel(name, qtype, ans));
+                return;
+            }
+            auto k = nodata_entry(name, qtype, ans);
+            if (!k) {
+                skipped++;
+                return;
+            }
+            zones.try_emplace(k->zone, zone_entry(ans.authority.front()));
+            out.push_back(std::move(*k));
         },
         /*include_pod_names=*/false);
+    for (auto &[zone, k] : zones) out.push_back(std::move(k));
     std::sort(out.begin(), out.end(), [](const auto &a, const auto &b) {
         return a.name != b.name ? a.name < b.name : a.qtype < b.qtype;
     });
@@ -148,27 +306,45 @@ CompileStats MapCompiler::sync(const Engine &engine) {
     // set (a one-service change costs a walk and a few writes).
     bool over = false;
     std::vector<std::pair<fabdns_answer_key, fabdns_answer>> changed;
-    engine.for_each_address_answer(
+    std::map<std::string, maps::KernelAnswer> zones;
+    engine.for_each_service_answer(
         [&](std::string_view name, uint16_t qtype, const Answer &ans) {
-            if (over || ans.rcode != Rcode::NoError || ans.answer.empty()) return;
-            if (!maps::fits_kernel(name, ans.answer.size())) {
+            if (over) return;
+            const Want w = classify(name, ans);
+            if (w == Want::No) return;
+            if (w == Want::Unfit) {
                 st.unfit++;
                 return;
             }
-            if (++st.desired > cap) {
-                over = true;
-                return;
-            }
+            const bool nodata = ans.answer.empty();
             auto key = maps::make_key(name, qtype);
             auto it = shadow_.find(key);
             if (it != shadow_.end() && holds(it->second.value, name, ans)) {
                 it->second.generation = generation_;
-                return;
+            } else if (nodata) {
+                auto k = nodata_entry(name, qtype, ans);
+                if (!k) {
+                    st.unfit++;
+                    return;
+                }
+                changed.emplace_back(key, maps::make_value(*k));
+            } else {
+                changed.emplace_back(key, maps::make_value(to_kernel(name, qtype, ans)));
             }
-            changed.emplace_back(key, maps::make_value(to_kernel(name, qtype, ans)));
+            if (nodata) {
+                const Record &soa = ans.authority.front();
+                if (!zones.count(soa.owner)) zones.emplace(soa.owner, zone_entry(soa));
+            }
+            if (++st.desired + zones.size() > cap) over = true;
         },
         /*include_pod_names=*/false);
     if (!over) {
+        st.desired += zones.size();
+        // Zones first: the NODATA entries written after them refer to them.
+        std::vector<std::pair<fabdns_answer_key, fabdns_answer>> zone_values;
+        for (const auto &[zone, k] : zones)
+            zone_values.emplace_back(maps::zone_key(zone), maps::make_value(k));
+        changed.insert(changed.begin(), zone_values.begin(), zone_values.end());
         st.compile_ms = ms_since(t0);
         auto t1 = std::chrono::steady_clock::now();
         // Changed keys are not marked yet: mark them so that removal keeps them, then remove
@@ -201,7 +377,11 @@ CompileStats MapCompiler::sync(const Engine &engine) {
     rank.reserve(answers.size());
     for (size_t i = 0; i < answers.size(); i++) {
         auto it = score.find(query_key(answers[i].name, answers[i].qtype));
-        rank.emplace_back(it == score.end() ? 0 : it->second, i);
+        // A zone entry is kept whatever it costs: the NODATA entries kept refer to it.
+        const uint64_t points = answers[i].kind == FABDNS_ANSWER_ZONE ? UINT64_MAX
+                                : it == score.end()                   ? 0
+                                                                      : it->second;
+        rank.emplace_back(points, i);
     }
     // Highest score first; ties keep the sorted (name, type) order so results are stable.
     std::stable_sort(rank.begin(), rank.end(),

@@ -49,8 +49,9 @@ Liveness liveness_of(const fabdns_config &cfg) {
     l.stale_after_ns = cfg.stale_after_ns;
     if (cfg.stamp_ns == 0) return l;  // never configured: the kernel passes everything
     l.stamped = true;
-    l.age_ns = static_cast<int64_t>(maps::monotonic_ns() - cfg.stamp_ns);
-    l.stale = cfg.stale_after_ns != 0 && l.age_ns > static_cast<int64_t>(cfg.stale_after_ns);
+    const uint64_t now = maps::monotonic_ns();
+    l.age_ns = static_cast<int64_t>(now - cfg.stamp_ns);
+    l.stale = fabdns_is_stale(cfg.stamp_ns, cfg.stale_after_ns, now) != 0;
     return l;
 }
 
@@ -97,6 +98,15 @@ std::string listen_text(const maps::ListenEntry &e) {
 }
 
 std::string addresses_text(const maps::KernelAnswer &a) {
+    if (a.kind == FABDNS_ANSWER_NODATA)
+        return "NODATA (SOA of " + (a.zone.empty() ? std::string(".") : a.zone) + ")";
+    if (a.kind == FABDNS_ANSWER_ZONE) {
+        const uint32_t serial = a.soa.size() >= 4
+                                    ? uint32_t{a.soa[0]} << 24 | uint32_t{a.soa[1]} << 16 |
+                                          uint32_t{a.soa[2]} << 8 | a.soa[3]
+                                    : 0;
+        return "zone SOA, serial " + std::to_string(serial);
+    }
     std::string out;
     size_t len = a.qtype == FABDNS_QTYPE_A ? 4 : 16;
     for (const auto &addr : a.addrs) {
@@ -179,7 +189,9 @@ std::string user_space_reason(const Explanation &ex, const std::string &name, ui
     if (a.rcode != Rcode::NoError) return rcode_name(a.rcode) + " answers stay in user space";
     if (qtype != dnstype::A && qtype != dnstype::AAAA)
         return "the kernel answers only A and AAAA; " + type_name(qtype) + " stays in user space";
-    if (a.answer.empty()) return "NODATA answers stay in user space";
+    if (a.answer.empty())
+        return ex.form == "pod" ? "headless pod names stay in user space"
+                                : "NODATA of apex and empty non-terminal names stays in user space";
     if (ex.form == "pod") return "headless pod names stay in user space";
     if (a.answer.size() > FABDNS_MAX_RECORDS)
         return std::to_string(a.answer.size()) + " records: answers of more than " +
@@ -323,6 +335,9 @@ int cmd_dump(const Context &ctx, bool json_out, std::ostream &out) {
             arr.push_back({{"name", a.name},
                            {"type", type_name(a.qtype)},
                            {"ttl", a.ttl},
+                           {"kind", a.kind == FABDNS_ANSWER_NODATA ? "nodata"
+                                    : a.kind == FABDNS_ANSWER_ZONE ? "zone"
+                                                                   : "addresses"},
                            {"addresses", addresses_json(a)},
                            {"hits", a.hits}});
         j["entries"] = arr;

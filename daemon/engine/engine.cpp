@@ -248,4 +248,20 @@ void Engine::for_each_address_answer(
     }
 }
 
+void Engine::for_each_service_answer(
+    const std::function<void(std::string_view name, uint16_t qtype, const Answer &)> &fn,
+    bool include_pod_names) const {
+    auto idx = current();
+    Answer scratch;  // reused: each call overwrites it in place
+    for (const auto &[name, node] : idx->names) {
+        if (node.form == Form::Apex || node.form == Form::EmptyNonTerminal) continue;
+        if (!include_pod_names && node.form == Form::Pod) continue;
+        for (size_t fam : {kV4, kV6}) {
+            const uint16_t type = family_type(fam);
+            idx->answer(node, name, type, scratch);
+            fn(name, type, scratch);
+        }
+    }
+}
+
 }  // namespace fabdns

@@ -133,6 +133,15 @@ class Engine {
         const std::function<void(std::string_view name, uint16_t qtype, const Answer &)> &fn,
         bool include_pod_names = true) const;
 
+    // Like for_each_address_answer(), plus the NODATA answer (NOERROR, no records, the zone's
+    // SOA in authority) of A or AAAA for every name of a service (service, short, cluster, old
+    // and, when included, pod forms) that has no address of that family: the other half of
+    // what a resolver asking A and AAAA together gets. Apex and empty non-terminal names are
+    // left out.
+    void for_each_service_answer(
+        const std::function<void(std::string_view name, uint16_t qtype, const Answer &)> &fn,
+        bool include_pod_names = true) const;
+
   private:
     EngineOptions options_;
     std::shared_ptr<const AnswerIndex> current() const;

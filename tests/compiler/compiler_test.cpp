@@ -83,8 +83,8 @@ class FakeTable : public maps::AnswerTable {
 // Everything but the kernel's hit counter, as the compiler compares values.
 bool same_value(const fabdns_answer &a, const fabdns_answer &b) {
     return std::memcmp(a.name, b.name, sizeof(a.name)) == 0 && a.ttl == b.ttl &&
-           a.count == b.count && a.flags == b.flags &&
-           std::memcmp(a.rdata, b.rdata, sizeof(a.rdata)) == 0;
+           a.count == b.count && a.kind == b.kind && a.soa_len == b.soa_len &&
+           a.zone_len == b.zone_len && std::memcmp(a.rdata, b.rdata, sizeof(a.rdata)) == 0;
 }
 
 using KeySet = std::set<fabdns_answer_key, KeyLess>;
@@ -163,11 +163,32 @@ TEST(KernelAnswers, AgreeWithResolveForEveryEntry) {
         EXPECT_TRUE(p.name < c.name || (p.name == c.name && p.qtype < c.qtype))
             << "not sorted or duplicated at " << c.name;
     }
+    size_t nodata = 0, zones = 0;
     for (const auto &k : answers) {
         SCOPED_TRACE(k.name + " type " + std::to_string(k.qtype));
-        EXPECT_TRUE(maps::fits_kernel(k.name, k.addrs.size()));
+        EXPECT_TRUE(maps::fits_kernel(k));
+        // The map value round-trips to the same entry.
+        EXPECT_EQ(maps::from_map(maps::make_key(k.name, k.qtype), maps::make_value(k)), k);
+        if (k.kind == FABDNS_ANSWER_ZONE) {
+            // The zone's SOA serial and timers, as the engine's apex SOA has them.
+            zones++;
+            const Answer soa = engine.resolve(k.name, dnstype::SOA);
+            ASSERT_EQ(soa.answer.size(), 1u);
+            const auto &rd = soa.answer[0].rdata;
+            EXPECT_EQ(k.soa, std::vector<uint8_t>(rd.end() - FABDNS_SOA_TAIL_LEN, rd.end()));
+            continue;
+        }
         EXPECT_NE(engine.explain(k.name, k.qtype).form, "pod");
         const Answer a = engine.resolve(k.name, k.qtype);
+        if (k.kind == FABDNS_ANSWER_NODATA) {
+            nodata++;
+            EXPECT_EQ(a.rcode, Rcode::NoError);
+            EXPECT_TRUE(a.answer.empty());
+            ASSERT_EQ(a.authority.size(), 1u);
+            EXPECT_EQ(a.authority[0].owner, k.zone);
+            EXPECT_EQ(a.authority[0].ttl, k.ttl);
+            continue;
+        }
         ASSERT_TRUE(a.in_zone);
         EXPECT_TRUE(a.authoritative);
         EXPECT_EQ(a.rcode, Rcode::NoError);
@@ -181,9 +202,9 @@ TEST(KernelAnswers, AgreeWithResolveForEveryEntry) {
             EXPECT_EQ(r.ttl, k.ttl);
             EXPECT_EQ(r.rdata, std::vector<uint8_t>(k.addrs[i].begin(), k.addrs[i].begin() + len));
         }
-        // The map value round-trips to the same answer.
-        EXPECT_EQ(maps::from_map(maps::make_key(k.name, k.qtype), maps::make_value(k)), k);
     }
+    EXPECT_GT(nodata, 0u) << "single-family names have their other family's NODATA";
+    EXPECT_EQ(zones, engine.options().zones.size());
 }
 
 TEST(KernelAnswers, LeaveOutPodNamesLongAnswersAndNamesThatDoNotFit) {
@@ -194,9 +215,9 @@ TEST(KernelAnswers, LeaveOutPodNamesLongAnswersAndNamesThatDoNotFit) {
     std::set<std::pair<std::string, uint16_t>> got;
     for (const auto &a : answers) got.emplace(a.name, a.qtype);
 
-    // Rule by rule, over every address answer the engine has (pods included).
+    // Rule by rule, over every answer of a service name the engine has (pods included).
     size_t want_unfit = 0, pods = 0;
-    engine.for_each_address_answer([&](std::string_view name, uint16_t qtype, const Answer &a) {
+    engine.for_each_service_answer([&](std::string_view name, uint16_t qtype, const Answer &a) {
         const std::string n(name);
         const bool pod = engine.explain(n, qtype).form == "pod";
         const bool fits = n.size() <= FABDNS_NAME_MAX && a.answer.size() <= FABDNS_MAX_RECORDS;
@@ -212,7 +233,8 @@ TEST(KernelAnswers, LeaveOutPodNamesLongAnswersAndNamesThatDoNotFit) {
     EXPECT_TRUE(has("web.default.svc.global", dnstype::A));
     EXPECT_TRUE(has("web.default.svc.global", dnstype::AAAA));
     EXPECT_TRUE(has("shanghai.web.default.svc.global", dnstype::A));
-    EXPECT_FALSE(has("shanghai.web.default.svc.global", dnstype::AAAA)) << "NODATA is not held";
+    EXPECT_TRUE(has("shanghai.web.default.svc.global", dnstype::AAAA)) << "NODATA is held";
+    EXPECT_TRUE(has("global", FABDNS_QTYPE_SOA)) << "the zone entry NODATA refers to";
     EXPECT_TRUE(has("db.default.svc.global", dnstype::A)) << "a Headless service's own name";
     EXPECT_FALSE(has("db-0.beijing.db.default.svc.global", dnstype::A)) << "pod names stay out";
     EXPECT_FALSE(has("big.default.svc.global", dnstype::A)) << "9 records";
@@ -370,14 +392,26 @@ TEST(MapCompiler, KeepsTheMostQueriedAnswersWhenOverCapacity) {
     FakeTable table(kCap);
     MapCompiler compiler(table);
 
-    // No ranking input yet: the first names in (name, type) order.
+    // No ranking input yet: the zone entries (NODATA entries refer to them), then the first
+    // names in (name, type) order.
+    size_t zones = 0;
+    for (const auto &a : all) zones += a.kind == FABDNS_ANSWER_ZONE;
+    ASSERT_GT(zones, 0u);
     CompileStats st = compiler.sync(engine);
     EXPECT_EQ(st.desired, all.size());
     EXPECT_EQ(st.over_capacity, all.size() - kCap);
     EXPECT_EQ(st.entries, kCap);
     EXPECT_EQ(table.entries.size(), kCap);
     EXPECT_EQ(table.failed_upserts, 0u);
-    for (size_t i = 0; i < kCap; i++) EXPECT_TRUE(table.holds(all[i].name, all[i].qtype));
+    for (const auto &a : all) {
+        if (a.kind != FABDNS_ANSWER_ZONE) continue;
+        EXPECT_TRUE(table.holds(a.name, a.qtype)) << a.name;
+    }
+    for (size_t i = 0, held = zones; held < kCap; i++) {
+        if (all[i].kind == FABDNS_ANSWER_ZONE) continue;
+        EXPECT_TRUE(table.holds(all[i].name, all[i].qtype)) << all[i].name;
+        held++;
+    }
 
     // Queries answered in user space move names in.
     std::vector<const maps::KernelAnswer *> noted;
@@ -399,7 +433,9 @@ TEST(MapCompiler, KeepsTheMostQueriedAnswersWhenOverCapacity) {
     for (size_t i = 0; i < kCap && !hot; i++) {
         bool is_noted = false;
         for (const auto *a : noted) is_noted |= a == &all[i];
-        if (!is_noted && table.holds(all[i].name, all[i].qtype)) hot = &all[i];
+        if (!is_noted && all[i].kind != FABDNS_ANSWER_ZONE &&
+            table.holds(all[i].name, all[i].qtype))
+            hot = &all[i];
     }
     ASSERT_TRUE(hot);
     table.entries[maps::make_key(hot->name, hot->qtype)].hits = 1000;
@@ -416,7 +452,8 @@ TEST(MapCompiler, KeepsTheMostQueriedAnswersWhenOverCapacity) {
     for (const auto *a : noted) EXPECT_TRUE(table.holds(a->name, a->qtype)) << "5 queries";
     size_t warm_in = 0;
     for (const auto *a : warm) warm_in += table.holds(a->name, a->qtype);
-    EXPECT_EQ(warm_in, kCap - 1 - noted.size()) << "the rest of the room goes to warm names";
+    EXPECT_EQ(warm_in, kCap - zones - 1 - noted.size())
+        << "the rest of the room goes to warm names";
     EXPECT_EQ(table.entries.size(), kCap);
     EXPECT_EQ(st.over_capacity, all.size() - kCap);
 }

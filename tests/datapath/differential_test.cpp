@@ -45,6 +45,7 @@ struct Tally {
     size_t bad_verdict = 0, bad_frame = 0, resolver_silent = 0;
     size_t pod_queries = 0, pod_passed = 0, big_queries = 0, big_passed = 0;
     size_t negative_passed = 0, skipped_long = 0;
+    size_t nodata_a_hits = 0, nodata_aaaa_hits = 0, nodata_not_identical = 0;
     size_t tc_runs = 0, tc_hits = 0, tc_passes = 0, tc_same_as_xdp = 0, tc_failures = 0;
     std::map<std::string, std::pair<size_t, size_t>> by_form;  // form -> (hits, passes)
     std::set<std::pair<std::string, uint16_t>> answered;       // kernel entries answered
@@ -55,7 +56,7 @@ struct Tally {
     }
     size_t failures() const {
         return unexpected_miss + unexpected_hit + mismatched + modified_pass + bad_verdict +
-               bad_frame + resolver_silent + tc_failures;
+               bad_frame + resolver_silent + tc_failures + nodata_not_identical;
     }
 };
 
@@ -91,13 +92,15 @@ class Differ {
         dp_ = std::make_unique<LoadedDatapath>(pin_name, capacity);
         MapCompiler compiler(dp_->answers());
         stats_ = compiler.sync(engine_);
-        for (const auto &k : kernel_answers(engine_, &unfit_)) kernel_.emplace(k.name, k.qtype);
+        for (const auto &k : kernel_answers(engine_, &unfit_))
+            (k.kind == FABDNS_ANSWER_ZONE ? zones_ : kernel_).emplace(k.name, k.qtype);
     }
 
     const std::vector<GlobalService> &services() const { return services_; }
     const Engine &engine() const { return engine_; }
     const CompileStats &stats() const { return stats_; }
     const std::set<std::pair<std::string, uint16_t>> &kernel() const { return kernel_; }
+    const std::set<std::pair<std::string, uint16_t>> &zones() const { return zones_; }
     size_t unfit() const { return unfit_; }
     const Tally &tally() const { return t_; }
 
@@ -142,6 +145,8 @@ class Differ {
           << ", >8-record queries " << t_.big_passed << "/" << t_.big_queries
           << ", NODATA/NXDOMAIN " << t_.negative_passed << "; names over 253 skipped "
           << t_.skipped_long << "\n"
+          << "NODATA answered: A " << t_.nodata_a_hits << ", AAAA " << t_.nodata_aaaa_hits
+          << ", not byte-identical " << t_.nodata_not_identical << "\n"
           << "TC sample: runs " << t_.tc_runs << ", answered " << t_.tc_hits << ", passed "
           << t_.tc_passes << ", identical to XDP output " << t_.tc_same_as_xdp << "\n"
           << "per form (answered/passed):";
@@ -189,7 +194,9 @@ class Differ {
                 t_.unexpected_hit++;
                 t_.problem("answered in the kernel but not in kernel_answers(): " + label.str());
             }
-            check_hit(in, x.out, dns, user, label.str());
+            const bool nodata = truth.rcode == Rcode::NoError && truth.answer.empty();
+            if (nodata) (qtype == 1 ? t_.nodata_a_hits : t_.nodata_aaaa_hits)++;
+            check_hit(in, x.out, dns, user, label.str(), nodata);
         } else if (x.verdict == XDP_PASS) {
             t_.passes++;
             form.second++;
@@ -217,7 +224,7 @@ class Differ {
     }
 
     void check_hit(const Bytes &in, const Bytes &out, const Bytes &dns, const fabdns::Reply &user,
-                   const std::string &label) {
+                   const std::string &label, bool nodata) {
         auto rep = parse_reply(in, out);
         if (!rep.ok) {
             t_.bad_frame++;
@@ -244,6 +251,11 @@ class Differ {
             t_.identical++;
         } else {
             t_.semantic_only++;
+            // The SOA's compression is part of what NODATA must reproduce exactly.
+            if (nodata) {
+                t_.nodata_not_identical++;
+                t_.problem("NODATA not byte-identical to the resolver's: " + label);
+            }
         }
     }
 
@@ -271,7 +283,7 @@ class Differ {
     Engine engine_;
     std::unique_ptr<LoadedDatapath> dp_;
     CompileStats stats_;
-    std::set<std::pair<std::string, uint16_t>> kernel_;
+    std::set<std::pair<std::string, uint16_t>> kernel_, zones_;
     size_t unfit_ = 0;
     std::mt19937_64 rng_{kSeed};
     size_t index_ = 0;
@@ -295,7 +307,8 @@ TEST(DifferentialTest, KernelAgreesWithTheResolverOnEveryHotName) {
     // The generated set must exercise what this test is about.
     ASSERT_GE(d.services().size(), 1000u);
     ASSERT_EQ(d.stats().over_capacity, 0u) << "the map must hold every answer";
-    ASSERT_EQ(d.stats().entries, d.kernel().size());
+    ASSERT_EQ(d.stats().entries, d.kernel().size() + d.zones().size());
+    ASSERT_EQ(d.zones().size(), d.engine().options().zones.size()) << "one SOA entry per zone";
     ASSERT_GT(d.unfit(), 0u) << "some answers must have more than 8 records";
 
     const auto names = query_names(d.services(), d.engine().options().zones);
@@ -317,6 +330,9 @@ TEST(DifferentialTest, KernelAgreesWithTheResolverOnEveryHotName) {
     EXPECT_EQ(t.big_passed, t.big_queries) << ">8-record answers stay in user space";
     EXPECT_GT(t.tc_hits, 0u);
     EXPECT_GT(t.tc_passes, 0u);
+    EXPECT_GT(t.nodata_a_hits, 0u) << "IPv6-only names must get their A NODATA in the kernel";
+    EXPECT_GT(t.nodata_aaaa_hits, 0u) << "IPv4-only names must get their AAAA NODATA there";
+    EXPECT_GT(t.negative_passed, 0u) << "NXDOMAIN and empty non-terminals stay in user space";
 }
 
 // The largest replies the kernel builds: names of up to 253 characters (255 bytes on the wire)
@@ -353,6 +369,17 @@ TEST(DifferentialTest, LongestNamesAndLargestAnswersAgree) {
             }
             services.push_back(std::move(s));
         }
+        // IPv4 only: the longest names' AAAA NODATA, SOA and all.
+        GlobalService s;
+        s.name = std::string(len - 2, 'v') + std::to_string(len);
+        s.ns = "default";
+        Endpoint ep;
+        ep.cluster = "beijing";
+        ep.zone = "bj-a";
+        ep.region = "north";
+        ep.addresses.push_back(IpAddr::v4(10, 98, 0, static_cast<uint8_t>(len)));
+        s.endpoints.push_back(std::move(ep));
+        services.push_back(std::move(s));
     }
     Differ d(services, o, "diff-long", 1024);
     size_t longest = 0;
@@ -378,6 +405,7 @@ TEST(DifferentialTest, LongestNamesAndLargestAnswersAgree) {
     EXPECT_GT(t.hits, 0u);
     EXPECT_GT(t.big_queries, 0u);
     EXPECT_EQ(t.big_passed, t.big_queries);
+    EXPECT_GT(t.nodata_aaaa_hits, 0u);
 }
 
 }  // namespace

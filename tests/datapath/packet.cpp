@@ -59,6 +59,8 @@ Bytes frame(const FrameOpts &f, const Bytes &dns) {
     Bytes b;
     // Destination then source MAC (locally administered addresses).
     b = {0x02, 0, 0, 0, 0, 0x01, 0x02, 0, 0, 0, 0, 0x02};
+    if (f.eth_dst.size() == 6) std::copy(f.eth_dst.begin(), f.eth_dst.end(), b.begin());
+    if (f.eth_src.size() == 6) std::copy(f.eth_src.begin(), f.eth_src.end(), b.begin() + 6);
     if (f.vlan) {
         put16(b, 0x8100);
         put16(b, f.vlan_tci);
@@ -70,7 +72,7 @@ Bytes frame(const FrameOpts &f, const Bytes &dns) {
     size_t alen = f.v6 ? 16 : 4;
     size_t ip_off = b.size();
     if (f.v6) {
-        put16(b, 0x6000);
+        put16(b, static_cast<uint16_t>(0x6000 | f.tos << 4));
         put16(b, 0);
         put16(b, udp_len);
         b.push_back(17);
@@ -78,7 +80,7 @@ Bytes frame(const FrameOpts &f, const Bytes &dns) {
     } else {
         size_t ihl = 20 + f.ip_options.size();
         b.push_back(0x40 | (ihl / 4));
-        b.push_back(0);
+        b.push_back(f.tos);
         put16(b, ihl + udp_len);
         put16(b, 0xbeef);
         put16(b, f.frag);

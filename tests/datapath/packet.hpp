@@ -41,6 +41,9 @@ struct FrameOpts {
     Bytes ip_options;   // IPv4 only, multiple of 4
     uint16_t frag = 0;  // IPv4 frag_off field (host order)
     uint8_t ttl = 64;
+    uint8_t tos = 0;  // IPv4 TOS or IPv6 traffic class (DSCP and ECN)
+    Bytes eth_dst;    // destination MAC; empty: a unicast default
+    Bytes eth_src;    // source MAC; empty: a unicast default
 };
 
 Bytes frame(const FrameOpts &f, const Bytes &dns);

@@ -4,9 +4,20 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cctype>
+#include <chrono>
+#include <cstring>
+#include <set>
+#include <thread>
 
+#include <linux/if_ether.h>
+
+#include "compiler/compiler.hpp"
+#include "dns_wire.h"
+#include "engine/helpers.hpp"
 #include "fixture.hpp"
+#include "resolver/respond.hpp"
 
 namespace fabdns::test {
 namespace {
@@ -343,10 +354,322 @@ TEST_P(PacketTest, CountersNameEveryVerdict) {
     EXPECT_EQ(after[FABDNS_STAT_ANSWERED] - before[FABDNS_STAT_ANSWERED], 1u);
     EXPECT_EQ(after[FABDNS_STAT_MISS] - before[FABDNS_STAT_MISS], 1u);
     EXPECT_EQ(after[FABDNS_STAT_NOT_FOR_US] - before[FABDNS_STAT_NOT_FOR_US], 1u);
+    // Hits are sampled per CPU: after FABDNS_HIT_SAMPLE hits on each CPU at least one sample
+    // has been taken, wherever the runs were scheduled.
+    const long cpus = sysconf(_SC_NPROCESSORS_CONF);
+    for (long i = 0; i < FABDNS_HIT_SAMPLE * cpus; i++) run(frame({}, dns_query({})));
     auto v = dp_->maps().answers().lookup(maps::make_key("nginx.default.svc.global", 1));
     ASSERT_TRUE(v);
-    EXPECT_GE(v->hits, 1u);
+    EXPECT_GE(v->hits, uint64_t{FABDNS_HIT_SAMPLE});
+    EXPECT_EQ(v->hits % FABDNS_HIT_SAMPLE, 0u);
 }
+
+// L2/L3 sanity and reflection (SPEC §4): what the stack would not answer is passed untouched,
+// each under its own counter.
+class SanityTest : public PacketTest {
+  protected:
+    // Every frame passes unchanged and is counted under `reason`.
+    void expect_passed_as(const std::vector<std::pair<Bytes, std::string>> &frames,
+                          fabdns_stat reason) {
+        const auto before = dp_->maps().stats();
+        for (const auto &[in, label] : frames) expect_pass(in, label);
+        const auto after = dp_->maps().stats();
+        EXPECT_EQ(after[reason] - before[reason], frames.size()) << maps::kStatNames[reason];
+    }
+    void listen_also_on_loopback() {
+        std::vector<maps::ListenEntry> l = dp_->maps().listen();
+        for (const char *a : {"127.0.0.1", "::1"}) {
+            maps::ListenEntry e;
+            e.addr = IpAddr::parse(a)->mapped16();
+            e.port = 53;
+            l.push_back(e);
+        }
+        dp_->maps().set_listen(l);
+    }
+};
+
+TEST_P(SanityTest, GroupMacDestinationsPass) {
+    add("nginx.default.svc.global", LDNS_RR_TYPE_A, {"10.1.0.5"});
+    const Bytes dns = dns_query({});
+    expect_passed_as(
+        {{frame({.eth_dst = {0xff, 0xff, 0xff, 0xff, 0xff, 0xff}}, dns), "broadcast"},
+         {frame({.eth_dst = {0x01, 0, 0x5e, 0, 0, 0xfb}}, dns), "IPv4 multicast"},
+         {frame(
+              {.v6 = true, .src = "fd00::2", .dst = "fd00::1", .eth_dst = {0x33, 0x33, 0, 0, 0, 1}},
+              dns),
+          "IPv6 multicast"}},
+        FABDNS_STAT_GROUP_MAC);
+    EXPECT_EQ(run(frame({}, dns)).verdict, Verdict::Answered) << "a unicast MAC is answered";
+}
+
+TEST_P(SanityTest, MartianMulticastAndBroadcastSourcesPass) {
+    add("nginx.default.svc.global", LDNS_RR_TYPE_A, {"10.1.0.5"});
+    const Bytes dns = dns_query({});
+    std::vector<std::pair<Bytes, std::string>> frames;
+    for (const char *src :
+         {"0.0.0.0", "0.1.2.3", "224.0.0.251", "239.255.255.250", "255.255.255.255"})
+        frames.push_back({frame({.src = src}, dns), src});
+    for (const char *src : {"::", "ff02::fb", "ff05::1:3", "::ffff:10.0.0.2"})
+        frames.push_back({frame({.v6 = true, .src = src, .dst = "fd00::1"}, dns), src});
+    expect_passed_as(frames, FABDNS_STAT_BAD_ADDRESS);
+    // Neighbours of those ranges are ordinary sources.
+    for (const char *src : {"1.0.0.1", "223.255.255.254", "240.0.0.1"})
+        EXPECT_EQ(run(frame({.src = src}, dns)).verdict, Verdict::Answered) << src;
+}
+
+TEST_P(SanityTest, LoopbackAddressesOffLoPass) {
+    add("nginx.default.svc.global", LDNS_RR_TYPE_A, {"10.1.0.5"});
+    listen_also_on_loopback();
+    const Bytes dns = dns_query({});
+    expect_passed_as({{frame({.src = "127.0.0.1"}, dns), "from 127.0.0.1"},
+                      {frame({.src = "127.9.9.9"}, dns), "from 127.9.9.9"},
+                      {frame({.dst = "127.0.0.1"}, dns), "to 127.0.0.1"},
+                      {frame({.v6 = true, .src = "::1", .dst = "fd00::1"}, dns), "from ::1"},
+                      {frame({.v6 = true, .src = "fd00::2", .dst = "::1"}, dns), "to ::1"}},
+                     FABDNS_STAT_BAD_ADDRESS);
+    // On lo itself (zero MACs; the XDP test runner delivers on lo) loopback is normal.
+    if (GetParam() != Mode::Tc) {
+        const Bytes zero(6, 0);
+        for (bool v6 : {false, true}) {
+            FrameOpts f{.eth_dst = zero, .eth_src = zero};
+            f.v6 = v6;
+            f.src = f.dst = v6 ? "::1" : "127.0.0.1";
+            EXPECT_EQ(run(frame(f, dns)).verdict, Verdict::Answered) << f.src << " on lo";
+        }
+    }
+}
+
+TEST_P(SanityTest, V4MappedIpv6DestinationPasses) {
+    add("nginx.default.svc.global", LDNS_RR_TYPE_A, {"10.1.0.5"});
+    expect_passed_as(
+        {{frame({.v6 = true, .src = "fd00::2", .dst = "::ffff:10.0.0.1"}, dns_query({})),
+          "to ::ffff:10.0.0.1"}},
+        FABDNS_STAT_V4_MAPPED);
+}
+
+TEST_P(SanityTest, ReflectionPortsPass) {
+    add("nginx.default.svc.global", LDNS_RR_TYPE_A, {"10.1.0.5"});
+    const Bytes dns = dns_query({});
+    std::vector<std::pair<Bytes, std::string>> frames;
+#define FABDNS_TEST_PORT_(p) frames.push_back({frame({.sport = p}, dns), "source port " #p});
+    DNS_REFLECTION_PORT_LIST(FABDNS_TEST_PORT_)
+#undef FABDNS_TEST_PORT_
+    ASSERT_EQ(frames.size(), 6u);
+    frames.push_back({frame({.v6 = true, .src = "fd00::2", .dst = "fd00::1", .sport = 19}, dns),
+                      "chargen over IPv6"});
+    expect_passed_as(frames, FABDNS_STAT_REFLECTION);
+    for (uint16_t p : {1, 53, 1024, 65535})
+        EXPECT_EQ(run(frame({.sport = p}, dns)).verdict, Verdict::Answered) << p;
+}
+
+TEST_P(SanityTest, EcnAndDscpAreNotCopiedIntoTheReply) {
+    add("nginx.default.svc.global", LDNS_RR_TYPE_A, {"10.1.0.5"});
+    const Bytes dns = dns_query({});
+    for (uint8_t tos : {0x01, 0x02, 0x03, 0xb8, 0xbb}) {
+        const Bytes v4 = frame({.tos = tos}, dns);
+        RunResult r = run(v4);
+        ASSERT_EQ(r.verdict, Verdict::Answered);
+        EXPECT_TRUE(parse_reply(v4, r.out).ok);
+        EXPECT_EQ(r.out[ETH_HLEN + 1], 0) << "IPv4 TOS of the reply to TOS " << int(tos);
+        const Bytes v6 = frame({.v6 = true, .src = "fd00::2", .dst = "fd00::1", .tos = tos}, dns);
+        r = run(v6);
+        ASSERT_EQ(r.verdict, Verdict::Answered);
+        EXPECT_TRUE(parse_reply(v6, r.out).ok);
+        EXPECT_EQ(r.out[ETH_HLEN] & 0x0f, 0) << "IPv6 traffic class of the reply";
+        EXPECT_EQ(r.out[ETH_HLEN + 1] & 0xf0, 0) << "IPv6 traffic class of the reply";
+    }
+}
+
+INSTANTIATE_TEST_SUITE_P(Entries, SanityTest, ::testing::Values(Mode::XdpGeneric, Mode::Tc),
+                         [](const auto &info) {
+                             return std::string(info.param == Mode::Tc ? "tc" : "xdp");
+                         });
+
+// NODATA in the kernel: an IPv4-only and an IPv6-only service compiled from the engine into the
+// map; the other family's query is answered in the kernel with the same bytes the resolver
+// sends (rcode, AA, the zone's SOA with its serial in authority, OPT).
+class NodataTest : public PacketTest {
+  protected:
+    void SetUp() override {
+        PacketTest::SetUp();
+        if (IsSkipped()) return;
+        engine_ = std::make_unique<Engine>(
+            testing::options({"beijing", "bj-a", "north"}, {"global", "edge.example"}, 30));
+        engine_->set_services(
+            {testing::service("mysql", "default",
+                              {testing::endpoint("beijing", "bj-a", "north", {"10.1.0.7"})}),
+             testing::service("v6only", "default",
+                              {testing::endpoint("beijing", "bj-a", "north", {"fd00:1::7"})})});
+        MapCompiler compiler(dp_->maps().answers());
+        compiler.sync(*engine_);
+    }
+
+    // The kernel's reply to query q (must be answered), checked against the resolver's.
+    Bytes expect_same_as_resolver(const QueryOpts &q, const FrameOpts &f) {
+        const Bytes dns = dns_query(q);
+        const Bytes in = frame(f, dns);
+        const auto before = dp_->maps().stats();
+        const RunResult r = run(in);
+        const auto after = dp_->maps().stats();
+        std::string reasons;
+        for (size_t i = 0; i < FABDNS_STAT_MAX; i++)
+            if (after[i] != before[i]) reasons += std::string(" ") + maps::kStatNames[i];
+        EXPECT_EQ(r.verdict, Verdict::Answered) << q.name << " type " << q.qtype << ":" << reasons;
+        if (r.verdict != Verdict::Answered) return {};
+        Reply rep = parse_reply(in, r.out);
+        EXPECT_TRUE(rep.ok) << rep.error;
+        if (!rep.ok) return {};
+        const fabdns::Reply user = respond(*engine_, dns, dns::Transport::Udp);
+        EXPECT_EQ(rep.dns, user.bytes) << q.name << " type " << q.qtype;
+        ldns_pkt *p = rep.pkt;
+        EXPECT_EQ(ldns_pkt_get_rcode(p), LDNS_RCODE_NOERROR);
+        EXPECT_TRUE(ldns_pkt_aa(p));
+        EXPECT_EQ(ldns_pkt_ancount(p), 0);
+        EXPECT_EQ(ldns_pkt_nscount(p), 1);
+        return rep.dns;
+    }
+
+    uint32_t soa_serial(const Bytes &reply) {
+        // The serial is the first of the five 32-bit fields that end the SOA (before any OPT).
+        ldns_pkt *p = nullptr;
+        if (ldns_wire2pkt(&p, reply.data(), reply.size()) != LDNS_STATUS_OK) return 0;
+        ldns_rr *soa = ldns_rr_list_rr(ldns_pkt_authority(p), 0);
+        const uint32_t serial = ldns_rdf2native_int32(ldns_rr_rdf(soa, 2));
+        ldns_pkt_free(p);
+        return serial;
+    }
+
+    std::unique_ptr<Engine> engine_;
+};
+
+TEST_P(NodataTest, BothFamiliesEdnsAndCaseAreByteIdentical) {
+    const FrameOpts v4, v6{true, "fd00::2", "fd00::1"};
+    for (const char *name : {"mysql.default.svc.global", "MySQL.Default.SVC.global",
+                             "mysql.default.edge.example", "beijing.mysql.default.svc.global"})
+        for (bool edns : {false, true})
+            for (const FrameOpts &f : {v4, v6}) {
+                SCOPED_TRACE(std::string(name) + (edns ? " EDNS" : "") + (f.v6 ? " v6" : " v4"));
+                expect_same_as_resolver(
+                    {.name = name, .qtype = LDNS_RR_TYPE_AAAA, .edns = edns, .do_bit = edns}, f);
+            }
+    for (const char *name : {"v6only.default.svc.global", "V6ONLY.default.global"}) {
+        SCOPED_TRACE(name);
+        expect_same_as_resolver({.name = name, .qtype = LDNS_RR_TYPE_A, .rd = true}, v4);
+    }
+    // The positive halves are still answered.
+    EXPECT_EQ(run(frame(v4, dns_query({.name = "mysql.default.svc.global"}))).verdict,
+              Verdict::Answered);
+}
+
+TEST_P(NodataTest, ANewSerialIsOneWriteAndFollowsTheData) {
+    const QueryOpts q{.name = "mysql.default.svc.global", .qtype = LDNS_RR_TYPE_AAAA};
+    const Bytes before = expect_same_as_resolver(q, {});
+    // Another service appears: the data and so the SOA serial change; mysql's NODATA entry
+    // itself stays as it was.
+    const auto held = dp_->maps().answers().lookup(maps::make_key(q.name, LDNS_RR_TYPE_AAAA));
+    ASSERT_TRUE(held);
+    engine_->set_services(
+        {testing::service("mysql", "default",
+                          {testing::endpoint("beijing", "bj-a", "north", {"10.1.0.7"})}),
+         testing::service("redis", "default",
+                          {testing::endpoint("beijing", "bj-a", "north", {"10.1.0.8"})})});
+    MapCompiler compiler(dp_->maps().answers());
+    const CompileStats st = compiler.sync(*engine_);
+    const Bytes after = expect_same_as_resolver(q, {});
+    EXPECT_NE(soa_serial(before), soa_serial(after));
+    EXPECT_EQ(soa_serial(after), engine_->serial());
+    const auto now = dp_->maps().answers().lookup(maps::make_key(q.name, LDNS_RR_TYPE_AAAA));
+    ASSERT_TRUE(now);
+    EXPECT_EQ(std::memcmp(now->rdata, held->rdata, sizeof(now->rdata)), 0);
+    EXPECT_GE(st.updated, 2u) << "the zone entries of both zones";
+}
+
+TEST_P(NodataTest, PassedWhenTheReplyWouldNotFitOrTheZoneEntryIsGone) {
+    // Without EDNS the limit is 512 bytes: a NODATA for a 253-character name still fits, so
+    // make the client's limit the issue by removing the zone entry instead, and check that
+    // NXDOMAIN and empty non-terminals stay in user space.
+    expect_pass(frame({}, dns_query({.name = "nope.default.svc.global"})), "NXDOMAIN");
+    expect_pass(frame({}, dns_query({.name = "default.svc.global", .qtype = LDNS_RR_TYPE_AAAA})),
+                "empty non-terminal");
+    dp_->maps().answers().erase(maps::zone_key("global"));
+    const auto before = dp_->maps().stats();
+    expect_pass(
+        frame({}, dns_query({.name = "mysql.default.svc.global", .qtype = LDNS_RR_TYPE_AAAA})),
+        "zone entry missing");
+    EXPECT_EQ(dp_->maps().stats()[FABDNS_STAT_MISS] - before[FABDNS_STAT_MISS], 1u);
+}
+
+// Never a torn reply: the compiler flips one name between two address sets while two threads,
+// one per CPU, query it through BPF_PROG_TEST_RUN; every reply carries exactly one set.
+TEST_P(NodataTest, FlippingAnswersAreNeverTorn) {
+    auto svc = [](std::initializer_list<const char *> addrs) {
+        return testing::service("flip", "default",
+                                {testing::endpoint("beijing", "bj-a", "north", addrs)});
+    };
+    const std::vector<GlobalService> sets[2] = {
+        {svc({"10.1.0.1", "10.1.0.2", "10.1.0.3", "10.1.0.4", "10.1.0.5", "10.1.0.6"})},
+        {svc({"10.2.0.1", "10.2.0.2", "10.2.0.3", "10.2.0.4", "10.2.0.5", "10.2.0.6"})}};
+    std::set<Bytes> want[2];
+    for (int i = 0; i < 2; i++)
+        for (const auto &e : sets[i][0].endpoints)
+            for (const auto &a : e.addresses)
+                want[i].insert(Bytes(a.bytes.begin(), a.bytes.begin() + 4));
+    engine_->set_services(sets[0]);
+    MapCompiler compiler(dp_->maps().answers());
+    compiler.sync(*engine_);
+
+    const Bytes in = frame({}, dns_query({.name = "flip.default.svc.global"}));
+    std::atomic<bool> stop{false};
+    std::atomic<size_t> replies{0}, torn{0}, other{0};
+    std::atomic<size_t> seen[2] = {0, 0};
+    const int fd = dp_->prog_fd(GetParam());
+    auto query = [&](int cpu) {
+        cpu_set_t set;
+        CPU_ZERO(&set);
+        CPU_SET(cpu, &set);
+        pthread_setaffinity_np(pthread_self(), sizeof(set), &set);
+        while (!stop) {
+            const auto r = loader::test_run(fd, in);
+            Reply rep = parse_reply(in, r.out);
+            if (!rep.ok) {
+                other++;
+                continue;
+            }
+            const auto rd = answer_rdata(rep.pkt);
+            const std::set<Bytes> got(rd.begin(), rd.end());
+            replies++;
+            if (got == want[0])
+                seen[0]++;
+            else if (got == want[1])
+                seen[1]++;
+            else
+                torn++;
+        }
+    };
+    const int cpus = std::min(2u, std::thread::hardware_concurrency());
+    std::vector<std::thread> threads;
+    for (int c = 0; c < cpus; c++) threads.emplace_back(query, c);
+    size_t flips = 0;
+    const auto end = std::chrono::steady_clock::now() + std::chrono::seconds(2);
+    while (std::chrono::steady_clock::now() < end) {
+        engine_->set_services(sets[++flips % 2]);
+        compiler.sync(*engine_);
+    }
+    stop = true;
+    for (auto &t : threads) t.join();
+    EXPECT_EQ(torn.load(), 0u) << "of " << replies.load() << " replies, " << flips << " flips";
+    EXPECT_EQ(other.load(), 0u) << "replies that were not answers";
+    EXPECT_GT(flips, 100u);
+    EXPECT_GT(seen[0].load(), 0u);
+    EXPECT_GT(seen[1].load(), 0u);
+    std::cout << "flips " << flips << ", replies " << replies.load() << " (set 1: " << seen[0]
+              << ", set 2: " << seen[1] << ")\n";
+}
+
+INSTANTIATE_TEST_SUITE_P(Entries, NodataTest, ::testing::Values(Mode::XdpGeneric, Mode::Tc),
+                         [](const auto &info) {
+                             return std::string(info.param == Mode::Tc ? "tc" : "xdp");
+                         });
 
 INSTANTIATE_TEST_SUITE_P(Entries, PacketTest, ::testing::Values(Mode::XdpGeneric, Mode::Tc),
                          [](const auto &info) {

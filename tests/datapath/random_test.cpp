@@ -507,6 +507,9 @@ std::string check_answer(const Env &env, const Bytes &in, const Bytes &out, bool
     if (!v) return "answered " + name + " type " + std::to_string(qm.qtype) + " not in the map";
     const auto held = maps::from_map(maps::make_key(name, qm.qtype), *v);
     if (held.name != name) return "map entry for another name answered (" + held.name + ")";
+    if (held.kind == FABDNS_ANSWER_NODATA &&
+        (rm.authority.size() != 1 || rm.authority[0].type != FABDNS_QTYPE_SOA))
+        return "NODATA without the zone's SOA in authority";
     if (rm.answer.size() != held.addrs.size()) return "record count differs from the map";
     const size_t alen = qm.qtype == 1 ? 4 : 16;
     for (size_t i = 0; i < rm.answer.size(); i++) {
@@ -530,6 +533,8 @@ std::string check_answer(const Env &env, const Bytes &in, const Bytes &out, bool
         return s;
     }
     identical = rep.dns == user.bytes;
+    if (held.kind == FABDNS_ANSWER_NODATA && !identical)
+        return "NODATA not byte-identical to the resolver's";
     return {};
 }
 

@@ -538,7 +538,7 @@ class Daemon:
 
 STAT_NAMES = ["answered", "not_dns", "not_for_us", "fragment", "ipv6_ext", "malformed",
               "not_query", "qclass", "qtype", "name", "too_long", "edns", "miss", "collision",
-              "too_big", "stale", "resize"]
+              "too_big", "stale", "resize", "group_mac", "bad_address", "v4_mapped", "reflection"]
 
 
 def kernel_stats(pin_path: Path, ctl: Optional[str] = None) -> dict:

@@ -5,10 +5,12 @@ everything else by user space, and both are checked where it matters."""
 
 import os
 import random
+import shutil
 import signal
 import socket
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
@@ -82,7 +84,7 @@ def test_kernel_and_resolver_give_the_same_reply(e2e):
                 tcp = node.dig(name, qtype, "+tcp", *opts)
                 assert udp.transport == "UDP" and tcp.transport == "TCP"
                 assert comparable(udp) == comparable(tcp), f"{udp}\n{tcp}"
-    # Most of those UDP queries were kernel hits (mysql has no AAAA: user space NODATA).
+    # Most of those UDP queries were kernel hits (mysql's AAAA NODATA included).
     assert node.daemon.kernel_answers() - kernel >= len(names) * 6
 
 def test_0x20_mixed_case_is_kept(e2e):
@@ -401,3 +403,84 @@ def test_metrics_health_and_readiness(e2e):
     assert m['fabdns_sync_healthy{source="file"}'] == 1
     assert m['fabdns_services{source="file"}'] == 3
     assert lib.http_get(node.ns, host, port, "/nope").status == 404
+
+
+V6ONLY_MANIFEST = """apiVersion: dns.fabedge.io/v1alpha1
+kind: GlobalService
+metadata:
+  name: ipv6db
+  namespace: default
+spec:
+  type: ClusterIP
+  ports:
+    - name: db
+      protocol: TCP
+      port: 5432
+  endpoints:
+    - addresses: ["fd00:234::77"]
+      cluster: suzhou
+      zone: suzhou
+      region: south
+"""
+
+
+def getaddrinfo_in(ns, name: str) -> list[tuple[int, str]]:
+    """glibc getaddrinfo(AF_UNSPEC) inside ns, which sends A and AAAA together to the server of
+    /etc/netns/<ns>/resolv.conf (bind-mounted over /etc/resolv.conf by `ip netns exec`)."""
+    code = ("import socket, sys\n"
+            "try:\n"
+            "    r = socket.getaddrinfo(sys.argv[1], 80, socket.AF_UNSPEC, socket.SOCK_DGRAM)\n"
+            "except socket.gaierror:\n"
+            "    r = []\n"
+            "for fam, _, _, _, sa in r:\n"
+            "    print(int(fam), sa[0])\n")
+    p = lib.run(["ip", "netns", "exec", ns.name, "python3", "-c", code, name], timeout=20)
+    return sorted((int(f), a) for f, a in (line.split() for line in p.stdout.splitlines()))
+
+
+def test_getaddrinfo_pairs_come_from_the_kernel_while_the_daemon_is_stopped(e2e):
+    """SPEC §4: a pod's resolver asks A and AAAA together; for an IPv4-only (mysql) and an
+    IPv6-only (ipv6db) service both halves, the address and the other family's NODATA, are
+    answered in the kernel: with the daemon SIGSTOPped every lookup still completes, the
+    kernel counts two answers per lookup, and the answers equal user space's over TCP."""
+    ns = e2e.netns()
+    node = e2e.node(ns=ns, port=53,
+                    manifests=example_manifests() + "---\n" + V6ONLY_MANIFEST)
+    conf = Path("/etc/netns") / ns.name
+    conf.mkdir(parents=True, exist_ok=True)
+    e2e.defer(lambda: shutil.rmtree(conf, ignore_errors=True))
+    # One try, short timeout: anything left to the stopped daemon shows as a missing family.
+    (conf / "resolv.conf").write_text("nameserver 127.0.0.1\noptions timeout:1 attempts:1\n")
+    names = ["mysql.default.svc.global", "ipv6db.default.svc.global"]
+    assert answers_everywhere(node, ["10.234.0.10"], 5.0), node.daemon.log()
+
+    before = node.kernel_stats()
+    node.daemon.send(signal.SIGSTOP)
+    try:
+        got = {}
+        for _ in range(3):
+            for name in names:
+                got.setdefault(name, []).append(getaddrinfo_in(ns, name))
+        udp = {(name, qtype): node.dig(name, qtype, "+noedns", timeout=1)
+               for name in names for qtype in ("A", "AAAA")}
+        after = node.kernel_stats()
+    finally:
+        node.daemon.send(signal.SIGCONT)
+    # 3 lookups x 2 names x (A + AAAA), and the 4 dig queries: all answered in the kernel.
+    assert after["answered"] - before["answered"] == len(names) * 3 * 2 + 4, (before, after)
+    assert after["miss"] == before["miss"], (before, after)
+
+    # The same answers from user space (TCP), once the daemon runs again.
+    for name in names:
+        want = sorted((socket.AF_INET if q == "A" else socket.AF_INET6, a)
+                      for q in ("A", "AAAA") for a in node.dig(name, q, "+tcp").addresses(q))
+        assert len(want) == 1, want  # one family only
+        assert got[name] == [want] * 3, (name, got[name])
+    for (name, qtype), r in udp.items():
+        tcp = node.dig(name, qtype, "+noedns", "+tcp")
+        assert r.transport == "UDP" and tcp.transport == "TCP"
+        assert comparable(r) == comparable(tcp), f"{r}\n{tcp}"
+        assert [x.rdata for x in r.authority] == [x.rdata for x in tcp.authority], f"{r}\n{tcp}"
+        assert r.status == "NOERROR" and "aa" in r.flags, r
+        want_nodata = (qtype == "AAAA") == name.startswith("mysql")
+        assert bool(soa_in_authority(r)) == want_nodata and bool(r.answer) != want_nodata, r
