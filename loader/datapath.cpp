@@ -19,6 +19,8 @@
 
 #include <cstdarg>
 #include <cstring>
+#include <optional>
+#include <string>
 #include <system_error>
 
 #include "common/log.hpp"
@@ -113,19 +115,36 @@ bool exists(const std::string &path) {
 
 // Answers-map pins from an older build or another capacity cannot be adopted: drop them so
 // that fresh maps are created (the daemon refills them).
-void drop_incompatible_pins(const std::string &pin_path, uint32_t capacity) {
-    std::string path = pin_path + "/" + FABDNS_MAP_ANSWERS;
+// The layout of one pinned map, or nothing when it is not pinned.
+std::optional<bpf_map_info> pinned_map_info(const std::string &path) {
     Fd fd(bpf_obj_get(path.c_str()));
-    if (fd.fd < 0) return;
+    if (fd.fd < 0) return std::nullopt;
     bpf_map_info info{};
     uint32_t len = sizeof(info);
-    if (bpf_obj_get_info_by_fd(fd.fd, &info, &len) < 0) return;
-    if (info.max_entries == capacity && info.key_size == sizeof(fabdns_answer_key) &&
-        info.value_size == sizeof(fabdns_answer))
+    if (bpf_obj_get_info_by_fd(fd.fd, &info, &len) < 0) return std::nullopt;
+    return info;
+}
+
+// libbpf refuses to reuse a pinned map whose layout differs from the object's, so a pin from
+// another capacity or another version is removed before load() and created anew.
+void drop_incompatible_pins(const std::string &pin_path, uint32_t capacity) {
+    if (auto info = pinned_map_info(pin_path + "/" + FABDNS_MAP_ANSWERS);
+        info && !(info->max_entries == capacity && info->key_size == sizeof(fabdns_answer_key) &&
+                  info->value_size == sizeof(fabdns_answer))) {
+        log::warn("pinned answers map has capacity " + std::to_string(info->max_entries) +
+                  " and value size " + std::to_string(info->value_size) + "; replacing it");
+        for (const char *name : kMapNames) unlink((pin_path + "/" + name).c_str());
         return;
-    log::warn("pinned answers map has capacity " + std::to_string(info.max_entries) +
-              " and value size " + std::to_string(info.value_size) + "; replacing it");
-    for (const char *name : kMapNames) unlink((pin_path + "/" + name).c_str());
+    }
+    // A version that counts more pass reasons has a longer stats map: only the counters
+    // restart from zero, the answers stay.
+    if (auto info = pinned_map_info(pin_path + "/" + FABDNS_MAP_STATS);
+        info && (info->max_entries != FABDNS_STAT_MAX || info->value_size != sizeof(__u64))) {
+        log::warn("pinned stats map has " + std::to_string(info->max_entries) +
+                  " counters, this version has " + std::to_string(FABDNS_STAT_MAX) +
+                  "; the kernel counters restart from zero");
+        unlink((pin_path + "/" + FABDNS_MAP_STATS).c_str());
+    }
 }
 
 class FdAnswerTable : public maps::AnswerTable {

@@ -139,6 +139,34 @@ TEST_F(LoaderTest, CapacityChangeReplacesTheAnswerMap) {
     EXPECT_FALSE(dp.maps().answers().lookup(key_of("a.default.svc.global")));
 }
 
+TEST_F(LoaderTest, AnOlderStatsMapIsReplacedAndTheAnswersKept) {
+    {
+        Datapath dp({pin_, 1024});
+        put(dp.maps(), "kept.default.svc.global");
+    }
+    // What an earlier version pinned: fewer pass reasons.
+    const std::string stats = pin_ + "/" FABDNS_MAP_STATS;
+    ASSERT_EQ(unlink(stats.c_str()), 0);
+    LIBBPF_OPTS(bpf_map_create_opts, opts);
+    int old = bpf_map_create(BPF_MAP_TYPE_PERCPU_ARRAY, FABDNS_MAP_STATS, sizeof(__u32),
+                             sizeof(__u64), FABDNS_STAT_MAX - 4, &opts);
+    ASSERT_GE(old, 0);
+    ASSERT_EQ(bpf_obj_pin(old, stats.c_str()), 0);
+    close(old);
+
+    Datapath dp({pin_, 1024});
+    EXPECT_TRUE(dp.maps().answers().lookup(key_of("kept.default.svc.global")))
+        << "an upgrade that adds counters keeps the answers";
+    bpf_map_info info{};
+    uint32_t len = sizeof(info);
+    int fd = bpf_obj_get(stats.c_str());
+    ASSERT_GE(fd, 0);
+    ASSERT_EQ(bpf_obj_get_info_by_fd(fd, &info, &len), 0);
+    close(fd);
+    EXPECT_EQ(info.max_entries, uint32_t(FABDNS_STAT_MAX));
+    EXPECT_EQ(dp.maps().stats().size(), size_t(FABDNS_STAT_MAX));
+}
+
 TEST_F(LoaderTest, AttachDetachEveryModeLeavesNoTrace) {
     Datapath dp({pin_, 1024});
     // Native xdp on the host end of a veth pair: attaching needs nothing on the peer.
