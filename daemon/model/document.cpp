@@ -126,23 +126,6 @@ bool string_member(const json &obj, const char *key, std::string &out) {
     return true;
 }
 
-const char *json_type_name(const json &v) {
-    switch (v.type()) {
-        case json::value_t::object:
-            return "a mapping";
-        case json::value_t::array:
-            return "a list";
-        case json::value_t::string:
-            return "a string";
-        case json::value_t::boolean:
-            return "a boolean";
-        case json::value_t::null:
-            return "null";
-        default:
-            return "a number";
-    }
-}
-
 // Follows the document's top levels and hands each envelope member and each element to a
 // Builder. Elements are decoded as soon as they end.
 class DocumentSax {

@@ -36,9 +36,7 @@ bool is_dns_label(std::string_view s) {
     return true;
 }
 
-namespace {
-
-const char *type_name(const json &v) {
+const char *json_type_name(const json &v) {
     switch (v.type()) {
         case json::value_t::null:
             return "null";
@@ -58,6 +56,8 @@ const char *type_name(const json &v) {
             return "an unsupported value";
     }
 }
+
+namespace {
 
 // The decoder stops at the first problem; `why` gets "<path>: <problem>".
 struct Ctx {
@@ -103,7 +103,8 @@ bool opt_string(Ctx &ctx, const json &obj, const std::string &path, const char *
     const json *v = member(obj, key);
     if (!v) return true;
     if (!v->is_string())
-        return ctx.fail(join(path, key), std::string("expected a string, got ") + type_name(*v));
+        return ctx.fail(join(path, key),
+                        std::string("expected a string, got ") + json_type_name(*v));
     out = v->get<std::string>();
     return true;
 }
@@ -124,7 +125,7 @@ bool dns_label_field(Ctx &ctx, const std::string &path, const std::string &value
 
 bool decode_port(Ctx &ctx, const json &v, const std::string &path, ServicePort &out) {
     if (!v.is_object())
-        return ctx.fail(path, std::string("expected a mapping, got ") + type_name(v));
+        return ctx.fail(path, std::string("expected a mapping, got ") + json_type_name(v));
     if (!opt_string(ctx, v, path, "name", out.name)) return false;
     if (!opt_string(ctx, v, path, "protocol", out.protocol)) return false;
     if (out.protocol.empty()) out.protocol = "TCP";
@@ -154,7 +155,7 @@ bool decode_port(Ctx &ctx, const json &v, const std::string &path, ServicePort &
         if (ec != std::errc() || end != s.data() + s.size() || s.empty())
             return ctx.fail(ppath, quote_value(s) + " is not a port number (1..65535)");
     } else {
-        return ctx.fail(ppath, std::string("expected a number, got ") + type_name(*p));
+        return ctx.fail(ppath, std::string("expected a number, got ") + json_type_name(*p));
     }
     if (n < 1 || n > 65535)
         return ctx.fail(ppath, std::to_string(n) + " is not a port number (1..65535)");
@@ -164,7 +165,7 @@ bool decode_port(Ctx &ctx, const json &v, const std::string &path, ServicePort &
 
 bool check_target_ref(Ctx &ctx, const json &v, const std::string &path) {
     if (!v.is_object())
-        return ctx.fail(path, std::string("expected a mapping, got ") + type_name(v));
+        return ctx.fail(path, std::string("expected a mapping, got ") + json_type_name(v));
     std::string ignored;
     for (const char *key : {"kind", "name", "namespace", "uid"})
         if (!opt_string(ctx, v, path, key, ignored)) return false;
@@ -173,19 +174,19 @@ bool check_target_ref(Ctx &ctx, const json &v, const std::string &path) {
 
 bool decode_endpoint(Ctx &ctx, const json &v, const std::string &path, Endpoint &out) {
     if (!v.is_object())
-        return ctx.fail(path, std::string("expected a mapping, got ") + type_name(v));
+        return ctx.fail(path, std::string("expected a mapping, got ") + json_type_name(v));
 
     const json *addrs = member(v, "addresses");
     std::string apath = join(path, "addresses");
     if (!addrs) return ctx.fail(apath, "missing (an endpoint needs at least one address)");
     if (!addrs->is_array())
-        return ctx.fail(apath, std::string("expected a list, got ") + type_name(*addrs));
+        return ctx.fail(apath, std::string("expected a list, got ") + json_type_name(*addrs));
     if (addrs->empty()) return ctx.fail(apath, "empty (an endpoint needs at least one address)");
     for (size_t i = 0; i < addrs->size(); i++) {
         const json &a = (*addrs)[i];
         std::string ipath = index_path(apath, i);
         if (!a.is_string())
-            return ctx.fail(ipath, std::string("expected a string, got ") + type_name(a));
+            return ctx.fail(ipath, std::string("expected a string, got ") + json_type_name(a));
         const std::string &text = a.get_ref<const std::string &>();
         auto ip = IpAddr::parse(text);
         if (!ip) return ctx.fail(ipath, quote_value(text) + " is not an IP address");
@@ -216,7 +217,7 @@ bool decode_endpoint(Ctx &ctx, const json &v, const std::string &path, Endpoint 
 
 bool decode_spec(Ctx &ctx, const json &spec, GlobalService &out) {
     if (!spec.is_object())
-        return ctx.fail("spec", std::string("expected a mapping, got ") + type_name(spec));
+        return ctx.fail("spec", std::string("expected a mapping, got ") + json_type_name(spec));
 
     std::string type;
     if (!opt_string(ctx, spec, "spec", "type", type)) return false;
@@ -229,7 +230,8 @@ bool decode_spec(Ctx &ctx, const json &spec, GlobalService &out) {
 
     if (const json *ports = member(spec, "ports")) {
         if (!ports->is_array())
-            return ctx.fail("spec.ports", std::string("expected a list, got ") + type_name(*ports));
+            return ctx.fail("spec.ports",
+                            std::string("expected a list, got ") + json_type_name(*ports));
         for (size_t i = 0; i < ports->size(); i++) {
             ServicePort p;
             if (!decode_port(ctx, (*ports)[i], index_path("spec.ports", i), p)) return false;
@@ -240,7 +242,7 @@ bool decode_spec(Ctx &ctx, const json &spec, GlobalService &out) {
     if (const json *eps = member(spec, "endpoints")) {
         if (!eps->is_array())
             return ctx.fail("spec.endpoints",
-                            std::string("expected a list, got ") + type_name(*eps));
+                            std::string("expected a list, got ") + json_type_name(*eps));
         out.endpoints.reserve(eps->size());
         for (size_t i = 0; i < eps->size(); i++) {
             Endpoint e;
@@ -456,7 +458,7 @@ bool is_list_object(const json &obj) {
 std::optional<GlobalService> decode_globalservice(const json &obj, std::string &why) {
     Ctx ctx{why};
     if (!obj.is_object()) {
-        ctx.fail("object", std::string("expected a mapping, got ") + type_name(obj));
+        ctx.fail("object", std::string("expected a mapping, got ") + json_type_name(obj));
         return std::nullopt;
     }
     std::string api_version, kind;
@@ -479,7 +481,7 @@ std::optional<GlobalService> decode_globalservice(const json &obj, std::string &
         return std::nullopt;
     }
     if (!md->is_object()) {
-        ctx.fail("metadata", std::string("expected a mapping, got ") + type_name(*md));
+        ctx.fail("metadata", std::string("expected a mapping, got ") + json_type_name(*md));
         return std::nullopt;
     }
     if (!req_string(ctx, *md, "metadata", "name", svc.name) ||
@@ -487,7 +489,8 @@ std::optional<GlobalService> decode_globalservice(const json &obj, std::string &
         return std::nullopt;
     if (const json *ns = namespace_member(*md)) {
         if (!ns->is_string()) {
-            ctx.fail("metadata.namespace", std::string("expected a string, got ") + type_name(*ns));
+            ctx.fail("metadata.namespace",
+                     std::string("expected a string, got ") + json_type_name(*ns));
             return std::nullopt;
         }
         svc.ns = ns->get<std::string>();
@@ -587,8 +590,8 @@ DecodeResult parse_manifests(const std::string &yaml_text) {
         const json *items = member(obj, "items");
         if (!items) continue;  // an empty List
         if (!items->is_array()) {
-            out.reject(
-                {locator, std::string("items: expected a list, got ") + type_name(*items), ""});
+            out.reject({locator,
+                        std::string("items: expected a list, got ") + json_type_name(*items), ""});
             continue;
         }
         for (size_t i = 0; i < items->size(); i++)

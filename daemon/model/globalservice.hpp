@@ -81,6 +81,10 @@ struct DecodeResult {
 // names are lower case, and a name with upper case could never match a (lowercased) query.
 bool is_dns_label(std::string_view s);
 
+// How an error message names a JSON value's type: "a mapping", "a list", "a string", "a number",
+// "a boolean" or "null".
+const char *json_type_name(const nlohmann::json &v);
+
 // Decodes one GlobalService object (apiVersion dns.fabedge.io/v1alpha1, kind GlobalService).
 // Returns nullopt and fills `why` when the object is invalid: wrong apiVersion/kind, missing
 // metadata.name, no spec, unknown spec.type, a bad IP address, a hostname that is not a DNS

@@ -74,6 +74,18 @@ def run(cmd: list[str], check: bool = True, timeout: float = 30,
     return p
 
 
+def terminate(proc: subprocess.Popen, timeout: float = 5) -> None:
+    """SIGTERM, then SIGKILL if proc has not exited within timeout; waits for it either way."""
+    if proc.poll() is not None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
 def pid_alive(pid: int) -> bool:
     """True while pid runs (a zombie, killed but not yet reaped, counts as gone)."""
     try:
@@ -661,10 +673,5 @@ remote-control:
         return self
 
     def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        if self.proc:
+            terminate(self.proc)

@@ -157,12 +157,7 @@ class KubeStandin:
         return json.loads(r.body)
 
     def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(5)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        lib.terminate(self.proc)
         self.log.close()
 
 
