@@ -1,6 +1,6 @@
 // The typed C++ view of the datapath's maps (maps/fabdns_maps.h): layout checks, key/value
 // construction, and the small interface the daemon and tools use. The real implementation
-// over pinned BPF maps is in loader/; tests use FakeDatapathMaps (tests/datapath_fake.hpp).
+// over pinned BPF maps is in loader/; the compiler tests use an in-memory AnswerTable.
 #pragma once
 
 #include <array>
@@ -47,7 +47,7 @@ inline constexpr std::array<const char *, FABDNS_STAT_MAX> kStatNames = {
 #undef FABDNS_STAT_LABEL_
 };
 
-// fabdns_name_hash over a lowercase dotted name (no trailing dot): the same words the kernel
+// fabdns_hash_word over a lowercase dotted name (no trailing dot): the same words the kernel
 // hashes, read from a zero-padded buffer.
 uint64_t name_hash(std::string_view name);
 

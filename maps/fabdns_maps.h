@@ -35,12 +35,12 @@
 /* Capacity of the listen (answer_for) map. */
 #define FABDNS_MAX_LISTEN 64
 
-/* Key of the answers map. The kernel lowercases the query name, hashes it with
- * fabdns_name_hash() and then compares the stored name byte for byte, so a hash collision can
- * only cause a miss, never a wrong answer. */
+/* Key of the answers map. The kernel lowercases the query name, hashes its words with
+ * fabdns_hash_word() (below) and then compares the stored name word by word, so a hash
+ * collision can only cause a miss, never a wrong answer. */
 struct fabdns_answer_key {
-    __u64 hash;    /* fabdns_name_hash() of the value's name; host byte order */
-    __u16 qtype;   /* DNS type: FABDNS_QTYPE_A or FABDNS_QTYPE_AAAA; host byte order */
+    __u64 hash;    /* fabdns_hash_word() over the value's name words; host byte order */
+    __u16 qtype;   /* FABDNS_QTYPE_A or _AAAA (FABDNS_QTYPE_SOA for zone entries); host order */
     __u8 name_len; /* strlen of the value's name, 1..FABDNS_NAME_MAX */
     __u8 pad[5];   /* zero */
 };
