@@ -25,11 +25,74 @@ std::string query_key(std::string_view name, uint16_t qtype) {
     return k;
 }
 
-bool same_answer(const fabdns_answer &a, const fabdns_answer &b) {
-    // Everything but the kernel's hit counter.
-    return std::memcmp(a.name, b.name, sizeof(a.name)) == 0 && a.ttl == b.ttl &&
-           a.count == b.count && a.kind == b.kind && a.soa_len == b.soa_len &&
-           a.zone_len == b.zone_len && std::memcmp(a.rdata, b.rdata, sizeof(a.rdata)) == 0;
+// FNV-1a 64 over the bytes fed, with a final avalanche. Two different values colliding would
+// only skip one write of a changed entry (chance ~2^-64 per change); the next change of that
+// entry writes it.
+class Digest {
+  public:
+    Digest &add(const void *p, size_t n) {
+        const auto *b = static_cast<const uint8_t *>(p);
+        for (size_t i = 0; i < n; i++) h_ = (h_ ^ b[i]) * 0x100000001b3ULL;
+        return *this;
+    }
+    template <typename T>
+    Digest &add(T v) {
+        return add(&v, sizeof(v));
+    }
+    uint64_t get() const {
+        uint64_t z = h_;
+        z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+        z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+        return z ^ (z >> 31);
+    }
+
+  private:
+    uint64_t h_ = 0xcbf29ce484222325ULL;
+};
+
+// Everything but the kernel's hit counter: equal digests mean no write is needed.
+uint64_t value_digest(const fabdns_answer &v) {
+    return Digest{}
+        .add(v.name, sizeof(v.name))
+        .add(v.ttl)
+        .add(v.count)
+        .add(v.kind)
+        .add(v.soa_len)
+        .add(v.zone_len)
+        .add(v.rdata, sizeof(v.rdata))
+        .get();
+}
+
+// What the sync compares in place with an engine answer (see answer_held_digest()): the name,
+// kind and TTL, then the addresses, or for NODATA the zone's length (its bytes follow from
+// name, zone and TTL alone).
+uint64_t held_digest(const fabdns_answer_key &k, const fabdns_answer &v) {
+    Digest d;
+    d.add(v.name, strnlen(v.name, sizeof(v.name))).add(v.kind).add(v.ttl);
+    if (v.kind == FABDNS_ANSWER_NODATA) {
+        d.add(v.zone_len);
+    } else if (v.kind == FABDNS_ANSWER_ADDRESSES) {
+        const size_t len = k.qtype == FABDNS_QTYPE_A ? 4 : 16;
+        d.add(v.count).add(v.rdata, std::min(sizeof(v.rdata), v.count * len));
+    }
+    return d.get();
+}
+
+// held_digest() of the value the map would hold for this answer, computed in place: this runs
+// for every answer on every sync, so it builds nothing.
+uint64_t answer_held_digest(std::string_view name, const Answer &ans) {
+    Digest d;
+    d.add(name.data(), name.size());
+    if (ans.answer.empty()) {
+        const Record &soa = ans.authority.front();
+        d.add(static_cast<uint8_t>(FABDNS_ANSWER_NODATA)).add(soa.ttl);
+        d.add(static_cast<uint8_t>(soa.owner.size()));
+        return d.get();
+    }
+    d.add(static_cast<uint8_t>(FABDNS_ANSWER_ADDRESSES)).add(ans.answer.front().ttl);
+    d.add(static_cast<uint8_t>(ans.answer.size()));
+    for (const auto &rr : ans.answer) d.add(rr.rdata.data(), rr.rdata.size());
+    return d.get();
 }
 
 maps::KernelAnswer to_kernel(std::string_view name, uint16_t qtype, const Answer &ans) {
@@ -180,30 +243,6 @@ maps::KernelAnswer zone_entry(const Record &soa) {
     return k;
 }
 
-// Whether a map value already holds this answer (compared in place: this runs for every
-// answer on every sync, so it builds nothing). A NODATA entry's bytes follow from its name,
-// zone and TTL alone.
-bool holds(const fabdns_answer &v, std::string_view name, const Answer &ans) {
-    if (name.size() >= sizeof(v.name) || std::memcmp(v.name, name.data(), name.size()) != 0 ||
-        v.name[name.size()] != '\0')
-        return false;
-    if (ans.answer.empty()) {
-        const Record &soa = ans.authority.front();
-        return v.kind == FABDNS_ANSWER_NODATA && v.ttl == soa.ttl && v.zone_len == soa.owner.size();
-    }
-    if (v.kind != FABDNS_ANSWER_ADDRESSES || v.ttl != ans.answer.front().ttl ||
-        v.count != ans.answer.size())
-        return false;
-    size_t off = 0;
-    for (const auto &rr : ans.answer) {
-        if (off + rr.rdata.size() > sizeof(v.rdata) ||
-            std::memcmp(&v.rdata[off], rr.rdata.data(), rr.rdata.size()) != 0)
-            return false;
-        off += rr.rdata.size();
-    }
-    return true;
-}
-
 }  // namespace
 
 std::vector<maps::KernelAnswer> kernel_answers(const Engine &engine, size_t *unfit) {
@@ -241,7 +280,7 @@ std::vector<maps::KernelAnswer> kernel_answers(const Engine &engine, size_t *unf
 
 MapCompiler::MapCompiler(maps::AnswerTable &table) : table_(table) {
     table_.for_each([&](const fabdns_answer_key &k, const fabdns_answer &v) {
-        shadow_[k] = Entry{v, 0};
+        shadow_[k] = Entry{value_digest(v), held_digest(k, v), 0};
     });
 }
 
@@ -253,8 +292,9 @@ void MapCompiler::note_query(std::string_view name, uint16_t qtype) {
 }
 
 void MapCompiler::write(const fabdns_answer_key &k, const fabdns_answer &v, CompileStats &st) {
+    const uint64_t digest = value_digest(v);
     auto it = shadow_.find(k);
-    if (it != shadow_.end() && same_answer(it->second.value, v)) {
+    if (it != shadow_.end() && it->second.value == digest) {
         it->second.generation = generation_;
         return;
     }
@@ -265,7 +305,7 @@ void MapCompiler::write(const fabdns_answer_key &k, const fabdns_answer &v, Comp
         return;
     }
     (it == shadow_.end() ? st.added : st.updated)++;
-    shadow_[k] = Entry{v, generation_};
+    shadow_[k] = Entry{digest, held_digest(k, v), generation_};
 }
 
 void MapCompiler::remove_unwanted(CompileStats &st) {
@@ -319,7 +359,7 @@ CompileStats MapCompiler::sync(const Engine &engine) {
             const bool nodata = ans.answer.empty();
             auto key = maps::make_key(name, qtype);
             auto it = shadow_.find(key);
-            if (it != shadow_.end() && holds(it->second.value, name, ans)) {
+            if (it != shadow_.end() && it->second.held == answer_held_digest(name, ans)) {
                 it->second.generation = generation_;
             } else if (nodata) {
                 auto k = nodata_entry(name, qtype, ans);

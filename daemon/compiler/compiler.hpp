@@ -53,8 +53,13 @@ class MapCompiler {
             return a.hash == b.hash && a.qtype == b.qtype && a.name_len == b.name_len;
         }
     };
+    // Digests instead of the 400-byte values keep the shadow small (10,000 services: ~34 MiB
+    // of copies before). `value` covers every field but the kernel's hit counter and decides
+    // whether a write is needed; `held` covers what the sync's in-place check compares with an
+    // engine answer (held_digest() in compiler.cpp).
     struct Entry {
-        fabdns_answer value;
+        uint64_t value = 0;
+        uint64_t held = 0;
         uint64_t generation = 0;  // the last sync that wanted this entry
     };
     using Shadow = std::unordered_map<fabdns_answer_key, Entry, KeyHash, KeyEq>;

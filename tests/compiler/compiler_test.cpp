@@ -382,6 +382,78 @@ TEST(MapCompiler, AdoptsWhatTheMapAlreadyHolds) {
     EXPECT_GE(table.entries[kept_key].hits, 100u);
 }
 
+// The compiler keeps digests, not values: a held value that differs from the desired one in
+// any single field is rewritten (and only that one).
+TEST(MapCompiler, RewritesAHeldValueThatDiffersInAnyOneField) {
+    Engine engine(small_options());
+    engine.set_services(small_services());
+    const Desired want = desired_of(engine);
+    std::map<uint8_t, fabdns_answer_key> first_of_kind;
+    for (const auto &[k, v] : want) first_of_kind.try_emplace(v.kind, k);
+    ASSERT_EQ(first_of_kind.size(), 3u) << "addresses, NODATA and zone entries";
+
+    struct Change {
+        uint8_t kind;
+        const char *what;
+        void (*apply)(fabdns_answer &);
+    };
+    const Change changes[] = {
+        {FABDNS_ANSWER_ADDRESSES, "address", [](fabdns_answer &v) { v.rdata[3] ^= 1; }},
+        {FABDNS_ANSWER_ADDRESSES, "ttl", [](fabdns_answer &v) { v.ttl++; }},
+        {FABDNS_ANSWER_ADDRESSES, "count", [](fabdns_answer &v) { v.count++; }},
+        {FABDNS_ANSWER_ADDRESSES, "kind", [](fabdns_answer &v) { v.kind = FABDNS_ANSWER_NODATA; }},
+        {FABDNS_ANSWER_NODATA, "ttl", [](fabdns_answer &v) { v.ttl++; }},
+        {FABDNS_ANSWER_NODATA, "kind", [](fabdns_answer &v) { v.kind = FABDNS_ANSWER_ADDRESSES; }},
+        {FABDNS_ANSWER_NODATA, "zone length", [](fabdns_answer &v) { v.zone_len--; }},
+        {FABDNS_ANSWER_ZONE, "soa bytes (serial)", [](fabdns_answer &v) { v.rdata[3] ^= 1; }},
+        {FABDNS_ANSWER_ZONE, "soa bytes (minimum)",
+         [](fabdns_answer &v) { v.rdata[FABDNS_SOA_TAIL_LEN - 1] ^= 0x80; }},
+        {FABDNS_ANSWER_ZONE, "soa length", [](fabdns_answer &v) { v.soa_len--; }},
+        {FABDNS_ANSWER_ZONE, "ttl", [](fabdns_answer &v) { v.ttl++; }},
+        {FABDNS_ANSWER_ZONE, "kind", [](fabdns_answer &v) { v.kind = FABDNS_ANSWER_NODATA; }},
+    };
+    for (const auto &c : changes) {
+        SCOPED_TRACE(std::string(c.what) + " of kind " + std::to_string(c.kind));
+        const fabdns_answer_key key = first_of_kind.at(c.kind);
+        FakeTable table(1024);
+        table.entries.insert(want.begin(), want.end());
+        c.apply(table.entries[key]);
+        ASSERT_FALSE(same_value(table.entries[key], want.at(key))) << "the change must matter";
+        MapCompiler compiler(table);
+        const CompileStats st = compiler.sync(engine);
+        EXPECT_EQ(table.upserts, 1u);
+        EXPECT_TRUE(table.upserted.count(key));
+        EXPECT_EQ(st.updated, 1u);
+        EXPECT_EQ(st.added + st.removed, 0u);
+        expect_table_is(table, want);
+    }
+}
+
+// The kernel's hit counter is not part of a value: counts changing never cause a write, neither
+// in a map adopted after a restart nor in one the compiler wrote itself.
+TEST(MapCompiler, HitCountsAloneCauseNoWrite) {
+    Engine engine(small_options());
+    engine.set_services(small_services());
+    const Desired want = desired_of(engine);
+    FakeTable table(1024);
+    uint64_t n = 0;
+    for (const auto &[k, v] : want) {
+        table.entries[k] = v;
+        table.entries[k].hits = 10 + n++;
+    }
+    MapCompiler compiler(table);
+    CompileStats st = compiler.sync(engine);
+    EXPECT_EQ(table.upserts + table.erases, 0u);
+    EXPECT_EQ(st.added + st.updated + st.removed, 0u);
+
+    for (auto &[k, v] : table.entries) v.hits += 1000;
+    st = compiler.sync(engine);
+    EXPECT_EQ(table.upserts + table.erases, 0u);
+    EXPECT_EQ(st.added + st.updated + st.removed, 0u);
+    for (const auto &[k, v] : table.entries) EXPECT_GE(v.hits, 1000u) << name_of(v);
+    expect_table_is(table, want);
+}
+
 TEST(MapCompiler, KeepsTheMostQueriedAnswersWhenOverCapacity) {
     auto services = test::generate_services({.seed = 3, .services = 60});
     Engine engine(test::gen_engine_options());
