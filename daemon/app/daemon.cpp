@@ -4,6 +4,7 @@
 #include "app/daemon.hpp"
 
 #include <ifaddrs.h>
+#include <malloc.h>
 #include <net/if.h>
 #include <netinet/in.h>
 #include <signal.h>
@@ -309,6 +310,9 @@ void Daemon::on_update(std::vector<GlobalService> services) {
     } else {
         log::info("sync: " + std::to_string(n) + " services");
     }
+    // A sync's transient memory (the previous index, the compiler's desired set) is freed by
+    // now; hand it back to the system so RSS follows what is held, not the last peak.
+    malloc_trim(0);
     if (compiler_ && !data_applied_) {
         // The maps now hold what user space serves: from here on the stamp says so.
         data_applied_ = true;
