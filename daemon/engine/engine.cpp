@@ -1,5 +1,5 @@
 // Engine: holds the current AnswerIndex (swapped atomically on every set_services()) and serves
-// resolve(), explain() and for_each_address_answer() from it.
+// resolve(), explain() and for_each_service_answer() from it.
 #include "engine/engine.hpp"
 
 #include <algorithm>
@@ -229,23 +229,6 @@ Explanation Engine::explain(std::string_view qname, uint16_t qtype) const {
             ex.endpoints.push_back(std::move(line));
         }
     return ex;
-}
-
-void Engine::for_each_address_answer(
-    const std::function<void(std::string_view name, uint16_t qtype, const Answer &)> &fn,
-    bool include_pod_names) const {
-    auto idx = current();
-    Answer scratch;  // reused: each call overwrites it in place
-    for (const auto &[name, node] : idx->names) {
-        if (!node.has_addresses()) continue;
-        if (!include_pod_names && node.form == Form::Pod) continue;
-        for (size_t fam : {kV4, kV6}) {
-            if (node.sets[fam] == 0) continue;
-            const uint16_t type = family_type(fam);
-            idx->answer(node, name, type, scratch);
-            fn(name, type, scratch);
-        }
-    }
 }
 
 void Engine::for_each_service_answer(

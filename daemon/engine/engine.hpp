@@ -1,6 +1,6 @@
 // The answer engine: the one place where fabdns decides what a name answers (SPEC §3). Pure
 // C++, no I/O. The user-space resolver calls resolve() for each query; the map compiler calls
-// for_each_address_answer() to get every (name, type) the kernel may serve, so the two paths
+// for_each_service_answer() to get every (name, type) the kernel may serve, so the two paths
 // cannot disagree.
 //
 // Names, for each zone Z (a name belongs to the longest configured zone it ends with):
@@ -123,21 +123,13 @@ class Engine {
     void resolve(std::string_view qname, uint16_t qtype, Answer &out) const;
     Explanation explain(std::string_view qname, uint16_t qtype) const;
 
-    // Calls fn for every name (lowercase) and type in {A, AAAA} whose answer is NOERROR with at
-    // least one address record. Headless pod names are included (the compiler decides what
-    // fits the kernel). Each Answer equals what resolve() returns for that name and type; it
-    // is only valid during the call.
-    // include_pod_names = false leaves out Headless pod names, which the kernel never serves
-    // (SPEC §4).
-    void for_each_address_answer(
-        const std::function<void(std::string_view name, uint16_t qtype, const Answer &)> &fn,
-        bool include_pod_names = true) const;
-
-    // Like for_each_address_answer(), plus the NODATA answer (NOERROR, no records, the zone's
-    // SOA in authority) of A or AAAA for every name of a service (service, short, cluster, old
-    // and, when included, pod forms) that has no address of that family: the other half of
-    // what a resolver asking A and AAAA together gets. Apex and empty non-terminal names are
-    // left out.
+    // Calls fn for every name (lowercase) of a service (service, short, cluster, old and, when
+    // included, pod forms) and each type in {A, AAAA}: the address answer where the name has
+    // addresses of that family, else its NODATA (NOERROR, no records, the zone's SOA in
+    // authority), the other half of what a resolver asking A and AAAA together gets. Apex and
+    // empty non-terminal names are left out. Each Answer equals what resolve() returns for that
+    // name and type; it is only valid during the call. include_pod_names = false leaves out
+    // Headless pod names, which the kernel never serves (SPEC §4).
     void for_each_service_answer(
         const std::function<void(std::string_view name, uint16_t qtype, const Answer &)> &fn,
         bool include_pod_names = true) const;

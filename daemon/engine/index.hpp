@@ -38,8 +38,6 @@ struct NameNode {
     uint32_t service = kNone;  // index into AnswerIndex::services
     uint32_t slot = kNone;     // Cluster, Old: index into clusters; Pod: index into pods
     std::array<uint32_t, 2> sets{0, 0};
-
-    bool has_addresses() const { return sets[kV4] != 0 || sets[kV6] != 0; }
 };
 
 struct ClusterInfo {
