@@ -326,6 +326,21 @@ void read_list_metadata(const json &env, DocumentResult &out) {
                     json_type_name((*md)["continue"]);
 }
 
+// Runs the decoder over text. False, with `error` set (the decoder's own reason when it gave
+// one), when the text did not decode.
+bool run_sax(DocumentSax &sax, std::string_view text, std::string &error, const char *what) {
+    bool ok = false;
+    try {
+        ok = json::sax_parse(text.begin(), text.end(), &sax);
+    } catch (const std::exception &e) {
+        // The SAX parser reports errors through parse_error; this is for anything unforeseen.
+        if (error.empty()) error = std::string("cannot decode: ") + e.what();
+    }
+    if (ok && error.empty()) return true;
+    if (error.empty()) error = std::string("cannot decode ") + what;
+    return false;
+}
+
 }  // namespace
 
 DocumentResult decode_json_document(std::string_view text, Container container,
@@ -335,17 +350,7 @@ DocumentResult decode_json_document(std::string_view text, Container container,
                 : container == Container::List ? Mode::List
                                                : Mode::Manifest;
     DocumentSax sax(mode, limits, out);
-    bool ok = false;
-    try {
-        ok = json::sax_parse(text.begin(), text.end(), &sax);
-    } catch (const std::exception &e) {
-        // The SAX parser reports errors through parse_error; this is for anything unforeseen.
-        if (out.error.empty()) out.error = std::string("cannot decode: ") + e.what();
-    }
-    if (!ok || !out.error.empty()) {
-        if (out.error.empty()) out.error = "cannot decode the document";
-        return out;
-    }
+    if (!run_sax(sax, text, out.error, "the document")) return out;
     if (sax.root_array()) return out;
 
     json &env = sax.envelope();
@@ -380,14 +385,8 @@ WatchEvent decode_watch_event(std::string_view line, const DecodeLimits &limits)
     WatchEvent ev;
     DocumentResult scratch;
     DocumentSax sax(Mode::Event, limits, scratch);
-    bool ok = false;
-    try {
-        ok = json::sax_parse(line.begin(), line.end(), &sax);
-    } catch (const std::exception &e) {
-        if (scratch.error.empty()) scratch.error = std::string("cannot decode: ") + e.what();
-    }
-    if (!ok || !scratch.error.empty()) {
-        ev.error = scratch.error.empty() ? "cannot decode the event" : scratch.error;
+    if (!run_sax(sax, line, scratch.error, "the event")) {
+        ev.error = scratch.error;
         return ev;
     }
     json &env = sax.envelope();
