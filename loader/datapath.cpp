@@ -19,6 +19,8 @@
 
 #include <cstdarg>
 #include <cstring>
+#include <functional>
+#include <iterator>
 #include <optional>
 #include <string>
 #include <system_error>
@@ -39,8 +41,11 @@ constexpr const char *kLinkPrefix = "link_";
 constexpr const char *kTcPrefix = "tc_";
 constexpr const char *kTcNewPrefix = "tcnew_";
 constexpr const char *kQdiscPrefix = "clsact_";
-const char *const kMapNames[] = {FABDNS_MAP_ANSWERS, FABDNS_MAP_LISTEN, FABDNS_MAP_CONFIG,
-                                 FABDNS_MAP_STATS};
+const char *const kAnswerMaps[] = {FABDNS_MAP_ANSWERS, FABDNS_MAP_ANSWERS_STANDBY,
+                                   FABDNS_MAP_ANSWERS_ACTIVE};
+const char *const kMapNames[] = {FABDNS_MAP_ANSWERS,        FABDNS_MAP_ANSWERS_STANDBY,
+                                 FABDNS_MAP_ANSWERS_ACTIVE, FABDNS_MAP_LISTEN,
+                                 FABDNS_MAP_CONFIG,         FABDNS_MAP_STATS};
 
 int libbpf_log(enum libbpf_print_level level, const char *fmt, va_list args) {
     char buf[1024];
@@ -126,15 +131,26 @@ std::optional<bpf_map_info> pinned_map_info(const std::string &path) {
 }
 
 // libbpf refuses to reuse a pinned map whose layout differs from the object's, so a pin from
-// another capacity or another version is removed before load() and created anew.
+// another capacity or another version is removed before load() and created anew. The answer
+// table's three maps go together: a copy without its switch (pins of a version with one copy)
+// is replaced as well.
 void drop_incompatible_pins(const std::string &pin_path, uint32_t capacity) {
-    if (auto info = pinned_map_info(pin_path + "/" + FABDNS_MAP_ANSWERS);
-        info && !(info->max_entries == capacity && info->key_size == sizeof(fabdns_answer_key) &&
-                  info->value_size == sizeof(fabdns_answer))) {
-        log::warn("pinned answers map has capacity " + std::to_string(info->max_entries) +
-                  " and value size " + std::to_string(info->value_size) + "; replacing it");
-        for (const char *name : kMapNames) unlink((pin_path + "/" + name).c_str());
-        return;
+    auto copy_fits = [&](const char *name) {
+        auto info = pinned_map_info(pin_path + "/" + name);
+        return info && info->max_entries == capacity &&
+               info->key_size == sizeof(fabdns_answer_key) &&
+               info->value_size == sizeof(fabdns_answer);
+    };
+    auto present = [&](const char *name) { return exists(pin_path + "/" + name); };
+    const bool any = present(FABDNS_MAP_ANSWERS) || present(FABDNS_MAP_ANSWERS_STANDBY) ||
+                     present(FABDNS_MAP_ANSWERS_ACTIVE);
+    if (any && !(copy_fits(FABDNS_MAP_ANSWERS) && copy_fits(FABDNS_MAP_ANSWERS_STANDBY) &&
+                 present(FABDNS_MAP_ANSWERS_ACTIVE))) {
+        auto info = pinned_map_info(pin_path + "/" + FABDNS_MAP_ANSWERS);
+        log::warn("pinned answer table (capacity " + std::to_string(info ? info->max_entries : 0) +
+                  ", value size " + std::to_string(info ? info->value_size : 0) +
+                  ") does not fit this version or capacity; replacing it");
+        for (const char *name : kAnswerMaps) unlink((pin_path + "/" + name).c_str());
     }
     // A version that counts more pass reasons has a longer stats map: only the counters
     // restart from zero, the answers stay.
@@ -147,42 +163,138 @@ void drop_incompatible_pins(const std::string &pin_path, uint32_t capacity) {
     }
 }
 
+uint32_t map_id(int fd) {
+    bpf_map_info info{};
+    uint32_t len = sizeof(info);
+    return bpf_obj_get_info_by_fd(fd, &info, &len) == 0 ? info.id : 0;
+}
+
+// Every entry of one copy, in the kernel's order.
+void walk(int fd, const std::function<void(const fabdns_answer_key &, const fabdns_answer &)> &fn) {
+    fabdns_answer_key key{}, next{};
+    const void *prev = nullptr;
+    fabdns_answer v{};
+    while (bpf_map_get_next_key(fd, prev, &next) == 0) {
+        if (bpf_map_lookup_elem(fd, &next, &v) == 0) fn(next, v);
+        key = next;
+        prev = &key;
+    }
+}
+
+bool same_answer(const fabdns_answer &a, const fabdns_answer &b) {
+    // Everything but the kernel's hit counter.
+    return std::memcmp(&a, &b, offsetof(fabdns_answer, hits)) == 0 &&
+           std::memcmp(a.rdata, b.rdata, sizeof(a.rdata)) == 0;
+}
+
+// The two copies of the answer table and the switch between them (bpf/lib/maps.h says why).
+// A batch is written into the copy no program reads, the switch is made (the syscall returns
+// after an RCU grace period, so no program reads the other copy any more), and the batch is
+// written into the other copy as well.
 class FdAnswerTable : public maps::AnswerTable {
   public:
-    FdAnswerTable(int fd, uint32_t capacity) : fd_(fd), capacity_(capacity) {}
+    FdAnswerTable(int copy0, int copy1, int active, uint32_t capacity)
+        : copies_{Fd(copy0), Fd(copy1)}, active_fd_(active), capacity_(capacity) {
+        uint32_t zero = 0, id = 0;
+        if (bpf_map_lookup_elem(active_fd_.fd, &zero, &id) == 0 && id == map_id(copies_[1].fd))
+            active_ = 1;
+    }
+
     std::optional<fabdns_answer> lookup(const fabdns_answer_key &key) const override {
         fabdns_answer v{};
-        if (bpf_map_lookup_elem(fd_.fd, &key, &v) < 0) return std::nullopt;
+        if (bpf_map_lookup_elem(copies_[active_].fd, &key, &v) < 0) return std::nullopt;
         return v;
     }
-    void upsert(const fabdns_answer_key &key, const fabdns_answer &value) override {
-        if (bpf_map_update_elem(fd_.fd, &key, &value, BPF_ANY) < 0)
-            throw std::system_error(errno, std::generic_category(), "answers map update");
+
+    std::vector<maps::AnswerFailure> apply(
+        const std::vector<maps::AnswerChange> &changes) override {
+        std::vector<maps::AnswerFailure> failed;
+        if (changes.empty()) return failed;
+        const int standby = 1 - active_;
+        write(copies_[standby].fd, changes, &failed);
+        switch_to(standby);
+        write(copies_[active_ ^ 1].fd, changes, nullptr, &failed);
+        return failed;
     }
-    void erase(const fabdns_answer_key &key) override { bpf_map_delete_elem(fd_.fd, &key); }
+
     void for_each(const std::function<void(const fabdns_answer_key &, const fabdns_answer &)> &fn)
         const override {
-        fabdns_answer_key key{}, next{};
-        const void *prev = nullptr;
-        fabdns_answer v{};
-        while (bpf_map_get_next_key(fd_.fd, prev, &next) == 0) {
-            if (bpf_map_lookup_elem(fd_.fd, &next, &v) == 0) fn(next, v);
-            key = next;
-            prev = &key;
-        }
+        const int other = copies_[active_ ^ 1].fd;
+        walk(copies_[active_].fd, [&](const fabdns_answer_key &k, const fabdns_answer &v) {
+            fabdns_answer o{};
+            if (bpf_map_lookup_elem(other, &k, &o) < 0) return fn(k, v);
+            fabdns_answer sum = v;
+            sum.hits += o.hits;  // the kernel counts in whichever copy it read
+            fn(k, sum);
+        });
     }
     uint32_t capacity() const override { return capacity_; }
 
+    // Makes the copy programs do not read equal to the one they read: after a restart that
+    // interrupted a batch, or when one of the pins was new.
+    void mirror() {
+        const int from = copies_[active_].fd, to = copies_[active_ ^ 1].fd;
+        std::vector<maps::AnswerChange> diff;
+        walk(to, [&](const fabdns_answer_key &k, const fabdns_answer &) {
+            fabdns_answer v{};
+            if (bpf_map_lookup_elem(from, &k, &v) < 0) diff.push_back({k, std::nullopt});
+        });
+        walk(from, [&](const fabdns_answer_key &k, const fabdns_answer &v) {
+            fabdns_answer o{};
+            if (bpf_map_lookup_elem(to, &k, &o) < 0 || !same_answer(v, o)) diff.push_back({k, v});
+        });
+        std::vector<maps::AnswerFailure> failed;
+        write(to, diff, &failed);
+        if (!failed.empty())
+            log::warn("the standby answer table could not take " + std::to_string(failed.size()) +
+                      " entries");
+        // Make sure programs read the copy the walk started from.
+        switch_to(active_);
+    }
+
   private:
-    Fd fd_;
+    // Removals, then additions; `failed` collects the additions that fail, and additions that
+    // failed before (`skip`) are not tried, so that both copies end up the same.
+    static void write(int fd, const std::vector<maps::AnswerChange> &changes,
+                      std::vector<maps::AnswerFailure> *failed,
+                      const std::vector<maps::AnswerFailure> *skip = nullptr) {
+        for (const auto &c : changes)
+            if (!c.value) bpf_map_delete_elem(fd, &c.key);
+        size_t s = 0;
+        for (size_t i = 0; i < changes.size(); i++) {
+            if (!changes[i].value) continue;
+            if (skip && s < skip->size() && (*skip)[s].index == i) {
+                s++;
+                continue;
+            }
+            if (bpf_map_update_elem(fd, &changes[i].key, &*changes[i].value, BPF_ANY) < 0 && failed)
+                failed->push_back({i, errno});
+        }
+    }
+
+    void switch_to(int copy) {
+        uint32_t zero = 0;
+        int fd = copies_[copy].fd;
+        if (bpf_map_update_elem(active_fd_.fd, &zero, &fd, BPF_ANY) < 0)
+            throw std::system_error(errno, std::generic_category(), "answers_active map update");
+        active_ = copy;
+    }
+
+    Fd copies_[2];
+    Fd active_fd_;
+    int active_ = 0;
     uint32_t capacity_;
 };
 
 class FdMaps : public maps::DatapathMaps {
   public:
-    FdMaps(int answers, uint32_t capacity, int listen, int config, int stats)
-        : answers_(answers, capacity), listen_(listen), config_(config), stats_(stats) {}
+    FdMaps(const int answers[3], uint32_t capacity, int listen, int config, int stats)
+        : answers_(answers[0], answers[1], answers[2], capacity),
+          listen_(listen),
+          config_(config),
+          stats_(stats) {}
 
+    FdAnswerTable &table() { return answers_; }
     maps::AnswerTable &answers() override { return answers_; }
     const maps::AnswerTable &answers() const override { return answers_; }
 
@@ -432,19 +544,21 @@ std::optional<Mode> parse_mode(std::string_view text) {
 }
 
 std::unique_ptr<maps::DatapathMaps> open_pinned_maps(const std::string &pin_path) {
-    int fds[4];
-    for (int i = 0; i < 4; i++) {
+    constexpr size_t n = std::size(kMapNames);
+    int fds[n];
+    for (size_t i = 0; i < n; i++) {
         std::string path = pin_path + "/" + kMapNames[i];
         fds[i] = bpf_obj_get(path.c_str());
         if (fds[i] < 0) {
             int err = errno;
-            for (int j = 0; j < i; j++) close(fds[j]);
+            for (size_t j = 0; j < i; j++) close(fds[j]);
             if (err == ENOENT)
                 throw Error("no fabdns datapath pinned at " + pin_path + " (missing " + path + ")");
             fail_errno("cannot open " + path, err);
         }
     }
-    return std::make_unique<FdMaps>(fds[0], map_capacity(fds[0]), fds[1], fds[2], fds[3]);
+    static_assert(n == 6, "three answer maps, then listen, config and stats");
+    return std::make_unique<FdMaps>(fds, map_capacity(fds[0]), fds[3], fds[4], fds[5]);
 }
 
 std::vector<Attachment> list_attachments(const std::string &pin_path) {
@@ -536,14 +650,17 @@ Datapath::Datapath(const Options &options) : impl_(std::make_unique<Impl>()) {
     LIBBPF_OPTS(bpf_object_open_opts, open_opts, .pin_root_path = options.pin_path.c_str());
     impl_->skel = fabdns_bpf__open_opts(&open_opts);
     if (!impl_->skel) fail_errno("cannot open the BPF object", errno);
-    bpf_map__set_max_entries(impl_->skel->maps.answers, options.capacity);
+    auto *m = &impl_->skel->maps;
+    bpf_map__set_max_entries(m->answers, options.capacity);
+    bpf_map__set_max_entries(m->answers_standby, options.capacity);
     int err = fabdns_bpf__load(impl_->skel);
     if (err) fail_errno("cannot load the BPF object (see libbpf messages above)", err);
 
-    auto *m = &impl_->skel->maps;
-    impl_->maps = std::make_unique<FdMaps>(dup(bpf_map__fd(m->answers)), options.capacity,
-                                           dup(bpf_map__fd(m->listen)), dup(bpf_map__fd(m->config)),
-                                           dup(bpf_map__fd(m->stats)));
+    const int answers[3] = {dup(bpf_map__fd(m->answers)), dup(bpf_map__fd(m->answers_standby)),
+                            dup(bpf_map__fd(m->answers_active))};
+    impl_->maps = std::make_unique<FdMaps>(answers, options.capacity, dup(bpf_map__fd(m->listen)),
+                                           dup(bpf_map__fd(m->config)), dup(bpf_map__fd(m->stats)));
+    impl_->maps->table().mirror();
 }
 
 Datapath::~Datapath() = default;

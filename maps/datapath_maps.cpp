@@ -4,6 +4,7 @@
 #include <time.h>
 
 #include <cstring>
+#include <system_error>
 
 namespace fabdns::maps {
 
@@ -111,6 +112,17 @@ KernelAnswer from_map(const fabdns_answer_key &k, const fabdns_answer &v) {
         a.addrs.push_back(addr);
     }
     return a;
+}
+
+void AnswerTable::upsert(const fabdns_answer_key &key, const fabdns_answer &value) {
+    const auto failed = apply({AnswerChange{key, value}});
+    if (!failed.empty())
+        throw std::system_error(failed.front().error, std::generic_category(),
+                                "answers map update");
+}
+
+void AnswerTable::erase(const fabdns_answer_key &key) {
+    apply({AnswerChange{key, std::nullopt}});
 }
 
 bool ListenEntry::is_v4() const {

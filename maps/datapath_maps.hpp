@@ -90,17 +90,35 @@ struct ListenEntry {
     bool is_wildcard() const;
 };
 
-// The answers map. Updates of one key are atomic for readers (old or new value).
+// One change to the answers map: the value to hold for key, or none to remove it.
+struct AnswerChange {
+    fabdns_answer_key key{};
+    std::optional<fabdns_answer> value;
+};
+
+// An addition apply() could not make, and why (an errno value, e.g. E2BIG when full).
+struct AnswerFailure {
+    size_t index = 0;
+    int error = 0;
+};
+
+// The answers map. Readers (the kernel) see every entry whole, and a batch of changes all at
+// once: before it or after it.
 class AnswerTable {
   public:
     virtual ~AnswerTable() = default;
     virtual std::optional<fabdns_answer> lookup(const fabdns_answer_key &key) const = 0;
-    // Throws std::system_error on failure (e.g. the map is full).
-    virtual void upsert(const fabdns_answer_key &key, const fabdns_answer &value) = 0;
-    virtual void erase(const fabdns_answer_key &key) = 0;
+    // Applies the changes as one step; removals first, so that additions have room in a full
+    // map. Returns the failed additions in index order; the others are made.
+    virtual std::vector<AnswerFailure> apply(const std::vector<AnswerChange> &changes) = 0;
+    // Visits every entry; `hits` is the entry's total over whatever copies the table keeps.
     virtual void for_each(
         const std::function<void(const fabdns_answer_key &, const fabdns_answer &)> &fn) const = 0;
     virtual uint32_t capacity() const = 0;
+
+    // One change as its own batch. upsert throws std::system_error when it fails.
+    void upsert(const fabdns_answer_key &key, const fabdns_answer &value);
+    void erase(const fabdns_answer_key &key);
 };
 
 // All maps of one datapath instance.

@@ -11,7 +11,9 @@
 #include <linux/types.h>
 
 /* Map names, as pinned under datapath.pin_path (libbpf pins by map name). */
-#define FABDNS_MAP_ANSWERS "answers"
+#define FABDNS_MAP_ANSWERS "answers"                 /* copy 0 of the answer table */
+#define FABDNS_MAP_ANSWERS_STANDBY "answers_standby" /* copy 1, the same entries */
+#define FABDNS_MAP_ANSWERS_ACTIVE "answers_active"   /* which copy programs read (bpf/lib/maps.h) */
 #define FABDNS_MAP_LISTEN "listen"
 #define FABDNS_MAP_CONFIG "config"
 #define FABDNS_MAP_STATS "stats"

@@ -227,15 +227,15 @@ static __always_inline void put_reply_end(struct scratch *s, __u32 off) {
 /* The NODATA reply of entry a: no answers, the zone's SOA in authority, made of the head the
  * entry holds (owner to RNAME, compressed against the question) and the zone entry's serial
  * and timers. Returns 0 or the pass reason. */
-static __always_inline enum fabdns_stat build_nodata(struct scratch *s, struct fabdns_answer *a,
-                                                     __u32 qend) {
+static __always_inline enum fabdns_stat build_nodata(struct scratch *s, void *table,
+                                                     struct fabdns_answer *a, __u32 qend) {
     struct fabdns_answer_key zk;
     struct fabdns_answer *z;
     __u32 head = a->soa_len, len;
 
     if (head > FABDNS_SOA_HEAD_MAX) return FABDNS_STAT_MISS;
     __builtin_memcpy(&zk, a->rdata, sizeof(zk));
-    z = bpf_map_lookup_elem(&answers, &zk);
+    z = bpf_map_lookup_elem(table, &zk);
     if (!z || z->kind != FABDNS_ANSWER_ZONE || z->soa_len != FABDNS_SOA_TAIL_LEN)
         return FABDNS_STAT_MISS;
     len = qend + head + FABDNS_SOA_TAIL_LEN + (s->q.has_opt ? EDNS_OPT_LEN : 0);
@@ -258,6 +258,7 @@ __global enum fabdns_stat fabdns_build_reply(struct scratch *s, __u64 qend, __u6
     if (!s) return FABDNS_STAT_RESIZE;
     struct fabdns_answer_key k = {};
     struct fabdns_answer *a;
+    void *table = answer_table();
     __u8 *msg = s->msg;
     __u64 *key = (__u64 *)s->key;
     __u32 w, i, words, rdlen, rr_len, count, off, len, ttl;
@@ -268,13 +269,14 @@ __global enum fabdns_stat fabdns_build_reply(struct scratch *s, __u64 qend, __u6
     k.hash = s->q.hash;
     k.qtype = qtype;
     k.name_len = name_len;
-    a = bpf_map_lookup_elem(&answers, &k);
+    if (!table) return FABDNS_STAT_MISS;
+    a = bpf_map_lookup_elem(table, &k);
     if (!a) return FABDNS_STAT_MISS;
     for (w = 0; w < NAME_WORDS; w++) {
         if (w >= words) break;
         if (((__u64 *)a->name)[w] != key[w]) return FABDNS_STAT_COLLISION;
     }
-    if (a->kind == FABDNS_ANSWER_NODATA) return build_nodata(s, a, qend);
+    if (a->kind == FABDNS_ANSWER_NODATA) return build_nodata(s, table, a, qend);
     count = a->count;
     if (a->kind != FABDNS_ANSWER_ADDRESSES || count == 0 || count > FABDNS_MAX_RECORDS)
         return FABDNS_STAT_MISS;

@@ -5,15 +5,37 @@
 
 #include "fabdns_maps.h"
 
-/* Answers the kernel may serve; the loader sets max_entries to datapath.capacity. */
+/* The answer table exists twice. A hash map element replaced or deleted is reused by the next
+ * update at once (no RCU grace period, whatever the kernel), so a reader still holding it could
+ * copy half of one answer and half of another. The daemon therefore writes only the copy no
+ * program reads, switches answers_active to it (which returns only after every program that
+ * could still see the old copy has finished: a map-in-map update waits for an RCU grace
+ * period), then writes the same changes into the other copy. The loader sets max_entries to
+ * datapath.capacity. */
+#define FABDNS_ANSWER_TABLE                \
+    __uint(type, BPF_MAP_TYPE_HASH);       \
+    __uint(max_entries, 65536);            \
+    __uint(map_flags, BPF_F_NO_PREALLOC);  \
+    __type(key, struct fabdns_answer_key); \
+    __type(value, struct fabdns_answer)
+
+struct answer_table {
+    FABDNS_ANSWER_TABLE;
+};
+
 struct {
-    __uint(type, BPF_MAP_TYPE_HASH);
-    __uint(max_entries, 65536);
-    __uint(map_flags, BPF_F_NO_PREALLOC);
-    __type(key, struct fabdns_answer_key);
-    __type(value, struct fabdns_answer);
+    FABDNS_ANSWER_TABLE;
     __uint(pinning, LIBBPF_PIN_BY_NAME);
-} answers SEC(".maps");
+} answers SEC(".maps"), answers_standby SEC(".maps");
+
+/* Slot 0 is the copy programs read; a new map starts on `answers`. */
+struct {
+    __uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS);
+    __uint(max_entries, 1);
+    __type(key, __u32);
+    __uint(pinning, LIBBPF_PIN_BY_NAME);
+    __array(values, struct answer_table); /* last: a flexible array */
+} answers_active SEC(".maps") = {.values = {[0] = (void *)&answers}};
 
 /* Destination address:port pairs answered in the kernel (datapath.answer_for). */
 struct {
@@ -99,6 +121,13 @@ struct {
     __type(key, __u32);
     __type(value, struct scratch);
 } scratch SEC(".maps");
+
+/* The copy of the answer table to read: look entries up in it only, and within one query only
+ * in the one copy, so that an entry and the zone entry it refers to come from one data set. */
+static __always_inline void *answer_table(void) {
+    __u32 zero = 0;
+    return bpf_map_lookup_elem(&answers_active, &zero);
+}
 
 static __always_inline void count(__u32 reason) {
     __u64 *c = bpf_map_lookup_elem(&stats, &reason);

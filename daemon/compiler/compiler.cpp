@@ -291,48 +291,56 @@ void MapCompiler::note_query(std::string_view name, uint16_t qtype) {
     user_queries_[query_key(name, qtype)]++;
 }
 
-void MapCompiler::write(const fabdns_answer_key &k, const fabdns_answer &v, CompileStats &st) {
-    const uint64_t digest = value_digest(v);
+void MapCompiler::stage(const fabdns_answer_key &k, const fabdns_answer &v, Batch &batch) {
     auto it = shadow_.find(k);
-    if (it != shadow_.end() && it->second.value == digest) {
+    if (it != shadow_.end() && it->second.value == value_digest(v)) {
         it->second.generation = generation_;
         return;
     }
-    try {
-        table_.upsert(k, v);
-    } catch (const std::exception &e) {
-        log::warn(std::string("answer map update failed: ") + e.what() + " (" + v.name + ")");
-        return;
-    }
-    (it == shadow_.end() ? st.added : st.updated)++;
-    shadow_[k] = Entry{digest, held_digest(k, v), generation_};
+    batch.push_back(maps::AnswerChange{k, v});
 }
 
-void MapCompiler::remove_unwanted(CompileStats &st) {
-    for (auto it = shadow_.begin(); it != shadow_.end();) {
-        if (it->second.generation != generation_) {
-            table_.erase(it->first);
-            it = shadow_.erase(it);
-            st.removed++;
-        } else {
-            ++it;
+void MapCompiler::stage_removals(Batch &batch) {
+    for (const auto &[k, e] : shadow_)
+        if (e.generation != generation_) batch.push_back(maps::AnswerChange{k, std::nullopt});
+}
+
+void MapCompiler::commit(const Batch &batch, CompileStats &st) {
+    if (batch.empty()) return;
+    const auto failed = table_.apply(batch);
+    size_t f = 0;
+    for (size_t i = 0; i < batch.size(); i++) {
+        const auto &c = batch[i];
+        if (f < failed.size() && failed[f].index == i) {
+            log::warn(std::string("answer map update failed: ") + std::strerror(failed[f].error) +
+                      " (" + c.value->name + ")");
+            f++;
+            continue;
         }
+        auto it = shadow_.find(c.key);
+        if (!c.value) {
+            if (it != shadow_.end()) shadow_.erase(it);
+            st.removed++;
+            continue;
+        }
+        (it == shadow_.end() ? st.added : st.updated)++;
+        shadow_[c.key] = Entry{value_digest(*c.value), held_digest(c.key, *c.value), generation_};
     }
 }
 
 void MapCompiler::apply_all(const std::vector<maps::KernelAnswer> &desired, CompileStats &st) {
-    std::vector<std::pair<fabdns_answer_key, fabdns_answer>> values;
-    values.reserve(desired.size());
+    Batch batch;
     for (const auto &a : desired) {
         auto k = maps::make_key(a.name, a.qtype);
         auto it = shadow_.find(k);
         if (it != shadow_.end()) it->second.generation = generation_;
-        values.emplace_back(k, maps::make_value(a));
     }
-    // Removals first so that additions have room in a full map; a removed name simply goes
-    // to user space, which answers the same.
-    remove_unwanted(st);
-    for (const auto &[k, v] : values) write(k, v, st);
+    // Removals are staged first and applied first, so that additions have room in a full map;
+    // a removed name simply goes to user space, which answers the same.
+    stage_removals(batch);
+    for (const auto &a : desired)
+        stage(maps::make_key(a.name, a.qtype), maps::make_value(a), batch);
+    commit(batch, st);
 }
 
 CompileStats MapCompiler::sync(const Engine &engine) {
@@ -380,7 +388,7 @@ CompileStats MapCompiler::sync(const Engine &engine) {
         /*include_pod_names=*/false);
     if (!over) {
         st.desired += zones.size();
-        // Zones first: the NODATA entries written after them refer to them.
+        // The batch reaches the kernel at once; zones lead only to keep the order readable.
         std::vector<std::pair<fabdns_answer_key, fabdns_answer>> zone_values;
         for (const auto &[zone, k] : zones)
             zone_values.emplace_back(maps::zone_key(zone), maps::make_value(k));
@@ -391,8 +399,11 @@ CompileStats MapCompiler::sync(const Engine &engine) {
         // first so that additions have room in a full map.
         for (auto &[k, v] : changed)
             if (auto it = shadow_.find(k); it != shadow_.end()) it->second.generation = generation_;
-        remove_unwanted(st);
-        for (auto &[k, v] : changed) write(k, v, st);
+        Batch batch;
+        stage_removals(batch);
+        for (auto &[k, v] : changed) stage(k, v, batch);
+        changed = {};
+        commit(batch, st);
         st.entries = shadow_.size();
         st.apply_ms = ms_since(t1);
         last_ = st;

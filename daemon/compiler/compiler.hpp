@@ -1,8 +1,8 @@
 // The map compiler: turns the answer engine's output into the kernel's answer map for this
 // node. It computes the desired set (every service name x {A, AAAA} whose answer fits the
 // kernel), keeps the most-queried names when the set exceeds the map's capacity, and applies
-// only the difference to the live map so that a concurrent query sees the old or the new
-// answer, never a gap.
+// only the difference to the live map, as one batch: a concurrent query sees the data set
+// before the sync or after it, never a gap or a mix.
 #pragma once
 
 #include <atomic>
@@ -64,10 +64,15 @@ class MapCompiler {
     };
     using Shadow = std::unordered_map<fabdns_answer_key, Entry, KeyHash, KeyEq>;
 
+    using Batch = std::vector<maps::AnswerChange>;
     // Applies `desired` (already ranked to fit) in full; used when over capacity.
     void apply_all(const std::vector<maps::KernelAnswer> &desired, CompileStats &st);
-    void write(const fabdns_answer_key &k, const fabdns_answer &v, CompileStats &st);
-    void remove_unwanted(CompileStats &st);
+    // Adds k = v to the batch unless the map already holds it (marking it wanted).
+    void stage(const fabdns_answer_key &k, const fabdns_answer &v, Batch &batch);
+    // Adds the removal of every entry this sync did not mark wanted.
+    void stage_removals(Batch &batch);
+    // Applies the batch as one step and brings the shadow in line with what was made.
+    void commit(const Batch &batch, CompileStats &st);
 
     maps::AnswerTable &table_;
     Shadow shadow_;  // what the map holds, as written by us

@@ -43,19 +43,30 @@ class FakeTable : public maps::AnswerTable {
         if (it == entries.end()) return std::nullopt;
         return it->second;
     }
-    void upsert(const fabdns_answer_key &key, const fabdns_answer &value) override {
-        if (!entries.count(key) && entries.size() >= capacity_) {
-            failed_upserts++;
-            throw std::system_error(E2BIG, std::generic_category(), "answers map update");
+    // As the kernel's table does it: removals first, then additions up to the capacity.
+    std::vector<maps::AnswerFailure> apply(
+        const std::vector<maps::AnswerChange> &changes) override {
+        batches++;
+        for (const auto &c : changes) {
+            if (c.value) continue;
+            erases++;
+            erased.insert(c.key);
+            entries.erase(c.key);
         }
-        upserts++;
-        upserted.insert(key);
-        entries[key] = value;
-    }
-    void erase(const fabdns_answer_key &key) override {
-        erases++;
-        erased.insert(key);
-        entries.erase(key);
+        std::vector<maps::AnswerFailure> failed;
+        for (size_t i = 0; i < changes.size(); i++) {
+            const auto &c = changes[i];
+            if (!c.value) continue;
+            if (!entries.count(c.key) && entries.size() >= capacity_) {
+                failed_upserts++;
+                failed.push_back({i, E2BIG});
+                continue;
+            }
+            upserts++;
+            upserted.insert(c.key);
+            entries[c.key] = *c.value;
+        }
+        return failed;
     }
     void for_each(const std::function<void(const fabdns_answer_key &, const fabdns_answer &)> &fn)
         const override {
@@ -64,7 +75,7 @@ class FakeTable : public maps::AnswerTable {
     uint32_t capacity() const override { return capacity_; }
 
     void reset_counters() {
-        upserts = erases = failed_upserts = 0;
+        upserts = erases = failed_upserts = batches = 0;
         upserted.clear();
         erased.clear();
     }
@@ -73,7 +84,7 @@ class FakeTable : public maps::AnswerTable {
     }
 
     std::map<fabdns_answer_key, fabdns_answer, KeyLess> entries;
-    size_t upserts = 0, erases = 0, failed_upserts = 0;
+    size_t upserts = 0, erases = 0, failed_upserts = 0, batches = 0;
     std::set<fabdns_answer_key, KeyLess> upserted, erased;
 
   private:
@@ -279,6 +290,7 @@ TEST(MapCompiler, AppliesOnlyTheDifference) {
     CompileStats st = compiler.sync(engine);
     EXPECT_EQ(table.upserts + table.erases, 0u);
     EXPECT_EQ(st.added + st.updated + st.removed, 0u);
+    EXPECT_EQ(table.batches, 0u) << "nothing to apply: the kernel's copies are not switched";
 
     // Checks one change: exactly the keys whose answers changed are written.
     auto apply = [&](const std::vector<GlobalService> &next, const char *what) {
@@ -301,6 +313,7 @@ TEST(MapCompiler, AppliesOnlyTheDifference) {
         EXPECT_TRUE(same_keys(table.erased, want_erase))
             << "erased " << table.erased.size() << ", expected " << want_erase.size();
         EXPECT_EQ(table.upserts, want_upsert.size()) << "a key written twice";
+        EXPECT_EQ(table.batches, 1u) << "the kernel must see the whole change at once";
         EXPECT_EQ(s.added + s.updated, want_upsert.size());
         EXPECT_EQ(s.removed, want_erase.size());
         expect_table_is(table, after);

@@ -159,6 +159,8 @@ TEST(ObjectTest, MapDefinitionsMatchTheHeader) {
     const Want want[] = {
         {FABDNS_MAP_ANSWERS, BPF_MAP_TYPE_HASH, sizeof(fabdns_answer_key), sizeof(fabdns_answer),
          0},
+        {FABDNS_MAP_ANSWERS_STANDBY, BPF_MAP_TYPE_HASH, sizeof(fabdns_answer_key),
+         sizeof(fabdns_answer), 0},
         {FABDNS_MAP_LISTEN, BPF_MAP_TYPE_HASH, sizeof(fabdns_listen_key),
          sizeof(fabdns_listen_value), FABDNS_MAX_LISTEN},
         {FABDNS_MAP_CONFIG, BPF_MAP_TYPE_ARRAY, sizeof(uint32_t), sizeof(fabdns_config), 1},
@@ -178,6 +180,11 @@ TEST(ObjectTest, MapDefinitionsMatchTheHeader) {
         EXPECT_GT(bpf_map__btf_key_type_id(m), 0u) << "key type not described in BTF";
         EXPECT_GT(bpf_map__btf_value_type_id(m), 0u) << "value type not described in BTF";
     }
+    // The switch between the two copies: one slot holding a map.
+    bpf_map *active = bpf_object__find_map_by_name(obj.get(), FABDNS_MAP_ANSWERS_ACTIVE);
+    ASSERT_TRUE(active);
+    EXPECT_EQ(bpf_map__type(active), BPF_MAP_TYPE_ARRAY_OF_MAPS);
+    EXPECT_EQ(bpf_map__max_entries(active), 1u);
     EXPECT_TRUE(bpf_object__find_program_by_name(obj.get(), FABDNS_PROG_XDP));
     EXPECT_TRUE(bpf_object__find_program_by_name(obj.get(), FABDNS_PROG_TC));
 }
@@ -193,6 +200,7 @@ TEST(ObjectTest, PinnedMapsMatchTheHeader) {
     };
     const Want want[] = {
         {FABDNS_MAP_ANSWERS, sizeof(fabdns_answer_key), sizeof(fabdns_answer), capacity},
+        {FABDNS_MAP_ANSWERS_STANDBY, sizeof(fabdns_answer_key), sizeof(fabdns_answer), capacity},
         {FABDNS_MAP_LISTEN, sizeof(fabdns_listen_key), sizeof(fabdns_listen_value),
          FABDNS_MAX_LISTEN},
         {FABDNS_MAP_CONFIG, sizeof(uint32_t), sizeof(fabdns_config), 1},

@@ -659,7 +659,7 @@ TEST_P(NodataTest, FlippingAnswersAreNeverTorn) {
     for (auto &t : threads) t.join();
     EXPECT_EQ(torn.load(), 0u) << "of " << replies.load() << " replies, " << flips << " flips";
     EXPECT_EQ(other.load(), 0u) << "replies that were not answers";
-    EXPECT_GT(flips, 100u);
+    EXPECT_GT(flips, 20u) << "each flip waits for an RCU grace period";
     EXPECT_GT(seen[0].load(), 0u);
     EXPECT_GT(seen[1].load(), 0u);
     std::cout << "flips " << flips << ", replies " << replies.load() << " (set 1: " << seen[0]

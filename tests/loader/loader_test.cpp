@@ -167,6 +167,123 @@ TEST_F(LoaderTest, AnOlderStatsMapIsReplacedAndTheAnswersKept) {
     EXPECT_EQ(dp.maps().stats().size(), size_t(FABDNS_STAT_MAX));
 }
 
+// The pinned copies of the answer table, read directly.
+std::set<std::string> pinned_names(const std::string &pin_path, const char *copy) {
+    std::set<std::string> names;
+    const int fd = bpf_obj_get((pin_path + "/" + copy).c_str());
+    if (fd < 0) return names;
+    fabdns_answer_key key{}, next{};
+    const void *prev = nullptr;
+    fabdns_answer v{};
+    while (bpf_map_get_next_key(fd, prev, &next) == 0) {
+        if (bpf_map_lookup_elem(fd, &next, &v) == 0) names.insert(v.name);
+        key = next;
+        prev = &key;
+    }
+    close(fd);
+    return names;
+}
+
+uint32_t active_copy_id(const std::string &pin_path) {
+    const int fd = bpf_obj_get((pin_path + "/" FABDNS_MAP_ANSWERS_ACTIVE).c_str());
+    uint32_t zero = 0, id = 0;
+    if (fd >= 0) bpf_map_lookup_elem(fd, &zero, &id);
+    if (fd >= 0) close(fd);
+    return id;
+}
+
+uint32_t pinned_id(const std::string &path) {
+    const int fd = bpf_obj_get(path.c_str());
+    bpf_map_info info{};
+    uint32_t len = sizeof(info);
+    if (fd >= 0) bpf_obj_get_info_by_fd(fd, &info, &len);
+    if (fd >= 0) close(fd);
+    return info.id;
+}
+
+TEST_F(LoaderTest, BatchesSwitchCopiesAndLeaveBothTheSame) {
+    Datapath dp({pin_, 1024});
+    const uint32_t copy0 = pinned_id(pin_ + "/" FABDNS_MAP_ANSWERS);
+    const uint32_t copy1 = pinned_id(pin_ + "/" FABDNS_MAP_ANSWERS_STANDBY);
+    ASSERT_NE(copy0, copy1);
+    EXPECT_EQ(active_copy_id(pin_), copy0) << "a new table starts on copy 0";
+    put(dp.maps(), "a.default.svc.global");
+    EXPECT_EQ(active_copy_id(pin_), copy1) << "a batch is read from the copy it was written to";
+    put(dp.maps(), "b.default.svc.global");
+    EXPECT_EQ(active_copy_id(pin_), copy0);
+    dp.maps().answers().erase(key_of("a.default.svc.global"));
+    const std::set<std::string> want = {"b.default.svc.global"};
+    EXPECT_EQ(pinned_names(pin_, FABDNS_MAP_ANSWERS), want);
+    EXPECT_EQ(pinned_names(pin_, FABDNS_MAP_ANSWERS_STANDBY), want);
+    // An empty batch switches nothing.
+    const uint32_t before = active_copy_id(pin_);
+    EXPECT_TRUE(dp.maps().answers().apply({}).empty());
+    EXPECT_EQ(active_copy_id(pin_), before);
+}
+
+TEST_F(LoaderTest, AFullTableFailsTheSameAdditionInBothCopies) {
+    Datapath dp({pin_, 2});
+    std::vector<maps::AnswerChange> batch;
+    for (const char *name :
+         {"a.default.svc.global", "b.default.svc.global", "c.default.svc.global"}) {
+        maps::KernelAnswer a;
+        a.name = name;
+        a.ttl = 5;
+        a.addrs.push_back({10, 0, 0, 1});
+        batch.push_back({key_of(name), maps::make_value(a)});
+    }
+    const auto failed = dp.maps().answers().apply(batch);
+    ASSERT_EQ(failed.size(), 1u);
+    EXPECT_EQ(failed[0].index, 2u);
+    EXPECT_EQ(failed[0].error, E2BIG);
+    const std::set<std::string> want = {"a.default.svc.global", "b.default.svc.global"};
+    EXPECT_EQ(pinned_names(pin_, FABDNS_MAP_ANSWERS), want);
+    EXPECT_EQ(pinned_names(pin_, FABDNS_MAP_ANSWERS_STANDBY), want);
+    EXPECT_THROW(put(dp.maps(), "d.default.svc.global"), std::system_error);
+}
+
+TEST_F(LoaderTest, ARestartMakesTheStandbyCopyEqualToTheReadOne) {
+    {
+        Datapath dp({pin_, 1024});
+        put(dp.maps(), "kept.default.svc.global");  // now read from copy 1
+    }
+    // What a daemon stopped half-way through a batch leaves: the copy programs do not read
+    // has an extra entry and lacks one.
+    ASSERT_EQ(active_copy_id(pin_), pinned_id(pin_ + "/" FABDNS_MAP_ANSWERS_STANDBY));
+    {
+        const int fd = bpf_obj_get((pin_ + "/" FABDNS_MAP_ANSWERS).c_str());
+        ASSERT_GE(fd, 0);
+        maps::KernelAnswer a;
+        a.name = "half.default.svc.global";
+        a.ttl = 5;
+        a.addrs.push_back({10, 0, 0, 2});
+        const auto k = key_of(a.name), gone = key_of("kept.default.svc.global");
+        const auto v = maps::make_value(a);
+        ASSERT_EQ(bpf_map_update_elem(fd, &k, &v, BPF_ANY), 0);
+        ASSERT_EQ(bpf_map_delete_elem(fd, &gone), 0);
+        close(fd);
+    }
+    Datapath dp({pin_, 1024});
+    const std::set<std::string> want = {"kept.default.svc.global"};
+    EXPECT_EQ(pinned_names(pin_, FABDNS_MAP_ANSWERS), want);
+    EXPECT_EQ(pinned_names(pin_, FABDNS_MAP_ANSWERS_STANDBY), want);
+}
+
+TEST_F(LoaderTest, AnswerPinsOfTheOneCopyLayoutAreReplaced) {
+    {
+        Datapath dp({pin_, 1024});
+        put(dp.maps(), "a.default.svc.global");
+    }
+    // An earlier version pinned one copy and no switch.
+    ASSERT_EQ(unlink((pin_ + "/" FABDNS_MAP_ANSWERS_STANDBY).c_str()), 0);
+    ASSERT_EQ(unlink((pin_ + "/" FABDNS_MAP_ANSWERS_ACTIVE).c_str()), 0);
+    Datapath dp({pin_, 1024});
+    EXPECT_FALSE(dp.maps().answers().lookup(key_of("a.default.svc.global")));
+    EXPECT_EQ(active_copy_id(pin_), pinned_id(pin_ + "/" FABDNS_MAP_ANSWERS));
+    put(dp.maps(), "b.default.svc.global");
+    EXPECT_TRUE(dp.maps().answers().lookup(key_of("b.default.svc.global")));
+}
+
 TEST_F(LoaderTest, AttachDetachEveryModeLeavesNoTrace) {
     Datapath dp({pin_, 1024});
     // Native xdp on the host end of a veth pair: attaching needs nothing on the peer.
