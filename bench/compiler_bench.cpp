@@ -68,18 +68,12 @@ struct State {
 };
 std::unique_ptr<State> g_state;
 
-void clear_map(maps::AnswerTable &t) {
-    std::vector<fabdns_answer_key> keys;
-    t.for_each([&](const fabdns_answer_key &k, const fabdns_answer &) { keys.push_back(k); });
-    for (const auto &k : keys) t.erase(k);
-}
-
 void full(benchmark::State &state) {
     auto &table = g_state->dp.answers();
     CompileStats st;
     double set_ms = 0, sync_ms = 0;
     for (auto _ : state) {
-        clear_map(table);
+        table.clear();
         auto copy = g_state->services;
         Engine engine(engine_options());
         MapCompiler compiler(table);
@@ -102,7 +96,7 @@ void full(benchmark::State &state) {
 
 void one_change(benchmark::State &state) {
     auto &table = g_state->dp.answers();
-    clear_map(table);
+    table.clear();
     Engine engine(engine_options());
     MapCompiler compiler(table);
     engine.set_services(g_state->services);

@@ -25,6 +25,7 @@
 #include <chrono>
 #include <cstdio>
 #include <memory>
+#include <stdexcept>
 #include <string>
 #include <thread>
 #include <vector>
@@ -104,12 +105,11 @@ class Bench {
             entries == 1 ? t.name + "/" + std::to_string(t.qtype) : std::string("all");
         if (entries == entries_ && want == contents_) return;
         auto &table = dp_.answers();
-        std::vector<fabdns_answer_key> keys;
-        table.for_each(
-            [&](const fabdns_answer_key &k, const fabdns_answer &) { keys.push_back(k); });
-        for (const auto &k : keys) table.erase(k);
+        // Batches: each one switches the table's copies, which waits for a grace period.
+        table.clear();
+        std::vector<maps::AnswerChange> batch;
         auto put = [&](const maps::KernelAnswer &a) {
-            table.upsert(maps::make_key(a.name, a.qtype), maps::make_value(a));
+            batch.push_back({maps::make_key(a.name, a.qtype), maps::make_value(a)});
         };
         if (entries == 1) {
             put(answer_for(t));
@@ -123,6 +123,7 @@ class Bench {
                                 1 + i % 8}));
             }
         }
+        if (!table.apply(batch).empty()) throw std::runtime_error("cannot fill the answer map");
         entries_ = entries;
         contents_ = want;
         dp_.refresh();

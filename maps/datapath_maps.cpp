@@ -125,6 +125,14 @@ void AnswerTable::erase(const fabdns_answer_key &key) {
     apply({AnswerChange{key, std::nullopt}});
 }
 
+void AnswerTable::clear() {
+    std::vector<AnswerChange> batch;
+    for_each([&](const fabdns_answer_key &k, const fabdns_answer &) {
+        batch.push_back({k, std::nullopt});
+    });
+    apply(batch);
+}
+
 bool ListenEntry::is_v4() const {
     static const uint8_t prefix[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
     return std::memcmp(addr.data(), prefix, 12) == 0;

@@ -119,6 +119,8 @@ class AnswerTable {
     // One change as its own batch. upsert throws std::system_error when it fails.
     void upsert(const fabdns_answer_key &key, const fabdns_answer &value);
     void erase(const fabdns_answer_key &key);
+    // Removes every entry, as one batch.
+    void clear();
 };
 
 // All maps of one datapath instance.

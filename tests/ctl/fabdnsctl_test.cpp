@@ -278,10 +278,7 @@ class CtlDatapath : public ::testing::Test {
         if (!dir_) dir_ = std::make_unique<TempDir>();
         if (!dp_) dp_ = std::make_unique<loader::Datapath>(loader::Options{pin_path(), 1024});
         auto &m = dp_->maps();
-        std::vector<fabdns_answer_key> keys;
-        m.answers().for_each(
-            [&](const fabdns_answer_key &k, const fabdns_answer &) { keys.push_back(k); });
-        for (const auto &k : keys) m.answers().erase(k);
+        m.answers().clear();
         maps::ListenEntry v4;
         v4.addr = IpAddr::parse("127.0.0.1")->mapped16();
         v4.port = 1053;

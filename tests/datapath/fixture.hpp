@@ -41,10 +41,7 @@ class DatapathFixture : public ::testing::TestWithParam<loader::Mode> {
         FABDNS_REQUIRE_ROOT();
         if (!dp_) dp_ = std::make_unique<loader::Datapath>(loader::Options{pin_path(), 4096});
         auto &m = dp_->maps();
-        std::vector<fabdns_answer_key> keys;
-        m.answers().for_each(
-            [&](const fabdns_answer_key &k, const fabdns_answer &) { keys.push_back(k); });
-        for (auto &k : keys) m.answers().erase(k);
+        m.answers().clear();
         maps::ListenEntry v4, v6;
         v4.addr = IpAddr::parse("10.0.0.1")->mapped16();
         v4.port = 53;
