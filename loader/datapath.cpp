@@ -17,6 +17,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cstdarg>
 #include <cstring>
 #include <functional>
@@ -213,14 +214,15 @@ class FdAnswerTable : public maps::AnswerTable {
         const int standby = 1 - active_;
         write(copies_[standby].fd, changes, &failed);
         switch_to(standby);
-        write(copies_[active_ ^ 1].fd, changes, nullptr, &failed);
+        write(copies_[standby ^ 1].fd, changes, nullptr, &failed);
         return failed;
     }
 
     void for_each(const std::function<void(const fabdns_answer_key &, const fabdns_answer &)> &fn)
         const override {
-        const int other = copies_[active_ ^ 1].fd;
-        walk(copies_[active_].fd, [&](const fabdns_answer_key &k, const fabdns_answer &v) {
+        const int read = active_;
+        const int other = copies_[read ^ 1].fd;
+        walk(copies_[read].fd, [&](const fabdns_answer_key &k, const fabdns_answer &v) {
             fabdns_answer o{};
             if (bpf_map_lookup_elem(other, &k, &o) < 0) return fn(k, v);
             fabdns_answer sum = v;
@@ -233,7 +235,8 @@ class FdAnswerTable : public maps::AnswerTable {
     // Makes the copy programs do not read equal to the one they read: after a restart that
     // interrupted a batch, or when one of the pins was new.
     void mirror() {
-        const int from = copies_[active_].fd, to = copies_[active_ ^ 1].fd;
+        const int read = active_;
+        const int from = copies_[read].fd, to = copies_[read ^ 1].fd;
         std::vector<maps::AnswerChange> diff;
         walk(to, [&](const fabdns_answer_key &k, const fabdns_answer &) {
             fabdns_answer v{};
@@ -249,7 +252,7 @@ class FdAnswerTable : public maps::AnswerTable {
             log::warn("the standby answer table could not take " + std::to_string(failed.size()) +
                       " entries");
         // Make sure programs read the copy the walk started from.
-        switch_to(active_);
+        switch_to(read);
     }
 
   private:
@@ -282,7 +285,7 @@ class FdAnswerTable : public maps::AnswerTable {
 
     Fd copies_[2];
     Fd active_fd_;
-    int active_ = 0;
+    std::atomic<int> active_{0};  // lookups may come from another thread (GET /explain)
     uint32_t capacity_;
 };
 

@@ -21,6 +21,8 @@
 #include "app/options.hpp"
 #include "common/log.hpp"
 #include "compiler/compiler.hpp"
+#include "ctl/explain.hpp"
+#include "ctl/format.hpp"
 #include "engine/engine.hpp"
 #include "metrics/registry.hpp"
 #include "metrics/server.hpp"
@@ -133,6 +135,7 @@ class Daemon {
     void refresh_stamp();
     void reload();
     void register_metrics();
+    metrics::PageReply explain_page(const std::map<std::string, std::string> &args);
     void shutdown();
 
     std::string path_;
@@ -152,6 +155,8 @@ class Daemon {
     std::atomic<bool> data_applied_{false};
     std::mutex kconfig_mu_;  // read-modify-write of the kernel config (stamp, stale_after)
     std::atomic<uint64_t> syncs_{0};
+    std::atomic<size_t> services_{0};  // in the last data set
+    std::string datapath_error_;       // why datapath_ is null (set before threads start)
     std::vector<std::string> attached_ifaces_;
     std::mutex attach_mu_;
     std::vector<AttachState> attach_state_;
@@ -168,6 +173,7 @@ void Daemon::setup_datapath() {
         if (cfg_.datapath.required)
             throw std::runtime_error(std::string("datapath: ") + e.what() +
                                      " (datapath.required: true)");
+        datapath_error_ = std::string("the datapath did not load: ") + e.what();
         log::error(std::string("datapath: cannot load: ") + e.what() +
                    "; serving in user space only (datapath.required: true would exit instead)");
         std::lock_guard lock(attach_mu_);
@@ -299,6 +305,7 @@ void Daemon::refresh_stamp() {
 void Daemon::on_update(std::vector<GlobalService> services) {
     std::lock_guard lock(sync_mu_);
     size_t n = services.size();
+    services_ = n;
     engine_.set_services(std::move(services));
     if (compiler_) {
         auto st = compiler_->sync(engine_);
@@ -321,6 +328,45 @@ void Daemon::on_update(std::vector<GlobalService> services) {
     }
     syncs_++;
     synced_ = true;
+}
+
+// GET /explain?name=N&type=T: this daemon's own answer for fabdnsctl explain, from its live data
+// and maps (daemon/ctl/explain.hpp).
+metrics::PageReply Daemon::explain_page(const std::map<std::string, std::string> &args) {
+    auto arg = [&](const char *k) {
+        auto it = args.find(k);
+        return it == args.end() ? std::string() : it->second;
+    };
+    const std::string name = arg("name"), type = arg("type").empty() ? "A" : arg("type");
+    const uint16_t qtype = ctl::parse_type(type);
+    if (name.empty() || qtype == 0)
+        return {400, "explain needs ?name=NAME and an optional &type=TYPE (A, AAAA, SOA, ...)\n",
+                "text/plain; charset=utf-8"};
+    std::string origin = to_string(cfg_.source.kind);
+    switch (cfg_.source.kind) {
+        case SourceKind::File:
+            origin += " " + cfg_.source.file.path;
+            break;
+        case SourceKind::Hub:
+            origin += " " + cfg_.source.hub.url;
+            break;
+        case SourceKind::Kubernetes:
+            origin += cfg_.source.kubernetes.server.empty() ? " (in-cluster or kubeconfig)"
+                                                            : " " + cfg_.source.kubernetes.server;
+            break;
+    }
+    const ctl::ExplainSource src{
+        .engine = engine_,
+        .node = cfg_.node,
+        .services = synced_ ? std::to_string(services_.load()) + " from " + origin
+                            : "none yet: waiting for the first data set from " + origin,
+        .kernel = datapath_ ? &datapath_->maps().answers() : nullptr,
+        .kernel_missing = datapath_                ? ""
+                          : !cfg_.datapath.enabled ? "datapath.enabled is false"
+                                                   : datapath_error_,
+        .explained_by = "fabdnsd (pid " + std::to_string(getpid()) + "), from its live data",
+    };
+    return {200, ctl::explain_report(src, name, qtype).dump(2) + "\n", "application/json"};
 }
 
 void Daemon::register_metrics() {
@@ -478,12 +524,15 @@ int Daemon::run() {
         register_metrics();
         if (cfg_.metrics.listen)
             metrics_server_ = std::make_unique<metrics::Server>(
-                *cfg_.metrics.listen, registry_, [this]() -> metrics::Readiness {
+                *cfg_.metrics.listen, registry_,
+                [this]() -> metrics::Readiness {
                     // A datapath that is not attached does not make the node unready: user
                     // space serves every name (SPEC §4).
                     if (!synced_) return {false, "waiting for the first sync"};
                     return {true, ""};
-                });
+                },
+                std::map<std::string, metrics::Server::Page>{
+                    {"/explain", [this](const auto &args) { return explain_page(args); }}});
         ResolverOptions ro;
         ro.listen = cfg_.dns.listen;
         ro.upstream = cfg_.dns.upstream;

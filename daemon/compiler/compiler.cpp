@@ -278,6 +278,35 @@ std::vector<maps::KernelAnswer> kernel_answers(const Engine &engine, size_t *unf
     return out;
 }
 
+KernelChoice kernel_choice(std::string_view name, uint16_t qtype, const Explanation &ex) {
+    const Answer &a = ex.answer;
+    KernelChoice c;
+    if (!a.in_zone) {
+        c.why_not = "outside every zone: user space forwards it or answers REFUSED";
+    } else if (a.rcode != Rcode::NoError) {
+        c.why_not = "only NOERROR answers are served in the kernel; this one stays in user space";
+    } else if (qtype != FABDNS_QTYPE_A && qtype != FABDNS_QTYPE_AAAA) {
+        c.why_not = "the kernel answers only A and AAAA; other types stay in user space";
+    } else if (ex.form == "pod") {
+        c.why_not = "headless pod names stay in user space";
+    } else if (ex.form != "service" && ex.form != "short" && ex.form != "cluster" &&
+               ex.form != "old") {
+        c.why_not = "NODATA of apex and empty non-terminal names stays in user space";
+    } else if (classify(name, a) != Want::Yes) {
+        c.why_not = a.answer.size() > FABDNS_MAX_RECORDS
+                        ? std::to_string(a.answer.size()) + " records: answers of more than " +
+                              std::to_string(FABDNS_MAX_RECORDS) + " stay in user space"
+                        : "the name does not fit the kernel's key (length or characters)";
+    } else if (!a.answer.empty()) {
+        c.entry = to_kernel(name, qtype, a);
+    } else if (auto k = nodata_entry(name, qtype, a)) {
+        c.entry = std::move(k);
+    } else {
+        c.why_not = "its NODATA does not fit the kernel's entry (SOA names too long)";
+    }
+    return c;
+}
+
 MapCompiler::MapCompiler(maps::AnswerTable &table) : table_(table) {
     table_.for_each([&](const fabdns_answer_key &k, const fabdns_answer &v) {
         shadow_[k] = Entry{value_digest(v), held_digest(k, v), 0};

@@ -8,6 +8,7 @@
 #include <atomic>
 #include <cstdint>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -30,6 +31,14 @@ struct CompileStats {
 // Every answer the kernel may serve for the engine's current data, sorted by (name, qtype).
 // `unfit` counts the answers left out because they do not fit.
 std::vector<maps::KernelAnswer> kernel_answers(const Engine &engine, size_t *unfit = nullptr);
+
+// Whether the kernel holds one answer of the engine's, as sync() writes it, and if not, why
+// (a sentence for an operator). For `fabdnsctl explain`: the same filter as sync().
+struct KernelChoice {
+    std::optional<maps::KernelAnswer> entry;
+    std::string why_not;
+};
+KernelChoice kernel_choice(std::string_view name, uint16_t qtype, const Explanation &ex);
 
 class MapCompiler {
   public:

@@ -10,6 +10,7 @@
 
 #include "app/options.hpp"
 #include "compiler/compiler.hpp"
+#include "ctl/explain.hpp"
 #include "ctl/format.hpp"
 #include "ctl/scrape.hpp"
 #include "ctl/services.hpp"
@@ -97,25 +98,6 @@ std::string listen_text(const maps::ListenEntry &e) {
     return s;
 }
 
-std::string addresses_text(const maps::KernelAnswer &a) {
-    if (a.kind == FABDNS_ANSWER_NODATA)
-        return "NODATA (SOA of " + (a.zone.empty() ? std::string(".") : a.zone) + ")";
-    if (a.kind == FABDNS_ANSWER_ZONE) {
-        const uint32_t serial = a.soa.size() >= 4
-                                    ? uint32_t{a.soa[0]} << 24 | uint32_t{a.soa[1]} << 16 |
-                                          uint32_t{a.soa[2]} << 8 | a.soa[3]
-                                    : 0;
-        return "zone SOA, serial " + std::to_string(serial);
-    }
-    std::string out;
-    size_t len = a.qtype == FABDNS_QTYPE_A ? 4 : 16;
-    for (const auto &addr : a.addrs) {
-        if (!out.empty()) out += ' ';
-        out += format_address(addr.data(), len);
-    }
-    return out;
-}
-
 json addresses_json(const maps::KernelAnswer &a) {
     json arr = json::array();
     size_t len = a.qtype == FABDNS_QTYPE_A ? 4 : 16;
@@ -155,54 +137,6 @@ std::vector<maps::KernelAnswer> read_answers(const maps::AnswerTable &t) {
         return a.name != b.name ? a.name < b.name : a.qtype < b.qtype;
     });
     return out;
-}
-
-std::string tier_text(Tier t, const Config::Node &node) {
-    switch (t) {
-        case Tier::Cluster:
-            return "cluster (this node's cluster " + node.cluster + ")";
-        case Tier::Zone:
-            return "zone (this node's zone " + node.zone + ")";
-        case Tier::Region:
-            return "region (this node's region " + node.region + ")";
-        case Tier::All:
-            return "all (no endpoint in this node's cluster, zone or region)";
-        case Tier::Pinned:
-            return "pinned (the name selects one cluster or pod: no fallback)";
-        case Tier::None:
-            break;
-    }
-    return "none";
-}
-
-// Addresses compared as a set: record order is not part of the contract.
-bool same_content(maps::KernelAnswer a, maps::KernelAnswer b) {
-    std::sort(a.addrs.begin(), a.addrs.end());
-    std::sort(b.addrs.begin(), b.addrs.end());
-    return a == b;
-}
-
-// Why an answer is not one the kernel holds, for an answer kernel_answers() left out.
-std::string user_space_reason(const Explanation &ex, const std::string &name, uint16_t qtype) {
-    const Answer &a = ex.answer;
-    if (!a.in_zone) return "outside every zone: user space forwards it or answers REFUSED";
-    if (a.rcode != Rcode::NoError) return rcode_name(a.rcode) + " answers stay in user space";
-    if (qtype != dnstype::A && qtype != dnstype::AAAA)
-        return "the kernel answers only A and AAAA; " + type_name(qtype) + " stays in user space";
-    if (a.answer.empty())
-        return ex.form == "pod" ? "headless pod names stay in user space"
-                                : "NODATA of apex and empty non-terminal names stays in user space";
-    if (ex.form == "pod") return "headless pod names stay in user space";
-    if (a.answer.size() > FABDNS_MAX_RECORDS)
-        return std::to_string(a.answer.size()) + " records: answers of more than " +
-               std::to_string(FABDNS_MAX_RECORDS) + " stay in user space";
-    if (!maps::fits_kernel(name, a.answer.size()))
-        return "the name does not fit the kernel's key (length or characters)";
-    return "not in the set the daemon compiles for the kernel";
-}
-
-std::string kernel_answer_text(const maps::KernelAnswer &a) {
-    return "TTL " + std::to_string(a.ttl) + ", " + addresses_text(a);
 }
 
 }  // namespace
@@ -353,7 +287,7 @@ int cmd_dump(const Context &ctx, bool json_out, std::ostream &out) {
     t.right_align(2);
     t.right_align(4);
     for (const auto &a : answers)
-        t.add({a.name, type_name(a.qtype), std::to_string(a.ttl), addresses_text(a),
+        t.add({a.name, type_name(a.qtype), std::to_string(a.ttl), kernel_answer_text(a),
                std::to_string(a.hits)});
     out << t.render();
     out << answers.size() << " entries of " << capacity << '\n';
@@ -440,13 +374,32 @@ int cmd_status(const Context &ctx, bool json_out, std::ostream &out) {
 
 int cmd_explain(const Context &ctx, const std::string &qname, const std::string &type,
                 std::ostream &out) {
-    if (!ctx.config)
-        throw Failure("explain needs --config FILE (the node, zones and source to answer from)",
-                      kExitUsage);
     const uint16_t qtype = parse_type(type);
     if (qtype == 0) throw Failure("unknown query type '" + type + "'", kExitUsage);
-    const Config &cfg = *ctx.config;
 
+    // The running daemon explains its own data; fabdnsctl rebuilds it only when it cannot ask.
+    std::string why_local = ctx.metrics_off_reason;
+    if (ctx.metrics_url) {
+        const std::string url = explain_url(*ctx.metrics_url, qname, type_name(qtype));
+        const HttpResult r = http_get(url);
+        if (r.ok) {
+            try {
+                out << render_explain(json::parse(r.body));
+                return 0;
+            } catch (const json::exception &e) {
+                why_local = "its report from " + url + " is unreadable: " + e.what();
+            }
+        } else {
+            why_local = "not reachable at " + url + ": " + r.error;
+        }
+    }
+    if (!ctx.config)
+        throw Failure(
+            "explain needs --config FILE (the node, zones and source to answer from) "
+            "when fabdnsd cannot be asked: " +
+                why_local,
+            kExitUsage);
+    const Config &cfg = *ctx.config;
     LoadedServices loaded;
     try {
         loaded = load_services(cfg.source);
@@ -456,87 +409,29 @@ int cmd_explain(const Context &ctx, const std::string &qname, const std::string 
     const size_t service_count = loaded.services.size();
     Engine engine(engine_options(cfg));
     engine.set_services(std::move(loaded.services));
-    const Explanation ex = engine.explain(qname, qtype);
-    const std::string name = normalise_name(qname);
-
-    Table head;
-    head.add({"query:", name + ". " + type_name(qtype)});
-    head.add({"node:", "cluster " + cfg.node.cluster +
-                           (cfg.node.zone.empty() ? "" : ", zone " + cfg.node.zone) +
-                           (cfg.node.region.empty() ? "" : ", region " + cfg.node.region)});
-    head.add({"services:", std::to_string(service_count) + " from " + loaded.origin +
-                               (loaded.rejected ? " (" + std::to_string(loaded.rejected) +
-                                                      " rejected; fabdnsd logs why)"
-                                                : "")});
-    std::string rcode = ex.answer.in_zone ? rcode_name(ex.answer.rcode) : "not in a zone";
-    if (ex.answer.in_zone && ex.answer.authoritative) rcode += ", authoritative";
-    head.add({"rcode:", rcode});
-    head.add({"form:", ex.form + (ex.service.empty() ? "" : " (" + ex.service + ")")});
-    head.add({"tier:", tier_text(ex.tier, cfg.node)});
-    head.add({"summary:", ex.summary});
-
-    // What the kernel should hold for this name and type: the compiler's own output.
-    std::optional<maps::KernelAnswer> want;
-    for (auto &k : kernel_answers(engine))
-        if (k.name == name && k.qtype == qtype) want = std::move(k);
-    const std::string reason = want ? "" : user_space_reason(ex, name, qtype);
 
     std::unique_ptr<maps::DatapathMaps> m;
-    std::string open_error;
+    std::string kernel_missing;
     try {
         m = loader::open_pinned_maps(ctx.pin_path);
     } catch (const loader::Error &e) {
-        open_error = e.what();
-    }
-    std::string verdict;
-    if (!m) {
-        const std::string would =
-            want ? std::string("hold this answer") : "not hold this name: " + reason;
         struct stat st {};
-        if (stat((ctx.pin_path + "/" FABDNS_MAP_ANSWERS).c_str(), &st) != 0)
-            verdict =
-                "unknown: datapath not pinned at " + ctx.pin_path + " (it would " + would + ")";
-        else
-            verdict = "unknown: " + open_error + " (it would " + would + ")";
-    } else {
-        std::optional<maps::KernelAnswer> have;
-        if (name.size() <= FABDNS_NAME_MAX && (qtype == dnstype::A || qtype == dnstype::AAAA)) {
-            if (auto v = m->answers().lookup(maps::make_key(name, qtype))) {
-                auto k = maps::from_map(maps::make_key(name, qtype), *v);
-                if (k.name == name) have = std::move(k);
-            }
-        }
-        if (want && have && same_content(*want, *have)) {
-            verdict = "yes (same answer, " + std::to_string(have->hits) + " hits)";
-        } else if (want && have) {
-            verdict = "yes, but DIFFERENT from the engine's answer: kernel has " +
-                      kernel_answer_text(*have) + ", engine says " + kernel_answer_text(*want) +
-                      " (fabdnsd has not synced yet, or runs with other data)";
-        } else if (want) {
-            verdict =
-                "no, but it should be (fabdnsd has not synced yet, or the map is over "
-                "capacity)";
-        } else if (have) {
-            verdict = "yes, but should not be: " + reason + "; the kernel has " +
-                      kernel_answer_text(*have) + " (fabdnsd has not synced yet?)";
-        } else {
-            verdict = "no (" + reason + ")";
-        }
+        kernel_missing = stat((ctx.pin_path + "/" FABDNS_MAP_ANSWERS).c_str(), &st) != 0
+                             ? "datapath not pinned at " + ctx.pin_path
+                             : e.what();
     }
-    head.add({"in kernel:", verdict});
-    out << head.render();
-
-    auto records = [&](const char *title, const std::vector<Record> &rrs) {
-        if (rrs.empty()) return;
-        out << title << '\n';
-        for (const auto &r : rrs) out << "  " << format_record(r) << '\n';
+    const ExplainSource src{
+        .engine = engine,
+        .node = cfg.node,
+        .services = std::to_string(service_count) + " from " + loaded.origin +
+                    (loaded.rejected
+                         ? " (" + std::to_string(loaded.rejected) + " rejected; fabdnsd logs why)"
+                         : ""),
+        .kernel = m ? &m->answers() : nullptr,
+        .kernel_missing = kernel_missing,
+        .explained_by = "fabdnsctl, from the config's sources (fabdnsd " + why_local + ")",
     };
-    records("answer:", ex.answer.answer);
-    records("authority:", ex.answer.authority);
-    if (!ex.endpoints.empty()) {
-        out << "endpoints:\n";
-        for (const auto &e : ex.endpoints) out << "  " << e << '\n';
-    }
+    out << render_explain(explain_report(src, qname, qtype));
     return 0;
 }
 

@@ -209,6 +209,25 @@ std::string format_record(const Record &record) {
            rdata_text(record);
 }
 
+std::string kernel_answer_text(const maps::KernelAnswer &a) {
+    if (a.kind == FABDNS_ANSWER_NODATA)
+        return "NODATA (SOA of " + (a.zone.empty() ? std::string(".") : a.zone) + ")";
+    if (a.kind == FABDNS_ANSWER_ZONE) {
+        const uint32_t serial = a.soa.size() >= 4
+                                    ? uint32_t{a.soa[0]} << 24 | uint32_t{a.soa[1]} << 16 |
+                                          uint32_t{a.soa[2]} << 8 | a.soa[3]
+                                    : 0;
+        return "zone SOA, serial " + std::to_string(serial);
+    }
+    std::string out;
+    const size_t len = a.qtype == FABDNS_QTYPE_A ? 4 : 16;
+    for (const auto &addr : a.addrs) {
+        if (!out.empty()) out += ' ';
+        out += format_address(addr.data(), len);
+    }
+    return out;
+}
+
 std::string normalise_name(std::string_view name) {
     std::string out(name);
     if (!out.empty() && out.back() == '.') out.pop_back();

@@ -7,6 +7,7 @@
 #include <string_view>
 #include <vector>
 
+#include "datapath_maps.hpp"
 #include "engine/engine.hpp"
 
 namespace fabdns::ctl {
@@ -44,6 +45,10 @@ std::string rcode_name(Rcode rcode);
 // One record in zone-file form: "owner.  5  IN  A  10.0.0.1". SOA and NS rdata is decoded;
 // other types are shown as RFC 3597 generic data.
 std::string format_record(const Record &record);
+
+// A kernel answer's data as an operator reads it: its addresses, "NODATA (SOA of global)" or
+// "zone SOA, serial N".
+std::string kernel_answer_text(const maps::KernelAnswer &a);
 
 // Lowercases ASCII and drops one trailing dot: the spelling of names in the kernel map.
 std::string normalise_name(std::string_view name);

@@ -3,7 +3,9 @@
 
 #include <curl/curl.h>
 
+#include <cctype>
 #include <cmath>
+#include <cstdio>
 #include <cstdlib>
 #include <mutex>
 
@@ -143,16 +145,15 @@ std::string metrics_url(const SocketAddr &listen) {
     return "http://" + to.to_string() + "/metrics";
 }
 
-ScrapeResult scrape(const std::string &url, std::chrono::milliseconds timeout) {
+HttpResult http_get(const std::string &url, std::chrono::milliseconds timeout) {
     static std::once_flag once;
     std::call_once(once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
-    ScrapeResult r;
+    HttpResult r;
     CURL *easy = curl_easy_init();
     if (!easy) {
         r.error = "libcurl: out of memory";
         return r;
     }
-    std::string body;
     char errbuf[CURL_ERROR_SIZE] = {0};
     curl_easy_setopt(easy, CURLOPT_URL, url.c_str());
     curl_easy_setopt(easy, CURLOPT_PROTOCOLS_STR, "http");
@@ -160,7 +161,7 @@ ScrapeResult scrape(const std::string &url, std::chrono::milliseconds timeout) {
     curl_easy_setopt(easy, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(easy, CURLOPT_ERRORBUFFER, errbuf);
     curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, on_body);
-    curl_easy_setopt(easy, CURLOPT_WRITEDATA, &body);
+    curl_easy_setopt(easy, CURLOPT_WRITEDATA, &r.body);
     curl_easy_setopt(easy, CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(timeout.count()));
     curl_easy_setopt(easy, CURLOPT_TIMEOUT_MS, static_cast<long>(timeout.count()));
     CURLcode rc = curl_easy_perform(easy);
@@ -176,8 +177,34 @@ ScrapeResult scrape(const std::string &url, std::chrono::milliseconds timeout) {
         return r;
     }
     r.ok = true;
-    r.samples = parse_metrics(body);
     return r;
+}
+
+ScrapeResult scrape(const std::string &url, std::chrono::milliseconds timeout) {
+    ScrapeResult r;
+    HttpResult h = http_get(url, timeout);
+    r.ok = h.ok;
+    r.error = std::move(h.error);
+    if (r.ok) r.samples = parse_metrics(h.body);
+    return r;
+}
+
+std::string explain_url(const std::string &metrics_url, std::string_view name,
+                        std::string_view type) {
+    std::string base = metrics_url;
+    constexpr std::string_view kMetrics = "/metrics";
+    if (base.ends_with(kMetrics)) base.resize(base.size() - kMetrics.size());
+    std::string url = base + "/explain?name=";
+    for (unsigned char c : name) {
+        if (std::isalnum(c) || c == '-' || c == '.' || c == '_' || c == '~') {
+            url += static_cast<char>(c);
+        } else {
+            char buf[4];
+            std::snprintf(buf, sizeof(buf), "%%%02X", c);
+            url += buf;
+        }
+    }
+    return url + "&type=" + std::string(type);
 }
 
 }  // namespace fabdns::ctl

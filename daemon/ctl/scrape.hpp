@@ -1,5 +1,5 @@
-// Reading the daemon's user-space counters: one GET of fabdnsd's /metrics (metrics.listen) and
-// a parser for the Prometheus text exposition format it serves.
+// Asking the running daemon over metrics.listen: its user-space counters (GET /metrics, with a
+// parser for the Prometheus text exposition format) and its explain reports (GET /explain).
 #pragma once
 
 #include <chrono>
@@ -38,7 +38,22 @@ struct ScrapeResult {
     std::vector<Sample> samples;
 };
 
-// GET url with short timeouts, never through a proxy (the daemon is on this node).
+struct HttpResult {
+    bool ok = false;    // 200
+    std::string error;  // why not ("connection refused", "HTTP 404")
+    std::string body;
+};
+
+// GET url with short timeouts, never through a proxy (the daemon is on this node); bodies over
+// 16 MiB are refused.
+HttpResult http_get(const std::string &url,
+                    std::chrono::milliseconds timeout = std::chrono::milliseconds(2000));
+
+// The daemon's GET /explain for a name and type, on the server of a metrics URL.
+std::string explain_url(const std::string &metrics_url, std::string_view name,
+                        std::string_view type);
+
+// GET url and parse the metrics it serves.
 ScrapeResult scrape(const std::string &url,
                     std::chrono::milliseconds timeout = std::chrono::milliseconds(2000));
 

@@ -96,15 +96,23 @@ MHD_Result respond(MHD_Connection *conn, unsigned status, const std::string &bod
     return ret;
 }
 
+MHD_Result collect_arg(void *cls, MHD_ValueKind, const char *key, const char *value) {
+    auto *args = static_cast<std::map<std::string, std::string> *>(cls);
+    if (key) (*args)[key] = value ? value : "";
+    return MHD_YES;
+}
+
 }  // namespace
 
 struct Server::Impl {
     const Registry &registry;
     ReadyCheck ready;
+    std::map<std::string, Page> pages;
     SocketAddr bound;
     MHD_Daemon *daemon = nullptr;
 
-    Impl(const Registry &r, ReadyCheck c) : registry(r), ready(std::move(c)) {}
+    Impl(const Registry &r, ReadyCheck c, std::map<std::string, Page> p)
+        : registry(r), ready(std::move(c)), pages(std::move(p)) {}
 
     MHD_Result handle(MHD_Connection *conn, const std::string &url, const std::string &method) {
         if (method != MHD_HTTP_METHOD_GET && method != MHD_HTTP_METHOD_HEAD)
@@ -117,6 +125,12 @@ struct Server::Impl {
             if (r.ready) return respond(conn, MHD_HTTP_OK, "OK", kTextPlain);
             std::string reason = r.reason.empty() ? "not ready" : r.reason;
             return respond(conn, MHD_HTTP_SERVICE_UNAVAILABLE, reason + "\n", kTextPlain);
+        }
+        if (auto it = pages.find(url); it != pages.end()) {
+            std::map<std::string, std::string> args;
+            MHD_get_connection_values(conn, MHD_GET_ARGUMENT_KIND, &collect_arg, &args);
+            const PageReply r = it->second(args);
+            return respond(conn, r.status, r.body, r.content_type.c_str());
         }
         return respond(conn, MHD_HTTP_NOT_FOUND, "404 page not found\n", kTextPlain);
     }
@@ -145,8 +159,9 @@ struct Server::Impl {
     }
 };
 
-Server::Server(const SocketAddr &listen, const Registry &registry, ReadyCheck ready)
-    : impl_(std::make_unique<Impl>(registry, std::move(ready))) {
+Server::Server(const SocketAddr &listen, const Registry &registry, ReadyCheck ready,
+               std::map<std::string, Page> pages)
+    : impl_(std::make_unique<Impl>(registry, std::move(ready), std::move(pages))) {
     int fd = open_listener(listen, impl_->bound);
     unsigned flags = MHD_USE_AUTO_INTERNAL_THREAD | MHD_USE_ERROR_LOG;
     if (listen.ip.is_v6()) flags |= MHD_USE_IPv6;

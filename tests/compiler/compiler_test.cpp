@@ -258,6 +258,41 @@ TEST(KernelAnswers, LeaveOutPodNamesLongAnswersAndNamesThatDoNotFit) {
     EXPECT_FALSE(has(w + ".default.beijing." + z, dnstype::A)) << "257 characters do not";
 }
 
+// fabdnsctl explain's kernel_choice() is the compiler's filter for one name: over every
+// service answer (pods included) and some names of no service, it holds exactly what
+// kernel_answers() holds, and otherwise gives a reason.
+TEST(KernelAnswers, KernelChoiceAgreesForEveryName) {
+    Engine engine(small_options());
+    engine.set_services(small_services());
+    std::map<std::pair<std::string, uint16_t>, maps::KernelAnswer> held;
+    for (auto &a : kernel_answers(engine)) held.emplace(std::pair{a.name, a.qtype}, a);
+    std::vector<std::pair<std::string, uint16_t>> asked;
+    engine.for_each_service_answer([&](std::string_view name, uint16_t qtype, const Answer &) {
+        asked.emplace_back(std::string(name), qtype);
+    });
+    for (const char *n :
+         {"global", "svc.global", "default.svc.global", "nope.default.svc.global", "example.org"})
+        for (uint16_t t : {dnstype::A, dnstype::AAAA, dnstype::SOA, uint16_t{16}})
+            asked.emplace_back(n, t);
+    asked.emplace_back("web.default.svc.global", uint16_t{16});
+    size_t in = 0;
+    for (const auto &[name, qtype] : asked) {
+        SCOPED_TRACE(name + " type " + std::to_string(qtype));
+        const KernelChoice c = kernel_choice(name, qtype, engine.explain(name, qtype));
+        auto it = held.find({name, qtype});
+        if (it == held.end() || it->second.kind == FABDNS_ANSWER_ZONE) {
+            EXPECT_FALSE(c.entry);
+            EXPECT_FALSE(c.why_not.empty());
+            continue;
+        }
+        in++;
+        ASSERT_TRUE(c.entry);
+        EXPECT_EQ(*c.entry, it->second);
+        EXPECT_TRUE(c.why_not.empty());
+    }
+    EXPECT_EQ(in, held.size() - engine.options().zones.size());
+}
+
 TEST(MapCompiler, FillsAnEmptyMapWithTheDesiredSet) {
     Engine engine(small_options());
     engine.set_services(small_services());

@@ -205,7 +205,7 @@ TEST(CtlMissingPins, ExplainWorksWithoutADatapath) {
     std::string cfg = dir.file("c.yaml", node_config(pin, ""));
     Result r = ctl({"--config", cfg, "explain", "nginx.default.svc.global"});
     EXPECT_EQ(r.status, 0) << describe(r);
-    EXPECT_TRUE(contains(r.out, "tier:       region")) << describe(r);
+    EXPECT_TRUE(contains(r.out, "tier:          region")) << describe(r);
     EXPECT_TRUE(contains(r.out, "IN  A  10.234.0.10")) << describe(r);
     EXPECT_TRUE(contains(r.out, "datapath not pinned at " + pin)) << describe(r);
     EXPECT_TRUE(contains(r.out, "it would hold this answer")) << describe(r);
@@ -254,7 +254,7 @@ TEST(CtlExplainSources, HubSnapshotAndManifestDirectory) {
     Result dr = ctl({"--config", d, "explain", "nginx.default.svc.global"});
     EXPECT_EQ(dr.status, 0) << describe(dr);
     EXPECT_TRUE(contains(dr.out, "3 from file")) << describe(dr);
-    EXPECT_TRUE(contains(dr.out, "tier:       cluster")) << describe(dr);
+    EXPECT_TRUE(contains(dr.out, "tier:          cluster")) << describe(dr);
     EXPECT_TRUE(contains(dr.out, "10.233.0.10")) << describe(dr);
 }
 
@@ -443,48 +443,49 @@ TEST_F(CtlDatapath, DumpEmptyMap) {
 TEST_F(CtlDatapath, ExplainComparesWithTheKernel) {
     Result before = with_config({"explain", "nginx.default.svc.global"});
     ASSERT_EQ(before.status, 0) << describe(before);
-    EXPECT_TRUE(contains(before.out, "rcode:      NOERROR, authoritative")) << describe(before);
-    EXPECT_TRUE(contains(before.out, "form:       service (default/nginx)")) << describe(before);
-    EXPECT_TRUE(contains(before.out, "tier:       region (this node's region south)"))
+    EXPECT_TRUE(contains(before.out, "rcode:         NOERROR, authoritative")) << describe(before);
+    EXPECT_TRUE(contains(before.out, "form:          service (default/nginx)")) << describe(before);
+    EXPECT_TRUE(contains(before.out, "tier:          region (this node's region south)"))
         << describe(before);
     EXPECT_TRUE(contains(before.out, "nginx.default.svc.global.  5  IN  A  10.234.0.10"))
         << describe(before);
     EXPECT_TRUE(contains(before.out, "shanghai/10.234.0.10: used")) << describe(before);
     EXPECT_TRUE(contains(before.out, "beijing/10.233.0.10: skipped")) << describe(before);
-    EXPECT_TRUE(contains(before.out, "in kernel:  no, but it should be")) << describe(before);
+    EXPECT_TRUE(contains(before.out, "in kernel:     no, but it should be")) << describe(before);
 
     add("nginx.default.svc.global", FABDNS_QTYPE_A, {"10.234.0.10"});
     Result same = with_config({"explain", "NGINX.default.svc.global.", "A"});
     ASSERT_EQ(same.status, 0) << describe(same);
-    EXPECT_TRUE(contains(same.out, "in kernel:  yes (same answer, 0 hits)")) << describe(same);
+    EXPECT_TRUE(contains(same.out, "in kernel:     yes (same answer, 0 hits)")) << describe(same);
 
     add("nginx.default.svc.global", FABDNS_QTYPE_A, {"10.233.0.10"});
     Result differ = with_config({"explain", "nginx.default.svc.global"});
-    EXPECT_TRUE(contains(differ.out, "in kernel:  yes, but DIFFERENT")) << describe(differ);
+    EXPECT_TRUE(contains(differ.out, "in kernel:     yes, but DIFFERENT")) << describe(differ);
     EXPECT_TRUE(contains(differ.out, "kernel has TTL 5, 10.233.0.10")) << describe(differ);
 
     Result aaaa = with_config({"explain", "nginx.default.global", "AAAA"});
     EXPECT_TRUE(contains(aaaa.out, "IN  AAAA  fd00:234::10")) << describe(aaaa);
-    EXPECT_TRUE(contains(aaaa.out, "tier:       region")) << describe(aaaa);
+    EXPECT_TRUE(contains(aaaa.out, "tier:          region")) << describe(aaaa);
 }
 
 TEST_F(CtlDatapath, ExplainUserSpaceOnlyNames) {
     Result pod = with_config({"explain", "web-0.beijing.web.default.svc.global"});
     ASSERT_EQ(pod.status, 0) << describe(pod);
-    EXPECT_TRUE(contains(pod.out, "form:       pod (default/web)")) << describe(pod);
-    EXPECT_TRUE(contains(pod.out, "in kernel:  no (headless pod names stay in user space)"))
+    EXPECT_TRUE(contains(pod.out, "form:          pod (default/web)")) << describe(pod);
+    EXPECT_TRUE(contains(pod.out, "in kernel:     no (headless pod names stay in user space)"))
         << describe(pod);
 
     add("web-0.beijing.web.default.svc.global", FABDNS_QTYPE_A, {"10.243.1.5"});
     Result stale = with_config({"explain", "web-0.beijing.web.default.svc.global"});
-    EXPECT_TRUE(contains(stale.out, "in kernel:  yes, but should not be: headless pod names"))
+    EXPECT_TRUE(contains(stale.out, "in kernel:     yes, but should not be: headless pod names"))
         << describe(stale);
 
     Result nx = with_config({"explain", "nope.default.svc.global"});
     ASSERT_EQ(nx.status, 0) << describe(nx);
-    EXPECT_TRUE(contains(nx.out, "rcode:      NXDOMAIN")) << describe(nx);
+    EXPECT_TRUE(contains(nx.out, "rcode:         NXDOMAIN")) << describe(nx);
     EXPECT_TRUE(contains(nx.out, "IN  SOA  ")) << describe(nx);
-    EXPECT_TRUE(contains(nx.out, "in kernel:  no (NXDOMAIN answers stay in user space)"))
+    EXPECT_TRUE(
+        contains(nx.out, "in kernel:     no (only NOERROR answers are served in the kernel"))
         << describe(nx);
 
     Result txt = with_config({"explain", "nginx.default.global", "TXT"});

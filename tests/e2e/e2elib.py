@@ -20,6 +20,7 @@ import signal
 import socket
 import struct
 import subprocess
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -421,12 +422,22 @@ class HttpReply:
 
 def http_get(ns: Optional[Netns], host: str, port: int, path: str,
              timeout: float = 2.0) -> HttpReply:
+    return http_request(ns, host, port, "GET", path, timeout=timeout)
+
+
+def http_post(ns: Optional[Netns], host: str, port: int, path: str, body: bytes,
+              timeout: float = 2.0) -> HttpReply:
+    return http_request(ns, host, port, "POST", path, body, timeout)
+
+
+def http_request(ns: Optional[Netns], host: str, port: int, method: str, path: str,
+                 body: bytes = b"", timeout: float = 2.0) -> HttpReply:
     s = ns_socket(ns, socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
     try:
         s.settimeout(timeout)
         s.connect((host, port))
-        s.sendall(f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\nConnection: close\r\n\r\n"
-                  .encode())
+        s.sendall(f"{method} {path} HTTP/1.1\r\nHost: {host}:{port}\r\nConnection: close\r\n"
+                  f"Content-Length: {len(body)}\r\n\r\n".encode() + body)
         data = b""
         while True:
             chunk = s.recv(65536)
@@ -675,3 +686,33 @@ remote-control:
     def stop(self) -> None:
         if self.proc:
             terminate(self.proc)
+
+
+STANDINS = Path(__file__).resolve().parents[1] / "standins"
+
+
+class KubeStandin:
+    """tests/standins/kube_apiserver.py inside ns (plain http), any token accepted."""
+
+    def __init__(self, ns, tmp):
+        self.ns = ns
+        self.log = open(tmp / "kube-standin.log", "wb")
+        self.proc = subprocess.Popen(
+            prefix(ns) + [sys.executable, str(STANDINS / "kube_apiserver.py")],
+            stdout=subprocess.PIPE, stderr=self.log)
+        line = self.proc.stdout.readline().decode().split()
+        assert line and line[0] == "READY", line
+        self.api, self.control = int(line[1]), int(line[2])
+
+    def state(self) -> dict:
+        r = http_get(self.ns, "127.0.0.1", self.control, "/state")
+        assert r.status == 200, r
+        return json.loads(r.body)
+
+    def apply(self, obj: dict) -> None:
+        r = http_post(self.ns, "127.0.0.1", self.control, "/apply", json.dumps(obj).encode())
+        assert r.status == 200 and "event" in json.loads(r.body), r
+
+    def stop(self) -> None:
+        terminate(self.proc)
+        self.log.close()

@@ -138,33 +138,10 @@ def test_restart_against_an_unreachable_source_never_contradicts_the_kernel(e2e)
 # --- no bearer token over plain http ------------------------------------------------------------
 
 
-class KubeStandin:
-    """tests/standins/kube_apiserver.py inside ns (plain http), any token accepted."""
-
-    def __init__(self, ns, tmp):
-        self.ns = ns
-        self.log = open(tmp / "kube-standin.log", "wb")
-        self.proc = subprocess.Popen(
-            lib.prefix(ns) + [sys.executable, str(REPO / "tests/standins/kube_apiserver.py")],
-            stdout=subprocess.PIPE, stderr=self.log)
-        line = self.proc.stdout.readline().decode().split()
-        assert line and line[0] == "READY", line
-        self.api, self.control = int(line[1]), int(line[2])
-
-    def state(self) -> dict:
-        r = lib.http_get(self.ns, "127.0.0.1", self.control, "/state")
-        assert r.status == 200, r
-        return json.loads(r.body)
-
-    def stop(self) -> None:
-        lib.terminate(self.proc)
-        self.log.close()
-
-
 @pytest.mark.parametrize("allow", [False, True])
 def test_kubeconfig_token_goes_over_plain_http_only_when_allowed(e2e, allow):
     ns = e2e.netns()
-    kube = KubeStandin(ns, e2e.tmp)
+    kube = lib.KubeStandin(ns, e2e.tmp)
     e2e.defer(kube.stop)
     kubeconfig = e2e.tmp / "kubeconfig"
     kubeconfig.write_text(

@@ -97,6 +97,23 @@ TEST_F(ServerTest, ServesMetrics) {
               std::string::npos);
 }
 
+TEST_F(ServerTest, PagesGetTheirQueryArguments) {
+    Server server(
+        loopback(), registry, nullptr,
+        {{"/explain", [](const std::map<std::string, std::string> &args) {
+              auto it = args.find("name");
+              if (it == args.end()) return PageReply{400, "no name\n", "text/plain"};
+              return PageReply{200, "{\"name\":\"" + it->second + "\"}", "application/json"};
+          }}});
+    Reply r = request(base(server) + "/explain?name=a%2Eb.global&type=A");
+    ASSERT_EQ(r.result, CURLE_OK) << curl_easy_strerror(r.result);
+    EXPECT_EQ(r.status, 200);
+    EXPECT_EQ(r.content_type, "application/json");
+    EXPECT_EQ(r.body, "{\"name\":\"a.b.global\"}") << "arguments arrive decoded";
+    EXPECT_EQ(request(base(server) + "/explain").status, 400);
+    EXPECT_EQ(request(base(server) + "/explainx").status, 404);
+}
+
 TEST_F(ServerTest, Healthz) {
     Server server(loopback(), registry);
     Reply r = request(base(server) + "/healthz");
