@@ -81,7 +81,13 @@ std::unique_ptr<btf, BtfDeleter> parse_object_btf() {
     return std::unique_ptr<btf, BtfDeleter>(b);
 }
 
-TEST(ObjectTest, BothProgramsLoadWithinTheVerifierLimit) {
+// A regression budget, not the verifier's own 1M limit (a load that passes has met that): both
+// programs verified at ~78k instructions on Linux 6.18 (2026-12; Linux 6.1's verifier counts
+// ~89k for the same object). A change that costs the verifier more than this raises the budget
+// here, in the same commit, with the reason.
+constexpr uint32_t kVerifierBudget = 90000;
+
+TEST(ObjectTest, BothProgramsLoadWithinTheVerifierBudget) {
     FABDNS_REQUIRE_ROOT();
     LoadedDatapath dp("object", 1024);
     const uint32_t xdp = dp.dp().verified_insns(Mode::XdpGeneric);
@@ -91,8 +97,8 @@ TEST(ObjectTest, BothProgramsLoadWithinTheVerifierLimit) {
     RecordProperty("tc_verified_insns", static_cast<int>(tc));
     EXPECT_GT(xdp, 0u);
     EXPECT_GT(tc, 0u);
-    EXPECT_LT(xdp, 1000000u);
-    EXPECT_LT(tc, 1000000u);
+    EXPECT_LT(xdp, kVerifierBudget);
+    EXPECT_LT(tc, kVerifierBudget);
 }
 
 TEST(ObjectTest, BtfStructLayoutsMatchTheHeader) {

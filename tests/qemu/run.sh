@@ -24,11 +24,12 @@ mkdir -p "$root"/{bin,sbin,proc,sys,dev,tmp,run,etc,modules}
 
 # Tests run in the guest: name, then the command line (binaries keep their host paths). Every
 # object load costs seconds under emulation, so the loader runs only its attach/detach tests:
-# every mode (tc takes the clsact fallback there), restart adoption and foreign filters.
+# every mode (tc takes the clsact fallback there), the answer table's two copies, restart
+# adoption and foreign filters.
 tests=(
     "datapath-packets|$build/tests/datapath/fabdns_datapath_test"
     "kernel-requirements|$build/tests/kernels/fabdns_kernels_test"
-    "loader-attach-detach|$build/tests/loader/fabdns_loader_test --gtest_filter=LoaderTest.AttachDetachEveryModeLeavesNoTrace:ClsactTest.RestartReplacesTheProgramInPlaceWithoutAGap:ClsactTest.ForeignFiltersAndQdiscAreLeftAlone"
+    "loader-attach-detach|$build/tests/loader/fabdns_loader_test --gtest_filter=LoaderTest.AttachDetachEveryModeLeavesNoTrace:LoaderTest.BatchesSwitchCopiesAndLeaveBothTheSame:LoaderTest.ARestartMakesTheStandbyCopyEqualToTheReadOne:ClsactTest.RestartReplacesTheProgramInPlaceWithoutAGap:ClsactTest.ForeignFiltersAndQdiscAreLeftAlone"
 )
 binaries=(
     "$build/tests/datapath/fabdns_datapath_test" "$build/tests/loader/fabdns_loader_test"

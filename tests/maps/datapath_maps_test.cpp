@@ -1,0 +1,177 @@
+// maps/datapath_maps.cpp: the key the compiler writes must be the key the kernel computes
+// (bpf/lib/dns.h hashes the lowercase name's 8-byte words with fabdns_hash_word), the names it
+// accepts must be those the kernel can match, and values must read back as written.
+#include "datapath_maps.hpp"
+
+#include <gtest/gtest.h>
+
+#include <cerrno>
+#include <cstring>
+#include <map>
+#include <string>
+#include <system_error>
+#include <vector>
+
+namespace fabdns::maps {
+namespace {
+
+// The kernel's walk: words of the NUL-padded name buffer, as many as hold name bytes.
+uint64_t kernel_hash(const std::string &name) {
+    char buf[FABDNS_NAME_BUF + 8] = {};
+    std::memcpy(buf, name.data(), name.size());
+    uint64_t h = FABDNS_HASH_SEED;
+    for (size_t w = 0; w < (name.size() + 7) / 8; w++) {
+        uint64_t word;
+        std::memcpy(&word, buf + 8 * w, 8);
+        h = fabdns_hash_word(h, word);
+    }
+    return h;
+}
+
+TEST(NameHash, IsTheKernelsWordHash) {
+    for (const std::string &name :
+         std::vector<std::string>{"a", "global", "nginx.default.svc.global", "exactly8",
+                                  "sixteen-bytes-ab", std::string(253, 'x')}) {
+        SCOPED_TRACE(name);
+        EXPECT_EQ(name_hash(name), kernel_hash(name));
+    }
+    EXPECT_NE(name_hash("nginx.default.svc.global"), name_hash("nginx.default.svc.globam"));
+    EXPECT_NE(name_hash("a"), name_hash("b"));
+}
+
+TEST(LowerWord, LowercasesAsciiLettersOnly) {
+    auto lower = [](std::string s) {
+        uint64_t w = 0;
+        std::memcpy(&w, s.data(), 8);
+        w = fabdns_lower_word(w);
+        std::memcpy(s.data(), &w, 8);
+        return s;
+    };
+    EXPECT_EQ(lower("NGINX.Ab"), "nginx.ab");
+    EXPECT_EQ(lower("@[`{09-_"), "@[`{09-_") << "the bytes around A-Z and a-z stay";
+    EXPECT_EQ(lower("\xc3\x89Z\x7f\x80\xff\x01\x06"), "\xc3\x89z\x7f\x80\xff\x01\x06");
+}
+
+TEST(Keys, CarryHashTypeAndLength) {
+    const auto k = make_key("nginx.default.svc.global", FABDNS_QTYPE_AAAA);
+    EXPECT_EQ(k.hash, name_hash("nginx.default.svc.global"));
+    EXPECT_EQ(k.qtype, FABDNS_QTYPE_AAAA);
+    EXPECT_EQ(k.name_len, 24);
+    EXPECT_EQ(std::memcmp(k.pad, "\0\0\0\0\0", 5), 0);
+    const auto z = zone_key("global");
+    EXPECT_EQ(z.qtype, FABDNS_QTYPE_SOA);
+    EXPECT_EQ(z.hash, name_hash("global"));
+}
+
+TEST(FitsKernel, NamesTheKernelCanMatch) {
+    EXPECT_TRUE(fits_kernel_name("a.global"));
+    EXPECT_TRUE(fits_kernel_name(std::string(63, 'a') + ".global"));
+    EXPECT_FALSE(fits_kernel_name(std::string(64, 'a') + ".global")) << "label over 63";
+    std::string longest;
+    while (longest.size() < FABDNS_NAME_MAX) {
+        if (!longest.empty()) longest += '.';
+        longest += std::string(std::min<size_t>(63, FABDNS_NAME_MAX - longest.size()), 'b');
+    }
+    ASSERT_EQ(longest.size(), size_t{FABDNS_NAME_MAX});
+    EXPECT_TRUE(fits_kernel_name(longest));
+    EXPECT_FALSE(fits_kernel_name("c" + longest));
+    for (const std::string &bad :
+         std::vector<std::string>{"", ".global", "global.", "a..global", "Nginx.global",
+                                  std::string("a\0b.global", 10)}) {
+        SCOPED_TRACE(bad);
+        EXPECT_FALSE(fits_kernel_name(bad));
+    }
+    EXPECT_FALSE(fits_kernel("a.global", 0));
+    EXPECT_TRUE(fits_kernel("a.global", FABDNS_MAX_RECORDS));
+    EXPECT_FALSE(fits_kernel("a.global", FABDNS_MAX_RECORDS + 1));
+}
+
+TEST(Values, ReadBackAsWrittenForEveryKind) {
+    KernelAnswer a;
+    a.name = "nginx.default.svc.global";
+    a.qtype = FABDNS_QTYPE_AAAA;
+    a.ttl = 5;
+    a.addrs = {{0xfd, 0, 2, 0x34, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x10}, {0xfd, 1}};
+    KernelAnswer nodata;
+    nodata.kind = FABDNS_ANSWER_NODATA;
+    nodata.name = "mysql.default.svc.global";
+    nodata.qtype = FABDNS_QTYPE_AAAA;
+    nodata.ttl = 5;
+    nodata.zone = "global";
+    nodata.soa = {0xc0, 0x2a, 0, 6, 0, 1, 0, 0, 0, 5, 0, 30};
+    KernelAnswer zone;
+    zone.kind = FABDNS_ANSWER_ZONE;
+    zone.name = "global";
+    zone.qtype = FABDNS_QTYPE_SOA;
+    zone.ttl = 5;
+    zone.soa.assign(FABDNS_SOA_TAIL_LEN, 7);
+    for (const KernelAnswer &k : {a, nodata, zone}) {
+        SCOPED_TRACE(k.name);
+        ASSERT_TRUE(fits_kernel(k));
+        const fabdns_answer v = make_value(k);
+        EXPECT_EQ(v.hits, 0u);
+        EXPECT_EQ(from_map(make_key(k.name, k.qtype), v), k);
+    }
+    // A NODATA entry names its zone's entry by key, where the kernel reads it.
+    fabdns_answer_key zk;
+    std::memcpy(&zk, make_value(nodata).rdata, sizeof(zk));
+    const fabdns_answer_key want = zone_key("global");
+    EXPECT_EQ(std::memcmp(&zk, &want, sizeof(zk)), 0);
+}
+
+// A table that keeps entries in memory and fails additions past its capacity.
+class SmallTable : public AnswerTable {
+  public:
+    std::optional<fabdns_answer> lookup(const fabdns_answer_key &key) const override {
+        auto it = entries.find(key.hash);
+        return it == entries.end() ? std::nullopt : std::optional(it->second);
+    }
+    std::vector<AnswerFailure> apply(const std::vector<AnswerChange> &changes) override {
+        batches++;
+        std::vector<AnswerFailure> failed;
+        for (size_t i = 0; i < changes.size(); i++) {
+            if (!changes[i].value) {
+                entries.erase(changes[i].key.hash);
+            } else if (entries.size() >= 1 && !entries.count(changes[i].key.hash)) {
+                failed.push_back({i, E2BIG});
+            } else {
+                entries[changes[i].key.hash] = *changes[i].value;
+            }
+        }
+        return failed;
+    }
+    void for_each(const std::function<void(const fabdns_answer_key &, const fabdns_answer &)> &fn)
+        const override {
+        for (const auto &[h, v] : entries) {
+            fabdns_answer_key k{};
+            k.hash = h;
+            fn(k, v);
+        }
+    }
+    uint32_t capacity() const override { return 1; }
+
+    std::map<uint64_t, fabdns_answer> entries;
+    size_t batches = 0;
+};
+
+TEST(AnswerTable, OneChangeCallsAreBatchesOfOne) {
+    SmallTable t;
+    t.upsert(make_key("a.global", FABDNS_QTYPE_A), fabdns_answer{});
+    EXPECT_EQ(t.batches, 1u);
+    try {
+        t.upsert(make_key("b.global", FABDNS_QTYPE_A), fabdns_answer{});
+        FAIL() << "a failed addition throws";
+    } catch (const std::system_error &e) {
+        EXPECT_EQ(e.code().value(), E2BIG);
+    }
+    t.erase(make_key("a.global", FABDNS_QTYPE_A));
+    EXPECT_TRUE(t.entries.empty());
+    t.upsert(make_key("b.global", FABDNS_QTYPE_A), fabdns_answer{});
+    const size_t before = t.batches;
+    t.clear();
+    EXPECT_TRUE(t.entries.empty());
+    EXPECT_EQ(t.batches, before + 1) << "clear is one batch";
+}
+
+}  // namespace
+}  // namespace fabdns::maps
