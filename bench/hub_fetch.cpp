@@ -1,8 +1,8 @@
 // Ad hoc measurement, not a test: how long HubSource takes to fetch and decode a large hub answer
 // (and, side by side, what a whole-document DOM parse would cost) (default 10,000 GlobalServices x
 // 3 endpoints) from tests/standins/hub.py over mutual TLS on loopback. Build with
-// CMAKE_BUILD_TYPE=Release; run `fabdns_source_measure [services] [endpoints]`. Prints medians of
-// several runs.
+// CMAKE_BUILD_TYPE=Release; run `build/bench/fabdns_hub_fetch_bench [services] [endpoints]`. Prints
+// medians of several runs.
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
