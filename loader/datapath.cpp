@@ -26,6 +26,7 @@
 #include <string>
 #include <system_error>
 
+#include "common/fd.hpp"
 #include "common/log.hpp"
 #include "fabdns.skel.h"
 
@@ -74,26 +75,6 @@ std::string errstr(int err) {
                     " (needs root or CAP_BPF, CAP_NET_ADMIN and CAP_PERFMON)");
     throw Error(what + ": " + errstr(err));
 }
-
-struct Fd {
-    int fd = -1;
-    Fd() = default;
-    explicit Fd(int f) : fd(f) {}
-    Fd(Fd &&o) noexcept : fd(o.fd) { o.fd = -1; }
-    Fd &operator=(Fd &&o) noexcept {
-        if (this != &o) {
-            reset();
-            fd = o.fd;
-            o.fd = -1;
-        }
-        return *this;
-    }
-    ~Fd() { reset(); }
-    void reset() {
-        if (fd >= 0) close(fd);
-        fd = -1;
-    }
-};
 
 void ensure_dir(const std::string &path) {
     std::string cur;

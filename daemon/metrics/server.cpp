@@ -2,10 +2,8 @@
 // libmicrohttpd, so that a taken port gives a clear error naming the address.
 #include "metrics/server.hpp"
 
-#include <arpa/inet.h>
 #include <fcntl.h>
 #include <microhttpd.h>
-#include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -14,7 +12,9 @@
 #include <cstdio>
 #include <cstring>
 
+#include "common/fd.hpp"
 #include "common/log.hpp"
+#include "common/socket.hpp"
 
 namespace fabdns::metrics {
 
@@ -42,46 +42,19 @@ void mhd_log(void *, const char *fmt, va_list ap) {
 
 // Binds and listens on addr; returns the socket and fills in the bound address.
 int open_listener(const SocketAddr &addr, SocketAddr &bound) {
-    sockaddr_storage ss{};
-    socklen_t len;
-    if (addr.ip.is_v4()) {
-        auto *sin = reinterpret_cast<sockaddr_in *>(&ss);
-        sin->sin_family = AF_INET;
-        sin->sin_port = htons(addr.port);
-        std::memcpy(&sin->sin_addr, addr.ip.bytes.data(), 4);
-        len = sizeof(sockaddr_in);
-    } else {
-        auto *sin6 = reinterpret_cast<sockaddr_in6 *>(&ss);
-        sin6->sin6_family = AF_INET6;
-        sin6->sin6_port = htons(addr.port);
-        std::memcpy(&sin6->sin6_addr, addr.ip.bytes.data(), 16);
-        len = sizeof(sockaddr_in6);
-    }
-    int fd = ::socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0) fail(addr, "create a socket for", errno);
+    sock::SockAddr sa = sock::to_sockaddr(addr);
+    Fd fd(::socket(sa.family(), SOCK_STREAM | SOCK_CLOEXEC, 0));
+    if (!fd) fail(addr, "create a socket for", errno);
     // Lets a restarted daemon bind while old connections sit in TIME_WAIT; on Linux it does not
     // let two listeners share the port, so a taken port still fails below.
-    int one = 1;
-    ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-    if (::bind(fd, reinterpret_cast<sockaddr *>(&ss), len) != 0) {
-        int err = errno;
-        ::close(fd);
-        fail(addr, "listen on", err);
-    }
-    if (::listen(fd, kListenBacklog) != 0) {
-        int err = errno;
-        ::close(fd);
-        fail(addr, "listen on", err);
-    }
+    sock::set_int_option(fd.fd, SOL_SOCKET, SO_REUSEADDR, 1);
+    if (::bind(fd.fd, sa.get(), sa.len) != 0 || ::listen(fd.fd, kListenBacklog) != 0)
+        fail(addr, "listen on", errno);
     bound = addr;
-    sockaddr_storage got{};
-    socklen_t got_len = sizeof(got);
-    if (::getsockname(fd, reinterpret_cast<sockaddr *>(&got), &got_len) == 0) {
-        bound.port =
-            ntohs(got.ss_family == AF_INET ? reinterpret_cast<sockaddr_in *>(&got)->sin_port
-                                           : reinterpret_cast<sockaddr_in6 *>(&got)->sin6_port);
-    }
-    return fd;
+    sock::SockAddr got;
+    got.len = sizeof(got.storage);
+    if (::getsockname(fd.fd, got.get(), &got.len) == 0) bound.port = sock::from_sockaddr(got).port;
+    return fd.release();
 }
 
 MHD_Result respond(MHD_Connection *conn, unsigned status, const std::string &body,

@@ -15,7 +15,8 @@
 #include <thread>
 #include <unordered_map>
 
-#include "resolver/socket.hpp"
+#include "common/fd.hpp"
+#include "common/socket.hpp"
 #include "resolver/wire.hpp"
 
 namespace fabdns {
@@ -66,7 +67,7 @@ struct Forwarder::Impl {
         Deliver deliver;
         size_t upstream = 0;
         Stage stage = Stage::Udp;
-        sock::Fd fd;
+        Fd fd;
         uint64_t attempt = 0;  // bumped per attempt so stale deadlines are ignored
         std::vector<uint8_t> out;
         size_t out_done = 0;
@@ -85,8 +86,8 @@ struct Forwarder::Impl {
 
     ForwarderOptions options;
     ResolverCounters &counters;
-    sock::Fd epoll;
-    sock::Fd wake;
+    Fd epoll;
+    Fd wake;
     std::thread thread;
     std::atomic<bool> stopping{false};
 
@@ -110,14 +111,14 @@ struct Forwarder::Impl {
         epoll_event ev{};
         ev.events = EPOLLIN;
         ev.data.u64 = kWakeKey;
-        if (::epoll_ctl(epoll.get(), EPOLL_CTL_ADD, wake.get(), &ev) != 0)
+        if (::epoll_ctl(epoll.fd, EPOLL_CTL_ADD, wake.fd, &ev) != 0)
             throw std::system_error(errno, std::generic_category(), "epoll_ctl");
         thread = std::thread([this] { run(); });
     }
 
     void signal() {
         const uint64_t one = 1;
-        [[maybe_unused]] ssize_t n = ::write(wake.get(), &one, sizeof(one));
+        [[maybe_unused]] ssize_t n = ::write(wake.fd, &one, sizeof(one));
     }
 
     void run() {
@@ -129,7 +130,7 @@ struct Forwarder::Impl {
                     deadlines.front().at - Clock::now());
                 wait_ms = static_cast<int>(std::clamp<int64_t>(left.count(), 0, kIdleWaitMs));
             }
-            const int n = ::epoll_wait(epoll.get(), events, kMaxEvents, wait_ms);
+            const int n = ::epoll_wait(epoll.fd, events, kMaxEvents, wait_ms);
             if (stopping.load(std::memory_order_acquire)) break;
             for (int i = 0; i < std::max(n, 0); ++i) {
                 const uint64_t key = events[i].data.u64;
@@ -147,7 +148,7 @@ struct Forwarder::Impl {
 
     void take_submissions() {
         uint64_t count;
-        [[maybe_unused]] ssize_t r = ::read(wake.get(), &count, sizeof(count));
+        [[maybe_unused]] ssize_t r = ::read(wake.fd, &count, sizeof(count));
         std::vector<Submission> batch;
         {
             std::lock_guard lock(mutex);
@@ -179,7 +180,7 @@ struct Forwarder::Impl {
         epoll_event ev{};
         ev.events = events;
         ev.data.u64 = key;
-        return ::epoll_ctl(epoll.get(), EPOLL_CTL_ADD, p.fd.get(), &ev) == 0;
+        return ::epoll_ctl(epoll.fd, EPOLL_CTL_ADD, p.fd.fd, &ev) == 0;
     }
 
     // Tries upstream p.upstream over UDP. Returns after arming a deadline or failing over.
@@ -190,8 +191,8 @@ struct Forwarder::Impl {
             const auto addr = sock::to_sockaddr(options.upstreams[p.upstream]);
             p.fd.reset(::socket(addr.family(), SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
             // connect() makes the kernel drop datagrams from anyone but the upstream.
-            if (p.fd && ::connect(p.fd.get(), addr.get(), addr.len) == 0 &&
-                ::send(p.fd.get(), p.query.data(), p.query.size(), 0) ==
+            if (p.fd && ::connect(p.fd.fd, addr.get(), addr.len) == 0 &&
+                ::send(p.fd.fd, p.query.data(), p.query.size(), 0) ==
                     static_cast<ssize_t>(p.query.size()) &&
                 add_to_epoll(key, p, EPOLLIN)) {
                 arm(key, p);
@@ -213,7 +214,7 @@ struct Forwarder::Impl {
         p.out_done = 0;
         p.in.clear();
         if (p.fd) {
-            const int rc = ::connect(p.fd.get(), addr.get(), addr.len);
+            const int rc = ::connect(p.fd.fd, addr.get(), addr.len);
             if ((rc == 0 || errno == EINPROGRESS) && add_to_epoll(key, p, EPOLLOUT)) {
                 p.stage = Stage::TcpConnecting;
                 arm(key, p);
@@ -267,7 +268,7 @@ struct Forwarder::Impl {
     void on_udp(uint64_t key, Pending &p) {
         uint8_t buf[dns::kTcpLimit];
         for (;;) {
-            const ssize_t n = ::recv(p.fd.get(), buf, sizeof(buf), MSG_DONTWAIT);
+            const ssize_t n = ::recv(p.fd.fd, buf, sizeof(buf), MSG_DONTWAIT);
             if (n < 0) {
                 if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) return;
                 return next_upstream(key, p);  // e.g. ECONNREFUSED: nothing listens there
@@ -288,13 +289,13 @@ struct Forwarder::Impl {
         if (p.stage == Stage::TcpConnecting) {
             int err = 0;
             socklen_t len = sizeof(err);
-            if (::getsockopt(p.fd.get(), SOL_SOCKET, SO_ERROR, &err, &len) != 0 || err != 0)
+            if (::getsockopt(p.fd.fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0 || err != 0)
                 return next_upstream(key, p);
             p.stage = Stage::TcpWriting;
         }
         while (p.out_done < p.out.size()) {
-            const ssize_t n = ::send(p.fd.get(), p.out.data() + p.out_done,
-                                     p.out.size() - p.out_done, MSG_NOSIGNAL);
+            const ssize_t n =
+                ::send(p.fd.fd, p.out.data() + p.out_done, p.out.size() - p.out_done, MSG_NOSIGNAL);
             if (n < 0) {
                 if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) return;
                 return next_upstream(key, p);
@@ -305,14 +306,13 @@ struct Forwarder::Impl {
         epoll_event ev{};
         ev.events = EPOLLIN;
         ev.data.u64 = key;
-        if (::epoll_ctl(epoll.get(), EPOLL_CTL_MOD, p.fd.get(), &ev) != 0)
-            return next_upstream(key, p);
+        if (::epoll_ctl(epoll.fd, EPOLL_CTL_MOD, p.fd.fd, &ev) != 0) return next_upstream(key, p);
     }
 
     void on_tcp_read(uint64_t key, Pending &p, uint32_t events) {
         uint8_t buf[16384];
         for (;;) {
-            const ssize_t n = ::recv(p.fd.get(), buf, sizeof(buf), MSG_DONTWAIT);
+            const ssize_t n = ::recv(p.fd.fd, buf, sizeof(buf), MSG_DONTWAIT);
             if (n < 0) {
                 if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) break;
                 return next_upstream(key, p);

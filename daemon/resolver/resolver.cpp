@@ -17,11 +17,12 @@
 #include <system_error>
 #include <thread>
 
+#include "common/fd.hpp"
 #include "common/log.hpp"
+#include "common/socket.hpp"
 #include "dns_wire.h"
 #include "resolver/forwarder.hpp"
 #include "resolver/respond.hpp"
-#include "resolver/socket.hpp"
 #include "resolver/tcp.hpp"
 
 namespace fabdns {
@@ -100,7 +101,7 @@ uint16_t rcode_of(const std::vector<uint8_t> &msg) {
 }
 
 struct UdpSocket {
-    sock::Fd fd;
+    Fd fd;
     bool wildcard = false;
 };
 
@@ -118,9 +119,9 @@ struct Resolver::Impl {
     RespondOptions respond_options;
     std::vector<SocketAddr> bound;
     std::vector<Worker> workers;
-    std::vector<sock::Fd> tcp_listeners;
+    std::vector<Fd> tcp_listeners;
     std::unique_ptr<Forwarder> forwarder;
-    sock::Fd stop_event;  // never drained once written: every loop sees it readable
+    Fd stop_event;  // never drained once written: every loop sees it readable
     std::atomic<bool> stopping{false};
     std::unique_ptr<TcpServer> tcp;
     std::thread tcp_thread;
@@ -141,15 +142,15 @@ struct Resolver::Impl {
 
     // ---- setup ----
 
-    static sock::Fd open_socket(const SocketAddr &addr, int type, const char *what) {
+    static Fd open_socket(const SocketAddr &addr, int type, const char *what) {
         const int family = addr.ip.is_v4() ? AF_INET : AF_INET6;
-        sock::Fd fd(::socket(family, type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+        Fd fd(::socket(family, type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
         if (!fd) {
             throw ResolverError("cannot listen on " + addr.to_string() + " (" + what +
                                 "): " + sock::error_text(errno));
         }
         // Separate IPv6 sockets, so that 0.0.0.0 and :: can both be listed.
-        if (family == AF_INET6) sock::set_int_option(fd.get(), IPPROTO_IPV6, IPV6_V6ONLY, 1);
+        if (family == AF_INET6) sock::set_int_option(fd.fd, IPPROTO_IPV6, IPV6_V6ONLY, 1);
         return fd;
     }
 
@@ -178,23 +179,23 @@ struct Resolver::Impl {
             try {
                 for (unsigned w = 0; w < options.workers; ++w) {
                     UdpSocket s{open_socket(addr, SOCK_DGRAM, "UDP"), wildcard};
-                    sock::set_int_option(s.fd.get(), SOL_SOCKET, SO_REUSEPORT, 1);
-                    sock::set_int_option(s.fd.get(), SOL_SOCKET, SO_RCVBUF, kSocketBuffer);
-                    sock::set_int_option(s.fd.get(), SOL_SOCKET, SO_SNDBUF, kSocketBuffer);
+                    sock::set_int_option(s.fd.fd, SOL_SOCKET, SO_REUSEPORT, 1);
+                    sock::set_int_option(s.fd.fd, SOL_SOCKET, SO_RCVBUF, kSocketBuffer);
+                    sock::set_int_option(s.fd.fd, SOL_SOCKET, SO_SNDBUF, kSocketBuffer);
                     if (wildcard) {
                         if (addr.ip.is_v4())
-                            sock::set_int_option(s.fd.get(), IPPROTO_IP, IP_PKTINFO, 1);
+                            sock::set_int_option(s.fd.fd, IPPROTO_IP, IP_PKTINFO, 1);
                         else
-                            sock::set_int_option(s.fd.get(), IPPROTO_IPV6, IPV6_RECVPKTINFO, 1);
+                            sock::set_int_option(s.fd.fd, IPPROTO_IPV6, IPV6_RECVPKTINFO, 1);
                     }
-                    bind_or_throw(s.fd.get(), addr, "UDP");
-                    if (addr.port == 0) addr.port = local_port(s.fd.get());
+                    bind_or_throw(s.fd.fd, addr, "UDP");
+                    if (addr.port == 0) addr.port = local_port(s.fd.fd);
                     udp.push_back(std::move(s));
                 }
-                sock::Fd tcp = open_socket(addr, SOCK_STREAM, "TCP");
-                sock::set_int_option(tcp.get(), SOL_SOCKET, SO_REUSEADDR, 1);
-                bind_or_throw(tcp.get(), addr, "TCP");
-                if (::listen(tcp.get(), kListenBacklog) != 0) {
+                Fd tcp = open_socket(addr, SOCK_STREAM, "TCP");
+                sock::set_int_option(tcp.fd, SOL_SOCKET, SO_REUSEADDR, 1);
+                bind_or_throw(tcp.fd, addr, "TCP");
+                if (::listen(tcp.fd, kListenBacklog) != 0) {
                     throw ResolverError("cannot listen on " + addr.to_string() +
                                         " (TCP): " + sock::error_text(errno));
                 }
@@ -242,13 +243,13 @@ struct Resolver::Impl {
         }
         for (auto &w : workers) w.thread = std::thread([this, &w] { udp_loop(w); });
         std::vector<int> listener_fds;
-        for (const auto &l : tcp_listeners) listener_fds.push_back(l.get());
+        for (const auto &l : tcp_listeners) listener_fds.push_back(l.fd);
         tcp = std::make_unique<TcpServer>(
             engine, respond_options, counters, forwarder.get(),
             [this](const Reply &r) { on_query(r); },
             TcpOptions{options.tcp_idle_timeout, options.tcp_message_timeout,
                        options.tcp_max_connections, options.tcp_max_output},
-            std::move(listener_fds), stop_event.get(), stopping);
+            std::move(listener_fds), stop_event.fd, stopping);
         tcp_thread = std::thread([this] { tcp->run(); });
         std::string list;
         for (const auto &a : bound) list += (list.empty() ? "" : ", ") + a.to_string();
@@ -265,7 +266,7 @@ struct Resolver::Impl {
         if (forwarder) forwarder->stop();
         if (stop_event) {
             const uint64_t one = 1;
-            [[maybe_unused]] ssize_t n = ::write(stop_event.get(), &one, sizeof(one));
+            [[maybe_unused]] ssize_t n = ::write(stop_event.fd, &one, sizeof(one));
         }
         for (auto &w : workers)
             if (w.thread.joinable()) w.thread.join();
@@ -286,14 +287,14 @@ struct Resolver::Impl {
     // ---- UDP ----
 
     void udp_loop(Worker &w) {
-        sock::Fd ep(::epoll_create1(EPOLL_CLOEXEC));
+        Fd ep(::epoll_create1(EPOLL_CLOEXEC));
         if (!ep) {
             log::error("resolver: epoll_create1: " + sock::error_text(errno));
             return;
         }
-        add_epoll(ep.get(), stop_event.get(), EPOLLIN, kStopKey);
+        add_epoll(ep.fd, stop_event.fd, EPOLLIN, kStopKey);
         for (size_t i = 0; i < w.sockets.size(); ++i)
-            add_epoll(ep.get(), w.sockets[i].fd.get(), EPOLLIN, i);
+            add_epoll(ep.fd, w.sockets[i].fd.fd, EPOLLIN, i);
 
         struct Batch {
             std::vector<uint8_t> data = std::vector<uint8_t>(kBatch * kRecvBuffer);
@@ -312,7 +313,7 @@ struct Resolver::Impl {
 
         epoll_event events[8];
         while (!stopping.load(std::memory_order_acquire)) {
-            const int n = ::epoll_wait(ep.get(), events, 8, -1);
+            const int n = ::epoll_wait(ep.fd, events, 8, -1);
             if (stopping.load(std::memory_order_acquire)) break;
             for (int e = 0; e < std::max(n, 0); ++e) {
                 if (events[e].data.u64 == kStopKey) continue;
@@ -342,7 +343,7 @@ struct Resolver::Impl {
             }
             b.msgs[i].msg_len = 0;
         }
-        const int got = ::recvmmsg(s.fd.get(), b.msgs, kBatch, MSG_DONTWAIT, nullptr);
+        const int got = ::recvmmsg(s.fd.fd, b.msgs, kBatch, MSG_DONTWAIT, nullptr);
         if (got <= 0) return 0;
 
         size_t n_out = 0;
@@ -396,7 +397,7 @@ struct Resolver::Impl {
         }
         size_t sent = 0;
         while (sent < n_out) {
-            const int r = ::sendmmsg(s.fd.get(), b.out + sent, static_cast<unsigned>(n_out - sent),
+            const int r = ::sendmmsg(s.fd.fd, b.out + sent, static_cast<unsigned>(n_out - sent),
                                      MSG_DONTWAIT | MSG_NOSIGNAL);
             if (r > 0) {
                 sent += static_cast<size_t>(r);
@@ -412,7 +413,7 @@ struct Resolver::Impl {
     void forward_udp(UdpSocket &s, const Origin &origin, std::span<const uint8_t> query,
                      size_t client_limit) {
         ResolverCounters::bump(counters.forwarded);
-        const int fd = s.fd.get();
+        const int fd = s.fd.fd;
         forwarder->submit({query.begin(), query.end()}, client_limit,
                           [this, fd, origin](std::vector<uint8_t> reply) {
                               counters.count_reply(Transport::Udp, rcode_of(reply));

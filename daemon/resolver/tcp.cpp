@@ -16,9 +16,10 @@
 #include <span>
 #include <unordered_map>
 
+#include "common/fd.hpp"
 #include "common/log.hpp"
+#include "common/socket.hpp"
 #include "resolver/forwarder.hpp"
-#include "resolver/socket.hpp"
 #include "resolver/wire.hpp"
 
 namespace fabdns {
@@ -60,9 +61,9 @@ class TcpConnection {
     enum class Io : uint8_t { Ok, Lost };
     enum class Frame : uint8_t { Message, None, Invalid };
 
-    TcpConnection(sock::Fd fd, Clock::time_point now) : fd_(std::move(fd)), last_progress_(now) {}
+    TcpConnection(Fd fd, Clock::time_point now) : fd_(std::move(fd)), last_progress_(now) {}
 
-    int fd() const { return fd_.get(); }
+    int fd() const { return fd_.fd; }
     uint32_t registered() const { return registered_; }
     void set_registered(uint32_t events) { registered_ = events; }
     Clock::time_point last_progress() const { return last_progress_; }
@@ -82,7 +83,7 @@ class TcpConnection {
         compact();
         const size_t at = in_.size();
         in_.resize(at + kReadChunk);
-        const ssize_t n = ::recv(fd_.get(), in_.data() + at, kReadChunk, MSG_DONTWAIT);
+        const ssize_t n = ::recv(fd_.fd, in_.data() + at, kReadChunk, MSG_DONTWAIT);
         in_.resize(at + static_cast<size_t>(std::max<ssize_t>(n, 0)));
         if (n < 0) return transient(errno) ? Io::Ok : Io::Lost;
         if (n == 0) read_closed_ = true;
@@ -124,7 +125,7 @@ class TcpConnection {
     // Step: send what is pending, as far as the socket takes it.
     Io write(Clock::time_point now) {
         while (out_done_ < out_.size()) {
-            const ssize_t n = ::send(fd_.get(), out_.data() + out_done_, out_.size() - out_done_,
+            const ssize_t n = ::send(fd_.fd, out_.data() + out_done_, out_.size() - out_done_,
                                      MSG_DONTWAIT | MSG_NOSIGNAL);
             if (n < 0) return transient(errno) ? Io::Ok : Io::Lost;
             out_done_ += static_cast<size_t>(n);
@@ -180,7 +181,7 @@ class TcpConnection {
         }
     }
 
-    sock::Fd fd_;
+    Fd fd_;
     std::vector<uint8_t> in_;
     size_t in_pos_ = 0;
     std::vector<uint8_t> out_;
@@ -207,7 +208,7 @@ struct TcpServer::Impl {
     int stop_fd;
     const std::atomic<bool> &stopping;
 
-    sock::Fd ep;
+    Fd ep;
     std::unordered_map<uint64_t, TcpConnection> conns;
     // Connections with whole messages still buffered after their turn, served in rotation
     // without waiting for an event. Each is queued once; closed ones are skipped when popped.
@@ -217,7 +218,7 @@ struct TcpServer::Impl {
     std::vector<std::optional<Clock::time_point>> listener_paused;  // resume time, per listener
 
     // Replies from the forwarder (its thread), handed to this thread.
-    sock::Fd mailbox_event;
+    Fd mailbox_event;
     std::mutex mailbox_mutex;
     std::vector<std::pair<uint64_t, std::vector<uint8_t>>> mailbox;
 
@@ -238,7 +239,7 @@ struct TcpServer::Impl {
         epoll_event ev{};
         ev.events = events;
         ev.data.u64 = key;
-        return ::epoll_ctl(ep.get(), op, fd, &ev) == 0;
+        return ::epoll_ctl(ep.fd, op, fd, &ev) == 0;
     }
 
     void close_conn(uint64_t key) {
@@ -265,7 +266,7 @@ struct TcpServer::Impl {
     void accept_some(size_t index, Clock::time_point now) {
         const int listener = listeners[index];
         for (size_t i = 0; i < kAcceptsPerTurn; ++i) {
-            sock::Fd fd(::accept4(listener, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC));
+            Fd fd(::accept4(listener, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC));
             if (!fd) {
                 if (transient(errno) || errno == ECONNABORTED) return;
                 // Out of descriptors or memory (EMFILE, ENFILE, ENOBUFS, ENOMEM): the pending
@@ -280,9 +281,9 @@ struct TcpServer::Impl {
                 ResolverCounters::bump(counters.tcp_refused);
                 continue;  // closed by Fd
             }
-            sock::set_int_option(fd.get(), SOL_SOCKET, SO_SNDBUF, kSendBuffer);
+            sock::set_int_option(fd.fd, SOL_SOCKET, SO_SNDBUF, kSendBuffer);
             const uint64_t key = next_key++;
-            if (!set_events(fd.get(), EPOLLIN, key, EPOLL_CTL_ADD)) continue;
+            if (!set_events(fd.fd, EPOLLIN, key, EPOLL_CTL_ADD)) continue;
             auto [it, added] = conns.try_emplace(key, std::move(fd), now);
             it->second.set_registered(EPOLLIN);
         }
@@ -308,7 +309,7 @@ struct TcpServer::Impl {
                 mailbox.emplace_back(key, std::move(reply));
             }
             const uint64_t one = 1;
-            [[maybe_unused]] ssize_t n = ::write(mailbox_event.get(), &one, sizeof(one));
+            [[maybe_unused]] ssize_t n = ::write(mailbox_event.fd, &one, sizeof(one));
         });
     }
 
@@ -375,7 +376,7 @@ struct TcpServer::Impl {
 
     void take_mailbox(Clock::time_point now) {
         uint64_t count;
-        [[maybe_unused]] ssize_t r = ::read(mailbox_event.get(), &count, sizeof(count));
+        [[maybe_unused]] ssize_t r = ::read(mailbox_event.fd, &count, sizeof(count));
         std::vector<std::pair<uint64_t, std::vector<uint8_t>>> items;
         {
             std::lock_guard lock(mailbox_mutex);
@@ -414,7 +415,7 @@ struct TcpServer::Impl {
             return;
         }
         set_events(stop_fd, EPOLLIN, kStopKey, EPOLL_CTL_ADD);
-        set_events(mailbox_event.get(), EPOLLIN, kMailboxKey, EPOLL_CTL_ADD);
+        set_events(mailbox_event.fd, EPOLLIN, kMailboxKey, EPOLL_CTL_ADD);
         for (size_t i = 0; i < listeners.size(); ++i)
             set_events(listeners[i], EPOLLIN, i, EPOLL_CTL_ADD);
 
@@ -422,7 +423,7 @@ struct TcpServer::Impl {
         epoll_event events[kMaxEvents];
         while (!stopping.load(std::memory_order_acquire)) {
             const int timeout = backlog.empty() ? static_cast<int>(kSweepEvery.count()) : 0;
-            const int n = ::epoll_wait(ep.get(), events, kMaxEvents, timeout);
+            const int n = ::epoll_wait(ep.fd, events, kMaxEvents, timeout);
             if (stopping.load(std::memory_order_acquire)) break;
             const auto now = Clock::now();
             ++turn;

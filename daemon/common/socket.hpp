@@ -1,38 +1,16 @@
-// Small POSIX socket helpers for the resolver: an owning file descriptor and conversions
-// between SocketAddr and sockaddr.
+// Small POSIX socket helpers for the resolver and the metrics server: conversions between
+// SocketAddr and sockaddr, errno text, socket options.
 #pragma once
 
 #include <sys/socket.h>
 
 #include <string>
-#include <utility>
 
 #include "common/net.hpp"
 
 namespace fabdns::sock {
 
-// Owns one file descriptor; closes it on destruction.
-class Fd {
-  public:
-    Fd() = default;
-    explicit Fd(int fd) : fd_(fd) {}
-    ~Fd() { reset(); }
-    Fd(Fd &&o) noexcept : fd_(std::exchange(o.fd_, -1)) {}
-    Fd &operator=(Fd &&o) noexcept {
-        if (this != &o) reset(std::exchange(o.fd_, -1));
-        return *this;
-    }
-    Fd(const Fd &) = delete;
-    Fd &operator=(const Fd &) = delete;
-
-    int get() const { return fd_; }
-    explicit operator bool() const { return fd_ >= 0; }
-    void reset(int fd = -1);
-
-  private:
-    int fd_ = -1;
-};
-
+// A socket address of either family, with the length the socket calls take.
 struct SockAddr {
     sockaddr_storage storage{};
     socklen_t len = 0;

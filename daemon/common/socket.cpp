@@ -1,17 +1,11 @@
-// Small POSIX socket helpers for the resolver.
-#include "resolver/socket.hpp"
+// Small POSIX socket helpers: sockaddr conversions, errno text, socket options.
+#include "common/socket.hpp"
 
 #include <netinet/in.h>
-#include <unistd.h>
 
 #include <cstring>
 
 namespace fabdns::sock {
-
-void Fd::reset(int fd) {
-    if (fd_ >= 0) ::close(fd_);
-    fd_ = fd;
-}
 
 SockAddr to_sockaddr(const SocketAddr &addr) {
     SockAddr out;
