@@ -15,6 +15,8 @@
 #include <set>
 #include <sstream>
 
+#include "common/dns_name.hpp"
+
 namespace fabdns {
 
 const char *to_string(AttachMode mode) {
@@ -286,15 +288,6 @@ class Section {
     const Context &ctx_;
 };
 
-// An RFC 1123 label, as Kubernetes and FabEdge use for cluster names: they appear as a label
-// inside DNS names (<cluster>.<svc>.<ns>.svc.Z), so anything else could never match.
-bool is_dns_label(std::string_view s) {
-    if (s.empty() || s.size() > 63 || s.front() == '-' || s.back() == '-') return false;
-    return std::all_of(s.begin(), s.end(), [](char c) {
-        return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-';
-    });
-}
-
 // A Kubernetes label value (topology.kubernetes.io/zone and /region carry these).
 bool is_label_value(std::string_view s) {
     if (s.empty()) return true;
@@ -302,27 +295,6 @@ bool is_label_value(std::string_view s) {
     if (s.size() > 63 || !alnum(s.front()) || !alnum(s.back())) return false;
     return std::all_of(s.begin(), s.end(),
                        [&](char c) { return alnum(c) || c == '-' || c == '_' || c == '.'; });
-}
-
-// Normalises a zone ("Global." -> "global"); nullopt when it is not a domain name.
-std::optional<std::string> normalise_zone(std::string z) {
-    z = lower(std::move(z));
-    if (!z.empty() && z.back() == '.') z.pop_back();
-    // 253 characters of text is the 255-octet wire limit.
-    if (z.empty() || z.size() > 253) return std::nullopt;
-    size_t start = 0;
-    while (start <= z.size()) {
-        size_t dot = z.find('.', start);
-        if (dot == std::string::npos) dot = z.size();
-        std::string_view label(z.data() + start, dot - start);
-        if (label.empty() || label.size() > 63) return std::nullopt;
-        bool ok = std::all_of(label.begin(), label.end(), [](char c) {
-            return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '_';
-        });
-        if (!ok || label.front() == '-' || label.back() == '-') return std::nullopt;
-        start = dot + 1;
-    }
-    return z;
 }
 
 // Parses a socket address. With default_port unset the port is required.

@@ -3,11 +3,12 @@
 #include "engine/engine.hpp"
 
 #include <algorithm>
+#include <optional>
 #include <stdexcept>
 
+#include "common/dns_name.hpp"
 #include "engine/index.hpp"
 #include "engine/topology.hpp"
-#include "engine/wire.hpp"
 
 namespace fabdns {
 
@@ -54,14 +55,10 @@ std::string_view normalise_qname(std::string_view q, char (&buf)[kNameBuffer], s
 
 EngineOptions normalise_options(EngineOptions o) {
     std::vector<std::string> zones;
-    for (std::string z : o.zones) {
-        for (char &c : z)
-            if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
-        if (!z.empty() && z.back() == '.') z.pop_back();
-        // The SOA rname "hostmaster.<zone>" is the longest name the engine writes for a zone.
-        if (!valid_name(z) || !valid_name("hostmaster." + z))
-            throw std::invalid_argument("zone '" + z + "' is not a valid DNS name");
-        if (std::find(zones.begin(), zones.end(), z) == zones.end()) zones.push_back(z);
+    for (const std::string &given : o.zones) {
+        std::optional<std::string> z = normalise_zone(given);
+        if (!z) throw std::invalid_argument("zone '" + given + "' is not a valid DNS name");
+        if (std::find(zones.begin(), zones.end(), *z) == zones.end()) zones.push_back(*z);
     }
     o.zones = std::move(zones);
     return o;

@@ -4,8 +4,6 @@
 namespace fabdns::engine_detail {
 
 namespace {
-constexpr size_t kMaxLabel = 63, kMaxName = 255;
-
 void append_u32(std::vector<uint8_t> &out, uint32_t v) {
     out.push_back(static_cast<uint8_t>(v >> 24));
     out.push_back(static_cast<uint8_t>(v >> 16));
@@ -13,21 +11,6 @@ void append_u32(std::vector<uint8_t> &out, uint32_t v) {
     out.push_back(static_cast<uint8_t>(v));
 }
 }  // namespace
-
-bool valid_name(std::string_view dotted) {
-    if (dotted.empty()) return true;
-    size_t wire = 1;  // the root label
-    size_t start = 0;
-    while (true) {
-        size_t dot = dotted.find('.', start);
-        size_t len = (dot == std::string_view::npos ? dotted.size() : dot) - start;
-        if (len == 0 || len > kMaxLabel) return false;
-        wire += len + 1;
-        if (dot == std::string_view::npos) break;
-        start = dot + 1;
-    }
-    return wire <= kMaxName;
-}
 
 void append_name(std::vector<uint8_t> &out, std::string_view dotted) {
     size_t start = 0;

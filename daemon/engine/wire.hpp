@@ -10,11 +10,8 @@
 namespace fabdns::engine_detail {
 
 // Appends `dotted` ("a.b", "" for the root) as a wire name. The caller has checked that every
-// label is 1..63 bytes and the whole name at most 255 bytes (valid_name()).
+// label is 1..63 bytes and the whole name at most 255 bytes.
 void append_name(std::vector<uint8_t> &out, std::string_view dotted);
-
-// True when `dotted` can be written as a wire name.
-bool valid_name(std::string_view dotted);
 
 // SOA rdata: mname, rname, serial, refresh, retry, expire, minimum (RFC 1035 §3.3.13).
 std::vector<uint8_t> soa_rdata(std::string_view mname, std::string_view rname, uint32_t serial,

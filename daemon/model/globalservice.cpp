@@ -13,6 +13,8 @@
 #include <sstream>
 #include <stdexcept>
 
+#include "common/dns_name.hpp"
+
 namespace fabdns {
 
 using nlohmann::json;
@@ -25,15 +27,6 @@ const char *to_string(ServiceType type) {
             return "Headless";
     }
     return "?";
-}
-
-bool is_dns_label(std::string_view s) {
-    if (s.empty() || s.size() > 63) return false;
-    auto alnum = [](char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9'); };
-    if (!alnum(s.front()) || !alnum(s.back())) return false;
-    for (char c : s)
-        if (!alnum(c) && c != '-') return false;
-    return true;
 }
 
 const char *json_type_name(const json &v) {

@@ -76,11 +76,6 @@ struct DecodeResult {
     void reject(Rejection r);
 };
 
-// True when `s` is an RFC 1123 DNS label as Kubernetes spells it: 1..63 characters of
-// [a-z0-9-], starting and ending with [a-z0-9]. Upper case is not a label here: Kubernetes
-// names are lower case, and a name with upper case could never match a (lowercased) query.
-bool is_dns_label(std::string_view s);
-
 // How an error message names a JSON value's type: "a mapping", "a list", "a string", "a number",
 // "a boolean" or "null".
 const char *json_type_name(const nlohmann::json &v);

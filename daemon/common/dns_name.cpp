@@ -1,0 +1,44 @@
+// DNS label and zone spelling rules (see dns_name.hpp).
+#include "common/dns_name.hpp"
+
+#include <algorithm>
+
+namespace fabdns {
+
+namespace {
+
+constexpr size_t kMaxLabel = 63;
+
+bool lower_alnum(char c) {
+    return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
+}
+
+}  // namespace
+
+bool is_dns_label(std::string_view s) {
+    if (s.empty() || s.size() > kMaxLabel) return false;
+    if (!lower_alnum(s.front()) || !lower_alnum(s.back())) return false;
+    return std::all_of(s.begin(), s.end(), [](char c) { return lower_alnum(c) || c == '-'; });
+}
+
+std::optional<std::string> normalise_zone(std::string_view zone) {
+    std::string z(zone);
+    for (char &c : z)
+        if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+    if (!z.empty() && z.back() == '.') z.pop_back();
+    if (z.empty() || z.size() > kMaxZoneText) return std::nullopt;
+    size_t start = 0;
+    while (start <= z.size()) {
+        size_t dot = z.find('.', start);
+        if (dot == std::string::npos) dot = z.size();
+        std::string_view label(z.data() + start, dot - start);
+        if (label.empty() || label.size() > kMaxLabel) return std::nullopt;
+        const bool ok = std::all_of(label.begin(), label.end(),
+                                    [](char c) { return lower_alnum(c) || c == '-' || c == '_'; });
+        if (!ok || label.front() == '-' || label.back() == '-') return std::nullopt;
+        start = dot + 1;
+    }
+    return z;
+}
+
+}  // namespace fabdns
