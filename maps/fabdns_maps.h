@@ -36,6 +36,9 @@
 #define FABDNS_RDATA_BUF (FABDNS_MAX_RECORDS * 16)
 /* Capacity of the listen (answer_for) map. */
 #define FABDNS_MAX_LISTEN 64
+/* Default capacity of the answers map (datapath.capacity): the loader sizes the map to the
+ * configured value before it is created. */
+#define FABDNS_ANSWERS_CAPACITY 65536
 
 /* Key of the answers map. The kernel lowercases the query name, hashes its words with
  * fabdns_hash_word() (below) and then compares the stored name word by word, so a hash

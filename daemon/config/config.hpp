@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "common/net.hpp"
+#include "fabdns_maps.h"
 
 namespace fabdns {
 
@@ -69,7 +70,7 @@ struct Config {
     struct Datapath {
         bool enabled = true;
         std::string pin_path = "/sys/fs/bpf/fabdns";
-        uint32_t capacity = 65536;
+        uint32_t capacity = FABDNS_ANSWERS_CAPACITY;
         std::vector<SocketAddr> answer_for;  // empty in the file: filled with dns.listen
         struct Attach {
             std::string iface;

@@ -22,8 +22,6 @@ namespace {
 
 using json = nlohmann::ordered_json;
 
-constexpr uint32_t kDefaultCapacity = 65536;
-
 bool pin_dir_exists(const std::string &path) {
     struct stat st {};
     return stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
@@ -450,7 +448,7 @@ int cmd_attach(const Context &ctx, const std::string &iface, const std::string &
 
     // Adopt the pinned maps as they are: loading with another capacity would replace them, and
     // a running fabdnsd would go on filling the old ones while the kernel reads the new.
-    uint32_t capacity = ctx.config ? ctx.config->datapath.capacity : kDefaultCapacity;
+    uint32_t capacity = ctx.config ? ctx.config->datapath.capacity : FABDNS_ANSWERS_CAPACITY;
     std::unique_ptr<maps::DatapathMaps> pinned;
     try {
         pinned = loader::open_pinned_maps(ctx.pin_path);
