@@ -99,15 +99,6 @@ bool has_wildcard(const std::vector<SocketAddr> &addrs) {
     return false;
 }
 
-const char *rcode_name(size_t rcode) {
-    static const char *names[] = {"NOERROR", "FORMERR", "SERVFAIL", "NXDOMAIN",
-                                  "NOTIMP",  "REFUSED", "YXDOMAIN", "YXRRSET",
-                                  "NXRRSET", "NOTAUTH", "NOTZONE"};
-    if (rcode < std::size(names)) return names[rcode];
-    if (rcode == 16) return "BADVERS";
-    return "OTHER";
-}
-
 // Seconds between attempts to attach where attaching failed (interfaces appear later).
 constexpr unsigned kAttachRetrySeconds = 5;
 
@@ -377,8 +368,12 @@ void Daemon::register_metrics() {
         for (auto t : {dns::Transport::Udp, dns::Transport::Tcp}) {
             const char *proto = t == dns::Transport::Udp ? "udp" : "tcp";
             for (size_t r = 0; r < ResolverCounters::kRcodeSlots; r++) {
-                uint64_t v = c.reply_count(t, r);
-                if (v) q.add({{"path", "user"}, {"proto", proto}, {"rcode", rcode_name(r)}}, v);
+                const auto code = static_cast<Rcode>(r);
+                uint64_t v = c.reply_count(t, code);
+                // The last slot also counts every higher code.
+                const std::string name =
+                    r + 1 < ResolverCounters::kRcodeSlots ? rcode_name(code) : "OTHER";
+                if (v) q.add({{"path", "user"}, {"proto", proto}, {"rcode", name}}, v);
             }
         }
         if (datapath_) {

@@ -130,22 +130,6 @@ uint16_t parse_type(std::string_view text) {
     return v > 0 && v <= 65535 ? uint16_t(v) : 0;
 }
 
-std::string rcode_name(Rcode rcode) {
-    switch (rcode) {
-        case Rcode::NoError:
-            return "NOERROR";
-        case Rcode::FormErr:
-            return "FORMERR";
-        case Rcode::ServFail:
-            return "SERVFAIL";
-        case Rcode::NxDomain:
-            return "NXDOMAIN";
-        case Rcode::Refused:
-            return "REFUSED";
-    }
-    return "RCODE" + std::to_string(static_cast<int>(rcode));
-}
-
 namespace {
 
 // Reads an uncompressed wire name at `pos`; false when it runs past the end.

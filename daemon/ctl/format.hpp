@@ -40,8 +40,6 @@ std::string type_name(uint16_t qtype);
 // Parses "A", "aaaa", "TYPE28" or a number. Returns 0 when unknown.
 uint16_t parse_type(std::string_view text);
 
-std::string rcode_name(Rcode rcode);
-
 // One record in zone-file form: "owner.  5  IN  A  10.0.0.1". SOA and NS rdata is decoded;
 // other types are shown as RFC 3597 generic data.
 std::string format_record(const Record &record);

@@ -97,6 +97,16 @@ std::string count_text(size_t n, size_t fam) {
 
 }  // namespace
 
+std::string rcode_name(Rcode rcode) {
+    static constexpr const char *kNames[] = {"NOERROR", "FORMERR", "SERVFAIL", "NXDOMAIN",
+                                             "NOTIMP",  "REFUSED", "YXDOMAIN", "YXRRSET",
+                                             "NXRRSET", "NOTAUTH", "NOTZONE"};
+    const auto code = static_cast<uint16_t>(rcode);
+    if (code < std::size(kNames)) return kNames[code];
+    if (rcode == Rcode::BadVers) return "BADVERS";
+    return "RCODE" + std::to_string(code);
+}
+
 Engine::Engine(EngineOptions options) : options_(normalise_options(std::move(options))) {
     index_.store(std::make_shared<const AnswerIndex>(options_, std::vector<GlobalService>{}));
 }

@@ -32,15 +32,33 @@
 #include <string_view>
 #include <vector>
 
+#include "dns_wire.h"
 #include "model/globalservice.hpp"
 
 namespace fabdns {
 
+// The DNS numbers the engine, the resolver, the compiler and fabdnsctl name, in one place; those
+// the kernel uses too are taken from maps/dns_wire.h.
+// Record types (RFC 1035 §3.2.2, RFC 3596, RFC 6891, RFC 1995, RFC 5936).
 namespace dnstype {
-constexpr uint16_t A = 1, NS = 2, SOA = 6, AAAA = 28, ANY = 255;
+inline constexpr uint16_t A = DNS_TYPE_A, NS = 2, SOA = 6, AAAA = DNS_TYPE_AAAA, OPT = DNS_TYPE_OPT,
+                          IXFR = 251, AXFR = 252, ANY = 255;
 }
 
-enum class Rcode : uint8_t { NoError = 0, FormErr = 1, ServFail = 2, NxDomain = 3, Refused = 5 };
+// A response code. The type holds any code, including the extended ones carried partly in OPT
+// (RFC 6891 §6.1.3) and those an upstream sends; the names are the ones fabdns writes.
+enum class Rcode : uint16_t {
+    NoError = 0,
+    FormErr = 1,
+    ServFail = 2,
+    NxDomain = 3,
+    NotImp = 4,
+    Refused = 5,
+    BadVers = 16
+};
+
+// "NXDOMAIN" (RFC 6895 §2.3 mnemonics); "RCODE<n>" for a code without one.
+std::string rcode_name(Rcode rcode);
 
 struct NodeTopology {
     std::string cluster, zone, region;

@@ -35,19 +35,20 @@ struct ResolverCounters {
     std::atomic<uint64_t> forward_rejected{0};    // SERVFAIL at once: the forwarder was full
     std::atomic<uint64_t> reflection_dropped{0};  // UDP from a reflection port: never answered
 
-    static size_t rcode_slot(uint16_t rcode) {
-        return rcode < kRcodeSlots ? rcode : kRcodeSlots - 1;
+    static size_t rcode_slot(Rcode rcode) {
+        const auto code = static_cast<size_t>(rcode);
+        return code < kRcodeSlots ? code : kRcodeSlots - 1;
     }
     void count_query(dns::Transport t) {
         queries[static_cast<size_t>(t)].fetch_add(1, std::memory_order_relaxed);
     }
-    void count_reply(dns::Transport t, uint16_t rcode) {
+    void count_reply(dns::Transport t, Rcode rcode) {
         replies[static_cast<size_t>(t)][rcode_slot(rcode)].fetch_add(1, std::memory_order_relaxed);
     }
     uint64_t query_count(dns::Transport t) const {
         return queries[static_cast<size_t>(t)].load(std::memory_order_relaxed);
     }
-    uint64_t reply_count(dns::Transport t, uint16_t rcode) const {
+    uint64_t reply_count(dns::Transport t, Rcode rcode) const {
         return replies[static_cast<size_t>(t)][rcode_slot(rcode)].load(std::memory_order_relaxed);
     }
     static void bump(std::atomic<uint64_t> &c) { c.fetch_add(1, std::memory_order_relaxed); }

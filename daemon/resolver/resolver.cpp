@@ -96,10 +96,6 @@ void send_one(int fd, const Origin &o, const std::vector<uint8_t> &bytes) {
     ::sendmsg(fd, &msg, MSG_DONTWAIT | MSG_NOSIGNAL);
 }
 
-uint16_t rcode_of(const std::vector<uint8_t> &msg) {
-    return msg.size() >= dns::kHeaderSize ? msg[dns::kOffFlags2] & dns::kMaskRcode : 0;
-}
-
 struct UdpSocket {
     Fd fd;
     bool wildcard = false;
@@ -416,7 +412,7 @@ struct Resolver::Impl {
         const int fd = s.fd.fd;
         forwarder->submit({query.begin(), query.end()}, client_limit,
                           [this, fd, origin](std::vector<uint8_t> reply) {
-                              counters.count_reply(Transport::Udp, rcode_of(reply));
+                              counters.count_reply(Transport::Udp, dns::rcode_of(reply));
                               send_one(fd, origin, reply);
                           });
     }

@@ -28,13 +28,13 @@ Reply respond(const Engine &engine, std::span<const uint8_t> query, Transport tr
         case Status::Drop:
             return {};
         case Status::NotImp:
-            return make(q, {.rcode = dns::rcode::NotImp});
+            return make(q, {.rcode = Rcode::NotImp});
         case Status::FormErr:
-            return make(q, {.rcode = dns::rcode::FormErr});
+            return make(q, {.rcode = Rcode::FormErr});
         case Status::Ok:
             break;
     }
-    if (q.edns && q.edns->version > 0) return make(q, {.rcode = dns::rcode::BadVers});
+    if (q.edns && q.edns->version > 0) return make(q, {.rcode = Rcode::BadVers});
 
     const dns::Question &question = *q.question;
     std::string qname = dns::name_to_text(question.name);
@@ -49,21 +49,21 @@ Reply respond(const Engine &engine, std::span<const uint8_t> query, Transport tr
         if (answer.in_zone && !has_data) {
             // Not synced yet: "I cannot answer now", never an NXDOMAIN that caches negatively
             // and contradicts the kernel still answering from a previous daemon's maps.
-            r = make(q, {.rcode = dns::rcode::ServFail});
+            r = make(q, {.rcode = Rcode::ServFail});
             r.in_zone = true;
         } else if (!answer.in_zone) {
             if (options.forward) {
                 r.action = Reply::Action::Forward;
             } else {
-                r = make(q, {.rcode = dns::rcode::Refused});
+                r = make(q, {.rcode = Rcode::Refused});
             }
-        } else if (question.qclass != dns::kClassIn || question.qtype == dns::kTypeAxfr ||
-                   question.qtype == dns::kTypeIxfr) {
+        } else if (question.qclass != dns::kClassIn || question.qtype == dnstype::AXFR ||
+                   question.qtype == dnstype::IXFR) {
             // Only class IN is served, and zone transfers are not offered.
-            r = make(q, {.rcode = dns::rcode::Refused});
+            r = make(q, {.rcode = Rcode::Refused});
             r.in_zone = true;
         } else {
-            r = make(q, {.rcode = static_cast<uint16_t>(answer.rcode),
+            r = make(q, {.rcode = answer.rcode,
                          .aa = answer.authoritative,
                          .answer = &answer.answer,
                          .authority = &answer.authority,
@@ -81,7 +81,7 @@ Reply respond(const Engine &engine, std::span<const uint8_t> query, Transport tr
         return r;
     } catch (const std::exception &) {
         // The engine could not answer (out of memory): the client may retry elsewhere.
-        return make(q, {.rcode = dns::rcode::ServFail});
+        return make(q, {.rcode = Rcode::ServFail});
     }
 }
 

@@ -27,9 +27,9 @@ struct Reply {
     };
     Action action = Action::Drop;
     std::vector<uint8_t> bytes;
-    uint16_t rcode = 0;      // of `bytes`, extended (16 = BADVERS)
-    bool truncated = false;  // TC set, records dropped to fit
-    bool in_zone = false;    // the name is under one of the engine's zones
+    Rcode rcode = Rcode::NoError;  // of `bytes`, extended (BADVERS)
+    bool truncated = false;        // TC set, records dropped to fit
+    bool in_zone = false;          // the name is under one of the engine's zones
     uint16_t qtype = 0;
     std::string qname;           // lowercase dotted, no trailing dot; empty if no question parsed
     bool has_addresses = false;  // in-zone A/AAAA answer with at least one record

@@ -46,10 +46,6 @@ constexpr uint64_t kStopKey = UINT64_MAX;
 constexpr uint64_t kMailboxKey = UINT64_MAX - 1;
 constexpr uint64_t kFirstConnKey = uint64_t{1} << 32;  // below: listener indices
 
-uint16_t rcode_of(const std::vector<uint8_t> &msg) {
-    return msg.size() >= dns::kHeaderSize ? msg[dns::kOffFlags2] & dns::kMaskRcode : 0;
-}
-
 bool transient(int err) {
     return err == EAGAIN || err == EWOULDBLOCK || err == EINTR;
 }
@@ -387,7 +383,7 @@ struct TcpServer::Impl {
             if (it == conns.end()) continue;  // the client went away
             TcpConnection &c = it->second;
             c.forward_done();
-            counters.count_reply(Transport::Tcp, rcode_of(reply));
+            counters.count_reply(Transport::Tcp, dns::rcode_of(reply));
             c.queue_reply(reply);
             if (c.write(now) != TcpConnection::Io::Ok || c.finished()) {
                 close_conn(key);

@@ -225,7 +225,7 @@ ParsedQuery parse_query(std::span<const uint8_t> msg) {
         const size_t rdata = *owner_end + kFixedRrTail;
         if (rdata + rdlen > msg.size()) return fail();
         pos = rdata + rdlen;
-        if (type != kTypeOpt) continue;  // e.g. TSIG: not supported, ignored
+        if (type != dnstype::OPT) continue;  // e.g. TSIG: not supported, ignored
 
         // RFC 6891 §6.1.1: more than one OPT is FORMERR; the owner must be the root.
         const bool root_owner = *owner_end == start + 1 && msg[start] == 0;
@@ -287,11 +287,12 @@ BuiltReply build_reply(const ParsedQuery &query, const ReplySpec &spec) {
     ldns_pkt_set_cd(p, query.cd);
     ldns_pkt_set_ra(p, false);
     ldns_pkt_set_ad(p, false);
-    ldns_pkt_set_rcode(p, static_cast<uint8_t>(spec.rcode & kMaskRcode));
+    const auto rcode = static_cast<uint16_t>(spec.rcode);
+    ldns_pkt_set_rcode(p, static_cast<uint8_t>(rcode & kMaskRcode));
     if (query.edns) {
         ldns_pkt_set_edns_udp_size(p, kEdnsPayload);
         ldns_pkt_set_edns_version(p, 0);
-        ldns_pkt_set_edns_extended_rcode(p, static_cast<uint8_t>(spec.rcode >> kExtRcodeShift));
+        ldns_pkt_set_edns_extended_rcode(p, static_cast<uint8_t>(rcode >> kExtRcodeShift));
         ldns_pkt_set_edns_z(p, query.edns->do_bit ? kOptTtlDo : 0);
     }
 
@@ -384,7 +385,7 @@ BuiltReply build_reply(const ParsedQuery &query, const ReplySpec &spec) {
 std::optional<std::vector<uint8_t>> servfail_for(std::span<const uint8_t> query) {
     const ParsedQuery q = parse_query(query);
     if (q.status == ParsedQuery::Status::Drop) return std::nullopt;
-    auto built = build_reply(q, ReplySpec{.rcode = rcode::ServFail});
+    auto built = build_reply(q, ReplySpec{.rcode = Rcode::ServFail});
     if (built.bytes.empty()) return std::nullopt;
     return std::move(built.bytes);
 }

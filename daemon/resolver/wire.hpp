@@ -45,13 +45,6 @@ inline constexpr uint8_t kLabelPointer = 0xc0;
 
 inline constexpr uint8_t kOpcodeQuery = 0;
 inline constexpr uint16_t kClassIn = DNS_CLASS_IN;
-inline constexpr uint16_t kTypeOpt = DNS_TYPE_OPT, kTypeIxfr = 251, kTypeAxfr = 252;
-
-// Response codes, including the extended ones carried partly in OPT (RFC 6891 §6.1.3).
-namespace rcode {
-inline constexpr uint16_t NoError = 0, FormErr = 1, ServFail = 2, NxDomain = 3, NotImp = 4,
-                          Refused = 5, BadVers = 16;
-}
 inline constexpr unsigned kExtRcodeShift = 4;  // OPT's EXTENDED-RCODE holds the upper 8 bits
 
 // OPT TTL field: EXTENDED-RCODE(8) VERSION(8) DO(1) Z(15).
@@ -63,6 +56,11 @@ inline uint16_t read16(const uint8_t *p) {
 }
 inline uint32_t read32(const uint8_t *p) {
     return (uint32_t{p[0]} << 24) | (uint32_t{p[1]} << 16) | (uint32_t{p[2]} << 8) | p[3];
+}
+// The header's RCODE of a message (0 when it is shorter than a header): the lower 4 bits only,
+// as counted for relayed replies.
+inline Rcode rcode_of(std::span<const uint8_t> msg) {
+    return static_cast<Rcode>(msg.size() >= kHeaderSize ? msg[kOffFlags2] & kMaskRcode : 0);
 }
 inline void write16(uint8_t *p, uint16_t v) {
     p[0] = static_cast<uint8_t>(v >> 8);
@@ -118,7 +116,7 @@ std::string name_to_text(std::span<const uint8_t> wire_name);
 
 // What goes into a reply besides the echoed header fields.
 struct ReplySpec {
-    uint16_t rcode = rcode::NoError;  // may be extended (BADVERS)
+    Rcode rcode = Rcode::NoError;  // may be extended (BADVERS)
     bool aa = false;
     const std::vector<Record> *answer = nullptr;
     const std::vector<Record> *authority = nullptr;

@@ -663,5 +663,14 @@ TEST(EngineResolve, ConcurrentReadersSeeOneConsistentSet) {
     EXPECT_EQ(bad.load(), 0);
 }
 
+TEST(EngineNames, RcodeNamesCoverWhatTheResolverCounts) {
+    EXPECT_EQ(rcode_name(Rcode::NoError), "NOERROR");
+    EXPECT_EQ(rcode_name(Rcode::NxDomain), "NXDOMAIN");
+    EXPECT_EQ(rcode_name(Rcode::NotImp), "NOTIMP");
+    EXPECT_EQ(rcode_name(Rcode::BadVers), "BADVERS");
+    EXPECT_EQ(rcode_name(static_cast<Rcode>(9)), "NOTAUTH") << "relayed from an upstream";
+    EXPECT_EQ(rcode_name(static_cast<Rcode>(23)), "RCODE23");
+}
+
 }  // namespace
 }  // namespace fabdns

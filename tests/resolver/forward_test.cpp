@@ -128,7 +128,7 @@ TEST_F(ForwardTest, TimeoutIsServfail) {
     EXPECT_EQ(ldns_pkt_qdcount(pkt.get()), 1);
     EXPECT_TRUE(ldns_pkt_edns(pkt.get()));
     EXPECT_EQ(resolver_->counters().upstream_failures.load(), 1u);
-    EXPECT_EQ(resolver_->counters().reply_count(Transport::Udp, dns::rcode::ServFail), 1u);
+    EXPECT_EQ(resolver_->counters().reply_count(Transport::Udp, Rcode::ServFail), 1u);
 }
 
 TEST_F(ForwardTest, NextUpstreamIsTriedOnFailure) {

@@ -186,7 +186,7 @@ TEST_F(ResolverTest, SurvivesMalformedPackets) {
     const auto r = dig(server_, "nginx.default.svc.global A");
     EXPECT_EQ(r.answer_data, std::vector<std::string>{"10.0.0.5"}) << r.output;
     EXPECT_GE(resolver_->counters().dropped.load(), 4u);
-    EXPECT_GE(resolver_->counters().reply_count(Transport::Udp, dns::rcode::FormErr), 1u);
+    EXPECT_GE(resolver_->counters().reply_count(Transport::Udp, Rcode::FormErr), 1u);
 }
 
 TEST_F(ResolverTest, TcpConnectionCarriesManyQueries) {
@@ -316,9 +316,9 @@ TEST_F(ResolverTest, CountersAndHook) {
     const auto &c = resolver_->counters();
     EXPECT_EQ(c.query_count(Transport::Udp), 3u);
     EXPECT_EQ(c.query_count(Transport::Tcp), 1u);
-    EXPECT_EQ(c.reply_count(Transport::Udp, dns::rcode::NoError), 2u);
-    EXPECT_EQ(c.reply_count(Transport::Udp, dns::rcode::NxDomain), 1u);
-    EXPECT_EQ(c.reply_count(Transport::Tcp, dns::rcode::NoError), 1u);
+    EXPECT_EQ(c.reply_count(Transport::Udp, Rcode::NoError), 2u);
+    EXPECT_EQ(c.reply_count(Transport::Udp, Rcode::NxDomain), 1u);
+    EXPECT_EQ(c.reply_count(Transport::Tcp, Rcode::NoError), 1u);
     EXPECT_EQ(c.forwarded.load(), 0u);
 }
 

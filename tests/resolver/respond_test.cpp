@@ -48,7 +48,7 @@ TEST_F(RespondTest, AAnswerHasTheKernelWireLayout) {
     const std::vector<uint8_t> rr = {0xc0, 0x0c, 0, 1, 0, 1, 0, 0, 0, 5, 0, 4, 10, 0, 0, 5};
     expected.insert(expected.end(), rr.begin(), rr.end());
     EXPECT_EQ(r.bytes, expected);
-    EXPECT_EQ(r.rcode, 0);
+    EXPECT_EQ(r.rcode, Rcode::NoError);
     EXPECT_TRUE(r.in_zone);
     EXPECT_TRUE(r.has_addresses);
     EXPECT_EQ(r.qname, "nginx.default.svc.global");
@@ -137,7 +137,7 @@ TEST_F(RespondTest, EmptyNonTerminalIsNodata) {
 
 TEST_F(RespondTest, NxdomainHasSoaInAuthority) {
     const Reply r = ask("nope.default.svc.global.", dnstype::A);
-    EXPECT_EQ(r.rcode, dns::rcode::NxDomain);
+    EXPECT_EQ(r.rcode, Rcode::NxDomain);
     auto pkt = parse(r.bytes);
     ASSERT_TRUE(pkt);
     EXPECT_EQ(ldns_pkt_get_rcode(pkt.get()), LDNS_RCODE_NXDOMAIN);
@@ -150,7 +150,7 @@ TEST_F(RespondTest, NxdomainHasSoaInAuthority) {
 
 TEST_F(RespondTest, PodNameOnClusterIpServiceIsNxdomain) {
     const Reply r = ask("web-0.beijing.nginx.default.svc.global.", dnstype::A);
-    EXPECT_EQ(r.rcode, dns::rcode::NxDomain);
+    EXPECT_EQ(r.rcode, Rcode::NxDomain);
 }
 
 TEST_F(RespondTest, HeadlessPodNameAnswers) {
@@ -247,7 +247,7 @@ TEST_F(RespondTest, UnknownEdnsVersionIsBadvers) {
     const auto query = make_query("nginx.default.svc.global.", dnstype::A, o);
     const Reply r = ask(query);
     ASSERT_EQ(r.action, Reply::Action::Reply);
-    EXPECT_EQ(r.rcode, dns::rcode::BadVers);
+    EXPECT_EQ(r.rcode, Rcode::BadVers);
     // Header rcode 0; OPT: ext-rcode 1, version 0, DO copied. No answer, question echoed.
     EXPECT_EQ(r.bytes[3] & 0x0f, 0);
     EXPECT_EQ(r.bytes[6], 0);
@@ -327,7 +327,7 @@ TEST_F(RespondTest, HeadlessServiceWholeOverTcp) {
 TEST_F(RespondTest, OutsideZonesIsRefusedWithoutUpstream) {
     const Reply r = ask("www.example.com.", dnstype::A);
     EXPECT_FALSE(r.in_zone);
-    EXPECT_EQ(r.rcode, dns::rcode::Refused);
+    EXPECT_EQ(r.rcode, Rcode::Refused);
     auto pkt = parse(r.bytes);
     ASSERT_TRUE(pkt);
     EXPECT_EQ(ldns_pkt_get_rcode(pkt.get()), LDNS_RCODE_REFUSED);
@@ -355,9 +355,9 @@ TEST_F(RespondTest, OtherClassesAndTransfersAreRefused) {
     QueryOptions o;
     o.qclass = LDNS_RR_CLASS_CH;
     Reply r = ask("nginx.default.svc.global.", dnstype::A, o);
-    EXPECT_EQ(r.rcode, dns::rcode::Refused);
+    EXPECT_EQ(r.rcode, Rcode::Refused);
     r = ask("global.", LDNS_RR_TYPE_AXFR, {}, Transport::Tcp);
-    EXPECT_EQ(r.rcode, dns::rcode::Refused);
+    EXPECT_EQ(r.rcode, Rcode::Refused);
     auto pkt = parse(r.bytes);
     ASSERT_TRUE(pkt);
     EXPECT_FALSE(ldns_pkt_aa(pkt.get()));
@@ -375,7 +375,7 @@ TEST_F(RespondTest, GarbageIsDropped) {
 // Checks a FORMERR reply: ID, opcode and RD echoed, QR set, rcode 1.
 void expect_formerr(const Reply &r, uint16_t id, bool question_echoed) {
     ASSERT_EQ(r.action, Reply::Action::Reply);
-    EXPECT_EQ(r.rcode, dns::rcode::FormErr);
+    EXPECT_EQ(r.rcode, Rcode::FormErr);
     ASSERT_GE(r.bytes.size(), dns::kHeaderSize);
     EXPECT_EQ(dns::read16(r.bytes.data()), id);
     EXPECT_TRUE(r.bytes[2] & dns::kFlagQR);
@@ -464,7 +464,7 @@ TEST_F(RespondTest, OtherOpcodesAreNotImplemented) {
         q[2] = static_cast<uint8_t>((q[2] & ~0x78) | (opcode << 3));
         const Reply r = ask(q);
         ASSERT_EQ(r.action, Reply::Action::Reply);
-        EXPECT_EQ(r.rcode, dns::rcode::NotImp);
+        EXPECT_EQ(r.rcode, Rcode::NotImp);
         EXPECT_EQ((r.bytes[2] & 0x78) >> 3, opcode);
         EXPECT_TRUE(r.bytes[2] & dns::kFlagQR);
         EXPECT_EQ(r.bytes[3] & 0x0f, 4);
@@ -485,7 +485,7 @@ TEST_F(RespondTest, OddLabelBytesNeverMatchAService) {
     }
     q.insert(q.end(), {0, 0, 1, 0, 1});
     const Reply r = ask(q);
-    EXPECT_EQ(r.rcode, dns::rcode::NxDomain);
+    EXPECT_EQ(r.rcode, Rcode::NxDomain);
     EXPECT_EQ(r.qname, "nginx\\046default.svc.global");
 }
 
@@ -496,25 +496,25 @@ TEST_F(RespondTest, InZoneNamesAreServfailUntilTheFirstDataSet) {
     for (const char *name : {"nginx.default.svc.global", "nope.default.svc.global", "global"}) {
         const Reply r = respond(fresh, make_query(name, dnstype::A), Transport::Udp, {});
         ASSERT_EQ(r.action, Reply::Action::Reply) << name;
-        EXPECT_EQ(r.rcode, dns::rcode::ServFail) << name;
+        EXPECT_EQ(r.rcode, Rcode::ServFail) << name;
         EXPECT_TRUE(r.in_zone) << name;
         EXPECT_FALSE(r.bytes[2] & 0x04) << name;  // not authoritative
     }
     // Outside the zones nothing changes.
     EXPECT_EQ(respond(fresh, make_query("example.com", dnstype::A), Transport::Udp, {}).rcode,
-              dns::rcode::Refused);
+              Rcode::Refused);
     // An empty data set is data: from then on a missing name is NXDOMAIN.
     fresh.set_services({});
     EXPECT_TRUE(fresh.has_data());
     EXPECT_EQ(
         respond(fresh, make_query("nope.default.svc.global", dnstype::A), Transport::Udp, {}).rcode,
-        dns::rcode::NxDomain);
+        Rcode::NxDomain);
 }
 
 TEST_F(RespondTest, RootQueryIsOutsideTheZones) {
     const Reply r = ask(".", dnstype::NS);
     EXPECT_FALSE(r.in_zone);
-    EXPECT_EQ(r.rcode, dns::rcode::Refused);
+    EXPECT_EQ(r.rcode, Rcode::Refused);
 }
 
 }  // namespace
