@@ -86,34 +86,6 @@ std::string format_address(const uint8_t *bytes, size_t len) {
     return buf;
 }
 
-std::string type_name(uint16_t qtype) {
-    switch (qtype) {
-        case dnstype::A:
-            return "A";
-        case dnstype::NS:
-            return "NS";
-        case dnstype::SOA:
-            return "SOA";
-        case dnstype::AAAA:
-            return "AAAA";
-        case dnstype::ANY:
-            return "ANY";
-        case 5:
-            return "CNAME";
-        case 12:
-            return "PTR";
-        case 15:
-            return "MX";
-        case 16:
-            return "TXT";
-        case 33:
-            return "SRV";
-        case 65:
-            return "HTTPS";
-    }
-    return "TYPE" + std::to_string(qtype);
-}
-
 uint16_t parse_type(std::string_view text) {
     std::string up;
     for (char c : text) up += (c >= 'a' && c <= 'z') ? char(c - 'a' + 'A') : c;

@@ -35,8 +35,6 @@ std::string format_duration_ns(uint64_t ns);
 // Address bytes in network order (4 or 16) as inet_ntop prints them.
 std::string format_address(const uint8_t *bytes, size_t len);
 
-// "A", "AAAA", "SOA", "NS", or "TYPE<n>".
-std::string type_name(uint16_t qtype);
 // Parses "A", "aaaa", "TYPE28" or a number. Returns 0 when unknown.
 uint16_t parse_type(std::string_view text);
 

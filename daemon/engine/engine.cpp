@@ -64,23 +64,6 @@ EngineOptions normalise_options(EngineOptions o) {
     return o;
 }
 
-std::string type_text(uint16_t qtype) {
-    switch (qtype) {
-        case dnstype::A:
-            return "A";
-        case dnstype::AAAA:
-            return "AAAA";
-        case dnstype::NS:
-            return "NS";
-        case dnstype::SOA:
-            return "SOA";
-        case dnstype::ANY:
-            return "ANY";
-        default:
-            return "TYPE" + std::to_string(qtype);
-    }
-}
-
 const char *family_text(size_t fam) {
     return fam == kV6 ? "IPv6" : "IPv4";
 }
@@ -96,6 +79,34 @@ std::string count_text(size_t n, size_t fam) {
 }
 
 }  // namespace
+
+std::string type_name(uint16_t qtype) {
+    switch (qtype) {
+        case dnstype::A:
+            return "A";
+        case dnstype::NS:
+            return "NS";
+        case dnstype::SOA:
+            return "SOA";
+        case dnstype::AAAA:
+            return "AAAA";
+        case dnstype::ANY:
+            return "ANY";
+        case 5:
+            return "CNAME";
+        case 12:
+            return "PTR";
+        case 15:
+            return "MX";
+        case 16:
+            return "TXT";
+        case 33:
+            return "SRV";
+        case 65:
+            return "HTTPS";
+    }
+    return "TYPE" + std::to_string(qtype);
+}
 
 std::string rcode_name(Rcode rcode) {
     static constexpr const char *kNames[] = {"NOERROR", "FORMERR", "SERVFAIL", "NXDOMAIN",
@@ -151,7 +162,7 @@ Explanation Engine::explain(std::string_view qname, uint16_t qtype) const {
     std::string_view name = normalise_qname(qname, buf, spill);
     auto idx = current();
     idx->answer(name, qtype, ex.answer);
-    const std::string type = type_text(qtype);
+    const std::string type = type_name(qtype);
 
     const NameNode *node = idx->find(name);
     if (!node) {

@@ -57,6 +57,8 @@ enum class Rcode : uint16_t {
     BadVers = 16
 };
 
+// "A", "AAAA", "MX", ... for the types fabdnsctl names; "TYPE<n>" (RFC 3597) for others.
+std::string type_name(uint16_t qtype);
 // "NXDOMAIN" (RFC 6895 §2.3 mnemonics); "RCODE<n>" for a code without one.
 std::string rcode_name(Rcode rcode);
 

@@ -663,6 +663,12 @@ TEST(EngineResolve, ConcurrentReadersSeeOneConsistentSet) {
     EXPECT_EQ(bad.load(), 0);
 }
 
+TEST(EngineNames, TypeNamesFallBackToRfc3597) {
+    EXPECT_EQ(type_name(dnstype::AAAA), "AAAA");
+    EXPECT_EQ(type_name(15), "MX");
+    EXPECT_EQ(type_name(999), "TYPE999");
+}
+
 TEST(EngineNames, RcodeNamesCoverWhatTheResolverCounts) {
     EXPECT_EQ(rcode_name(Rcode::NoError), "NOERROR");
     EXPECT_EQ(rcode_name(Rcode::NxDomain), "NXDOMAIN");
