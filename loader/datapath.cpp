@@ -508,25 +508,6 @@ const char *to_string(Hook hook) {
     return "?";
 }
 
-const char *to_string(Mode mode) {
-    switch (mode) {
-        case Mode::Xdp:
-            return "xdp";
-        case Mode::XdpGeneric:
-            return "xdp-generic";
-        case Mode::Tc:
-            return "tc";
-    }
-    return "?";
-}
-
-std::optional<Mode> parse_mode(std::string_view text) {
-    if (text == "xdp") return Mode::Xdp;
-    if (text == "xdp-generic") return Mode::XdpGeneric;
-    if (text == "tc") return Mode::Tc;
-    return std::nullopt;
-}
-
 std::unique_ptr<maps::DatapathMaps> open_pinned_maps(const std::string &pin_path) {
     constexpr size_t n = std::size(kMapNames);
     int fds[n];

@@ -11,13 +11,12 @@
 #include <string>
 #include <vector>
 
+#include "common/attach_mode.hpp"
 #include "datapath_maps.hpp"
 
 namespace fabdns::loader {
 
-enum class Mode { Xdp, XdpGeneric, Tc };
-const char *to_string(Mode mode);
-std::optional<Mode> parse_mode(std::string_view text);
+using Mode = AttachMode;  // named and parsed in daemon/common/attach_mode.hpp
 
 // A loader error with a message fit for an operator.
 class Error : public std::runtime_error {
@@ -63,7 +62,7 @@ enum class TcHook { Auto, Tcx, Clsact };
 
 struct Options {
     std::string pin_path = "/sys/fs/bpf/fabdns";
-    uint32_t capacity = 65536;
+    uint32_t capacity = FABDNS_ANSWERS_CAPACITY;
     TcHook tc_hook = TcHook::Auto;
 };
 

@@ -14,7 +14,7 @@
  * datapath.capacity. */
 #define FABDNS_ANSWER_TABLE                \
     __uint(type, BPF_MAP_TYPE_HASH);       \
-    __uint(max_entries, 65536);            \
+    __uint(max_entries, FABDNS_ANSWERS_CAPACITY); \
     __uint(map_flags, BPF_F_NO_PREALLOC);  \
     __type(key, struct fabdns_answer_key); \
     __type(value, struct fabdns_answer)

@@ -31,18 +31,6 @@
 
 namespace fabdns {
 
-loader::Mode to_loader_mode(AttachMode mode) {
-    switch (mode) {
-        case AttachMode::Xdp:
-            return loader::Mode::Xdp;
-        case AttachMode::XdpGeneric:
-            return loader::Mode::XdpGeneric;
-        case AttachMode::Tc:
-            return loader::Mode::Tc;
-    }
-    return loader::Mode::XdpGeneric;
-}
-
 namespace {
 
 // The host's own addresses of one family (what a socket bound to 0.0.0.0 or :: receives).
@@ -185,7 +173,7 @@ void Daemon::setup_datapath() {
 bool Daemon::try_attach(AttachState &s) {
     const std::string where = s.want.iface + " (" + to_string(s.want.mode) + ")";
     try {
-        datapath_->attach(s.want.iface, to_loader_mode(s.want.mode));
+        datapath_->attach(s.want.iface, s.want.mode);
     } catch (const std::exception &e) {
         std::string why = e.what();
         if (why != s.error) {

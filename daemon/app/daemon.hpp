@@ -9,8 +9,6 @@
 
 namespace fabdns {
 
-loader::Mode to_loader_mode(AttachMode mode);
-
 // Runs until SIGTERM/SIGINT; SIGHUP reloads what can change without a restart. Returns the
 // process exit status.
 int run_daemon(const std::string &config_path, Config config);

@@ -11,14 +11,11 @@
 #include <string_view>
 #include <vector>
 
+#include "common/attach_mode.hpp"
 #include "common/net.hpp"
 #include "fabdns_maps.h"
 
 namespace fabdns {
-
-enum class AttachMode { Xdp, XdpGeneric, Tc };
-const char *to_string(AttachMode mode);
-std::optional<AttachMode> parse_attach_mode(std::string_view text);
 
 enum class SourceKind { File, Hub, Kubernetes };
 const char *to_string(SourceKind kind);

@@ -335,7 +335,7 @@ int cmd_status(const Context &ctx, bool json_out, std::ostream &out) {
         json a = json::array();
         for (const auto &at : attachments)
             a.push_back({{"iface", at.iface},
-                         {"mode", loader::to_string(at.mode)},
+                         {"mode", to_string(at.mode)},
                          {"hook", loader::to_string(at.hook)},
                          {"prog_id", at.prog_id},
                          {"pinned", at.pinned}});
@@ -362,7 +362,7 @@ int cmd_status(const Context &ctx, bool json_out, std::ostream &out) {
         Table a({"IFACE", "MODE", "HOOK", "PROG ID"});
         a.right_align(3);
         for (const auto &at : attachments)
-            a.add({at.iface, loader::to_string(at.mode), loader::to_string(at.hook),
+            a.add({at.iface, to_string(at.mode), loader::to_string(at.hook),
                    std::to_string(at.prog_id)});
         out << a.render("  ");
     }
@@ -442,7 +442,7 @@ int cmd_attach(const Context &ctx, const std::string &iface, const std::string &
     }
     if (mode_name.empty())
         throw Failure("attach " + iface + ": --mode xdp|xdp-generic|tc is required", kExitUsage);
-    auto mode = loader::parse_mode(mode_name);
+    auto mode = parse_attach_mode(mode_name);
     if (!mode)
         throw Failure("--mode: '" + mode_name + "' is not one of xdp, xdp-generic, tc", kExitUsage);
 
@@ -468,8 +468,8 @@ int cmd_attach(const Context &ctx, const std::string &iface, const std::string &
         uint32_t prog_id = 0;
         for (const auto &a : loader::list_attachments(ctx.pin_path))
             if (a.iface == iface) prog_id = a.prog_id;
-        out << "attached to " << iface << " (" << loader::to_string(*mode) << ", prog id "
-            << prog_id << "), maps at " << ctx.pin_path << '\n';
+        out << "attached to " << iface << " (" << to_string(*mode) << ", prog id " << prog_id
+            << "), maps at " << ctx.pin_path << '\n';
         const Liveness live = liveness_of(dp.maps().config());
         if (live.stale)
             out << "note: liveness " << liveness_text(live) << '\n';
