@@ -308,10 +308,32 @@ maps::KernelAnswer zone_entry(const Record &soa) {
     return k;
 }
 
+// How many entries the sync wants for the engine's data (every answer that fits, and the zone
+// entry of each zone with a NODATA), counted without building any of them for the map.
+size_t count_desired(const Engine &engine, SoaHeads &heads) {
+    size_t n = 0;
+    std::set<std::string> zones;
+    engine.for_each_service_answer(
+        [&](std::string_view name, uint16_t qtype, const Answer &ans) {
+            if (classify(name, ans) != Want::Yes) return;
+            if (ans.answer.empty()) {
+                if (!nodata_entry(name, qtype, ans, heads)) return;
+                const std::string &zone = ans.authority.front().owner;
+                if (!zones.count(zone)) zones.insert(zone);
+            }
+            n++;
+        },
+        /*include_pod_names=*/false);
+    return n + zones.size();
+}
+
 }  // namespace
 
 std::vector<maps::KernelAnswer> kernel_answers(const Engine &engine, size_t *unfit) {
     std::vector<maps::KernelAnswer> out;
+    // Sized once: growing by doubling would hold the old and the new array at once.
+    out.reserve(engine.service_answer_count(/*include_pod_names=*/false) +
+                engine.options().zones.size());
     std::map<std::string, maps::KernelAnswer> zones;
     SoaHeads heads;
     size_t skipped = 0;
@@ -410,9 +432,16 @@ CompileStats MapCompiler::sync(const Engine &engine) {
     // The common case, everything fits: one pass over the engine's answers that marks what
     // the map already holds and collects only what changed, without materialising the whole
     // set (a one-service change costs a walk and a few writes).
+    // A set that may not fit is counted first: collecting up to `cap` values (~430 bytes
+    // each) only to drop them when the set turns out too big was most of the peak over
+    // capacity (the pass below then returns at once for each answer).
     SoaHeads heads;
-    bool over = false;
+    const size_t bound =
+        engine.service_answer_count(/*include_pod_names=*/false) + engine.options().zones.size();
+    bool over = bound > cap && count_desired(engine, heads) > cap;
     std::vector<std::pair<fabdns_answer_key, fabdns_answer>> changed;
+    // Into an empty map everything is a change: sized once, not doubled into a second copy.
+    if (shadow_.empty() && !over) changed.reserve(std::min(bound, cap));
     std::map<std::string, maps::KernelAnswer> zones;
     engine.for_each_service_answer(
         [&](std::string_view name, uint16_t qtype, const Answer &ans) {

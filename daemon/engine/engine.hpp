@@ -133,6 +133,9 @@ class Engine {
     void for_each_service_answer(
         const std::function<void(std::string_view name, uint16_t qtype, const Answer &)> &fn,
         bool include_pod_names = true) const;
+    // How many times for_each_service_answer() calls fn for the current data, without computing
+    // a single answer: lets a caller size its buffers, or learn that a set cannot fit, first.
+    size_t service_answer_count(bool include_pod_names = true) const;
 
   private:
     EngineOptions options_;

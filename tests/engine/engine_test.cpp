@@ -621,6 +621,15 @@ TEST(EngineForEach, YieldsExactlyTheAddressAnswersResolveGives) {
     EXPECT_EQ(addresses(yielded[{"db.prod.svc.global", dnstype::AAAA}]), Strings{"fd00::3:2"});
     // The beijing cluster name has no IPv6: its AAAA is NODATA, never an address.
     EXPECT_TRUE(yielded.at({"beijing.db.prod.svc.global", dnstype::AAAA}).answer.empty());
+
+    // The count a caller sizes its buffers by is the number of calls, with pod names and
+    // without.
+    EXPECT_EQ(e.service_answer_count(), yielded.size());
+    size_t without_pods = 0;
+    e.for_each_service_answer([&](std::string_view, uint16_t, const Answer &) { without_pods++; },
+                              /*include_pod_names=*/false);
+    EXPECT_LT(without_pods, yielded.size());
+    EXPECT_EQ(e.service_answer_count(/*include_pod_names=*/false), without_pods);
 }
 
 TEST(EngineResolve, ReusedAnswerEqualsFreshAnswer) {
