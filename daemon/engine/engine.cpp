@@ -107,7 +107,8 @@ bool enumerated(const NameNode &node, bool include_pod_names) {
 }  // namespace
 
 Engine::Engine(EngineOptions options) : options_(normalise_options(std::move(options))) {
-    index_.store(std::make_shared<const AnswerIndex>(options_, std::vector<GlobalService>{}));
+    index_.store(std::make_shared<const AnswerIndex>(
+        options_, std::make_shared<std::vector<GlobalService>>()));
 }
 
 Engine::~Engine() = default;
@@ -117,6 +118,10 @@ std::shared_ptr<const AnswerIndex> Engine::current() const {
 }
 
 void Engine::set_services(std::vector<GlobalService> services) {
+    set_service_set(std::make_shared<const std::vector<GlobalService>>(std::move(services)));
+}
+
+void Engine::set_service_set(ServiceSet services) {
     // Built outside any lock; readers keep the old index until the store.
     index_.store(std::make_shared<const AnswerIndex>(options_, std::move(services)));
     has_data_.store(true, std::memory_order_release);

@@ -109,6 +109,9 @@ class Engine {
     // Replaces the whole set of services. Services with the same namespace/name: the last one
     // wins. The answers are computed here, once, for this node's topology.
     void set_services(std::vector<GlobalService> services);
+    // The same, keeping the set itself rather than a copy when it has no duplicates (a
+    // source's set never has).
+    void set_service_set(ServiceSet services);
     // False until the first set_services(): before it the engine knows no names, and an
     // NXDOMAIN would be a lie (the resolver answers SERVFAIL for in-zone names instead).
     bool has_data() const { return has_data_.load(std::memory_order_acquire); }
