@@ -110,7 +110,7 @@ class Daemon {
     bool apply_datapath_config(const Config &c);
     bool try_attach(AttachState &s);
     void retry_attach();
-    void on_update(std::vector<GlobalService> services);
+    void on_update(ServiceSet services);
     void refresh_stamp();
     void reload();
     void register_metrics();
@@ -281,11 +281,11 @@ void Daemon::refresh_stamp() {
     }
 }
 
-void Daemon::on_update(std::vector<GlobalService> services) {
+void Daemon::on_update(ServiceSet services) {
     std::lock_guard lock(sync_mu_);
-    size_t n = services.size();
+    size_t n = services->size();
     services_ = n;
-    engine_.set_services(std::move(services));
+    engine_.set_service_set(std::move(services));
     if (compiler_) {
         auto st = compiler_->sync(engine_);
         log::info("sync: " + std::to_string(n) + " services, " + std::to_string(st.entries) +
@@ -525,7 +525,7 @@ int Daemon::run() {
             };
         resolver_ = std::make_unique<Resolver>(engine_, std::move(ro));
         source_ = make_source(cfg_.source);
-        source_->start([this](std::vector<GlobalService> s) { on_update(std::move(s)); });
+        source_->start([this](ServiceSet s) { on_update(std::move(s)); });
     } catch (const std::exception &e) {
         log::error(e.what());
         if (resolver_) resolver_->stop();

@@ -6,6 +6,7 @@
 #include <cstring>
 #include <map>
 #include <optional>
+#include <set>
 
 #include "common/log.hpp"
 #include "dns_wire.h"
@@ -204,6 +205,70 @@ std::optional<std::vector<uint8_t>> soa_head(std::string_view qname, const Recor
     return out;
 }
 
+// soa_head() once per distinct shape of question. The SOA's names are compressed against the
+// question, so the head depends on the question only through its length and its longest
+// suffix that is also a suffix of one of the SOA's names (every shorter suffix of those matches
+// too, no longer one does): for a zone's service names a few shapes, where compressing per name
+// took a third of the compiler's time at 100,000 services.
+class SoaHeads {
+  public:
+    const std::optional<std::vector<uint8_t>> &get(std::string_view qname, const Record &soa) {
+        Zone &z = zone(soa);
+        size_t matched = qname.size();
+        for (size_t from = qname.size(); from > 0;) {
+            // Back over one label: `from` is just after a dot.
+            const size_t dot = from == qname.size() ? qname.rfind('.')
+                               : from >= 2          ? qname.rfind('.', from - 2)
+                                                    : std::string_view::npos;
+            from = dot == std::string_view::npos ? 0 : dot + 1;
+            if (!z.suffixes.count(qname.substr(from))) break;
+            matched = from;
+        }
+        const size_t len = qname.size();
+        key_.assign(reinterpret_cast<const char *>(&len), sizeof(len));
+        key_.append(qname.substr(matched));
+        auto it = z.heads.find(key_);
+        if (it == z.heads.end()) it = z.heads.emplace(key_, soa_head(qname, soa)).first;
+        return it->second;
+    }
+
+  private:
+    struct Zone {
+        Record soa;
+        std::set<std::string, std::less<>> suffixes;  // of the owner, mname and rname, dotted
+        std::unordered_map<std::string, std::optional<std::vector<uint8_t>>> heads;
+    };
+
+    Zone &zone(const Record &soa) {
+        for (Zone &z : zones_)
+            if (z.soa == soa) return z;
+        Zone z;
+        z.soa = soa;
+        auto add = [&](const std::vector<std::string> &labels) {
+            for (size_t i = 0; i < labels.size(); i++) {
+                std::string suffix = labels[i];
+                for (size_t l = i + 1; l < labels.size(); l++) (suffix += '.') += labels[l];
+                z.suffixes.insert(std::move(suffix));
+            }
+        };
+        // An SOA that does not parse gives no head to any question: no suffixes, one shape
+        // per length.
+        size_t pos = 0;
+        auto mname = wire_labels(soa.rdata, pos);
+        auto rname = mname ? wire_labels(soa.rdata, pos) : std::nullopt;
+        if (rname) {
+            add(dotted_labels(soa.owner));
+            add(*mname);
+            add(*rname);
+        }
+        zones_.push_back(std::move(z));
+        return zones_.back();
+    }
+
+    std::vector<Zone> zones_;  // one per zone: a few
+    std::string key_;          // reused: the question's length and its matched suffix
+};
+
 enum class Want { No, Unfit, Yes };
 
 // Whether the kernel serves an answer from for_each_service_answer(): address answers and
@@ -217,9 +282,9 @@ Want classify(std::string_view name, const Answer &ans) {
 }
 
 std::optional<maps::KernelAnswer> nodata_entry(std::string_view name, uint16_t qtype,
-                                               const Answer &ans) {
+                                               const Answer &ans, SoaHeads &heads) {
     const Record &soa = ans.authority.front();
-    auto head = soa_head(name, soa);
+    const auto &head = heads.get(name, soa);
     if (!head) return std::nullopt;
     maps::KernelAnswer k;
     k.kind = FABDNS_ANSWER_NODATA;
@@ -227,7 +292,7 @@ std::optional<maps::KernelAnswer> nodata_entry(std::string_view name, uint16_t q
     k.qtype = qtype;
     k.ttl = soa.ttl;
     k.zone = soa.owner;
-    k.soa = std::move(*head);
+    k.soa = *head;
     if (!maps::fits_kernel(k)) return std::nullopt;
     return k;
 }
@@ -243,11 +308,34 @@ maps::KernelAnswer zone_entry(const Record &soa) {
     return k;
 }
 
+// How many entries the sync wants for the engine's data (every answer that fits, and the zone
+// entry of each zone with a NODATA), counted without building any of them for the map.
+size_t count_desired(const Engine &engine, SoaHeads &heads) {
+    size_t n = 0;
+    std::set<std::string> zones;
+    engine.for_each_service_answer(
+        [&](std::string_view name, uint16_t qtype, const Answer &ans) {
+            if (classify(name, ans) != Want::Yes) return;
+            if (ans.answer.empty()) {
+                if (!nodata_entry(name, qtype, ans, heads)) return;
+                const std::string &zone = ans.authority.front().owner;
+                if (!zones.count(zone)) zones.insert(zone);
+            }
+            n++;
+        },
+        /*include_pod_names=*/false);
+    return n + zones.size();
+}
+
 }  // namespace
 
 std::vector<maps::KernelAnswer> kernel_answers(const Engine &engine, size_t *unfit) {
     std::vector<maps::KernelAnswer> out;
+    // Sized once: growing by doubling would hold the old and the new array at once.
+    out.reserve(engine.service_answer_count(/*include_pod_names=*/false) +
+                engine.options().zones.size());
     std::map<std::string, maps::KernelAnswer> zones;
+    SoaHeads heads;
     size_t skipped = 0;
     engine.for_each_service_answer(
         [&](std::string_view name, uint16_t qtype, const Answer &ans) {
@@ -261,7 +349,7 @@ std::vector<maps::KernelAnswer> kernel_answers(const Engine &engine, size_t *unf
                 out.push_back(to_kernel(name, qtype, ans));
                 return;
             }
-            auto k = nodata_entry(name, qtype, ans);
+            auto k = nodata_entry(name, qtype, ans, heads);
             if (!k) {
                 skipped++;
                 return;
@@ -299,7 +387,7 @@ KernelChoice kernel_choice(std::string_view name, uint16_t qtype, const Explanat
                         : "the name does not fit the kernel's key (length or characters)";
     } else if (!a.answer.empty()) {
         c.entry = to_kernel(name, qtype, a);
-    } else if (auto k = nodata_entry(name, qtype, a)) {
+    } else if (SoaHeads heads; auto k = nodata_entry(name, qtype, a, heads)) {
         c.entry = std::move(k);
     } else {
         c.why_not = "its NODATA does not fit the kernel's entry (SOA names too long)";
@@ -381,8 +469,16 @@ CompileStats MapCompiler::sync(const Engine &engine) {
     // The common case, everything fits: one pass over the engine's answers that marks what
     // the map already holds and collects only what changed, without materialising the whole
     // set (a one-service change costs a walk and a few writes).
-    bool over = false;
+    // A set that may not fit is counted first: collecting up to `cap` values (~430 bytes
+    // each) only to drop them when the set turns out too big was most of the peak over
+    // capacity (the pass below then returns at once for each answer).
+    SoaHeads heads;
+    const size_t bound =
+        engine.service_answer_count(/*include_pod_names=*/false) + engine.options().zones.size();
+    bool over = bound > cap && count_desired(engine, heads) > cap;
     std::vector<std::pair<fabdns_answer_key, fabdns_answer>> changed;
+    // Into an empty map everything is a change: sized once, not doubled into a second copy.
+    if (shadow_.empty() && !over) changed.reserve(std::min(bound, cap));
     std::map<std::string, maps::KernelAnswer> zones;
     engine.for_each_service_answer(
         [&](std::string_view name, uint16_t qtype, const Answer &ans) {
@@ -399,7 +495,7 @@ CompileStats MapCompiler::sync(const Engine &engine) {
             if (it != shadow_.end() && it->second.held == answer_held_digest(name, ans)) {
                 it->second.generation = generation_;
             } else if (nodata) {
-                auto k = nodata_entry(name, qtype, ans);
+                auto k = nodata_entry(name, qtype, ans, heads);
                 if (!k) {
                     st.unfit++;
                     return;

@@ -22,9 +22,9 @@ LoadedServices from_file(const std::string &path, std::chrono::milliseconds time
     LoadedServices out;
     out.origin = "file " + path;
     FileSource src(FileOptions{path});
-    src.start([&](std::vector<GlobalService> services) {
+    src.start([&](ServiceSet services) {
         std::lock_guard lock(mu);
-        out.services = std::move(services);
+        out.services = *services;
         delivered = true;
         cv.notify_all();
     });

@@ -78,6 +78,12 @@ std::string count_text(size_t n, size_t fam) {
     return std::to_string(n) + " " + family_text(fam) + (n == 1 ? " address" : " addresses");
 }
 
+// Whether for_each_service_answer() visits a name.
+bool enumerated(const NameNode &node, bool include_pod_names) {
+    if (node.form == Form::Apex || node.form == Form::EmptyNonTerminal) return false;
+    return include_pod_names || node.form != Form::Pod;
+}
+
 }  // namespace
 
 std::string type_name(uint16_t qtype) {
@@ -119,7 +125,8 @@ std::string rcode_name(Rcode rcode) {
 }
 
 Engine::Engine(EngineOptions options) : options_(normalise_options(std::move(options))) {
-    index_.store(std::make_shared<const AnswerIndex>(options_, std::vector<GlobalService>{}));
+    index_.store(std::make_shared<const AnswerIndex>(
+        options_, std::make_shared<std::vector<GlobalService>>()));
 }
 
 Engine::~Engine() = default;
@@ -129,6 +136,10 @@ std::shared_ptr<const AnswerIndex> Engine::current() const {
 }
 
 void Engine::set_services(std::vector<GlobalService> services) {
+    set_service_set(std::make_shared<const std::vector<GlobalService>>(std::move(services)));
+}
+
+void Engine::set_service_set(ServiceSet services) {
     // Built outside any lock; readers keep the old index until the store.
     index_.store(std::make_shared<const AnswerIndex>(options_, std::move(services)));
     has_data_.store(true, std::memory_order_release);
@@ -255,14 +266,21 @@ void Engine::for_each_service_answer(
     auto idx = current();
     Answer scratch;  // reused: each call overwrites it in place
     for (const auto &[name, node] : idx->names) {
-        if (node.form == Form::Apex || node.form == Form::EmptyNonTerminal) continue;
-        if (!include_pod_names && node.form == Form::Pod) continue;
+        if (!enumerated(node, include_pod_names)) continue;
         for (size_t fam : {kV4, kV6}) {
             const uint16_t type = family_type(fam);
             idx->answer(node, name, type, scratch);
             fn(name, type, scratch);
         }
     }
+}
+
+size_t Engine::service_answer_count(bool include_pod_names) const {
+    auto idx = current();
+    size_t n = 0;
+    for (const auto &[name, node] : idx->names)
+        if (enumerated(node, include_pod_names)) n += 2;  // A and AAAA
+    return n;
 }
 
 }  // namespace fabdns

@@ -129,6 +129,9 @@ class Engine {
     // Replaces the whole set of services. Services with the same namespace/name: the last one
     // wins. The answers are computed here, once, for this node's topology.
     void set_services(std::vector<GlobalService> services);
+    // The same, keeping the set itself rather than a copy when it has no duplicates (a
+    // source's set never has).
+    void set_service_set(ServiceSet services);
     // False until the first set_services(): before it the engine knows no names, and an
     // NXDOMAIN would be a lie (the resolver answers SERVFAIL for in-zone names instead).
     bool has_data() const { return has_data_.load(std::memory_order_acquire); }
@@ -153,6 +156,9 @@ class Engine {
     void for_each_service_answer(
         const std::function<void(std::string_view name, uint16_t qtype, const Answer &)> &fn,
         bool include_pod_names = true) const;
+    // How many times for_each_service_answer() calls fn for the current data, without computing
+    // a single answer: lets a caller size its buffers, or learn that a set cannot fit, first.
+    size_t service_answer_count(bool include_pod_names = true) const;
 
   private:
     EngineOptions options_;

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <initializer_list>
+#include <tuple>
 #include <unordered_map>
 
 #include "engine/topology.hpp"
@@ -117,24 +118,37 @@ uint32_t service_hash(const GlobalService &s) {
     return f.h;
 }
 
+// Same namespace/name twice: the last one wins, in the place of the first. A set without
+// duplicates is kept itself; a sorted one (as the sources deliver) is checked without a map.
+ServiceSet unique_by_key(ServiceSet input) {
+    const std::vector<GlobalService> &in = *input;
+    bool sorted = true;
+    for (size_t i = 1; i < in.size() && sorted; i++)
+        sorted = std::tie(in[i - 1].ns, in[i - 1].name) < std::tie(in[i].ns, in[i].name);
+    if (sorted) return input;
+    std::unordered_map<std::string, size_t> seen;
+    seen.reserve(in.size());
+    bool duplicates = false;
+    for (size_t i = 0; i < in.size() && !duplicates; i++)
+        duplicates = !seen.try_emplace(in[i].key(), i).second;
+    if (!duplicates) return input;
+    seen.clear();
+    std::vector<GlobalService> out;
+    out.reserve(in.size());
+    for (const GlobalService &svc : in) {
+        auto [it, fresh] = seen.try_emplace(svc.key(), out.size());
+        if (fresh)
+            out.push_back(svc);
+        else
+            out[it->second] = svc;
+    }
+    return std::make_shared<const std::vector<GlobalService>>(std::move(out));
+}
+
 }  // namespace
 
-AnswerIndex::AnswerIndex(const EngineOptions &options, std::vector<GlobalService> input)
-    : ttl(options.ttl) {
-    // Same namespace/name twice: the last one wins, in the place of the first.
-    {
-        std::unordered_map<std::string, size_t> seen;
-        seen.reserve(input.size());
-        services.reserve(input.size());
-        for (auto &svc : input) {
-            auto [it, fresh] = seen.try_emplace(svc.key(), services.size());
-            if (fresh)
-                services.push_back(std::move(svc));
-            else
-                services[it->second] = std::move(svc);
-        }
-    }
-
+AnswerIndex::AnswerIndex(const EngineOptions &options, ServiceSet input)
+    : ttl(options.ttl), set(unique_by_key(std::move(input))), services(*set) {
     // Content serial: order-independent over services, so a re-list in another order keeps it.
     uint32_t serial_sum = static_cast<uint32_t>(services.size());
     for (const auto &svc : services) serial_sum += service_hash(svc);

@@ -76,7 +76,7 @@ using NameMap = std::unordered_map<std::string, NameNode, NameHash, std::equal_t
 class AnswerIndex {
   public:
     // `options` must already be normalised (lowercase zones without duplicates).
-    AnswerIndex(const EngineOptions &options, std::vector<GlobalService> services);
+    AnswerIndex(const EngineOptions &options, ServiceSet services);
 
     // `name` is lowercase without a trailing dot.
     const engine_detail::NameNode *find(std::string_view name) const {
@@ -94,7 +94,8 @@ class AnswerIndex {
 
     uint32_t ttl = 0;
     uint32_t serial = 0;
-    std::vector<GlobalService> services;
+    ServiceSet set;                                // what `services` refers to
+    const std::vector<GlobalService> &services;    // one per namespace/name
     std::vector<engine_detail::ServiceInfo> info;  // parallel to services
     std::vector<std::vector<IpAddr>> sets;         // [0] is empty
     std::vector<engine_detail::ZoneInfo> zones;

@@ -109,7 +109,8 @@ struct FileSource::State {
     // The content of the set currently held, by hash and size: unchanged files are not
     // delivered again.
     size_t accepted_hash = 0, accepted_size = 0;
-    std::vector<GlobalService> held;  // the set delivered last, sorted by namespace/name
+    // The set delivered last, sorted by namespace/name; the engine answers from the same one.
+    ServiceSet held = std::make_shared<const std::vector<GlobalService>>();
     bool holding = false;
 
     bool is_directory() const {
@@ -232,7 +233,7 @@ struct FileSource::State {
             health.succeeded();
             return;
         }
-        NextSet next = build_set(result, held, health.label());
+        NextSet next = build_set(result, *held, health.label());
         log_rejections(result, health.label());
         health.succeeded();
         size_t rejected = result.rejected_count();
@@ -244,9 +245,9 @@ struct FileSource::State {
         accepted_hash = hash;
         accepted_size = size;
         holding = true;
-        held = next.services;
-        health.delivered(held.size(), rejected);
-        if (on_update) on_update(std::move(next.services));
+        held = std::make_shared<const std::vector<GlobalService>>(std::move(next.services));
+        health.delivered(held->size(), rejected);
+        if (on_update) on_update(held);
     }
 
     // Drains inotify; returns true when something happened in a watched directory.

@@ -463,7 +463,8 @@ struct KubernetesSource::State {
             dirty = false;
             lock.unlock();
             health.delivered(set.size(), n_rejected);
-            if (on_update) on_update(std::move(set));
+            if (on_update)
+                on_update(std::make_shared<const std::vector<GlobalService>>(std::move(set)));
             lock.lock();
         }
     }

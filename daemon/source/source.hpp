@@ -39,7 +39,7 @@ struct SourceStatus {
 // - status() may be called from any thread at any time.
 class Source {
   public:
-    using Update = std::function<void(std::vector<GlobalService>)>;
+    using Update = std::function<void(ServiceSet)>;
 
     virtual ~Source();
     virtual void start(Update on_update) = 0;

@@ -311,6 +311,22 @@ TEST(MapCompiler, FillsAnEmptyMapWithTheDesiredSet) {
     EXPECT_EQ(compiler.last().added, st.added);
 }
 
+// A map exactly as large as the answers that fit, smaller than all the engine's answers (pod
+// names and answers too big count there): the set fits, and is written in full.
+TEST(MapCompiler, FillsAMapOnlyAsLargeAsTheAnswersThatFit) {
+    Engine engine(small_options());
+    engine.set_services(small_services());
+    const Desired want = desired_of(engine);
+    ASSERT_LT(want.size(), engine.service_answer_count() + engine.options().zones.size());
+    FakeTable table(static_cast<uint32_t>(want.size()));
+    MapCompiler compiler(table);
+    const CompileStats st = compiler.sync(engine);
+    expect_table_is(table, want);
+    EXPECT_EQ(st.over_capacity, 0u);
+    EXPECT_EQ(st.added, want.size());
+    EXPECT_EQ(table.failed_upserts, 0u);
+}
+
 TEST(MapCompiler, AppliesOnlyTheDifference) {
     auto services = test::generate_services({.seed = 9, .services = 300});
     Engine engine(test::gen_engine_options());

@@ -408,5 +408,50 @@ TEST(DifferentialTest, LongestNamesAndLargestAnswersAgree) {
     EXPECT_GT(t.nodata_aaaa_hits, 0u);
 }
 
+// NODATA names whose last labels are the SOA's own names or their suffixes ("ns.dns.Z",
+// "dns.Z", "hostmaster.Z"), at several lengths: the SOA in the reply then points into the
+// question, which the compiler must reproduce exactly although it compresses once per shape.
+TEST(DifferentialTest, NodataSharingLabelsWithTheSoaAgrees) {
+    FABDNS_REQUIRE_ROOT();
+    std::vector<GlobalService> services;
+    uint8_t n = 0;
+    auto add = [&](std::string name, std::string ns, std::string cluster) {
+        GlobalService s;
+        s.name = std::move(name);
+        s.ns = std::move(ns);
+        Endpoint ep;
+        ep.cluster = std::move(cluster);
+        ep.zone = "bj-a";
+        ep.region = "north";
+        ep.addresses.push_back(IpAddr::v4(10, 97, 0, ++n));  // IPv4 only: AAAA is NODATA
+        s.endpoints.push_back(std::move(ep));
+        services.push_back(std::move(s));
+    };
+    for (const char *svc : {"ns", "a", "ab", "abcdefgh", "hostmaster", "dns"})
+        for (const char *ns : {"dns", "ns", "hostmaster", "default"})
+            for (const char *cluster : {"dns", "hostmaster", "beijing"}) add(svc, ns, cluster);
+    Differ d(services, gen_engine_options(), "diff-soa", 4096);
+    ASSERT_EQ(d.stats().over_capacity, 0u);
+    for (const auto &s : d.services()) {
+        for (const auto &z : d.engine().options().zones) {
+            const std::string base = s.name + "." + s.ns;
+            const std::string &c = s.endpoints.front().cluster;
+            d.ask(base + ".svc." + z, "service");
+            d.ask(base + "." + z, "short");
+            d.ask(c + "." + base + ".svc." + z, "cluster");
+            d.ask(base + "." + c + "." + z, "old");
+        }
+    }
+    const auto [never_queried, never_answered] = d.coverage();
+    const Tally &t = d.tally();
+    const std::string report = d.report() + "listed never asked " + std::to_string(never_queried) +
+                               ", listed never answered " + std::to_string(never_answered) + "\n";
+    std::cout << report;
+    record(t);
+    EXPECT_EQ(t.failures(), 0u) << report;
+    EXPECT_EQ(never_queried + never_answered, 0u) << report;
+    EXPECT_GT(t.nodata_aaaa_hits, 0u);
+}
+
 }  // namespace
 }  // namespace fabdns::test

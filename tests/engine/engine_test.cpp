@@ -9,6 +9,7 @@
 #include <set>
 #include <stdexcept>
 #include <thread>
+#include <tuple>
 
 #include "helpers.hpp"
 
@@ -453,6 +454,30 @@ TEST(EngineData, ServiceCountAndLastDuplicateWins) {
     expect_nxdomain(e.resolve("tiered.default.svc.global", dnstype::A));
 }
 
+// A source's set (sorted, one per namespace/name) is answered from as it is, not copied; a
+// sorted set holding one name twice still gets the last one, in a copy of its own.
+TEST(EngineData, ASourcesSetIsSharedNotCopied) {
+    Engine e(options(kBeijing));
+    std::vector<GlobalService> v{tiered(), dual(), headless()};
+    std::sort(v.begin(), v.end(), [](const GlobalService &a, const GlobalService &b) {
+        return std::tie(a.ns, a.name) < std::tie(b.ns, b.name);
+    });
+    auto set = std::make_shared<const std::vector<GlobalService>>(std::move(v));
+    e.set_service_set(set);
+    EXPECT_EQ(e.service_count(), 3u);
+    EXPECT_GT(set.use_count(), 1) << "the engine holds the set itself";
+
+    GlobalService second =
+        service("tiered", "default", {endpoint("beijing", "bj", "north", {"10.7.0.1"})});
+    auto dup = std::make_shared<const std::vector<GlobalService>>(
+        std::vector<GlobalService>{tiered(), second});
+    e.set_service_set(dup);
+    EXPECT_EQ(e.service_count(), 1u);
+    EXPECT_EQ(resolve_a(e, "tiered.default.svc.global"), Strings{"10.7.0.1"});
+    EXPECT_EQ(dup.use_count(), 1) << "answered from a copy without the duplicate";
+    EXPECT_EQ(set.use_count(), 1) << "the previous set is released";
+}
+
 TEST(EngineData, SerialFollowsContentNotOrder) {
     Engine a(options(kBeijing)), b(options({"other", "", ""}));
     a.set_services({tiered(), dual(), headless()});
@@ -621,6 +646,15 @@ TEST(EngineForEach, YieldsExactlyTheAddressAnswersResolveGives) {
     EXPECT_EQ(addresses(yielded[{"db.prod.svc.global", dnstype::AAAA}]), Strings{"fd00::3:2"});
     // The beijing cluster name has no IPv6: its AAAA is NODATA, never an address.
     EXPECT_TRUE(yielded.at({"beijing.db.prod.svc.global", dnstype::AAAA}).answer.empty());
+
+    // The count a caller sizes its buffers by is the number of calls, with pod names and
+    // without.
+    EXPECT_EQ(e.service_answer_count(), yielded.size());
+    size_t without_pods = 0;
+    e.for_each_service_answer([&](std::string_view, uint16_t, const Answer &) { without_pods++; },
+                              /*include_pod_names=*/false);
+    EXPECT_LT(without_pods, yielded.size());
+    EXPECT_EQ(e.service_answer_count(/*include_pod_names=*/false), without_pods);
 }
 
 TEST(EngineResolve, ReusedAnswerEqualsFreshAnswer) {

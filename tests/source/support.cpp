@@ -248,10 +248,10 @@ std::string service_yaml(const std::string &name, const std::string &ns,
 }
 
 Source::Update Collector::callback() {
-    return [this](std::vector<GlobalService> set) {
+    return [this](ServiceSet set) {
         {
             std::lock_guard lock(mutex_);
-            sets_.push_back(std::move(set));
+            sets_.push_back(*set);
         }
         cv_.notify_all();
     };
