@@ -153,15 +153,7 @@ int main(int argc, char **argv) {
     // 5. End to end: HubSource from start() to the first delivered set (new connection, TLS
     //    handshake, fetch, validation, parse, decode).
     auto options = [&](const std::string &hub_url, const std::string &snapshot) {
-        HubOptions o;
-        o.url = hub_url;
-        o.cluster = "bench";
-        o.ca = certs.file("ca.crt");
-        o.cert = certs.file("client.crt");
-        o.key = certs.file("client.key");
-        o.snapshot = snapshot;
-        o.interval = std::chrono::seconds(60);
-        return o;
+        return certs.hub_options(hub_url, "bench", snapshot, std::chrono::seconds(60));
     };
     for (int i = 0; i < kRuns; ++i) {
         Collector c;

@@ -291,13 +291,37 @@ class Differ {
     Tally t_;
 };
 
-void record(const Tally &t) {
+// Asks a service's four spellings in zone z, with `cluster` in the per-cluster ones; returns the
+// length of its service name.
+size_t ask_forms(Differ &d, const GlobalService &s, const std::string &z,
+                 const std::string &cluster) {
+    const std::string base = s.name + "." + s.ns;
+    d.ask(base + ".svc." + z, "service");
+    d.ask(base + "." + z, "short");
+    d.ask(cluster + "." + base + ".svc." + z, "cluster");
+    d.ask(base + "." + cluster + "." + z, "old");
+    return (base + ".svc." + z).size();
+}
+
+// Ends a run: prints the report with the coverage line (after `intro`), records the tally, and
+// checks what every run must hold: no disagreement, and every answer the compiler lists for the
+// kernel asked and answered there. Returns the tally for the run's own checks.
+const Tally &finish(Differ &d, const std::string &intro = "") {
+    const auto [never_queried, never_answered] = d.coverage();
+    const Tally &t = d.tally();
+    const std::string report = intro + d.report() + "listed never asked " +
+                               std::to_string(never_queried) + ", listed never answered " +
+                               std::to_string(never_answered) + "\n";
+    std::cout << report;
     ::testing::Test::RecordProperty("queries", static_cast<int>(t.queries));
     ::testing::Test::RecordProperty("xdp_answered", static_cast<int>(t.hits));
     ::testing::Test::RecordProperty("xdp_passed", static_cast<int>(t.passes));
     ::testing::Test::RecordProperty("byte_identical", static_cast<int>(t.identical));
     ::testing::Test::RecordProperty("semantic_only", static_cast<int>(t.semantic_only));
     ::testing::Test::RecordProperty("tc_runs", static_cast<int>(t.tc_runs));
+    EXPECT_EQ(t.failures(), 0u) << report;
+    EXPECT_EQ(never_queried + never_answered, 0u) << report;
+    return t;
 }
 
 TEST(DifferentialTest, KernelAgreesWithTheResolverOnEveryHotName) {
@@ -313,16 +337,7 @@ TEST(DifferentialTest, KernelAgreesWithTheResolverOnEveryHotName) {
 
     const auto names = query_names(d.services(), d.engine().options().zones);
     for (const QueryName &qn : names) d.ask(qn.name, qn.form);
-    const auto [never_queried, never_answered] = d.coverage();
-    const Tally &t = d.tally();
-    const std::string report = "names " + std::to_string(names.size()) + ", " + d.report() +
-                               "listed never asked " + std::to_string(never_queried) +
-                               ", listed never answered " + std::to_string(never_answered) + "\n";
-    std::cout << report;
-    record(t);
-
-    EXPECT_EQ(t.failures(), 0u) << report;
-    EXPECT_EQ(never_queried + never_answered, 0u) << report;
+    const Tally &t = finish(d, "names " + std::to_string(names.size()) + ", ");
     EXPECT_GT(t.hits, 0u);
     EXPECT_GT(t.pod_queries, 0u) << "the set must have Headless pod names";
     EXPECT_EQ(t.pod_passed, t.pod_queries) << "pod names are never answered in the kernel";
@@ -384,24 +399,11 @@ TEST(DifferentialTest, LongestNamesAndLargestAnswersAgree) {
     Differ d(services, o, "diff-long", 1024);
     size_t longest = 0;
     for (const auto &s : d.services()) {
-        for (const auto &z : d.engine().options().zones) {
-            const std::string base = s.name + "." + s.ns;
-            d.ask(base + ".svc." + z, "service");
-            d.ask(base + "." + z, "short");
-            d.ask("beijing." + base + ".svc." + z, "cluster");
-            d.ask(base + ".beijing." + z, "old");
-            longest = std::max(longest, (base + ".svc." + z).size());
-        }
+        for (const auto &z : d.engine().options().zones)
+            longest = std::max(longest, ask_forms(d, s, z, "beijing"));
     }
-    const auto [never_queried, never_answered] = d.coverage();
-    const Tally &t = d.tally();
-    const std::string report = d.report() + "listed never asked " + std::to_string(never_queried) +
-                               ", listed never answered " + std::to_string(never_answered) + "\n";
-    std::cout << report;
-    record(t);
+    const Tally &t = finish(d);
     EXPECT_EQ(longest, size_t{FABDNS_NAME_MAX});
-    EXPECT_EQ(t.failures(), 0u) << report;
-    EXPECT_EQ(never_queried + never_answered, 0u) << report;
     EXPECT_GT(t.hits, 0u);
     EXPECT_GT(t.big_queries, 0u);
     EXPECT_EQ(t.big_passed, t.big_queries);
@@ -433,23 +435,10 @@ TEST(DifferentialTest, NodataSharingLabelsWithTheSoaAgrees) {
     Differ d(services, gen_engine_options(), "diff-soa", 4096);
     ASSERT_EQ(d.stats().over_capacity, 0u);
     for (const auto &s : d.services()) {
-        for (const auto &z : d.engine().options().zones) {
-            const std::string base = s.name + "." + s.ns;
-            const std::string &c = s.endpoints.front().cluster;
-            d.ask(base + ".svc." + z, "service");
-            d.ask(base + "." + z, "short");
-            d.ask(c + "." + base + ".svc." + z, "cluster");
-            d.ask(base + "." + c + "." + z, "old");
-        }
+        for (const auto &z : d.engine().options().zones)
+            ask_forms(d, s, z, s.endpoints.front().cluster);
     }
-    const auto [never_queried, never_answered] = d.coverage();
-    const Tally &t = d.tally();
-    const std::string report = d.report() + "listed never asked " + std::to_string(never_queried) +
-                               ", listed never answered " + std::to_string(never_answered) + "\n";
-    std::cout << report;
-    record(t);
-    EXPECT_EQ(t.failures(), 0u) << report;
-    EXPECT_EQ(never_queried + never_answered, 0u) << report;
+    const Tally &t = finish(d);
     EXPECT_GT(t.nodata_aaaa_hits, 0u);
 }
 

@@ -55,14 +55,7 @@ class HubSourceTest : public ::testing::Test {
     std::string snapshot_file() const { return dir / "state/last-known.json"; }
 
     HubOptions options(const std::string &url) const {
-        HubOptions o;
-        o.url = url;
-        o.cluster = "beijing";
-        o.ca = certs.file("ca.crt");
-        o.cert = certs.file("client.crt");
-        o.key = certs.file("client.key");
-        o.snapshot = snapshot_file();
-        o.interval = kInterval;
+        HubOptions o = certs.hub_options(url, "beijing", snapshot_file(), kInterval);
         o.connect_timeout = 1s;
         o.request_timeout = 1500ms;
         o.max_backoff = 600ms;

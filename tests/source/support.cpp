@@ -198,6 +198,20 @@ Certs::Certs(const std::string &d) : dir(d) {
     sign(dir, "ca", "wrong-name-server", kWrongNameExt);
 }
 
+HubOptions Certs::hub_options(const std::string &url, const std::string &cluster,
+                              const std::string &snapshot,
+                              std::chrono::milliseconds interval) const {
+    HubOptions o;
+    o.url = url;
+    o.cluster = cluster;
+    o.ca = file("ca.crt");
+    o.cert = file("client.crt");
+    o.key = file("client.key");
+    o.snapshot = snapshot;
+    o.interval = interval;
+    return o;
+}
+
 nlohmann::json service_json(const std::string &name, const std::string &ns,
                             const std::vector<std::string> &addresses, const std::string &cluster) {
     nlohmann::json endpoints = nlohmann::json::array();

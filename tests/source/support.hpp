@@ -13,6 +13,7 @@
 #include <nlohmann/json.hpp>
 
 #include "model/globalservice.hpp"
+#include "source/hub_source.hpp"
 #include "source/source.hpp"
 
 namespace fabdns::testing {
@@ -74,6 +75,11 @@ struct Certs {
     explicit Certs(const std::string &dir);
     std::string dir;
     std::string file(const std::string &name) const { return dir + "/" + name; }
+
+    // HubSource options for a hub stand-in serving with these certificates (mutual TLS with
+    // client.crt), polling every `interval`.
+    HubOptions hub_options(const std::string &url, const std::string &cluster,
+                           const std::string &snapshot, std::chrono::milliseconds interval) const;
 };
 
 // A GlobalService object as JSON (hub and Kubernetes answers), one endpoint per address.
