@@ -271,10 +271,16 @@ class SoaHeads {
 
 enum class Want { No, Unfit, Yes };
 
+// Whether the kernel serves names of this naming form: a service's own names, never the names
+// of a Headless service's pods (SPEC §4), nor apex or empty non-terminal names.
+bool kernel_form(std::string_view form) {
+    return form == "service" || form == "short" || form == "cluster" || form == "old";
+}
+
 // Whether the kernel serves an answer from for_each_service_answer(): address answers and
-// NODATA, when they fit; never NXDOMAIN or other rcodes.
-Want classify(std::string_view name, const Answer &ans) {
-    if (ans.rcode != Rcode::NoError) return Want::No;
+// NODATA of kernel_form() names, when they fit; never NXDOMAIN or other rcodes.
+Want classify(std::string_view name, std::string_view form, const Answer &ans) {
+    if (!kernel_form(form) || ans.rcode != Rcode::NoError) return Want::No;
     if (!ans.answer.empty())
         return maps::fits_kernel(name, ans.answer.size()) ? Want::Yes : Want::Unfit;
     if (ans.authority.size() != 1) return Want::No;
@@ -314,16 +320,15 @@ size_t count_desired(const Engine &engine, SoaHeads &heads) {
     size_t n = 0;
     std::set<std::string> zones;
     engine.for_each_service_answer(
-        [&](std::string_view name, uint16_t qtype, const Answer &ans) {
-            if (classify(name, ans) != Want::Yes) return;
+        [&](std::string_view name, std::string_view form, uint16_t qtype, const Answer &ans) {
+            if (classify(name, form, ans) != Want::Yes) return;
             if (ans.answer.empty()) {
                 if (!nodata_entry(name, qtype, ans, heads)) return;
                 const std::string &zone = ans.authority.front().owner;
                 if (!zones.count(zone)) zones.insert(zone);
             }
             n++;
-        },
-        /*include_pod_names=*/false);
+        });
     return n + zones.size();
 }
 
@@ -332,14 +337,13 @@ size_t count_desired(const Engine &engine, SoaHeads &heads) {
 std::vector<maps::KernelAnswer> kernel_answers(const Engine &engine, size_t *unfit) {
     std::vector<maps::KernelAnswer> out;
     // Sized once: growing by doubling would hold the old and the new array at once.
-    out.reserve(engine.service_answer_count(/*include_pod_names=*/false) +
-                engine.options().zones.size());
+    out.reserve(engine.service_answer_count() + engine.options().zones.size());
     std::map<std::string, maps::KernelAnswer> zones;
     SoaHeads heads;
     size_t skipped = 0;
     engine.for_each_service_answer(
-        [&](std::string_view name, uint16_t qtype, const Answer &ans) {
-            const Want w = classify(name, ans);
+        [&](std::string_view name, std::string_view form, uint16_t qtype, const Answer &ans) {
+            const Want w = classify(name, form, ans);
             if (w == Want::No) return;
             if (w == Want::Unfit) {
                 skipped++;
@@ -356,8 +360,7 @@ std::vector<maps::KernelAnswer> kernel_answers(const Engine &engine, size_t *unf
             }
             zones.try_emplace(k->zone, zone_entry(ans.authority.front()));
             out.push_back(std::move(*k));
-        },
-        /*include_pod_names=*/false);
+        });
     for (auto &[zone, k] : zones) out.push_back(std::move(k));
     std::sort(out.begin(), out.end(), [](const auto &a, const auto &b) {
         return a.name != b.name ? a.name < b.name : a.qtype < b.qtype;
@@ -377,10 +380,9 @@ KernelChoice kernel_choice(std::string_view name, uint16_t qtype, const Explanat
         c.why_not = "the kernel answers only A and AAAA; other types stay in user space";
     } else if (ex.form == "pod") {
         c.why_not = "headless pod names stay in user space";
-    } else if (ex.form != "service" && ex.form != "short" && ex.form != "cluster" &&
-               ex.form != "old") {
+    } else if (!kernel_form(ex.form)) {
         c.why_not = "NODATA of apex and empty non-terminal names stays in user space";
-    } else if (classify(name, a) != Want::Yes) {
+    } else if (classify(name, ex.form, a) != Want::Yes) {
         c.why_not = a.answer.size() > FABDNS_MAX_RECORDS
                         ? std::to_string(a.answer.size()) + " records: answers of more than " +
                               std::to_string(FABDNS_MAX_RECORDS) + " stay in user space"
@@ -473,17 +475,16 @@ CompileStats MapCompiler::sync(const Engine &engine) {
     // each) only to drop them when the set turns out too big was most of the peak over
     // capacity (the pass below then returns at once for each answer).
     SoaHeads heads;
-    const size_t bound =
-        engine.service_answer_count(/*include_pod_names=*/false) + engine.options().zones.size();
+    const size_t bound = engine.service_answer_count() + engine.options().zones.size();
     bool over = bound > cap && count_desired(engine, heads) > cap;
     std::vector<std::pair<fabdns_answer_key, fabdns_answer>> changed;
     // Into an empty map everything is a change: sized once, not doubled into a second copy.
     if (shadow_.empty() && !over) changed.reserve(std::min(bound, cap));
     std::map<std::string, maps::KernelAnswer> zones;
     engine.for_each_service_answer(
-        [&](std::string_view name, uint16_t qtype, const Answer &ans) {
+        [&](std::string_view name, std::string_view form, uint16_t qtype, const Answer &ans) {
             if (over) return;
-            const Want w = classify(name, ans);
+            const Want w = classify(name, form, ans);
             if (w == Want::No) return;
             if (w == Want::Unfit) {
                 st.unfit++;
@@ -509,8 +510,7 @@ CompileStats MapCompiler::sync(const Engine &engine) {
                 if (!zones.count(soa.owner)) zones.emplace(soa.owner, zone_entry(soa));
             }
             if (++st.desired + zones.size() > cap) over = true;
-        },
-        /*include_pod_names=*/false);
+        });
     if (!over) {
         st.desired += zones.size();
         // The batch reaches the kernel at once; zones lead only to keep the order readable.

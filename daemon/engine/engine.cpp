@@ -79,9 +79,8 @@ std::string count_text(size_t n, size_t fam) {
 }
 
 // Whether for_each_service_answer() visits a name.
-bool enumerated(const NameNode &node, bool include_pod_names) {
-    if (node.form == Form::Apex || node.form == Form::EmptyNonTerminal) return false;
-    return include_pod_names || node.form != Form::Pod;
+bool enumerated(const NameNode &node) {
+    return node.form != Form::Apex && node.form != Form::EmptyNonTerminal;
 }
 
 }  // namespace
@@ -260,26 +259,25 @@ Explanation Engine::explain(std::string_view qname, uint16_t qtype) const {
     return ex;
 }
 
-void Engine::for_each_service_answer(
-    const std::function<void(std::string_view name, uint16_t qtype, const Answer &)> &fn,
-    bool include_pod_names) const {
+void Engine::for_each_service_answer(const ServiceAnswerFn &fn) const {
     auto idx = current();
     Answer scratch;  // reused: each call overwrites it in place
     for (const auto &[name, node] : idx->names) {
-        if (!enumerated(node, include_pod_names)) continue;
+        if (!enumerated(node)) continue;
+        const std::string_view form = to_string(node.form);
         for (size_t fam : {kV4, kV6}) {
             const uint16_t type = family_type(fam);
             idx->answer(node, name, type, scratch);
-            fn(name, type, scratch);
+            fn(name, form, type, scratch);
         }
     }
 }
 
-size_t Engine::service_answer_count(bool include_pod_names) const {
+size_t Engine::service_answer_count() const {
     auto idx = current();
     size_t n = 0;
     for (const auto &[name, node] : idx->names)
-        if (enumerated(node, include_pod_names)) n += 2;  // A and AAAA
+        if (enumerated(node)) n += 2;  // A and AAAA
     return n;
 }
 

@@ -146,19 +146,19 @@ class Engine {
     void resolve(std::string_view qname, uint16_t qtype, Answer &out) const;
     Explanation explain(std::string_view qname, uint16_t qtype) const;
 
-    // Calls fn for every name (lowercase) of a service (service, short, cluster, old and, when
-    // included, pod forms) and each type in {A, AAAA}: the address answer where the name has
-    // addresses of that family, else its NODATA (NOERROR, no records, the zone's SOA in
-    // authority), the other half of what a resolver asking A and AAAA together gets. Apex and
-    // empty non-terminal names are left out. Each Answer equals what resolve() returns for that
-    // name and type; it is only valid during the call. include_pod_names = false leaves out
-    // Headless pod names, which the kernel never serves (SPEC §4).
-    void for_each_service_answer(
-        const std::function<void(std::string_view name, uint16_t qtype, const Answer &)> &fn,
-        bool include_pod_names = true) const;
+    // Calls fn for every name (lowercase) of a service, with its naming form as
+    // Explanation::form names it ("service", "short", "cluster", "old", "pod"), and each type in
+    // {A, AAAA}: the address answer where the name has addresses of that family, else its
+    // NODATA (NOERROR, no records, the zone's SOA in authority), the other half of what a
+    // resolver asking A and AAAA together gets. Apex and empty non-terminal names are left out.
+    // Each Answer equals what resolve() returns for that name and type; it is only valid during
+    // the call.
+    using ServiceAnswerFn = std::function<void(std::string_view name, std::string_view form,
+                                               uint16_t qtype, const Answer &)>;
+    void for_each_service_answer(const ServiceAnswerFn &fn) const;
     // How many times for_each_service_answer() calls fn for the current data, without computing
     // a single answer: lets a caller size its buffers, or learn that a set cannot fit, first.
-    size_t service_answer_count(bool include_pod_names = true) const;
+    size_t service_answer_count() const;
 
   private:
     EngineOptions options_;

@@ -228,14 +228,15 @@ TEST(KernelAnswers, LeaveOutPodNamesLongAnswersAndNamesThatDoNotFit) {
 
     // Rule by rule, over every answer of a service name the engine has (pods included).
     size_t want_unfit = 0, pods = 0;
-    engine.for_each_service_answer([&](std::string_view name, uint16_t qtype, const Answer &a) {
-        const std::string n(name);
-        const bool pod = engine.explain(n, qtype).form == "pod";
-        const bool fits = n.size() <= FABDNS_NAME_MAX && a.answer.size() <= FABDNS_MAX_RECORDS;
-        if (pod) pods++;
-        if (!pod && !fits) want_unfit++;
-        EXPECT_EQ(got.count({n, qtype}) > 0, !pod && fits) << n << " type " << qtype;
-    });
+    engine.for_each_service_answer(
+        [&](std::string_view name, std::string_view form, uint16_t qtype, const Answer &a) {
+            const std::string n(name);
+            const bool pod = form == "pod";
+            const bool fits = n.size() <= FABDNS_NAME_MAX && a.answer.size() <= FABDNS_MAX_RECORDS;
+            if (pod) pods++;
+            if (!pod && !fits) want_unfit++;
+            EXPECT_EQ(got.count({n, qtype}) > 0, !pod && fits) << n << " type " << qtype;
+        });
     EXPECT_EQ(unfit, want_unfit);
     EXPECT_GT(pods, 0u);
 
@@ -267,9 +268,10 @@ TEST(KernelAnswers, KernelChoiceAgreesForEveryName) {
     std::map<std::pair<std::string, uint16_t>, maps::KernelAnswer> held;
     for (auto &a : kernel_answers(engine)) held.emplace(std::pair{a.name, a.qtype}, a);
     std::vector<std::pair<std::string, uint16_t>> asked;
-    engine.for_each_service_answer([&](std::string_view name, uint16_t qtype, const Answer &) {
-        asked.emplace_back(std::string(name), qtype);
-    });
+    engine.for_each_service_answer(
+        [&](std::string_view name, std::string_view, uint16_t qtype, const Answer &) {
+            asked.emplace_back(std::string(name), qtype);
+        });
     for (const char *n :
          {"global", "svc.global", "default.svc.global", "nope.default.svc.global", "example.org"})
         for (uint16_t t : {dnstype::A, dnstype::AAAA, dnstype::SOA, uint16_t{16}})

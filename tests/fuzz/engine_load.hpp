@@ -29,7 +29,8 @@ inline void load_into_engine(std::vector<GlobalService> services) {
                                      type);
         }
     }
-    engine.for_each_service_answer([](std::string_view, uint16_t, const Answer &) {});
+    engine.for_each_service_answer(
+        [](std::string_view, std::string_view, uint16_t, const Answer &) {});
 }
 
 }  // namespace fabdns::fuzz
