@@ -12,7 +12,7 @@
 
 #include "compiler/compiler.hpp"
 #include "datapath/loaded_datapath.hpp"
-#include "datapath/services_gen.hpp"
+#include "services_gen.hpp"
 
 namespace fabdns::bench {
 namespace {

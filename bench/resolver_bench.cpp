@@ -10,7 +10,7 @@
 
 #include "resolver/resolver.hpp"
 #include "resolver/respond.hpp"
-#include "test_support.hpp"
+#include "support.hpp"
 
 using namespace fabdns;
 

@@ -12,8 +12,8 @@
 #include <system_error>
 
 #include "compiler/compiler.hpp"
-#include "datapath/services_gen.hpp"
-#include "engine/helpers.hpp"
+#include "engine/support.hpp"
+#include "services_gen.hpp"
 
 namespace fabdns {
 namespace {

@@ -15,9 +15,9 @@
 
 #include "compiler/compiler.hpp"
 #include "dns_wire.h"
-#include "engine/helpers.hpp"
-#include "fixture.hpp"
+#include "engine/support.hpp"
 #include "resolver/respond.hpp"
+#include "support.hpp"
 
 namespace fabdns::test {
 namespace {

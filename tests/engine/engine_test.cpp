@@ -11,7 +11,7 @@
 #include <thread>
 #include <tuple>
 
-#include "helpers.hpp"
+#include "support.hpp"
 
 namespace fabdns {
 namespace {

@@ -6,7 +6,7 @@
 #include <sstream>
 
 #include "engine/engine.hpp"
-#include "helpers.hpp"
+#include "support.hpp"
 
 namespace fabdns {
 namespace {

@@ -9,7 +9,7 @@
 
 #include "resolver/forwarder.hpp"
 #include "resolver/resolver.hpp"
-#include "test_support.hpp"
+#include "support.hpp"
 
 namespace fabdns {
 namespace {

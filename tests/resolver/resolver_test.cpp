@@ -14,7 +14,7 @@
 #include <sstream>
 
 #include "dns_wire.h"
-#include "test_support.hpp"
+#include "support.hpp"
 
 namespace fabdns {
 namespace {

@@ -7,7 +7,7 @@
 #include <algorithm>
 #include <cstring>
 
-#include "test_support.hpp"
+#include "support.hpp"
 
 namespace fabdns {
 namespace {

@@ -17,7 +17,7 @@
 #include <vector>
 
 #include "resolver/resolver.hpp"
-#include "test_support.hpp"
+#include "support.hpp"
 
 namespace fabdns {
 namespace {

@@ -4,7 +4,7 @@
 
 #include <gtest/gtest.h>
 
-#include "test_support.hpp"
+#include "support.hpp"
 
 namespace fabdns {
 namespace {

@@ -1,5 +1,5 @@
 // Shared helpers for the resolver tests.
-#include "test_support.hpp"
+#include "support.hpp"
 
 #include <arpa/inet.h>
 #include <fcntl.h>
