@@ -426,7 +426,15 @@ void MapCompiler::stage_removals(Batch &batch) {
 
 void MapCompiler::commit(const Batch &batch, CompileStats &st) {
     if (batch.empty()) return;
-    const auto failed = table_.apply(batch);
+    std::vector<maps::AnswerFailure> failed;
+    try {
+        failed = table_.apply(batch);
+    } catch (const std::exception &e) {
+        // The switch between the table's copies failed: the shadow keeps what it had, so the
+        // next sync writes this batch again.
+        log::warn(std::string("answer map batch not applied: ") + e.what());
+        return;
+    }
     size_t f = 0;
     for (size_t i = 0; i < batch.size(); i++) {
         const auto &c = batch[i];

@@ -46,6 +46,10 @@ class FakeTable : public maps::AnswerTable {
     // As the kernel's table does it: removals first, then additions up to the capacity.
     std::vector<maps::AnswerFailure> apply(
         const std::vector<maps::AnswerChange> &changes) override {
+        if (fail_next) {
+            fail_next = false;
+            throw std::system_error(EPERM, std::generic_category(), "answers_active map update");
+        }
         batches++;
         for (const auto &c : changes) {
             if (c.value) continue;
@@ -85,6 +89,7 @@ class FakeTable : public maps::AnswerTable {
 
     std::map<fabdns_answer_key, fabdns_answer, KeyLess> entries;
     size_t upserts = 0, erases = 0, failed_upserts = 0, batches = 0;
+    bool fail_next = false;  // the next apply() throws, as a failed switch of copies does
     std::set<fabdns_answer_key, KeyLess> upserted, erased;
 
   private:
@@ -293,6 +298,19 @@ TEST(KernelAnswers, KernelChoiceAgreesForEveryName) {
         EXPECT_TRUE(c.why_not.empty());
     }
     EXPECT_EQ(in, held.size() - engine.options().zones.size());
+}
+
+TEST(MapCompiler, ABatchThatFailsIsWrittenAgainByTheNextSync) {
+    Engine engine(small_options());
+    engine.set_services(small_services());
+    FakeTable table(1u << 16);
+    MapCompiler compiler(table);
+    table.fail_next = true;
+    EXPECT_NO_THROW(compiler.sync(engine));
+    EXPECT_TRUE(table.entries.empty());
+    const CompileStats st = compiler.sync(engine);
+    EXPECT_GT(st.added, 0u);
+    EXPECT_EQ(table.entries.size(), st.entries);
 }
 
 TEST(MapCompiler, FillsAnEmptyMapWithTheDesiredSet) {
