@@ -1,6 +1,8 @@
 // Shared helpers for the resolver tests.
 #include "support.hpp"
 
+#include "common/socket.hpp"
+
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -25,34 +27,11 @@ namespace fabdns::test {
 
 namespace {
 
-sockaddr_in to_sin(const SocketAddr &a) {
-    sockaddr_in sin{};
-    sin.sin_family = AF_INET;
-    sin.sin_port = htons(a.port);
-    std::memcpy(&sin.sin_addr, a.ip.bytes.data(), 4);
-    return sin;
-}
-
-sockaddr_in6 to_sin6(const SocketAddr &a) {
-    sockaddr_in6 sin6{};
-    sin6.sin6_family = AF_INET6;
-    sin6.sin6_port = htons(a.port);
-    std::memcpy(&sin6.sin6_addr, a.ip.bytes.data(), 16);
-    return sin6;
-}
-
 int connect_socket(const SocketAddr &to, int type) {
     const int fd = ::socket(to.ip.is_v4() ? AF_INET : AF_INET6, type | SOCK_CLOEXEC, 0);
     if (fd < 0) return -1;
-    int rc;
-    if (to.ip.is_v4()) {
-        auto sin = to_sin(to);
-        rc = ::connect(fd, reinterpret_cast<sockaddr *>(&sin), sizeof(sin));
-    } else {
-        auto sin6 = to_sin6(to);
-        rc = ::connect(fd, reinterpret_cast<sockaddr *>(&sin6), sizeof(sin6));
-    }
-    if (rc != 0) {
+    const sock::SockAddr sa = sock::to_sockaddr(to);
+    if (::connect(fd, sa.get(), sa.len) != 0) {
         ::close(fd);
         return -1;
     }
@@ -81,8 +60,8 @@ uint16_t bound_port(int fd) {
 int bind_loopback(int type, uint16_t port) {
     const int fd = ::socket(AF_INET, type | SOCK_CLOEXEC, 0);
     if (fd < 0) return -1;
-    auto sin = to_sin(loopback(port));
-    if (::bind(fd, reinterpret_cast<sockaddr *>(&sin), sizeof(sin)) != 0) {
+    const sock::SockAddr sa = sock::to_sockaddr(loopback(port));
+    if (::bind(fd, sa.get(), sa.len) != 0) {
         ::close(fd);
         return -1;
     }
