@@ -3,11 +3,12 @@
 // accepts must be those the kernel can match, and values must read back as written.
 #include "datapath_maps.hpp"
 
+#include "answers.hpp"
+
 #include <gtest/gtest.h>
 
 #include <cerrno>
 #include <cstring>
-#include <map>
 #include <string>
 #include <system_error>
 #include <vector>
@@ -119,43 +120,8 @@ TEST(Values, ReadBackAsWrittenForEveryKind) {
     EXPECT_EQ(std::memcmp(&zk, &want, sizeof(zk)), 0);
 }
 
-// A table that keeps entries in memory and fails additions past its capacity.
-class SmallTable : public AnswerTable {
-  public:
-    std::optional<fabdns_answer> lookup(const fabdns_answer_key &key) const override {
-        auto it = entries.find(key.hash);
-        return it == entries.end() ? std::nullopt : std::optional(it->second);
-    }
-    std::vector<AnswerFailure> apply(const std::vector<AnswerChange> &changes) override {
-        batches++;
-        std::vector<AnswerFailure> failed;
-        for (size_t i = 0; i < changes.size(); i++) {
-            if (!changes[i].value) {
-                entries.erase(changes[i].key.hash);
-            } else if (entries.size() >= 1 && !entries.count(changes[i].key.hash)) {
-                failed.push_back({i, E2BIG});
-            } else {
-                entries[changes[i].key.hash] = *changes[i].value;
-            }
-        }
-        return failed;
-    }
-    void for_each(const std::function<void(const fabdns_answer_key &, const fabdns_answer &)> &fn)
-        const override {
-        for (const auto &[h, v] : entries) {
-            fabdns_answer_key k{};
-            k.hash = h;
-            fn(k, v);
-        }
-    }
-    uint32_t capacity() const override { return 1; }
-
-    std::map<uint64_t, fabdns_answer> entries;
-    size_t batches = 0;
-};
-
 TEST(AnswerTable, OneChangeCallsAreBatchesOfOne) {
-    SmallTable t;
+    test::FakeTable t(1);
     t.upsert(make_key("a.global", FABDNS_QTYPE_A), fabdns_answer{});
     EXPECT_EQ(t.batches, 1u);
     try {
