@@ -3,9 +3,7 @@
 
 #include <curl/curl.h>
 
-#include <cctype>
 #include <cmath>
-#include <cstdio>
 #include <cstdlib>
 #include <mutex>
 
@@ -194,16 +192,9 @@ std::string explain_url(const std::string &metrics_url, std::string_view name,
     std::string base = metrics_url;
     constexpr std::string_view kMetrics = "/metrics";
     if (base.ends_with(kMetrics)) base.resize(base.size() - kMetrics.size());
-    std::string url = base + "/explain?name=";
-    for (unsigned char c : name) {
-        if (std::isalnum(c) || c == '-' || c == '.' || c == '_' || c == '~') {
-            url += static_cast<char>(c);
-        } else {
-            char buf[4];
-            std::snprintf(buf, sizeof(buf), "%%%02X", c);
-            url += buf;
-        }
-    }
+    char *escaped = curl_easy_escape(nullptr, name.data(), static_cast<int>(name.size()));
+    std::string url = base + "/explain?name=" + (escaped ? escaped : "");
+    curl_free(escaped);
     return url + "&type=" + std::string(type);
 }
 
