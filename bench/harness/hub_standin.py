@@ -1,6 +1,7 @@
-"""The FabEdge hub as a source for the sync benchmarks: a throw-away CA with server and client
+"""The FabEdge hub as a source for benchmarks: a throw-away CA with server and client
 certificates, tests/standins/hub.py serving a snapshot over mutual TLS, and the daemon's
-`source:` block that reads it. (bench/sources.py makes the same; it can use these.)"""
+`source:` block that reads it. Works with a topology.Env (start) or without one (command,
+wait_ready and source_block, for a stand-in started on the host)."""
 import os
 import re
 import time
@@ -37,25 +38,39 @@ def make_certs(d):
     return d
 
 
-def start(env, data, certs, name, interval):
-    """Starts the stand-in in the server namespace serving the JSON file `data`; returns
-    (process, the fabdnsd `source:` block for it). It prints `READY <port> <control port>`."""
-    hub = env.start(["/usr/bin/python3", "-u", os.path.join(REPO, "tests", "standins", "hub.py"),
-                     "--data", data, "--cert", certs + "/server.crt", "--key",
-                     certs + "/server.key", "--client-ca", certs + "/ca.crt"],
-                    name, cpu=env.client_cpu, nice=False)
-    ports = None
-    deadline = time.monotonic() + 15
-    while time.monotonic() < deadline and ports is None:
+def command(data, certs):
+    """The stand-in serving the JSON file `data` over mutual TLS with the certificates in certs;
+    it prints `READY <port> <control port>` once it listens."""
+    return ["/usr/bin/python3", "-u", os.path.join(REPO, "tests", "standins", "hub.py"), "--data",
+            data, "--cert", certs + "/server.crt", "--key", certs + "/server.key", "--client-ca",
+            certs + "/ca.crt"]
+
+
+def wait_ready(logpath, timeout=15):
+    """The stand-in's (port, control port) from its READY line in logpath, or None."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
         time.sleep(0.05)
-        with open(hub.logpath) as f:
+        with open(logpath) as f:
             m = re.search(r"READY (\d+) (\d+)", f.read())
         if m:
-            ports = (int(m.group(1)), int(m.group(2)))
+            return int(m.group(1)), int(m.group(2))
+    return None
+
+
+def source_block(port, certs, interval):
+    """fabdnsd's `source:` block for a stand-in on 127.0.0.1:port."""
+    return ("  kind: hub\n  hub:\n    url: https://127.0.0.1:%d\n    cluster: edge\n"
+            "    ca: %s/ca.crt\n    cert: %s/client.crt\n    key: %s/client.key\n"
+            "    interval: %s\n    snapshot: \"\"" % (port, certs, certs, certs, interval))
+
+
+def start(env, data, certs, name, interval):
+    """The stand-in started in the server namespace (topology.Env); returns (process, the
+    daemon's `source:` block for it)."""
+    hub = env.start(command(data, certs), name, cpu=env.client_cpu, nice=False)
+    ports = wait_ready(hub.logpath)
     if ports is None:
         env.stop(hub)
         raise HarnessError("hub stand-in did not start")
-    source = ("  kind: hub\n  hub:\n    url: https://127.0.0.1:%d\n    cluster: edge\n"
-              "    ca: %s/ca.crt\n    cert: %s/client.crt\n    key: %s/client.key\n"
-              "    interval: %s\n    snapshot: \"\"" % (ports[0], certs, certs, certs, interval))
-    return hub, source
+    return hub, source_block(ports[0], certs, interval)
