@@ -137,26 +137,27 @@ def wait_quiet(threshold, max_wait):
     return round(time.monotonic() - t0, 1)
 
 
-def daemon_metrics(daemon):
+def daemon_metrics(daemon, timeout=1.0):
     """fabdnsd's /metrics (plumbing.parse_metrics), or None while it does not answer yet."""
     try:
-        return daemon.metrics(timeout=1)
+        return daemon.metrics(timeout=timeout)
     except (OSError, ValueError, IndexError, AssertionError):
         return None
 
 
 def wait_synced(daemon, services, timeout):
-    """Polls fabdnsd's metrics until it has applied a data set of `services` GlobalServices to
+    """Polls fabdnsd's metrics until its first data set, of `services` GlobalServices, is in
     the kernel map; returns (monotonic time seen, entries, compile + apply in ms) from
     fabdns_map_entries and fabdns_map_sync_seconds, or None at timeout. Raises HarnessError
-    when the daemon exits."""
+    when the daemon exits. (A scrape during a sync waits for it to end: the daemon reports the
+    map under the sync's lock, so the poll sees the end of the apply at once.)"""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        m = daemon_metrics(daemon)
+        m = daemon_metrics(daemon, timeout=10)
         if m is not None:
             entries = plumbing.metric(m, "fabdns_map_entries")
-            if (plumbing.metric(m, "fabdns_services") == services and entries
-                    and (plumbing.metric(m, "fabdns_syncs_total") or 0) >= 1):
+            # the source counts the set before handing it over; entries stay 0 until it is applied
+            if plumbing.metric(m, "fabdns_services") == services and entries:
                 return (time.monotonic(), int(entries),
                         plumbing.metric(m, "fabdns_map_sync_seconds") * 1000.0)
         if not daemon.alive():
