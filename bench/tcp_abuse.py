@@ -10,7 +10,6 @@ is a fresh TCP connection (or one UDP datagram) asking an in-zone A name, given 
 import argparse
 import json
 import multiprocessing as mp
-import os
 import random
 import resource
 import selectors
@@ -18,13 +17,14 @@ import signal
 import socket
 import statistics
 import struct
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO / "tests" / "pylib"))
+from plumbing import Daemon, free_port, memory_kib  # noqa: E402
 QNAME = "nginx.default.svc.global"
 PROBE_TIMEOUT = 2.0
 
@@ -32,21 +32,6 @@ PROBE_TIMEOUT = 2.0
 def query(qid: int, name: str = QNAME) -> bytes:
     wire = b"".join(bytes([len(p)]) + p.encode() for p in name.split(".")) + b"\0"
     return struct.pack("!HHHHHH", qid, 0x0100, 1, 0, 0, 0) + wire + struct.pack("!HH", 1, 1)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def rss_kib(pid: int) -> tuple[int, int]:
-    """(VmRSS, VmHWM) in KiB."""
-    fields = {}
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        key, _, value = line.partition(":")
-        fields[key] = value.strip()
-    return int(fields["VmRSS"].split()[0]), int(fields["VmHWM"].split()[0])
 
 
 def abusers(addr, per_kind: int, ready, stop) -> None:
@@ -168,11 +153,10 @@ def main() -> int:
         "metrics": {"listen": f"127.0.0.1:{mport}"},
     }
     (tmp / "config.yaml").write_text(json.dumps(cfg))
-    log = open(tmp / "fabdnsd.log", "w")
     # The daemon gets the soft limit a shell would give it, so that raising it is its own job.
-    daemon = subprocess.Popen(
-        [args.fabdnsd, "--config", str(tmp / "config.yaml")], stdout=log, stderr=subprocess.STDOUT,
-        preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (min(soft, 1024), hard)))
+    daemon = Daemon(args.fabdnsd, tmp / "config.yaml", None, tmp / "fabdnsd.log",
+                    ("127.0.0.1", mport), wrap=["prlimit", f"--nofile={min(soft, 1024)}:{hard}"])
+    daemon.start(wait_ready=False)
     addr = ("127.0.0.1", port)
     try:
         for _ in range(100):
@@ -183,7 +167,7 @@ def main() -> int:
             print("fabdnsd did not answer; log in", tmp / "fabdnsd.log", file=sys.stderr)
             return 1
         base = probe_round(addr, 1.0)
-        rss_idle = rss_kib(daemon.pid)
+        rss_idle = memory_kib(daemon.pid)
 
         ready, stop = mp.Event(), mp.Event()
         proc = mp.Process(target=abusers, args=(addr, args.per_kind, ready, stop))
@@ -191,19 +175,15 @@ def main() -> int:
         ready.wait(60)
         time.sleep(1.0)
         under = probe_round(addr, args.seconds)
-        rss_abuse = rss_kib(daemon.pid)
+        rss_abuse = memory_kib(daemon.pid)
         stop.set()
         proc.join(30)
         time.sleep(0.5)
         after = probe_round(addr, 2.0)
-        rss_after = rss_kib(daemon.pid)
-        alive = daemon.poll() is None
+        rss_after = memory_kib(daemon.pid)
+        alive = daemon.alive()
     finally:
-        daemon.send_signal(signal.SIGTERM)
-        try:
-            daemon.wait(10)
-        except subprocess.TimeoutExpired:
-            daemon.kill()
+        daemon.stop(signal.SIGTERM, timeout=10)
 
     print(f"TCP abuse: {args.per_kind} pipelining without reading, {args.per_kind} dripping one "
           f"byte/s, {args.per_kind} idle; probes: fresh TCP connection / UDP, "

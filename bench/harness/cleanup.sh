@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Undoes everything bench/harness/bench.py set up, from the records in its state directory:
-# processes it started (by PID, only if still one of ours), network namespaces (their veths go
-# with them), BPF pin directories, sysctls it changed. Idempotent; run by bench/run on EXIT.
+# Undoes everything the benchmark harness set up, from the records topology.py keeps in the
+# state directory: processes it started (by PID, only if still one of ours), network namespaces
+# (their veths go with them), BPF pin directories, sysctls it changed. Idempotent; run by
+# bench/run on EXIT.
 # Usage: cleanup.sh STATE_DIR [EXIT_STATUS]   (the state directory is removed when status is 0)
 state="${1:?state dir}"
 status="${2:-0}"

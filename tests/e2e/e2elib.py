@@ -2,7 +2,9 @@
 
 Network namespaces and veth pairs, fabdnsd as a process (on the host or inside a namespace),
 `dig` and a parser for its output, raw DNS over sockets created inside a namespace, HTTP to the
-metrics server, the kernel's counters and BPF pins, and a real `unbound` as an upstream.
+metrics server, the kernel's counters and BPF pins, and a real `unbound` as an upstream. The
+plumbing shared with bench/ (commands, processes, namespaces, HTTP, the daemon) is
+tests/pylib/plumbing.py, re-exported here.
 
 Every object a test creates carries the pytest process id in its name (netns `fdns-<pid>-<n>`,
 host veth `fdh<pid>v<n>`, pins `/sys/fs/bpf/fdns-e2e-<pid>-<n>`), so parallel runs and other
@@ -11,12 +13,10 @@ users of the machine are never touched, and leftovers of a killed run can be rec
 
 from __future__ import annotations
 
-import ctypes
 import json
 import os
 import re
 import shutil
-import signal
 import socket
 import struct
 import subprocess
@@ -25,10 +25,15 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Optional
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "pylib"))
+import plumbing  # noqa: E402
+# Re-exported: the tests reach all of their plumbing through e2elib.
+from plumbing import (NETNS_DIR, free_port, http_get, http_post, ns_run,  # noqa: E402,F401
+                      ns_socket, parse_metrics, pid_alive, prefix, run, terminate, wait_until)
 
 BPFFS = Path("/sys/fs/bpf")
-NETNS_DIR = Path("/run/netns")
 PID = os.getpid()
 
 # Name patterns of everything the suite creates; group 1 is the pytest pid that made it.
@@ -36,75 +41,18 @@ NETNS_RE = re.compile(r"^fdns-(\d+)-\d+$")
 PIN_RE = re.compile(r"^fdns-e2e-(\d+)-\d+$")
 VETH_RE = re.compile(r"^\d+: (fdh(\d+)v\d+)[@:]")
 
-_CLONE_NEWNET = 0x40000000
-_libc = ctypes.CDLL(None, use_errno=True)
-
-
 # Set in the environment of every long-running process the suite starts (daemons, unbound),
 # so that the processes of a run that was killed outright can be found and stopped.
 RUN_ENV = "FABDNS_E2E_RUN"
 
 
 def spawn(cmd: list[str], out) -> subprocess.Popen:
-    return subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT,
-                            env={**os.environ, RUN_ENV: str(PID)})
+    return plumbing.spawn(cmd, out, {RUN_ENV: str(PID)})
 
 
 def processes_of_run(pid: int) -> list[int]:
     """Processes started by the run whose pytest pid is pid (found by RUN_ENV)."""
-    marker = f"{RUN_ENV}={pid}".encode()
-    out = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            env = (entry / "environ").read_bytes()
-        except OSError:
-            continue
-        if marker in env.split(b"\0"):
-            out.append(int(entry.name))
-    return out
-
-
-def run(cmd: list[str], check: bool = True, timeout: float = 30,
-        **kw) -> subprocess.CompletedProcess:
-    """Runs a command, capturing text output; raises with the output when check fails."""
-    p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, **kw)
-    if check and p.returncode != 0:
-        raise RuntimeError(f"{' '.join(cmd)} exited {p.returncode}\n{p.stdout}{p.stderr}")
-    return p
-
-
-def terminate(proc: subprocess.Popen, timeout: float = 5) -> None:
-    """SIGTERM, then SIGKILL if proc has not exited within timeout; waits for it either way."""
-    if proc.poll() is not None:
-        return
-    proc.terminate()
-    try:
-        proc.wait(timeout)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
-
-
-def pid_alive(pid: int) -> bool:
-    """True while pid runs (a zombie, killed but not yet reaped, counts as gone)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except (FileNotFoundError, ProcessLookupError):
-        return False
-    return stat.rpartition(")")[2].split()[0] != "Z"
-
-
-def wait_until(cond: Callable[[], bool], timeout: float, interval: float = 0.05) -> bool:
-    """Polls cond until it is true or timeout seconds pass; returns its last value."""
-    deadline = time.monotonic() + timeout
-    while True:
-        if cond():
-            return True
-        if time.monotonic() >= deadline:
-            return False
-        time.sleep(interval)
+    return plumbing.processes_with_env(RUN_ENV, str(pid))
 
 
 class Counter:
@@ -123,78 +71,11 @@ class Counter:
 # --- namespaces and sockets -------------------------------------------------------------------
 
 
-class Netns:
+class Netns(plumbing.Netns):
     """A network namespace `fdns-<pid>-<n>` with its loopback up. None stands for the host."""
 
     def __init__(self, n: int):
-        self.name = f"fdns-{PID}-{n}"
-        run(["ip", "netns", "add", self.name])
-        run(["ip", "-n", self.name, "link", "set", "lo", "up"])
-
-    @property
-    def path(self) -> str:
-        return str(NETNS_DIR / self.name)
-
-    def delete(self) -> None:
-        # Processes still inside keep the namespace alive; the caller has stopped its own.
-        run(["ip", "netns", "del", self.name], check=False)
-
-
-def prefix(ns: Optional[Netns]) -> list[str]:
-    """Command prefix that runs a program in ns (network only: /sys/fs/bpf stays visible)."""
-    return ["nsenter", f"--net={ns.path}"] if ns else []
-
-
-def ns_run(ns: Optional[Netns], cmd: list[str], check: bool = True, timeout: float = 30):
-    return run(prefix(ns) + cmd, check=check, timeout=timeout)
-
-
-def ns_socket(ns: Optional[Netns], family: int, type_: int) -> socket.socket:
-    """A socket created inside ns. A socket keeps the namespace it was made in, so only the
-    creation happens on a helper thread that has switched namespace (setns(2) is per thread)."""
-    if ns is None:
-        return socket.socket(family, type_)
-    result: dict = {}
-
-    def make():
-        try:
-            fd = os.open(ns.path, os.O_RDONLY)
-            try:
-                if _libc.setns(fd, _CLONE_NEWNET) != 0:
-                    err = ctypes.get_errno()
-                    raise OSError(err, os.strerror(err))
-            finally:
-                os.close(fd)
-            result["sock"] = socket.socket(family, type_)
-        except BaseException as e:  # handed to the caller
-            result["error"] = e
-
-    t = threading.Thread(target=make)
-    t.start()
-    t.join()
-    if "error" in result:
-        raise result["error"]
-    return result["sock"]
-
-
-def free_port(ns: Optional[Netns] = None, host: str = "127.0.0.1") -> int:
-    """A port free for both UDP and TCP on host inside ns (found by binding port 0)."""
-    fam = socket.AF_INET6 if ":" in host else socket.AF_INET
-    for _ in range(50):
-        t = ns_socket(ns, fam, socket.SOCK_STREAM)
-        u = ns_socket(ns, fam, socket.SOCK_DGRAM)
-        try:
-            t.bind((host, 0))
-            port = t.getsockname()[1]
-            try:
-                u.bind((host, port))
-            except OSError:
-                continue
-            return port
-        finally:
-            t.close()
-            u.close()
-    raise RuntimeError("no free port")
+        super().__init__(f"fdns-{PID}-{n}")
 
 
 @dataclass
@@ -410,151 +291,15 @@ def udp_exchange(ns: Optional[Netns], server: str, port: int, msg: bytes,
         s.close()
 
 
-# --- HTTP ---------------------------------------------------------------------------------------
-
-
-@dataclass
-class HttpReply:
-    status: int
-    headers: dict
-    body: str
-
-
-def http_get(ns: Optional[Netns], host: str, port: int, path: str,
-             timeout: float = 2.0) -> HttpReply:
-    return http_request(ns, host, port, "GET", path, timeout=timeout)
-
-
-def http_post(ns: Optional[Netns], host: str, port: int, path: str, body: bytes,
-              timeout: float = 2.0) -> HttpReply:
-    return http_request(ns, host, port, "POST", path, body, timeout)
-
-
-def http_request(ns: Optional[Netns], host: str, port: int, method: str, path: str,
-                 body: bytes = b"", timeout: float = 2.0) -> HttpReply:
-    s = ns_socket(ns, socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
-    try:
-        s.settimeout(timeout)
-        s.connect((host, port))
-        s.sendall(f"{method} {path} HTTP/1.1\r\nHost: {host}:{port}\r\nConnection: close\r\n"
-                  f"Content-Length: {len(body)}\r\n\r\n".encode() + body)
-        data = b""
-        while True:
-            chunk = s.recv(65536)
-            if not chunk:
-                break
-            data += chunk
-            head, sep, body = data.partition(b"\r\n\r\n")
-            if sep:
-                m = re.search(rb"(?im)^content-length:\s*(\d+)", head)
-                if m and len(body) >= int(m.group(1)):
-                    break
-    finally:
-        s.close()
-    head, _, body = data.partition(b"\r\n\r\n")
-    lines = head.decode(errors="replace").split("\r\n")
-    status = int(lines[0].split()[1])
-    headers = {}
-    for line in lines[1:]:
-        k, _, v = line.partition(":")
-        headers[k.strip().lower()] = v.strip()
-    return HttpReply(status, headers, body.decode(errors="replace"))
-
-
-def parse_metrics(text: str) -> dict:
-    """Prometheus text to {'name{label="v",...}': value} plus bare names for unlabelled ones."""
-    out = {}
-    for line in text.splitlines():
-        if not line or line.startswith("#"):
-            continue
-        key, _, value = line.rpartition(" ")
-        try:
-            out[key] = float(value)
-        except ValueError:
-            pass
-    return out
-
-
 # --- the daemon ---------------------------------------------------------------------------------
 
 
-class Daemon:
-    """fabdnsd run from a config file, on the host or inside a namespace (nsenter execs it, so
-    the process id is the daemon's own and signals reach it directly)."""
+class Daemon(plumbing.Daemon):
+    """plumbing.Daemon marked with RUN_ENV, so that a killed run's daemons can be found."""
 
     def __init__(self, binary: str, config: Path, ns: Optional[Netns], log: Path,
                  metrics: Optional[tuple[str, int]]):
-        self.binary, self.config, self.ns, self.log_path = binary, config, ns, log
-        self.metrics_addr = metrics
-        self.proc: Optional[subprocess.Popen] = None
-
-    def start(self, wait_ready: bool = True, timeout: float = 15) -> "Daemon":
-        with open(self.log_path, "ab") as log:
-            self.proc = spawn(prefix(self.ns) + [self.binary, "--config", str(self.config)], log)
-        if wait_ready:
-            self.wait_ready(timeout)
-        return self
-
-    @property
-    def pid(self) -> int:
-        assert self.proc
-        return self.proc.pid
-
-    def alive(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
-
-    def log(self) -> str:
-        try:
-            return self.log_path.read_text(errors="replace")
-        except FileNotFoundError:
-            return ""
-
-    def readyz(self) -> Optional[int]:
-        try:
-            host, port = self.metrics_addr
-            return http_get(self.ns, host, port, "/readyz", timeout=1).status
-        except (OSError, ValueError, IndexError):
-            return None
-
-    def wait_ready(self, timeout: float = 15) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if not self.alive():
-                raise AssertionError(f"fabdnsd exited {self.proc.returncode} while starting:\n"
-                                     f"{self.log()}")
-            if self.metrics_addr is None or self.readyz() == 200:
-                return
-            time.sleep(0.05)
-        raise AssertionError(f"fabdnsd not ready after {timeout}s:\n{self.log()}")
-
-    def send(self, sig: int) -> None:
-        assert self.proc
-        self.proc.send_signal(sig)
-
-    def stop(self, sig: int = signal.SIGTERM, timeout: float = 5) -> Optional[int]:
-        """Sends sig and waits; returns the exit status, or None if it had to be killed."""
-        if not self.alive():
-            return self.proc.returncode if self.proc else None
-        self.proc.send_signal(sig)
-        try:
-            return self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-            return None
-
-    def metrics(self) -> dict:
-        host, port = self.metrics_addr
-        r = http_get(self.ns, host, port, "/metrics")
-        assert r.status == 200, r
-        return parse_metrics(r.body)
-
-    def kernel_answers(self) -> float:
-        return self.metrics().get("fabdns_kernel_answers_total", 0.0)
-
-    def user_replies(self) -> float:
-        return sum(v for k, v in self.metrics().items()
-                   if k.startswith("fabdns_queries_total{") and 'path="user"' in k)
+        super().__init__(binary, config, ns, log, metrics, env={RUN_ENV: str(PID)})
 
 
 # --- BPF pins and counters -------------------------------------------------------------------
