@@ -89,7 +89,7 @@ std::string format_address(const uint8_t *bytes, size_t len) {
 uint16_t parse_type(std::string_view text) {
     std::string up;
     for (char c : text) up += (c >= 'a' && c <= 'z') ? char(c - 'a' + 'A') : c;
-    for (uint16_t t : {1, 2, 5, 6, 12, 15, 16, 28, 33, 65, 255})
+    for (uint16_t t : {1, 2, 5, 6, 12, 15, 16, 28, 33, 65, 251, 252, 255})
         if (up == type_name(t)) return t;
     std::string_view digits = up;
     if (digits.substr(0, 4) == "TYPE") digits.remove_prefix(4);
