@@ -176,19 +176,11 @@ std::string kernel_answer_text(const maps::KernelAnswer &a) {
         return "zone SOA, serial " + std::to_string(serial);
     }
     std::string out;
-    const size_t len = a.qtype == FABDNS_QTYPE_A ? 4 : 16;
+    const size_t len = a.qtype == DNS_TYPE_A ? 4 : 16;
     for (const auto &addr : a.addrs) {
         if (!out.empty()) out += ' ';
         out += format_address(addr.data(), len);
     }
-    return out;
-}
-
-std::string normalise_name(std::string_view name) {
-    std::string out(name);
-    if (!out.empty() && out.back() == '.') out.pop_back();
-    for (char &c : out)
-        if (c >= 'A' && c <= 'Z') c = char(c - 'A' + 'a');
     return out;
 }
 

@@ -38,19 +38,14 @@ namespace {
 // most 253; longer input cannot match and only needs the slow path.
 constexpr size_t kNameBuffer = 256;
 
-// Lowercases qname (ASCII only, as DNS does) and drops one trailing dot.
+// normalise_name() of qname, in buf unless it is too long for it.
 std::string_view normalise_qname(std::string_view q, char (&buf)[kNameBuffer], std::string &spill) {
-    if (!q.empty() && q.back() == '.') q.remove_suffix(1);
     char *dst = buf;
     if (q.size() > kNameBuffer) {
         spill.resize(q.size());
         dst = spill.data();
     }
-    for (size_t i = 0; i < q.size(); i++) {
-        char c = q[i];
-        dst[i] = (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c;
-    }
-    return {dst, q.size()};
+    return {dst, normalise_name(q, dst)};
 }
 
 EngineOptions normalise_options(EngineOptions o) {

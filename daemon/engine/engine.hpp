@@ -41,8 +41,9 @@ namespace fabdns {
 // the kernel uses too are taken from maps/dns_wire.h.
 // Record types (RFC 1035 §3.2.2, RFC 3596, RFC 6891, RFC 1995, RFC 5936).
 namespace dnstype {
-inline constexpr uint16_t A = DNS_TYPE_A, NS = 2, SOA = 6, AAAA = DNS_TYPE_AAAA, OPT = DNS_TYPE_OPT,
-                          IXFR = 251, AXFR = 252, ANY = 255;
+inline constexpr uint16_t A = DNS_TYPE_A, NS = DNS_TYPE_NS, SOA = DNS_TYPE_SOA,
+                          AAAA = DNS_TYPE_AAAA, OPT = DNS_TYPE_OPT, IXFR = 251, AXFR = 252,
+                          ANY = 255;
 }
 // The one class served (RFC 1035 §3.2.4).
 namespace dnsclass {

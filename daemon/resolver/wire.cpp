@@ -57,13 +57,9 @@ uint8_t ascii_lower(uint8_t c) {
     return (c >= 'A' && c <= 'Z') ? static_cast<uint8_t>(c | 0x20) : c;
 }
 
-// The length of the OPT record we send: root owner, fixed fields, no options.
-constexpr size_t kOptSize = 1 + kFixedRrTail;
 // A compression pointer holds a 14-bit offset (RFC 1035 §4.1.4).
 constexpr size_t kMaxPointerTarget = 0x4000;
 constexpr uint16_t kPointer = 0xc000;
-// A wire name of at most 255 bytes has at most 127 labels.
-constexpr size_t kMaxLabels = kMaxNameWire / 2;
 
 // Writes a reply's question and records into `out` with name compression as ldns does it
 // (ldns_dname2buffer_wire_compress): a name becomes a pointer to the first name written in
@@ -197,7 +193,7 @@ class Writer {
     }
 
     std::vector<uint8_t> &out_;
-    std::array<uint16_t, kMaxLabels> qlabels_{};  // offsets of the question's labels
+    std::array<uint16_t, DNS_MAX_LABELS> qlabels_{};  // offsets of the question's labels
     size_t nq_ = 0;
     // Offsets of the names written in full; reused per thread (a few entries each reply).
     static thread_local std::vector<uint16_t> names_;
@@ -303,7 +299,7 @@ BuiltReply build_reply(const ParsedQuery &query, const ReplySpec &spec) {
     Writer w(m);
     if (query.question) w.question(*query.question);
     const size_t question_end = m.size();
-    const size_t opt = query.edns ? kOptSize : 0;
+    const size_t opt = query.edns ? EDNS_OPT_LEN : 0;
 
     // Each record's end, to cut the message after any of them.
     thread_local std::vector<size_t> answer_ends, authority_ends;
@@ -353,7 +349,7 @@ BuiltReply build_reply(const ParsedQuery &query, const ReplySpec &spec) {
     if (query.edns) {
         // OPT: root owner, our payload size, EXTENDED-RCODE, version 0, DO echoed, no options.
         const size_t at = m.size();
-        m.resize(at + kOptSize);
+        m.resize(at + EDNS_OPT_LEN);
         uint8_t *o = m.data() + at;
         o[0] = 0;
         write16(o + 1, dnstype::OPT);

@@ -20,7 +20,7 @@ namespace fabdns::dns {
 // RFC 6891; DNS flag day 2020).
 inline constexpr size_t kHeaderSize = DNS_HDR_LEN;
 inline constexpr size_t kMaxLabel = DNS_LABEL_MAX;
-inline constexpr size_t kMaxNameWire = 255;
+inline constexpr size_t kMaxNameWire = DNS_NAME_MAX;
 inline constexpr size_t kUdpPlainLimit = DNS_UDP_PLAIN_MAX;   // UDP answer size without EDNS
 inline constexpr uint16_t kEdnsPayload = EDNS_REPLY_PAYLOAD;  // advertised and honoured at most
 inline constexpr size_t kTcpLimit = 65535;  // a TCP message's 2-byte length prefix
