@@ -135,9 +135,9 @@ std::vector<std::string> dotted_labels(std::string_view dotted) {
     return labels;
 }
 
-// Name compression as the resolver's writer (ldns_dname2buffer_wire_compress) does it: a name
-// is written as a pointer to the longest of its suffixes written before (compared without
-// case), else its first label and the rest likewise; every suffix written in full is
+// Name compression as the resolver's writer (daemon/resolver/wire.cpp, ldns's rule) does it:
+// a name is written as a pointer to the longest of its suffixes written before (compared
+// without case), else its first label and the rest likewise; every suffix written in full is
 // remembered at its offset while that offset is below 16384.
 class Compressor {
   public:

@@ -62,10 +62,9 @@ constexpr size_t kMaxPointerTarget = 0x4000;
 constexpr uint16_t kPointer = 0xc000;
 
 // Writes a reply's question and records into `out` with name compression as ldns does it
-// (ldns_dname2buffer_wire_compress): a name becomes a pointer to the first name written in
-// full that equals its longest possible suffix (compared without case), else its first label
-// and then the rest likewise; every suffix written in full at an offset below 16384 can be
-// pointed to.
+// (ldns_dname2buffer_wire_compress): a name becomes a pointer to the earliest name written
+// that equals it (compared without case), else its first label followed by the rest written
+// the same way; every suffix written in full at an offset below 16384 can be pointed to.
 class Writer {
   public:
     explicit Writer(std::vector<uint8_t> &out) : out_(out) { names_.clear(); }
