@@ -107,7 +107,7 @@ void one_change(benchmark::State &state) {
     const GlobalService &svc = g_state->services[which];
     const std::string name =
         svc.endpoints[0].cluster + "." + svc.name + "." + svc.ns + ".svc.global";
-    const auto key = maps::make_key(name, FABDNS_QTYPE_A);
+    const auto key = maps::make_key(name, DNS_TYPE_A);
     CompileStats st;
     double set_ms = 0, sync_ms = 0;
     uint8_t flip = 0;

@@ -74,7 +74,7 @@ maps::KernelAnswer answer_for(const Target &t) {
     a.ttl = 30;
     for (size_t i = 0; i < t.records; i++) {
         std::array<uint8_t, 16> addr{};
-        if (t.qtype == FABDNS_QTYPE_A) {
+        if (t.qtype == DNS_TYPE_A) {
             addr = {10, 7, 0, static_cast<uint8_t>(i + 1)};
         } else {
             addr = {0xfd, 0, 0, 7, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, static_cast<uint8_t>(i + 1)};
@@ -85,10 +85,10 @@ maps::KernelAnswer answer_for(const Target &t) {
 }
 
 std::vector<Target> targets() {
-    return {{name_wire_24(), FABDNS_QTYPE_A, 1},
-            {name_wire_24(), FABDNS_QTYPE_AAAA, 8},
-            {name_wire_255(), FABDNS_QTYPE_A, 1},
-            {name_wire_255(), FABDNS_QTYPE_AAAA, 8}};
+    return {{name_wire_24(), DNS_TYPE_A, 1},
+            {name_wire_24(), DNS_TYPE_AAAA, 8},
+            {name_wire_255(), DNS_TYPE_A, 1},
+            {name_wire_255(), DNS_TYPE_AAAA, 8}};
 }
 
 // The datapath shared by every benchmark, and the map contents it currently holds.
@@ -118,9 +118,8 @@ class Bench {
             for (size_t i = 4; i < entries; i++) {
                 const std::string name = "filler-" + std::to_string(i) + "." +
                                          std::string(1 + i % 40, 'f') + ".svc.global";
-                put(answer_for({name,
-                                static_cast<uint16_t>(i % 2 ? FABDNS_QTYPE_AAAA : FABDNS_QTYPE_A),
-                                1 + i % 8}));
+                put(answer_for(
+                    {name, static_cast<uint16_t>(i % 2 ? DNS_TYPE_AAAA : DNS_TYPE_A), 1 + i % 8}));
             }
         }
         if (!table.apply(batch).empty()) throw std::runtime_error("cannot fill the answer map");
@@ -309,7 +308,7 @@ void register_all() {
         for (const Target &t : ts) {
             const std::string shape = "entries:" + std::to_string(entries) +
                                       "/name:" + std::to_string(t.name.size() + 2) + "/" +
-                                      (t.qtype == FABDNS_QTYPE_A ? "A" : "AAAA") + "x" +
+                                      (t.qtype == DNS_TYPE_A ? "A" : "AAAA") + "x" +
                                       std::to_string(t.records);
             for (const char *mode : {"xdp", "tc"}) {
                 std::string m = mode;
@@ -318,7 +317,7 @@ void register_all() {
                     ->Iterations(kHitIterations);
             }
             // Misses cost the same for either type; one per name length.
-            if (t.qtype == FABDNS_QTYPE_A) {
+            if (t.qtype == DNS_TYPE_A) {
                 const std::string mshape = "entries:" + std::to_string(entries) +
                                            "/name:" + std::to_string(t.name.size() + 2);
                 for (const char *mode : {"xdp", "tc"}) {

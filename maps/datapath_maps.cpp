@@ -61,7 +61,7 @@ fabdns_answer_key make_key(std::string_view name, uint16_t qtype) {
 }
 
 fabdns_answer_key zone_key(std::string_view zone) {
-    return make_key(zone, FABDNS_QTYPE_SOA);
+    return make_key(zone, DNS_TYPE_SOA);
 }
 
 fabdns_answer make_value(const KernelAnswer &a) {
@@ -83,7 +83,7 @@ fabdns_answer make_value(const KernelAnswer &a) {
         return v;
     }
     v.count = static_cast<uint8_t>(a.addrs.size());
-    size_t len = a.qtype == FABDNS_QTYPE_A ? 4 : 16;
+    size_t len = a.qtype == DNS_TYPE_A ? 4 : 16;
     for (size_t i = 0; i < a.addrs.size(); i++)
         std::memcpy(&v.rdata[i * len], a.addrs[i].data(), len);
     return v;
@@ -104,7 +104,7 @@ KernelAnswer from_map(const fabdns_answer_key &k, const fabdns_answer &v) {
             a.zone = a.name.substr(a.name.size() - v.zone_len);
         return a;
     }
-    size_t len = k.qtype == FABDNS_QTYPE_A ? 4 : 16;
+    size_t len = k.qtype == DNS_TYPE_A ? 4 : 16;
     size_t n = std::min<size_t>(v.count, FABDNS_MAX_RECORDS);
     for (size_t i = 0; i < n; i++) {
         std::array<uint8_t, 16> addr{};

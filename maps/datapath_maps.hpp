@@ -54,8 +54,8 @@ uint64_t name_hash(std::string_view name);
 // One kernel map entry in C++ terms (see enum fabdns_answer_kind).
 struct KernelAnswer {
     fabdns_answer_kind kind = FABDNS_ANSWER_ADDRESSES;
-    std::string name;                 // lowercase dotted, no trailing dot; ZONE: the zone's name
-    uint16_t qtype = FABDNS_QTYPE_A;  // ZONE: FABDNS_QTYPE_SOA
+    std::string name;             // lowercase dotted, no trailing dot; ZONE: the zone's name
+    uint16_t qtype = DNS_TYPE_A;  // ZONE: DNS_TYPE_SOA
     uint32_t ttl = 0;
     std::vector<std::array<uint8_t, 16>> addrs;  // ADDRESSES: A uses the first 4 bytes
     std::string zone;          // NODATA: the zone (a suffix of name, "" for the root)

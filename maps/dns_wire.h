@@ -19,7 +19,8 @@
 #define DNS_FLAG_RD 0x0100
 #define DNS_FLAG_CD 0x0010
 
-/* Names (RFC 1035 §3.1, §4.1.4). */
+/* Names (RFC 1035 §2.3.4, §3.1, §4.1.4). */
+#define DNS_NAME_MAX 255 /* longest name in wire format, root label included */
 #define DNS_LABEL_MAX 63
 #define DNS_MAX_LABELS 128 /* 255 bytes hold at most 127 one-byte labels plus the root */
 #define DNS_PTR_TO_QNAME (0xC000 | DNS_HDR_LEN) /* compression pointer to the question name */
@@ -27,6 +28,8 @@
 /* Types and classes. */
 #define DNS_CLASS_IN 1
 #define DNS_TYPE_A 1
+#define DNS_TYPE_NS 2
+#define DNS_TYPE_SOA 6
 #define DNS_TYPE_AAAA 28
 #define DNS_TYPE_OPT 41
 

@@ -10,6 +10,8 @@
 
 #include <linux/types.h>
 
+#include "dns_wire.h" /* DNS_TYPE_* and DNS_NAME_MAX, as the keys and names below use them */
+
 /* Map names, as pinned under datapath.pin_path (libbpf pins by map name). */
 #define FABDNS_MAP_ANSWERS "answers"                 /* copy 0 of the answer table */
 #define FABDNS_MAP_ANSWERS_STANDBY "answers_standby" /* copy 1, the same entries */
@@ -22,11 +24,9 @@
 #define FABDNS_PROG_XDP "fabdns_xdp"
 #define FABDNS_PROG_TC "fabdns_tc"
 
-/* Longest name in wire format, root label included (RFC 1035 §2.3.4). */
-#define FABDNS_WIRE_NAME_MAX 255
 /* Longest dotted name without the trailing dot: the wire form minus the first length byte
  * and the root label. */
-#define FABDNS_NAME_MAX (FABDNS_WIRE_NAME_MAX - 2)
+#define FABDNS_NAME_MAX (DNS_NAME_MAX - 2)
 /* Size of the NUL-padded dotted-name buffer in an answer (a multiple of 8: hashed by words). */
 #define FABDNS_NAME_BUF 256
 /* Hit counting granularity (a power of two): see fabdns_answer.hits. */
@@ -45,7 +45,7 @@
  * collision can only cause a miss, never a wrong answer. */
 struct fabdns_answer_key {
     __u64 hash;    /* fabdns_hash_word() over the value's name words; host byte order */
-    __u16 qtype;   /* FABDNS_QTYPE_A or _AAAA (FABDNS_QTYPE_SOA for zone entries); host order */
+    __u16 qtype;   /* DNS_TYPE_A or _AAAA (DNS_TYPE_SOA for zone entries); host order */
     __u8 name_len; /* strlen of the value's name, 1..FABDNS_NAME_MAX */
     __u8 pad[5];   /* zero */
 };
@@ -55,7 +55,7 @@ enum fabdns_answer_kind {
     FABDNS_ANSWER_ADDRESSES = 0, /* NOERROR, AA, count A or AAAA records */
     FABDNS_ANSWER_NODATA = 1,    /* NOERROR, AA, no records, the zone's SOA in authority */
     FABDNS_ANSWER_ZONE = 2,      /* a zone's SOA timers, shared by its NODATA entries; keyed by
-                                    the zone name and FABDNS_QTYPE_SOA, never a query's answer */
+                                    the zone name and DNS_TYPE_SOA, never a query's answer */
 };
 
 /* A NODATA entry's rdata: the key of its zone's FABDNS_ANSWER_ZONE entry, then the SOA record
@@ -144,10 +144,6 @@ static inline int fabdns_is_stale(__u64 stamp_ns, __u64 stale_after_ns, __u64 no
 #define FABDNS_STAT_ENUM_(name, label) FABDNS_STAT_##name,
 enum fabdns_stat { FABDNS_STAT_LIST(FABDNS_STAT_ENUM_) FABDNS_STAT_MAX };
 #undef FABDNS_STAT_ENUM_
-
-#define FABDNS_QTYPE_A 1
-#define FABDNS_QTYPE_AAAA 28
-#define FABDNS_QTYPE_SOA 6
 
 /* Name hash shared by the kernel and the map compiler: FNV-style multiply-xor over the
  * NUL-padded name buffer, read as 64-bit words in host byte order. Only words that hold name

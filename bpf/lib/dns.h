@@ -76,7 +76,7 @@ __global enum fabdns_stat fabdns_parse_name(struct scratch *s, __u64 dns_len) {
             return FABDNS_STAT_NAME; /* compression pointer or extended label type */
         pos += len + 1;
         labels++;
-        if (pos - NAME_OFF >= FABDNS_WIRE_NAME_MAX) return FABDNS_STAT_NAME;
+        if (pos - NAME_OFF >= DNS_NAME_MAX) return FABDNS_STAT_NAME;
     }
     if (labels == 0 || i == DNS_MAX_LABELS) return FABDNS_STAT_NAME;
     s->q.name_len = pos - NAME_OFF - 1;

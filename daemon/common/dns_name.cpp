@@ -21,11 +21,23 @@ bool is_dns_label(std::string_view s) {
     return std::all_of(s.begin(), s.end(), [](char c) { return lower_alnum(c) || c == '-'; });
 }
 
+size_t normalise_name(std::string_view name, char *out) {
+    if (!name.empty() && name.back() == '.') name.remove_suffix(1);
+    for (size_t i = 0; i < name.size(); i++) {
+        const char c = name[i];
+        out[i] = (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c;
+    }
+    return name.size();
+}
+
+std::string normalise_name(std::string_view name) {
+    std::string out(name.size(), '\0');
+    out.resize(normalise_name(name, out.data()));
+    return out;
+}
+
 std::optional<std::string> normalise_zone(std::string_view zone) {
-    std::string z(zone);
-    for (char &c : z)
-        if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
-    if (!z.empty() && z.back() == '.') z.pop_back();
+    std::string z = normalise_name(zone);
     if (z.empty() || z.size() > kMaxZoneText) return std::nullopt;
     size_t start = 0;
     while (start <= z.size()) {

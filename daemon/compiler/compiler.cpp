@@ -73,7 +73,7 @@ uint64_t held_digest(const fabdns_answer_key &k, const fabdns_answer &v) {
     if (v.kind == FABDNS_ANSWER_NODATA) {
         d.add(v.zone_len);
     } else if (v.kind == FABDNS_ANSWER_ADDRESSES) {
-        const size_t len = k.qtype == FABDNS_QTYPE_A ? 4 : 16;
+        const size_t len = k.qtype == DNS_TYPE_A ? 4 : 16;
         d.add(v.count).add(v.rdata, std::min(sizeof(v.rdata), v.count * len));
     }
     return d.get();
@@ -135,9 +135,9 @@ std::vector<std::string> dotted_labels(std::string_view dotted) {
     return labels;
 }
 
-// Name compression as the resolver's writer (ldns_dname2buffer_wire_compress) does it: a name
-// is written as a pointer to the longest of its suffixes written before (compared without
-// case), else its first label and the rest likewise; every suffix written in full is
+// Name compression as the resolver's writer (daemon/resolver/wire.cpp, ldns's rule) does it:
+// a name is written as a pointer to the longest of its suffixes written before (compared
+// without case), else its first label and the rest likewise; every suffix written in full is
 // remembered at its offset while that offset is below 16384.
 class Compressor {
   public:
@@ -170,7 +170,7 @@ class Compressor {
 // The SOA record of the NODATA reply to `qname`, up to its serial, byte for byte as the
 // resolver writes it after the question; nullopt when the record is not an SOA.
 std::optional<std::vector<uint8_t>> soa_head(std::string_view qname, const Record &soa) {
-    if (soa.type != FABDNS_QTYPE_SOA || soa.rdata.size() < FABDNS_SOA_TAIL_LEN) return std::nullopt;
+    if (soa.type != DNS_TYPE_SOA || soa.rdata.size() < FABDNS_SOA_TAIL_LEN) return std::nullopt;
     size_t pos = 0;
     auto mname = wire_labels(soa.rdata, pos);
     auto rname = mname ? wire_labels(soa.rdata, pos) : std::nullopt;
@@ -192,7 +192,7 @@ std::optional<std::vector<uint8_t>> soa_head(std::string_view qname, const Recor
     uint8_t *f = &out[fixed];
     const uint32_t ttl = soa.ttl;
     const uint8_t rr[DNS_RR_FIXED_LEN] = {0,
-                                          FABDNS_QTYPE_SOA,
+                                          DNS_TYPE_SOA,
                                           0,
                                           DNS_CLASS_IN,
                                           static_cast<uint8_t>(ttl >> 24),
@@ -308,7 +308,7 @@ maps::KernelAnswer zone_entry(const Record &soa) {
     maps::KernelAnswer k;
     k.kind = FABDNS_ANSWER_ZONE;
     k.name = soa.owner;
-    k.qtype = FABDNS_QTYPE_SOA;
+    k.qtype = DNS_TYPE_SOA;
     k.ttl = soa.ttl;
     k.soa.assign(soa.rdata.end() - FABDNS_SOA_TAIL_LEN, soa.rdata.end());
     return k;
@@ -376,7 +376,7 @@ KernelChoice kernel_choice(std::string_view name, uint16_t qtype, const Explanat
         c.why_not = "outside every zone: user space forwards it or answers REFUSED";
     } else if (a.rcode != Rcode::NoError) {
         c.why_not = "only NOERROR answers are served in the kernel; this one stays in user space";
-    } else if (qtype != FABDNS_QTYPE_A && qtype != FABDNS_QTYPE_AAAA) {
+    } else if (qtype != DNS_TYPE_A && qtype != DNS_TYPE_AAAA) {
         c.why_not = "the kernel answers only A and AAAA; other types stay in user space";
     } else if (ex.form == "pod") {
         c.why_not = "headless pod names stay in user space";

@@ -98,7 +98,7 @@ std::string listen_text(const maps::ListenEntry &e) {
 
 json addresses_json(const maps::KernelAnswer &a) {
     json arr = json::array();
-    size_t len = a.qtype == FABDNS_QTYPE_A ? 4 : 16;
+    size_t len = a.qtype == DNS_TYPE_A ? 4 : 16;
     for (const auto &addr : a.addrs) arr.push_back(format_address(addr.data(), len));
     return arr;
 }

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <optional>
 
+#include "common/dns_name.hpp"
 #include "compiler/compiler.hpp"
 #include "ctl/format.hpp"
 
@@ -52,7 +53,7 @@ std::string kernel_verdict(const ExplainSource &src, const std::string &name, ui
         return "unknown: " + src.kernel_missing + " (it would " + would + ")";
     }
     std::optional<maps::KernelAnswer> have;
-    if (maps::fits_kernel_name(name) && (qtype == FABDNS_QTYPE_A || qtype == FABDNS_QTYPE_AAAA)) {
+    if (maps::fits_kernel_name(name) && (qtype == DNS_TYPE_A || qtype == DNS_TYPE_AAAA)) {
         const auto key = maps::make_key(name, qtype);
         if (auto v = src.kernel->lookup(key)) {
             auto k = maps::from_map(key, *v);

@@ -89,7 +89,7 @@ std::string format_address(const uint8_t *bytes, size_t len) {
 uint16_t parse_type(std::string_view text) {
     std::string up;
     for (char c : text) up += (c >= 'a' && c <= 'z') ? char(c - 'a' + 'A') : c;
-    for (uint16_t t : {1, 2, 5, 6, 12, 15, 16, 28, 33, 65, 255})
+    for (uint16_t t : {1, 2, 5, 6, 12, 15, 16, 28, 33, 65, 251, 252, 255})
         if (up == type_name(t)) return t;
     std::string_view digits = up;
     if (digits.substr(0, 4) == "TYPE") digits.remove_prefix(4);
@@ -176,19 +176,11 @@ std::string kernel_answer_text(const maps::KernelAnswer &a) {
         return "zone SOA, serial " + std::to_string(serial);
     }
     std::string out;
-    const size_t len = a.qtype == FABDNS_QTYPE_A ? 4 : 16;
+    const size_t len = a.qtype == DNS_TYPE_A ? 4 : 16;
     for (const auto &addr : a.addrs) {
         if (!out.empty()) out += ' ';
         out += format_address(addr.data(), len);
     }
-    return out;
-}
-
-std::string normalise_name(std::string_view name) {
-    std::string out(name);
-    if (!out.empty() && out.back() == '.') out.pop_back();
-    for (char &c : out)
-        if (c >= 'A' && c <= 'Z') c = char(c - 'A' + 'a');
     return out;
 }
 

@@ -46,7 +46,4 @@ std::string format_record(const Record &record);
 // "zone SOA, serial N".
 std::string kernel_answer_text(const maps::KernelAnswer &a);
 
-// Lowercases ASCII and drops one trailing dot: the spelling of names in the kernel map.
-std::string normalise_name(std::string_view name);
-
 }  // namespace fabdns::ctl

@@ -38,19 +38,14 @@ namespace {
 // most 253; longer input cannot match and only needs the slow path.
 constexpr size_t kNameBuffer = 256;
 
-// Lowercases qname (ASCII only, as DNS does) and drops one trailing dot.
+// normalise_name() of qname, in buf unless it is too long for it.
 std::string_view normalise_qname(std::string_view q, char (&buf)[kNameBuffer], std::string &spill) {
-    if (!q.empty() && q.back() == '.') q.remove_suffix(1);
     char *dst = buf;
     if (q.size() > kNameBuffer) {
         spill.resize(q.size());
         dst = spill.data();
     }
-    for (size_t i = 0; i < q.size(); i++) {
-        char c = q[i];
-        dst[i] = (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c;
-    }
-    return {dst, q.size()};
+    return {dst, normalise_name(q, dst)};
 }
 
 EngineOptions normalise_options(EngineOptions o) {
@@ -78,6 +73,31 @@ std::string count_text(size_t n, size_t fam) {
     return std::to_string(n) + " " + family_text(fam) + (n == 1 ? " address" : " addresses");
 }
 
+// The decisions resolve() makes for an in-zone name before its data (see engine.hpp): replaces
+// `out` and says why, or returns nullptr and leaves the data's answer.
+const char *decide_before_data(bool has_data, uint16_t qtype, uint16_t qclass, Answer &out) {
+    if (!out.in_zone) return nullptr;
+    const char *why = nullptr;
+    if (!has_data) {
+        out.rcode = Rcode::ServFail;
+        why =
+            "SERVFAIL: no service data yet (the first sync has not happened): an NXDOMAIN now "
+            "could be cached and would be wrong";
+    } else if (qclass != dnsclass::IN) {
+        out.rcode = Rcode::Refused;
+        why = "REFUSED: only class IN is served";
+    } else if (qtype == dnstype::AXFR || qtype == dnstype::IXFR) {
+        out.rcode = Rcode::Refused;
+        why = "REFUSED: zone transfers are not offered";
+    } else {
+        return nullptr;
+    }
+    out.authoritative = false;
+    out.answer.clear();
+    out.authority.clear();
+    return why;
+}
+
 // Whether for_each_service_answer() visits a name.
 bool enumerated(const NameNode &node) {
     return node.form != Form::Apex && node.form != Form::EmptyNonTerminal;
@@ -95,6 +115,10 @@ std::string type_name(uint16_t qtype) {
             return "SOA";
         case dnstype::AAAA:
             return "AAAA";
+        case dnstype::IXFR:
+            return "IXFR";
+        case dnstype::AXFR:
+            return "AXFR";
         case dnstype::ANY:
             return "ANY";
         case 5:
@@ -152,27 +176,37 @@ uint32_t Engine::serial() const {
     return current()->serial;
 }
 
-Answer Engine::resolve(std::string_view qname, uint16_t qtype) const {
+Answer Engine::resolve(std::string_view qname, uint16_t qtype, uint16_t qclass) const {
     Answer out;
-    resolve(qname, qtype, out);
+    resolve(qname, qtype, qclass, out);
     return out;
 }
 
-void Engine::resolve(std::string_view qname, uint16_t qtype, Answer &out) const {
+void Engine::resolve(std::string_view qname, uint16_t qtype, uint16_t qclass, Answer &out) const {
     char buf[kNameBuffer];
     std::string spill;
     std::string_view name = normalise_qname(qname, buf, spill);
+    // Read before current(): when true, the index loaded next holds the first data set.
+    const bool has_data = has_data_.load(std::memory_order_acquire);
     current()->answer(name, qtype, out);
+    decide_before_data(has_data, qtype, qclass, out);
 }
 
-Explanation Engine::explain(std::string_view qname, uint16_t qtype) const {
+Explanation Engine::explain(std::string_view qname, uint16_t qtype, uint16_t qclass) const {
     Explanation ex;
     char buf[kNameBuffer];
     std::string spill;
     std::string_view name = normalise_qname(qname, buf, spill);
+    const bool has_data = has_data_.load(std::memory_order_acquire);
     auto idx = current();
     idx->answer(name, qtype, ex.answer);
     const std::string type = type_name(qtype);
+    if (const char *why = decide_before_data(has_data, qtype, qclass, ex.answer)) {
+        const NameNode *node = idx->find(name);
+        ex.form = node ? to_string(node->form) : "none";
+        ex.summary = why;
+        return ex;
+    }
 
     const NameNode *node = idx->find(name);
     if (!node) {

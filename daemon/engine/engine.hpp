@@ -41,8 +41,13 @@ namespace fabdns {
 // the kernel uses too are taken from maps/dns_wire.h.
 // Record types (RFC 1035 §3.2.2, RFC 3596, RFC 6891, RFC 1995, RFC 5936).
 namespace dnstype {
-inline constexpr uint16_t A = DNS_TYPE_A, NS = 2, SOA = 6, AAAA = DNS_TYPE_AAAA, OPT = DNS_TYPE_OPT,
-                          IXFR = 251, AXFR = 252, ANY = 255;
+inline constexpr uint16_t A = DNS_TYPE_A, NS = DNS_TYPE_NS, SOA = DNS_TYPE_SOA,
+                          AAAA = DNS_TYPE_AAAA, OPT = DNS_TYPE_OPT, IXFR = 251, AXFR = 252,
+                          ANY = 255;
+}
+// The one class served (RFC 1035 §3.2.4).
+namespace dnsclass {
+inline constexpr uint16_t IN = DNS_CLASS_IN;
 }
 
 // A response code. The type holds any code, including the extended ones carried partly in OPT
@@ -77,12 +82,16 @@ inline constexpr uint32_t kSoaRefresh = 7200, kSoaRetry = 1800, kSoaExpire = 864
 
 // One resource record; rdata in uncompressed wire format.
 struct Record {
-    // Lowercase dotted, no trailing dot ("" is the root); the resolver writes the query's own
-    // spelling for owners equal to the query name.
+    // Lowercase dotted, no trailing dot ("" is the root), for people (fabdnsctl, explain) and
+    // the compiler.
     std::string owner;
     uint16_t type = 0;
     uint32_t ttl = 0;
     std::vector<uint8_t> rdata;
+    // The owner for the wire: every owner in an answer is the query name or a zone it is in,
+    // so it is the query name's last `owner_labels` labels. The resolver writes it as a
+    // pointer into the question, never from the text.
+    uint8_t owner_labels = 0;
 
     bool operator==(const Record &) const = default;
 };
@@ -90,7 +99,7 @@ struct Record {
 struct Answer {
     bool in_zone = false;  // false: the name is under no zone (forward or REFUSED)
     Rcode rcode = Rcode::NoError;
-    bool authoritative = false;  // AA: set on every in-zone answer
+    bool authoritative = false;  // AA: set on every in-zone answer from data
     std::vector<Record> answer;
     std::vector<Record> authority;  // the zone's SOA for NODATA / NXDOMAIN
 
@@ -133,18 +142,27 @@ class Engine {
     // source's set never has).
     void set_service_set(ServiceSet services);
     // False until the first set_services(): before it the engine knows no names, and an
-    // NXDOMAIN would be a lie (the resolver answers SERVFAIL for in-zone names instead).
+    // NXDOMAIN would be a lie (resolve() answers SERVFAIL for in-zone names instead).
     bool has_data() const { return has_data_.load(std::memory_order_acquire); }
     size_t service_count() const;
     // The SOA serial of the current data: a hash of the DNS-relevant content, the same for the
     // same services whatever their order.
     uint32_t serial() const;
 
-    // The answer for qname (any case, with or without trailing dot) and qtype.
-    Answer resolve(std::string_view qname, uint16_t qtype) const;
+    // The answer for qname (any case, with or without trailing dot), qtype and qclass. Every
+    // decision is made here; for a name in a zone, before the data:
+    // - no data yet (has_data() false): SERVFAIL, "I cannot answer now", never an NXDOMAIN
+    //   that caches negatively and contradicts the kernel still answering from a previous
+    //   daemon's maps;
+    // - a class other than IN, or AXFR/IXFR: REFUSED (only IN is served, zone transfers are
+    //   not offered).
+    // Both have AA clear and no records. A name under no zone: in_zone false, nothing else.
+    Answer resolve(std::string_view qname, uint16_t qtype, uint16_t qclass = dnsclass::IN) const;
     // The same, reusing out's storage (the resolver's hot path).
-    void resolve(std::string_view qname, uint16_t qtype, Answer &out) const;
-    Explanation explain(std::string_view qname, uint16_t qtype) const;
+    void resolve(std::string_view qname, uint16_t qtype, uint16_t qclass, Answer &out) const;
+    // resolve()'s answer, and why.
+    Explanation explain(std::string_view qname, uint16_t qtype,
+                        uint16_t qclass = dnsclass::IN) const;
 
     // Calls fn for every name (lowercase) of a service, with its naming form as
     // Explanation::form names it ("service", "short", "cluster", "old", "pod"), and each type in

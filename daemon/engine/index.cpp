@@ -159,8 +159,9 @@ AnswerIndex::AnswerIndex(const EngineOptions &options, ServiceSet input)
         zi.name = z;
         std::string mname = dotted({"ns", "dns"}, z), rname = dotted({"hostmaster"}, z);
         zi.soa = Record{z, dnstype::SOA, ttl,
-                        soa_rdata(mname, rname, serial, kSoaRefresh, kSoaRetry, kSoaExpire, ttl)};
-        zi.ns = Record{z, dnstype::NS, ttl, {}};
+                        soa_rdata(mname, rname, serial, kSoaRefresh, kSoaRetry, kSoaExpire, ttl),
+                        label_count(z)};
+        zi.ns = Record{z, dnstype::NS, ttl, {}, label_count(z)};
         append_name(zi.ns.rdata, mname);
         zones.push_back(std::move(zi));
     }
@@ -334,9 +335,11 @@ void AnswerIndex::answer(const NameNode &node, std::string_view name, uint16_t q
     }
     // resize() keeps the existing records, so a reused Answer keeps their buffers.
     out.answer.resize(addrs.size());
+    const uint8_t labels = label_count(name);
     for (size_t i = 0; i < addrs.size(); i++) {
         Record &r = out.answer[i];
         r.owner.assign(name);
+        r.owner_labels = labels;
         r.type = qtype;
         r.ttl = ttl;
         address_rdata(r.rdata, addrs[i]);

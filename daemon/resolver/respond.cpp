@@ -10,7 +10,6 @@ namespace {
 Reply make(const dns::ParsedQuery &q, const dns::ReplySpec &spec) {
     Reply r;
     auto built = dns::build_reply(q, spec);
-    if (built.bytes.empty()) return r;  // ldns failed to allocate: stay silent
     r.action = Reply::Action::Reply;
     r.bytes = std::move(built.bytes);
     r.truncated = built.truncated;
@@ -42,33 +41,20 @@ Reply respond(const Engine &engine, std::span<const uint8_t> query, Transport tr
     try {
         // Reused per thread: the engine refills it without reallocating on the hot path.
         thread_local Answer answer;
-        // Read before resolve(): when true, resolve() already sees the first data set.
-        const bool has_data = engine.has_data();
-        engine.resolve(qname, question.qtype, answer);
+        engine.resolve(qname, question.qtype, question.qclass, answer);
         Reply r;
-        if (answer.in_zone && !has_data) {
-            // Not synced yet: "I cannot answer now", never an NXDOMAIN that caches negatively
-            // and contradicts the kernel still answering from a previous daemon's maps.
-            r = make(q, {.rcode = Rcode::ServFail});
-            r.in_zone = true;
-        } else if (!answer.in_zone) {
+        if (!answer.in_zone) {
             if (options.forward) {
                 r.action = Reply::Action::Forward;
             } else {
                 r = make(q, {.rcode = Rcode::Refused});
             }
-        } else if (question.qclass != dns::kClassIn || question.qtype == dnstype::AXFR ||
-                   question.qtype == dnstype::IXFR) {
-            // Only class IN is served, and zone transfers are not offered.
-            r = make(q, {.rcode = Rcode::Refused});
-            r.in_zone = true;
         } else {
             r = make(q, {.rcode = answer.rcode,
                          .aa = answer.authoritative,
                          .answer = &answer.answer,
                          .authority = &answer.authority,
-                         .limit = limit,
-                         .qname_lower = &qname});
+                         .limit = limit});
             r.in_zone = true;
             r.has_addresses = (question.qtype == dnstype::A || question.qtype == dnstype::AAAA) &&
                               answer.rcode == Rcode::NoError && !answer.answer.empty();

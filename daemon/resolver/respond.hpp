@@ -47,7 +47,8 @@ struct Reply {
 //   question echoed byte for byte, OPT (1232, DO copied) when the query had one; over UDP
 //   answer records are dropped and TC set when the reply exceeds 512 bytes without EDNS, else
 //   max(512, min(client payload, 1232));
-// - in a zone but class other than IN, or AXFR/IXFR: REFUSED (AA clear);
+// - in a zone but class other than IN, or AXFR/IXFR, or before the engine's first data: the
+//   engine's REFUSED or SERVFAIL (AA clear);
 // - outside every zone: Forward when options.forward, else REFUSED.
 Reply respond(const Engine &engine, std::span<const uint8_t> query, Transport transport,
               const RespondOptions &options = {});

@@ -1,10 +1,10 @@
-// DNS message handling for the resolver: strict query parsing and ldns-built replies.
+// DNS message handling for the resolver: strict query parsing and the reply writer.
 #include "resolver/wire.hpp"
 
 #include "resolver/ldns.hpp"
 
 #include <algorithm>
-#include <memory>
+#include <array>
 
 namespace fabdns::dns {
 namespace {
@@ -57,130 +57,148 @@ uint8_t ascii_lower(uint8_t c) {
     return (c >= 'A' && c <= 'Z') ? static_cast<uint8_t>(c | 0x20) : c;
 }
 
-// Wire form of a lowercase dotted name from the engine ("" is the root).
-std::optional<std::vector<uint8_t>> text_to_wire(std::string_view dotted) {
-    std::vector<uint8_t> out;
-    out.reserve(dotted.size() + 2);
-    while (!dotted.empty()) {
-        const size_t dot = dotted.find('.');
-        const std::string_view label = dotted.substr(0, dot);
-        if (label.empty() || label.size() > kMaxLabel) return std::nullopt;
-        out.push_back(static_cast<uint8_t>(label.size()));
-        out.insert(out.end(), label.begin(), label.end());
-        dotted = dot == std::string_view::npos ? std::string_view{} : dotted.substr(dot + 1);
-    }
-    out.push_back(0);
-    if (out.size() > kMaxNameWire) return std::nullopt;
-    return out;
-}
+// A compression pointer holds a 14-bit offset (RFC 1035 §4.1.4).
+constexpr size_t kMaxPointerTarget = 0x4000;
+constexpr uint16_t kPointer = 0xc000;
 
-struct PktDeleter {
-    void operator()(ldns_pkt *p) const { ldns_pkt_free(p); }
-};
-struct RrDeleter {
-    void operator()(ldns_rr *r) const { ldns_rr_free(r); }
-};
-struct BufferDeleter {
-    void operator()(ldns_buffer *b) const { ldns_buffer_free(b); }
-};
-using RrPtr = std::unique_ptr<ldns_rr, RrDeleter>;
-
-// One growing output buffer per thread: ldns_pkt2wire would allocate 64 KiB per reply.
-ldns_buffer *thread_buffer() {
-    thread_local std::unique_ptr<ldns_buffer, BufferDeleter> buf{ldns_buffer_new(kUdpPlainLimit)};
-    return buf.get();
-}
-
-// Converts an engine record to an ldns RR. Owners equal to the query name take the client's
-// bytes (0x20 case kept, and ldns then compresses them to a pointer at the question).
-RrPtr make_rr(const Record &rec, std::string_view qname_lower, const ldns_rdf *qname_rdf) {
-    RrPtr rr{ldns_rr_new()};
-    if (!rr) return nullptr;
-    ldns_rdf *owner = nullptr;
-    if (qname_rdf && rec.owner == qname_lower) {
-        owner = ldns_rdf_clone(qname_rdf);
-    } else {
-        auto wire = text_to_wire(rec.owner);
-        if (!wire) return nullptr;
-        owner = ldns_dname_new_frm_data(static_cast<uint16_t>(wire->size()), wire->data());
-    }
-    if (!owner) return nullptr;
-    ldns_rr_set_owner(rr.get(), owner);
-    ldns_rr_set_type(rr.get(), static_cast<ldns_rr_type>(rec.type));
-    ldns_rr_set_class(rr.get(), LDNS_RR_CLASS_IN);
-    ldns_rr_set_ttl(rr.get(), rec.ttl);
-    ldns_rr_set_question(rr.get(), false);
-
-    const auto &rd = rec.rdata;
-    if (rec.type == dnstype::A && rd.size() == LDNS_IP4ADDRLEN) {
-        ldns_rr_push_rdf(rr.get(), ldns_rdf_new_frm_data(LDNS_RDF_TYPE_A, rd.size(), rd.data()));
-        return rr;
-    }
-    if (rec.type == dnstype::AAAA && rd.size() == LDNS_IP6ADDRLEN) {
-        ldns_rr_push_rdf(rr.get(), ldns_rdf_new_frm_data(LDNS_RDF_TYPE_AAAA, rd.size(), rd.data()));
-        return rr;
-    }
-    if (rd.size() > UINT16_MAX) return nullptr;
-    // Other types (SOA, NS) go through ldns's descriptor so their names get compressed.
-    std::vector<uint8_t> framed(2 + rd.size());
-    write16(framed.data(), static_cast<uint16_t>(rd.size()));
-    std::copy(rd.begin(), rd.end(), framed.begin() + 2);
-    size_t pos = 0;
-    if (ldns_wire2rdf(rr.get(), framed.data(), framed.size(), &pos) == LDNS_STATUS_OK &&
-        pos == framed.size()) {
-        return rr;
-    }
-    // ldns could not split it: send the rdata as it is.
-    while (ldns_rr_rd_count(rr.get()) > 0) ldns_rdf_deep_free(ldns_rr_pop_rdf(rr.get()));
-    if (!rd.empty()) {
-        ldns_rr_push_rdf(rr.get(),
-                         ldns_rdf_new_frm_data(LDNS_RDF_TYPE_UNKNOWN, rd.size(), rd.data()));
-    }
-    return rr;
-}
-
-// A packet whose sections borrow RRs owned elsewhere, so that the same RRs can be written
-// with different section sizes while searching for what fits.
-class BorrowingPkt {
+// Writes a reply's question and records into `out` with name compression as ldns does it
+// (ldns_dname2buffer_wire_compress): a name becomes a pointer to the earliest name written
+// that equals it (compared without case), else its first label followed by the rest written
+// the same way; every suffix written in full at an offset below 16384 can be pointed to.
+class Writer {
   public:
-    BorrowingPkt() : pkt_(ldns_pkt_new()) {}
-    ~BorrowingPkt() {
-        if (!pkt_) return;
-        // Detach the borrowed RRs before ldns frees the lists deeply.
-        for (ldns_rr_list *l : {ldns_pkt_question(pkt_.get()), ldns_pkt_answer(pkt_.get()),
-                                ldns_pkt_authority(pkt_.get()), ldns_pkt_additional(pkt_.get())}) {
-            if (l) ldns_rr_list_set_rr_count(l, 0);
+    explicit Writer(std::vector<uint8_t> &out) : out_(out) { names_.clear(); }
+
+    // The question as the client spelled it. It is the first name, so it is written in full
+    // and each of its suffixes can be pointed to.
+    void question(const Question &q) {
+        size_t pos = 0;
+        while (q.name[pos] != 0) {
+            qlabels_[nq_++] = static_cast<uint16_t>(out_.size() + pos);
+            pos += 1 + size_t{q.name[pos]};
         }
-    }
-    BorrowingPkt(const BorrowingPkt &) = delete;
-    BorrowingPkt &operator=(const BorrowingPkt &) = delete;
-
-    ldns_pkt *get() const { return pkt_.get(); }
-
-    void push(ldns_pkt_section section, ldns_rr *rr) { ldns_pkt_push_rr(pkt_.get(), section, rr); }
-
-    // Shows only the first n answer and m authority records.
-    void limit(size_t n_answer, size_t n_authority, size_t all_answer, size_t all_authority) {
-        ldns_rr_list_set_rr_count(ldns_pkt_answer(pkt_.get()), std::min(n_answer, all_answer));
-        ldns_pkt_set_ancount(pkt_.get(), static_cast<uint16_t>(std::min(n_answer, all_answer)));
-        ldns_rr_list_set_rr_count(ldns_pkt_authority(pkt_.get()),
-                                  std::min(n_authority, all_authority));
-        ldns_pkt_set_nscount(pkt_.get(),
-                             static_cast<uint16_t>(std::min(n_authority, all_authority)));
+        for (size_t i = 0; i < nq_; ++i) names_.push_back(qlabels_[i]);
+        out_.insert(out_.end(), q.name.begin(), q.name.end());
+        put16(q.qtype);
+        put16(q.qclass);
     }
 
-    // Wire form, or empty on an ldns error.
-    std::vector<uint8_t> wire() const {
-        ldns_buffer *buf = thread_buffer();
-        ldns_buffer_clear(buf);
-        if (ldns_pkt2buffer_wire(buf, pkt_.get()) != LDNS_STATUS_OK) return {};
-        const auto *data = static_cast<const uint8_t *>(ldns_buffer_begin(buf));
-        return {data, data + ldns_buffer_position(buf)};
+    // Appends one record; false (nothing written) when its owner is not a suffix of the
+    // question, which the engine never produces.
+    bool record(const Record &rec) {
+        if (rec.owner_labels > nq_) return false;
+        const size_t start = out_.size();
+        if (rec.owner_labels == 0) {
+            out_.push_back(0);
+        } else {
+            put16(static_cast<uint16_t>(kPointer | qlabels_[nq_ - rec.owner_labels]));
+        }
+        put16(rec.type);
+        put16(kClassIn);
+        put16(static_cast<uint16_t>(rec.ttl >> 16));
+        put16(static_cast<uint16_t>(rec.ttl));
+        const size_t rdlength_at = out_.size();
+        put16(0);
+        rdata(rec);
+        const size_t rdlength = out_.size() - rdlength_at - 2;
+        if (rdlength > UINT16_MAX) {
+            rewind(start);
+            return false;
+        }
+        write16(out_.data() + rdlength_at, static_cast<uint16_t>(rdlength));
+        return true;
+    }
+
+    // Forgets everything written from `size` on.
+    void rewind(size_t size) {
+        out_.resize(size);
+        while (!names_.empty() && names_.back() >= size) names_.pop_back();
     }
 
   private:
-    std::unique_ptr<ldns_pkt, PktDeleter> pkt_;
+    void put16(uint16_t v) {
+        out_.push_back(static_cast<uint8_t>(v >> 8));
+        out_.push_back(static_cast<uint8_t>(v));
+    }
+
+    // Record data. The names in NS and SOA data are compressed, as RFC 1035 allows for its
+    // own types; other data is written as it is.
+    void rdata(const Record &rec) {
+        const std::span<const uint8_t> rd = rec.rdata;
+        size_t names = 0;
+        if (rec.type == dnstype::NS) names = 1;
+        if (rec.type == dnstype::SOA) names = 2;
+        size_t pos = 0;
+        std::array<size_t, 2> starts{};
+        for (size_t i = 0; i < names; ++i) {
+            starts[i] = pos;
+            const auto end = uncompressed_name_end(rd, pos);
+            if (!end) {
+                names = 0;  // not names after all: written as they are
+                pos = 0;
+                break;
+            }
+            pos = *end;
+        }
+        for (size_t i = 0; i < names; ++i) name(rd.subspan(starts[i]));
+        out_.insert(out_.end(), rd.begin() + static_cast<std::ptrdiff_t>(pos), rd.end());
+    }
+
+    // Writes the uncompressed name at the start of `n`, compressed.
+    void name(std::span<const uint8_t> n) {
+        size_t pos = 0;
+        while (n[pos] != 0) {
+            for (uint16_t at : names_) {
+                if (same_name(n.subspan(pos), at)) {
+                    put16(static_cast<uint16_t>(kPointer | at));
+                    return;
+                }
+            }
+            if (out_.size() < kMaxPointerTarget)
+                names_.push_back(static_cast<uint16_t>(out_.size()));
+            const size_t len = n[pos];
+            out_.insert(out_.end(), n.begin() + static_cast<std::ptrdiff_t>(pos),
+                        n.begin() + static_cast<std::ptrdiff_t>(pos + 1 + len));
+            pos += 1 + len;
+        }
+        out_.push_back(0);
+    }
+
+    // Whether the uncompressed name `n` equals, without case, the name written at `at`.
+    bool same_name(std::span<const uint8_t> n, size_t at) const {
+        size_t pos = 0;
+        for (;;) {
+            while ((out_[at] & kLabelTypeMask) == kLabelPointer)
+                at = read16(out_.data() + at) & ~kPointer;
+            const size_t len = n[pos];
+            if (out_[at] != len) return false;
+            if (len == 0) return true;
+            for (size_t i = 1; i <= len; ++i)
+                if (ascii_lower(n[pos + i]) != ascii_lower(out_[at + i])) return false;
+            pos += 1 + len;
+            at += 1 + len;
+        }
+    }
+
+    // End of an uncompressed name at data[pos], or nullopt when it runs past the end.
+    static std::optional<size_t> uncompressed_name_end(std::span<const uint8_t> data, size_t pos) {
+        while (pos < data.size()) {
+            const uint8_t len = data[pos];
+            if (len == 0) return pos + 1;
+            if (len & kLabelTypeMask) return std::nullopt;
+            pos += 1 + size_t{len};
+        }
+        return std::nullopt;
+    }
+
+    std::vector<uint8_t> &out_;
+    std::array<uint16_t, DNS_MAX_LABELS> qlabels_{};  // offsets of the question's labels
+    size_t nq_ = 0;
+    // Offsets of the names written in full; reused per thread (a few entries each reply).
+    static thread_local std::vector<uint16_t> names_;
 };
+
+thread_local std::vector<uint16_t> Writer::names_;
 
 }  // namespace
 
@@ -274,120 +292,80 @@ std::string name_to_text(std::span<const uint8_t> wire_name) {
 
 BuiltReply build_reply(const ParsedQuery &query, const ReplySpec &spec) {
     BuiltReply out;
-    BorrowingPkt pkt;
-    if (!pkt.get()) return out;
-    ldns_pkt *p = pkt.get();
-    ldns_pkt_set_id(p, query.id);
-    ldns_pkt_set_qr(p, true);
-    // The opcode is written into the bytes afterwards: ldns's opcode enum cannot hold every
-    // 4-bit value.
-    ldns_pkt_set_opcode(p, LDNS_PACKET_QUERY);
-    ldns_pkt_set_aa(p, spec.aa);
-    ldns_pkt_set_rd(p, query.rd);
-    ldns_pkt_set_cd(p, query.cd);
-    ldns_pkt_set_ra(p, false);
-    ldns_pkt_set_ad(p, false);
+    std::vector<uint8_t> &m = out.bytes;
+    m.reserve(kUdpPlainLimit);
+    m.resize(kHeaderSize);
+    Writer w(m);
+    if (query.question) w.question(*query.question);
+    const size_t question_end = m.size();
+    const size_t opt = query.edns ? EDNS_OPT_LEN : 0;
+
+    // Each record's end, to cut the message after any of them.
+    thread_local std::vector<size_t> answer_ends, authority_ends;
+    answer_ends.assign(1, question_end);
+    auto write_all = [&](const std::vector<Record> *records, std::vector<size_t> &ends) {
+        if (!records) return;
+        for (const Record &rec : *records)
+            if (w.record(rec)) ends.push_back(m.size());
+    };
+    auto write_authority = [&] {
+        authority_ends.assign(1, m.size());
+        write_all(spec.authority, authority_ends);
+    };
+    write_all(spec.answer, answer_ends);
+    write_authority();
+
+    // Too big: TC, and answer records dropped from the end until the authority section fits
+    // after them, then authority records from the end (RFC 2181 §9). The authority section is
+    // written again after the answers kept: its names may point into the answers.
+    size_t n_answer = answer_ends.size() - 1;
+    while (m.size() + opt > spec.limit) {
+        out.truncated = true;
+        if (n_answer == 0) {
+            size_t n = authority_ends.size() - 1;
+            while (n > 0 && authority_ends[n] + opt > spec.limit) --n;
+            w.rewind(authority_ends[n]);
+            authority_ends.resize(n + 1);
+            break;
+        }
+        const size_t authority = m.size() - answer_ends[n_answer];
+        while (n_answer > 0 && answer_ends[n_answer] + authority + opt > spec.limit) --n_answer;
+        w.rewind(answer_ends[n_answer]);
+        write_authority();
+    }
+
+    uint8_t *h = m.data();
+    write16(h + kOffId, query.id);
+    h[kOffFlags1] =
+        static_cast<uint8_t>(kFlagQR | (query.opcode << kShiftOpcode) | (spec.aa ? kFlagAA : 0) |
+                             (out.truncated ? kFlagTC : 0) | (query.rd ? kFlagRD : 0));
     const auto rcode = static_cast<uint16_t>(spec.rcode);
-    ldns_pkt_set_rcode(p, static_cast<uint8_t>(rcode & kMaskRcode));
+    h[kOffFlags2] = static_cast<uint8_t>((query.cd ? kFlagCD : 0) | (rcode & kMaskRcode));
+    write16(h + kOffQdCount, query.question ? 1 : 0);
+    write16(h + kOffAnCount, static_cast<uint16_t>(n_answer));
+    write16(h + kOffNsCount, static_cast<uint16_t>(authority_ends.size() - 1));
+    write16(h + kOffArCount, query.edns ? 1 : 0);
     if (query.edns) {
-        ldns_pkt_set_edns_udp_size(p, kEdnsPayload);
-        ldns_pkt_set_edns_version(p, 0);
-        ldns_pkt_set_edns_extended_rcode(p, static_cast<uint8_t>(rcode >> kExtRcodeShift));
-        ldns_pkt_set_edns_z(p, query.edns->do_bit ? kOptTtlDo : 0);
+        // OPT: root owner, our payload size, EXTENDED-RCODE, version 0, DO echoed, no options.
+        const size_t at = m.size();
+        m.resize(at + EDNS_OPT_LEN);
+        uint8_t *o = m.data() + at;
+        o[0] = 0;
+        write16(o + 1, dnstype::OPT);
+        write16(o + 3, kEdnsPayload);
+        const uint32_t ttl = (uint32_t{static_cast<uint8_t>(rcode >> kExtRcodeShift)} << 24) |
+                             (query.edns->do_bit ? kOptTtlDo : 0);
+        write16(o + 5, static_cast<uint16_t>(ttl >> 16));
+        write16(o + 7, static_cast<uint16_t>(ttl));
+        write16(o + 9, 0);
     }
-
-    std::vector<RrPtr> owned;
-    RrPtr question;
-    std::string computed_qname;
-    std::string_view qname_lower;
-    if (query.question) {
-        question.reset(ldns_rr_new());
-        ldns_rdf *name = ldns_dname_new_frm_data(static_cast<uint16_t>(query.question->name.size()),
-                                                 query.question->name.data());
-        if (!question || !name) {
-            ldns_rdf_deep_free(name);
-            return out;
-        }
-        ldns_rr_set_owner(question.get(), name);
-        ldns_rr_set_type(question.get(), static_cast<ldns_rr_type>(query.question->qtype));
-        ldns_rr_set_class(question.get(), static_cast<ldns_rr_class>(query.question->qclass));
-        ldns_rr_set_question(question.get(), true);
-        pkt.push(LDNS_SECTION_QUESTION, question.get());
-        if (spec.qname_lower) {
-            qname_lower = *spec.qname_lower;
-        } else {
-            computed_qname = name_to_text(query.question->name);
-            qname_lower = computed_qname;
-        }
-    }
-    const ldns_rdf *qname_rdf = question ? ldns_rr_owner(question.get()) : nullptr;
-
-    auto add = [&](const std::vector<Record> *records, ldns_pkt_section section) {
-        size_t n = 0;
-        if (!records) return n;
-        for (const Record &rec : *records) {
-            RrPtr rr = make_rr(rec, qname_lower, qname_rdf);
-            if (!rr) continue;
-            pkt.push(section, rr.get());
-            owned.push_back(std::move(rr));
-            ++n;
-        }
-        return n;
-    };
-    const size_t n_answer = add(spec.answer, LDNS_SECTION_ANSWER);
-    const size_t n_authority = add(spec.authority, LDNS_SECTION_AUTHORITY);
-
-    auto set_opcode = [&] {
-        if (!out.bytes.empty()) {
-            out.bytes[kOffFlags1] = static_cast<uint8_t>((out.bytes[kOffFlags1] & ~kMaskOpcode) |
-                                                         (query.opcode << kShiftOpcode));
-        }
-    };
-    out.bytes = pkt.wire();
-    if (out.bytes.size() <= spec.limit) {
-        set_opcode();
-        return out;
-    }
-
-    // Too big: set TC and keep the longest prefix of the answer section (then of the
-    // authority section) that fits. Sizes grow with the prefix, so search for it.
-    out.truncated = true;
-    ldns_pkt_set_tc(p, true);
-    auto size_with = [&](size_t a, size_t n) {
-        pkt.limit(a, n, n_answer, n_authority);
-        return pkt.wire().size();
-    };
-    size_t keep_answer = 0, keep_authority = 0;
-    if (size_with(0, n_authority) <= spec.limit) {
-        keep_authority = n_authority;
-        size_t lo = 0, hi = n_answer;  // lo fits, hi does not
-        while (hi - lo > 1) {
-            const size_t mid = lo + (hi - lo) / 2;
-            (size_with(mid, n_authority) <= spec.limit ? lo : hi) = mid;
-        }
-        keep_answer = lo;
-    } else {
-        size_t lo = 0, hi = n_authority;
-        while (hi - lo > 1) {
-            const size_t mid = lo + (hi - lo) / 2;
-            (size_with(0, mid) <= spec.limit ? lo : hi) = mid;
-        }
-        keep_authority = lo;
-    }
-    pkt.limit(keep_answer, keep_authority, n_answer, n_authority);
-    out.bytes = pkt.wire();
-    set_opcode();
-    // The borrowed lists must show every owned RR again so the destructor detaches them all.
-    pkt.limit(n_answer, n_authority, n_answer, n_authority);
     return out;
 }
 
 std::optional<std::vector<uint8_t>> servfail_for(std::span<const uint8_t> query) {
     const ParsedQuery q = parse_query(query);
     if (q.status == ParsedQuery::Status::Drop) return std::nullopt;
-    auto built = build_reply(q, ReplySpec{.rcode = Rcode::ServFail});
-    if (built.bytes.empty()) return std::nullopt;
-    return std::move(built.bytes);
+    return build_reply(q, ReplySpec{.rcode = Rcode::ServFail}).bytes;
 }
 
 bool reply_matches(std::span<const uint8_t> query, std::span<const uint8_t> reply) {

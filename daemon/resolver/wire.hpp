@@ -1,5 +1,5 @@
 // DNS message handling for the resolver: named header constants, the strict query parser that
-// decides drop / FORMERR / NOTIMP / BADVERS, and ldns-built replies (question echoed with the
+// decides drop / FORMERR / NOTIMP / BADVERS, and the reply writer (question echoed with the
 // client's case, compressed owners, the OPT record we send).
 #pragma once
 
@@ -20,7 +20,7 @@ namespace fabdns::dns {
 // RFC 6891; DNS flag day 2020).
 inline constexpr size_t kHeaderSize = DNS_HDR_LEN;
 inline constexpr size_t kMaxLabel = DNS_LABEL_MAX;
-inline constexpr size_t kMaxNameWire = 255;
+inline constexpr size_t kMaxNameWire = DNS_NAME_MAX;
 inline constexpr size_t kUdpPlainLimit = DNS_UDP_PLAIN_MAX;   // UDP answer size without EDNS
 inline constexpr uint16_t kEdnsPayload = EDNS_REPLY_PAYLOAD;  // advertised and honoured at most
 inline constexpr size_t kTcpLimit = 65535;  // a TCP message's 2-byte length prefix
@@ -35,7 +35,8 @@ inline constexpr size_t kOffId = DNS_OFF_ID, kOffFlags1 = DNS_OFF_FLAGS,
                         kOffAnCount = DNS_OFF_ANCOUNT, kOffNsCount = DNS_OFF_NSCOUNT,
                         kOffArCount = DNS_OFF_ARCOUNT;
 inline constexpr uint8_t kFlagQR = DNS_FLAG_QR >> 8, kFlagAA = DNS_FLAG_AA >> 8,
-                         kFlagTC = DNS_FLAG_TC >> 8, kFlagRD = DNS_FLAG_RD >> 8;
+                         kFlagTC = DNS_FLAG_TC >> 8, kFlagRD = DNS_FLAG_RD >> 8,
+                         kFlagCD = DNS_FLAG_CD;
 inline constexpr uint8_t kMaskOpcode = DNS_OPCODE_MASK >> 8, kShiftOpcode = 3;
 inline constexpr uint8_t kMaskRcode = 0x0f;
 
@@ -121,7 +122,6 @@ struct ReplySpec {
     const std::vector<Record> *answer = nullptr;
     const std::vector<Record> *authority = nullptr;
     size_t limit = kTcpLimit;  // largest message allowed; answer records are dropped to fit
-    const std::string *qname_lower = nullptr;  // name_to_text() of the question, if known
 };
 
 struct BuiltReply {
@@ -129,12 +129,12 @@ struct BuiltReply {
     bool truncated = false;
 };
 
-// Builds a reply to `query` with ldns: ID, opcode, RD and CD copied; QR set; RA, AD, Z clear;
-// the question echoed with the client's bytes; records whose owner equals the query name use
-// the query name (so they compress to a pointer at the question); an OPT (payload 1232,
-// version 0, DO copied, no options) when the query had one. When the message exceeds
-// spec.limit, TC is set and answer records are dropped from the end (then the authority
-// section) until it fits.
+// Writes a reply to `query`: ID, opcode, RD and CD copied; QR set; RA, AD, Z clear; the
+// question echoed with the client's bytes; each record's owner a pointer into the question
+// (Record::owner_labels), names in NS and SOA data compressed as ldns compresses them; an OPT
+// (payload 1232, version 0, DO copied, no options) when the query had one. When the message
+// exceeds spec.limit, TC is set and answer records are dropped from the end (then the
+// authority section) until it fits; the OPT stays.
 BuiltReply build_reply(const ParsedQuery &query, const ReplySpec &spec);
 
 // A SERVFAIL for a query the forwarder could not get answered, or nothing when the query is

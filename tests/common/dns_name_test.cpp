@@ -22,6 +22,18 @@ TEST(NormaliseZone, LowercasesAndDropsOneTrailingDot) {
     EXPECT_EQ(normalise_zone("_srv.x-1.example"), "_srv.x-1.example");
 }
 
+TEST(NormaliseName, LowercasesAsciiAndDropsOneTrailingDot) {
+    EXPECT_EQ(normalise_name("NGINX.Default.Global."), "nginx.default.global");
+    EXPECT_EQ(normalise_name("a"), "a");
+    EXPECT_EQ(normalise_name(""), "");
+    EXPECT_EQ(normalise_name("."), "");
+    EXPECT_EQ(normalise_name("A.."), "a.");
+    EXPECT_EQ(normalise_name("\\065\xc3\x89Z"), "\\065\xc3\x89z") << "ASCII letters only";
+    char buf[8];
+    EXPECT_EQ(normalise_name("AbC.", buf), 3u);
+    EXPECT_EQ(std::string(buf, 3), "abc");
+}
+
 TEST(NormaliseZone, RefusesWhatCannotBeAZone) {
     for (const char *bad : {"", ".", "a..b", "..", "a..", "-a.b", "a-.b", "a b", "a/b", "é"})
         EXPECT_FALSE(normalise_zone(bad)) << bad;

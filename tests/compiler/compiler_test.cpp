@@ -184,7 +184,7 @@ TEST(KernelAnswers, LeaveOutPodNamesLongAnswersAndNamesThatDoNotFit) {
     EXPECT_TRUE(has("web.default.svc.global", dnstype::AAAA));
     EXPECT_TRUE(has("shanghai.web.default.svc.global", dnstype::A));
     EXPECT_TRUE(has("shanghai.web.default.svc.global", dnstype::AAAA)) << "NODATA is held";
-    EXPECT_TRUE(has("global", FABDNS_QTYPE_SOA)) << "the zone entry NODATA refers to";
+    EXPECT_TRUE(has("global", DNS_TYPE_SOA)) << "the zone entry NODATA refers to";
     EXPECT_TRUE(has("db.default.svc.global", dnstype::A)) << "a Headless service's own name";
     EXPECT_FALSE(has("db-0.beijing.db.default.svc.global", dnstype::A)) << "pod names stay out";
     EXPECT_FALSE(has("big.default.svc.global", dnstype::A)) << "9 records";

@@ -310,8 +310,8 @@ std::unique_ptr<loader::Datapath> CtlDatapath::dp_;
 std::unique_ptr<TempDir> CtlDatapath::dir_;
 
 TEST_F(CtlDatapath, StatsText) {
-    add("nginx.default.svc.global", FABDNS_QTYPE_A, {"10.234.0.10"});
-    add("nginx.default.svc.global", FABDNS_QTYPE_AAAA, {"fd00:234::10"});
+    add("nginx.default.svc.global", DNS_TYPE_A, {"10.234.0.10"});
+    add("nginx.default.svc.global", DNS_TYPE_AAAA, {"fd00:234::10"});
     Result r = with_config({"stats"});
     ASSERT_EQ(r.status, 0) << describe(r);
     EXPECT_TRUE(contains(r.out, "datapath " + pin_path())) << describe(r);
@@ -327,7 +327,7 @@ TEST_F(CtlDatapath, StatsText) {
 }
 
 TEST_F(CtlDatapath, StatsJson) {
-    add("mysql.default.global", FABDNS_QTYPE_A, {"10.234.0.20"});
+    add("mysql.default.global", DNS_TYPE_A, {"10.234.0.20"});
     Result r = with_config({"stats", "--json"});
     ASSERT_EQ(r.status, 0) << describe(r);
     json j = json::parse(r.out);
@@ -409,9 +409,9 @@ TEST_F(CtlDatapath, StaleLiveness) {
 }
 
 TEST_F(CtlDatapath, DumpListsEntriesSorted) {
-    add("nginx.default.svc.global", FABDNS_QTYPE_AAAA, {"fd00:234::10"});
-    add("mysql.default.global", FABDNS_QTYPE_A, {"10.234.0.20"}, 30);
-    add("nginx.default.svc.global", FABDNS_QTYPE_A, {"10.234.0.10", "10.234.0.11"});
+    add("nginx.default.svc.global", DNS_TYPE_AAAA, {"fd00:234::10"});
+    add("mysql.default.global", DNS_TYPE_A, {"10.234.0.20"}, 30);
+    add("nginx.default.svc.global", DNS_TYPE_A, {"10.234.0.10", "10.234.0.11"});
     Result r = with_config({"dump"});
     ASSERT_EQ(r.status, 0) << describe(r);
     EXPECT_EQ(r.out,
@@ -453,12 +453,12 @@ TEST_F(CtlDatapath, ExplainComparesWithTheKernel) {
     EXPECT_TRUE(contains(before.out, "beijing/10.233.0.10: skipped")) << describe(before);
     EXPECT_TRUE(contains(before.out, "in kernel:     no, but it should be")) << describe(before);
 
-    add("nginx.default.svc.global", FABDNS_QTYPE_A, {"10.234.0.10"});
+    add("nginx.default.svc.global", DNS_TYPE_A, {"10.234.0.10"});
     Result same = with_config({"explain", "NGINX.default.svc.global.", "A"});
     ASSERT_EQ(same.status, 0) << describe(same);
     EXPECT_TRUE(contains(same.out, "in kernel:     yes (same answer, 0 hits)")) << describe(same);
 
-    add("nginx.default.svc.global", FABDNS_QTYPE_A, {"10.233.0.10"});
+    add("nginx.default.svc.global", DNS_TYPE_A, {"10.233.0.10"});
     Result differ = with_config({"explain", "nginx.default.svc.global"});
     EXPECT_TRUE(contains(differ.out, "in kernel:     yes, but DIFFERENT")) << describe(differ);
     EXPECT_TRUE(contains(differ.out, "kernel has TTL 5, 10.233.0.10")) << describe(differ);
@@ -475,7 +475,7 @@ TEST_F(CtlDatapath, ExplainUserSpaceOnlyNames) {
     EXPECT_TRUE(contains(pod.out, "in kernel:     no (headless pod names stay in user space)"))
         << describe(pod);
 
-    add("web-0.beijing.web.default.svc.global", FABDNS_QTYPE_A, {"10.243.1.5"});
+    add("web-0.beijing.web.default.svc.global", DNS_TYPE_A, {"10.243.1.5"});
     Result stale = with_config({"explain", "web-0.beijing.web.default.svc.global"});
     EXPECT_TRUE(contains(stale.out, "in kernel:     yes, but should not be: headless pod names"))
         << describe(stale);
@@ -493,6 +493,12 @@ TEST_F(CtlDatapath, ExplainUserSpaceOnlyNames) {
 
     Result outside = with_config({"explain", "example.com"});
     EXPECT_TRUE(contains(outside.out, "outside every zone")) << describe(outside);
+
+    // The engine's decision, as the resolver answers it.
+    Result axfr = with_config({"explain", "global", "AXFR"});
+    ASSERT_EQ(axfr.status, 0) << describe(axfr);
+    EXPECT_TRUE(contains(axfr.out, "rcode:         REFUSED\n")) << describe(axfr);
+    EXPECT_TRUE(contains(axfr.out, "REFUSED: zone transfers are not offered")) << describe(axfr);
 }
 
 TEST_F(CtlDatapath, AttachStatusDetach) {
@@ -517,7 +523,7 @@ TEST_F(CtlDatapath, AttachStatusDetach) {
 
     // The mode comes from the config's datapath.attach; its other capacity does not replace the
     // pinned maps (the answer inserted before attaching is still there afterwards).
-    add("mysql.default.global", FABDNS_QTYPE_A, {"10.234.0.20"});
+    add("mysql.default.global", DNS_TYPE_A, {"10.234.0.20"});
     std::string cfg = node_config(pin_path(), "");
     cfg.replace(cfg.find("capacity: 1024}"), 15,
                 "capacity: 4096, attach: [{iface: " + iface + ", mode: xdp-generic}]}");

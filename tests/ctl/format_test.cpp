@@ -47,26 +47,20 @@ TEST(Types, ParseAndName) {
 }
 
 TEST(Records, AddressesAndSoa) {
-    Record a{"nginx.default.svc.global", 1, 5, {10, 234, 0, 10}};
+    Record a{"nginx.default.svc.global", 1, 5, {10, 234, 0, 10}, 4};
     EXPECT_EQ(format_record(a), "nginx.default.svc.global.  5  IN  A  10.234.0.10");
-    Record aaaa{"x.global", 28, 5, {0xfd, 0, 2, 0x34, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x10}};
+    Record aaaa{"x.global", 28, 5, {0xfd, 0, 2, 0x34, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x10}, 2};
     EXPECT_EQ(format_record(aaaa), "x.global.  5  IN  AAAA  fd00:234::10");
     std::vector<uint8_t> soa = {2, 'n', 's', 6,   'g', 'l', 'o', 'b', 'a', 'l', 0,
                                 1, 'h', 6,   'g', 'l', 'o', 'b', 'a', 'l', 0};
     for (uint32_t v : {1u, 7200u, 1800u, 86400u, 5u})
         for (int s = 24; s >= 0; s -= 8) soa.push_back(uint8_t(v >> s));
-    Record r{"global", 6, 5, soa};
+    Record r{"global", 6, 5, soa, 1};
     EXPECT_EQ(format_record(r), "global.  5  IN  SOA  ns.global. h.global. 1 7200 1800 86400 5");
-    Record odd{"", 99, 0, {0xab}};
+    Record odd{"", 99, 0, {0xab}, 0};
     EXPECT_EQ(format_record(odd), ".  0  IN  TYPE99  \\# 1 ab");
-    Record bad_soa{"global", 6, 5, {3, 'a'}};
+    Record bad_soa{"global", 6, 5, {3, 'a'}, 1};
     EXPECT_EQ(format_record(bad_soa), "global.  5  IN  SOA  \\# 2 0361");
-}
-
-TEST(Names, Normalised) {
-    EXPECT_EQ(normalise_name("NGINX.Default.Global."), "nginx.default.global");
-    EXPECT_EQ(normalise_name("a"), "a");
-    EXPECT_EQ(normalise_name(""), "");
 }
 
 }  // namespace

@@ -508,7 +508,7 @@ std::string check_answer(const Env &env, const Bytes &in, const Bytes &out, bool
     const auto held = maps::from_map(maps::make_key(name, qm.qtype), *v);
     if (held.name != name) return "map entry for another name answered (" + held.name + ")";
     if (held.kind == FABDNS_ANSWER_NODATA &&
-        (rm.authority.size() != 1 || rm.authority[0].type != FABDNS_QTYPE_SOA))
+        (rm.authority.size() != 1 || rm.authority[0].type != DNS_TYPE_SOA))
         return "NODATA without the zone's SOA in authority";
     if (rm.answer.size() != held.addrs.size()) return "record count differs from the map";
     const size_t alen = qm.qtype == 1 ? 4 : 16;

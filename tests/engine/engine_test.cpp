@@ -4,7 +4,9 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
+#include <cctype>
 #include <map>
 #include <set>
 #include <stdexcept>
@@ -241,6 +243,7 @@ TEST(EngineAnswers, RecordsCarryTtlOwnerAndWireAddresses) {
     EXPECT_TRUE(a.authority.empty());
     ASSERT_EQ(a.answer.size(), 1u);
     EXPECT_EQ(a.answer[0].owner, "dual.default.svc.global");
+    EXPECT_EQ(a.answer[0].owner_labels, 4u);
     EXPECT_EQ(a.answer[0].type, dnstype::A);
     EXPECT_EQ(a.answer[0].ttl, 30u);
     EXPECT_EQ(a.answer[0].rdata, (std::vector<uint8_t>{10, 1, 0, 1}));
@@ -253,6 +256,32 @@ TEST(EngineAnswers, RecordsCarryTtlOwnerAndWireAddresses) {
     v6[0] = 0xfd;
     v6[15] = 3;
     EXPECT_EQ(aaaa.answer[0].rdata, v6);
+}
+
+// The resolver writes owners as the query name's last owner_labels labels: that must be the
+// owner's text, for answers and for the SOA of the innermost zone.
+TEST(EngineAnswers, OwnersAreSuffixesOfTheQueryName) {
+    Engine e(options(kBeijing, {"global", "cluster.global"}));
+    e.set_services({dual(), tiered()});
+    for (const char *name :
+         {"dual.default.svc.global", "global", "cluster.global", "nope.default.svc.global",
+          "x.y.cluster.global", "svc.global", "Tiered.Default.global."})
+        for (uint16_t t : {dnstype::A, dnstype::AAAA, dnstype::SOA, dnstype::NS}) {
+            const Answer a = e.resolve(name, t);
+            std::string lower = name;
+            for (char &c : lower)
+                c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+            if (lower.back() == '.') lower.pop_back();
+            for (const auto *section : {&a.answer, &a.authority})
+                for (const Record &r : *section) {
+                    std::string suffix = lower;
+                    const size_t labels = 1 + std::count(lower.begin(), lower.end(), '.');
+                    ASSERT_LE(r.owner_labels, labels) << name;
+                    for (size_t i = r.owner_labels; i < labels; i++)
+                        suffix = suffix.substr(suffix.find('.') + 1);
+                    EXPECT_EQ(r.owner, suffix) << name << " " << t;
+                }
+        }
 }
 
 TEST(EngineAnswers, DuplicateAddressesAnswerOnce) {
@@ -347,6 +376,7 @@ TEST(EngineAnswers, ApexAnswersSoaAndNs) {
 
 TEST(EngineAnswers, ApexExistsWithoutServices) {
     Engine e(options(kBeijing));
+    e.set_services({});
     EXPECT_EQ(e.service_count(), 0u);
     EXPECT_EQ(e.resolve("global", dnstype::SOA).answer.size(), 1u);
     expect_nxdomain(e.resolve("nginx.default.svc.global", dnstype::A));
@@ -490,6 +520,52 @@ TEST(EngineData, SerialFollowsContentNotOrder) {
     EXPECT_NE(a.serial(), before);
     a.set_services({tiered(), dual(), headless()});
     EXPECT_EQ(a.serial(), before);
+}
+
+// Decisions made before the data (engine.hpp): the resolver and explain both get them here.
+TEST(EngineDecisions, BeforeTheFirstDataInZoneNamesAreServfail) {
+    Engine e(options(kBeijing));
+    for (const char *name : {"global", "nginx.default.svc.global"}) {
+        const Answer a = e.resolve(name, dnstype::SOA);
+        EXPECT_TRUE(a.in_zone) << name;
+        EXPECT_EQ(a.rcode, Rcode::ServFail) << name;
+        EXPECT_FALSE(a.authoritative) << name;
+        EXPECT_TRUE(a.answer.empty() && a.authority.empty()) << name;
+    }
+    EXPECT_FALSE(e.resolve("example.com", dnstype::A).in_zone);
+    const Explanation ex = e.explain("global", dnstype::SOA);
+    EXPECT_EQ(ex.answer.rcode, Rcode::ServFail);
+    EXPECT_EQ(ex.summary.rfind("SERVFAIL", 0), 0u) << ex.summary;
+
+    e.set_services({});
+    EXPECT_EQ(e.resolve("global", dnstype::SOA).answer.size(), 1u);
+    expect_nxdomain(e.resolve("nginx.default.svc.global", dnstype::A));
+}
+
+TEST(EngineDecisions, OtherClassesAndZoneTransfersAreRefused) {
+    Engine e(options(kBeijing));
+    e.set_services({dual()});
+    constexpr uint16_t kChaos = 3;
+    for (auto [name, type, klass] : {std::tuple{"dual.default.svc.global", dnstype::A, kChaos},
+                                     std::tuple{"global", dnstype::SOA, kChaos},
+                                     std::tuple{"global", dnstype::AXFR, dnsclass::IN},
+                                     std::tuple{"global", dnstype::IXFR, dnsclass::IN},
+                                     std::tuple{"nope.global", dnstype::AXFR, dnsclass::IN}}) {
+        Answer a;
+        e.resolve(name, type, klass, a);
+        EXPECT_TRUE(a.in_zone) << name;
+        EXPECT_EQ(a.rcode, Rcode::Refused) << name << " " << type << " " << klass;
+        EXPECT_FALSE(a.authoritative) << name;
+        EXPECT_TRUE(a.answer.empty() && a.authority.empty()) << name;
+        EXPECT_EQ(e.explain(name, type, klass).answer, a) << name;
+    }
+    // Outside every zone the resolver decides (forward or REFUSED), whatever the class.
+    EXPECT_FALSE(e.resolve("example.com", dnstype::AXFR, kChaos).in_zone);
+    EXPECT_EQ(e.explain("global", dnstype::AXFR).summary,
+              "REFUSED: zone transfers are not offered");
+    EXPECT_EQ(e.explain("global", dnstype::SOA, kChaos).summary,
+              "REFUSED: only class IN is served");
+    EXPECT_EQ(e.explain("dual.default.svc.global", dnstype::A, kChaos).form, "service");
 }
 
 TEST(EngineExplain, ReportsTheWinningTierAndEachEndpoint) {
@@ -661,7 +737,7 @@ TEST(EngineResolve, ReusedAnswerEqualsFreshAnswer) {
          {"web.apps.svc.global", "dual.default.global", "nope.default.global", "global",
           "example.com", "tiered.default.svc.global", "web-1.beijing.web.apps.svc.global"})
         for (uint16_t t : {dnstype::A, dnstype::AAAA, dnstype::SOA, uint16_t{16}}) {
-            e.resolve(name, t, reused);
+            e.resolve(name, t, dnsclass::IN, reused);
             EXPECT_EQ(reused, e.resolve(name, t)) << name << " " << t;
         }
 }
@@ -682,7 +758,7 @@ TEST(EngineResolve, ConcurrentReadersSeeOneConsistentSet) {
         readers.emplace_back([&] {
             Answer out;
             while (!stop.load()) {
-                e.resolve("x.d.svc.global", dnstype::A, out);
+                e.resolve("x.d.svc.global", dnstype::A, dnsclass::IN, out);
                 Strings got = addresses(out);
                 if (got != a && got != b) bad++;
             }

@@ -92,7 +92,7 @@ class LoaderTest : public ::testing::Test {
 };
 
 fabdns_answer_key key_of(const std::string &name) {
-    return maps::make_key(name, FABDNS_QTYPE_A);
+    return maps::make_key(name, DNS_TYPE_A);
 }
 
 void put(maps::DatapathMaps &m, const std::string &name) {

@@ -54,13 +54,13 @@ TEST(LowerWord, LowercasesAsciiLettersOnly) {
 }
 
 TEST(Keys, CarryHashTypeAndLength) {
-    const auto k = make_key("nginx.default.svc.global", FABDNS_QTYPE_AAAA);
+    const auto k = make_key("nginx.default.svc.global", DNS_TYPE_AAAA);
     EXPECT_EQ(k.hash, name_hash("nginx.default.svc.global"));
-    EXPECT_EQ(k.qtype, FABDNS_QTYPE_AAAA);
+    EXPECT_EQ(k.qtype, DNS_TYPE_AAAA);
     EXPECT_EQ(k.name_len, 24);
     EXPECT_EQ(std::memcmp(k.pad, "\0\0\0\0\0", 5), 0);
     const auto z = zone_key("global");
-    EXPECT_EQ(z.qtype, FABDNS_QTYPE_SOA);
+    EXPECT_EQ(z.qtype, DNS_TYPE_SOA);
     EXPECT_EQ(z.hash, name_hash("global"));
 }
 
@@ -90,20 +90,20 @@ TEST(FitsKernel, NamesTheKernelCanMatch) {
 TEST(Values, ReadBackAsWrittenForEveryKind) {
     KernelAnswer a;
     a.name = "nginx.default.svc.global";
-    a.qtype = FABDNS_QTYPE_AAAA;
+    a.qtype = DNS_TYPE_AAAA;
     a.ttl = 5;
     a.addrs = {{0xfd, 0, 2, 0x34, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x10}, {0xfd, 1}};
     KernelAnswer nodata;
     nodata.kind = FABDNS_ANSWER_NODATA;
     nodata.name = "mysql.default.svc.global";
-    nodata.qtype = FABDNS_QTYPE_AAAA;
+    nodata.qtype = DNS_TYPE_AAAA;
     nodata.ttl = 5;
     nodata.zone = "global";
     nodata.soa = {0xc0, 0x2a, 0, 6, 0, 1, 0, 0, 0, 5, 0, 30};
     KernelAnswer zone;
     zone.kind = FABDNS_ANSWER_ZONE;
     zone.name = "global";
-    zone.qtype = FABDNS_QTYPE_SOA;
+    zone.qtype = DNS_TYPE_SOA;
     zone.ttl = 5;
     zone.soa.assign(FABDNS_SOA_TAIL_LEN, 7);
     for (const KernelAnswer &k : {a, nodata, zone}) {
@@ -122,17 +122,17 @@ TEST(Values, ReadBackAsWrittenForEveryKind) {
 
 TEST(AnswerTable, OneChangeCallsAreBatchesOfOne) {
     test::FakeTable t(1);
-    t.upsert(make_key("a.global", FABDNS_QTYPE_A), fabdns_answer{});
+    t.upsert(make_key("a.global", DNS_TYPE_A), fabdns_answer{});
     EXPECT_EQ(t.batches, 1u);
     try {
-        t.upsert(make_key("b.global", FABDNS_QTYPE_A), fabdns_answer{});
+        t.upsert(make_key("b.global", DNS_TYPE_A), fabdns_answer{});
         FAIL() << "a failed addition throws";
     } catch (const std::system_error &e) {
         EXPECT_EQ(e.code().value(), E2BIG);
     }
-    t.erase(make_key("a.global", FABDNS_QTYPE_A));
+    t.erase(make_key("a.global", DNS_TYPE_A));
     EXPECT_TRUE(t.entries.empty());
-    t.upsert(make_key("b.global", FABDNS_QTYPE_A), fabdns_answer{});
+    t.upsert(make_key("b.global", DNS_TYPE_A), fabdns_answer{});
     const size_t before = t.batches;
     t.clear();
     EXPECT_TRUE(t.entries.empty());
