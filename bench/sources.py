@@ -78,8 +78,8 @@ class Cgroup:
     def __init__(self, limit):
         name = "fabdns-bench-%d" % os.getpid()
         v2 = "/sys/fs/cgroup"
-        if "memory" in open(v2 + "/cgroup.controllers").read().split() \
-                if os.path.exists(v2 + "/cgroup.controllers") else False:
+        ctl = v2 + "/cgroup.subtree_control"  # what a child of the v2 root gets
+        if os.path.exists(ctl) and "memory" in open(ctl).read().split():
             self.v2, self.path = True, os.path.join(v2, name)
             os.mkdir(self.path)
             self.write("memory.max", limit)
