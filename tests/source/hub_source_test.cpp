@@ -131,6 +131,42 @@ TEST_F(HubSourceTest, UnchangedAnswerIsNotDeliveredAgain) {
     EXPECT_TRUE(src->status().healthy);
 }
 
+// An answer is compared with the held one block by block (64 KiB) while it arrives: a change of
+// the same size in the first or the last block, and a shorter answer, are each delivered.
+TEST_F(HubSourceTest, ChangesAnywhereInALargeAnswerAreDelivered) {
+    auto many = [](size_t n, const std::string &first, const std::string &last) {
+        nlohmann::json items = nlohmann::json::array();
+        for (size_t i = 0; i < n; ++i)
+            items.push_back(service_json("svc" + std::to_string(i), "default",
+                                         {i == 0 ? first : i + 1 == n ? last : "10.0.1.1"}));
+        return items.dump();
+    };
+    replace_file(data_file(), many(1000, "10.0.0.1", "10.0.0.2"));
+    ASSERT_GT(fs::file_size(data_file()), size_t{3} << 16);
+    Hub hub(certs, data_file());
+    auto src = start(options(hub.url()), collector);
+    ASSERT_TRUE(collector.wait_for_count(1));
+    replace_file(data_file(), many(1000, "10.0.0.9", "10.0.0.2"));
+    ASSERT_TRUE(collector.wait_for(
+        [](const auto &set) { return first_address(set, "default/svc0") == "10.0.0.9"; },
+        kChange));
+    replace_file(data_file(), many(1000, "10.0.0.9", "10.0.0.8"));
+    ASSERT_TRUE(collector.wait_for(
+        [](const auto &set) { return first_address(set, "default/svc999") == "10.0.0.8"; },
+        kChange));
+    replace_file(data_file(), many(999, "10.0.0.9", "10.0.0.7"));
+    ASSERT_TRUE(collector.wait_for(
+        [](const auto &set) {
+            return set.size() == 999 && first_address(set, "default/svc998") == "10.0.0.7";
+        },
+        kChange));
+    size_t delivered = collector.count();
+    int before = hub.service_requests();
+    ASSERT_TRUE(eventually([&] { return hub.service_requests() >= before + 3; }));
+    EXPECT_EQ(collector.count(), delivered) << "an unchanged answer was delivered again";
+    EXPECT_TRUE(src->status().healthy);
+}
+
 TEST_F(HubSourceTest, RejectedObjectsAreLeftOut) {
     set_data({service_json("nginx", "default", {"10.0.0.1"}),
               service_json("broken", "default", {"10.0.0.300"})});

@@ -329,6 +329,32 @@ TEST_F(KubeSourceTest, ListsInPages) {
     EXPECT_EQ(api.state()["lists"], 3);
 }
 
+// A list of thousands of objects in pages: every continue token stays short (one that carried
+// the list's keys outgrew a URL), every page is read, and the watch starts from the list.
+TEST_F(KubeSourceTest, ListsThousandsInPages) {
+    nlohmann::json items = nlohmann::json::array();
+    for (int i = 0; i < 5000; ++i)
+        items.push_back(
+            service_json("service-number-" + std::to_string(i), "default",
+                         {"10.0." + std::to_string(i / 250) + "." + std::to_string(i % 250 + 1)}));
+    std::string data = dir / "objects.json";
+    replace_file(data, items.dump());
+    ApiServer api({"--data", data});
+    KubeOptions o = options(api.url());
+    o.page_size = 500;
+    auto src = start(o);
+    ASSERT_TRUE(collector.wait_for([](const auto &s) { return s.size() == 5000; }, 30s));
+    EXPECT_EQ(first_address(collector.latest(), "default/service-number-4999"), "10.0.19.250");
+    EXPECT_EQ(api.state()["lists"], 10);
+    ASSERT_TRUE(eventually([&] { return api.state()["open_watches"] == 1; }));
+    api.apply(service_json("service-number-0", "default", {"10.9.9.9"}));
+    EXPECT_TRUE(collector.wait_for(
+        [](const auto &s) {
+            return s.size() == 5000 && first_address(s, "default/service-number-0") == "10.9.9.9";
+        },
+        kEvent + 2s));
+}
+
 TEST_F(KubeSourceTest, BurstIsCoalesced) {
     ApiServer api;
     auto src = start(options(api.url()));

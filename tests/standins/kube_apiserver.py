@@ -6,6 +6,7 @@
 #   GET /apis/dns.fabedge.io/v1alpha1/globalservices[?limit=N&continue=T]
 #   GET /apis/dns.fabedge.io/v1alpha1/globalservices?watch=1&resourceVersion=RV
 #       [&allowWatchBookmarks=true][&timeoutSeconds=S]
+# --data FILE starts it holding the objects of a JSON array (the hub's format) instead of none.
 # Plain HTTP by default (like a node-local API proxy); --tls-cert/--tls-key switch to HTTPS,
 # --client-ca then requires a client certificate, and --token requires a bearer token.
 #
@@ -62,6 +63,7 @@ class State:
         self.lists = 0
         self.fail_lists = 0
         self.raw_list, self.raw_lists = b"", 0
+        self.listings = {}  # resourceVersion of a paged list -> its keys, for continue tokens
         self.expire_how = "http"
         self.token = token
         self.last_auth = None
@@ -134,8 +136,9 @@ def make_api_handler(state):
                     return
                 if "continue" in query:
                     token = json.loads(base64.b64decode(query["continue"]))
-                    list_rv, offset, keys = token["rv"], token["offset"], token["keys"]
-                    if list_rv < state.compacted:
+                    list_rv, offset = token["rv"], token["offset"]
+                    keys = state.listings.get(list_rv)
+                    if list_rv < state.compacted or keys is None:
                         self.reply(410, state.status(410, "Expired", "continue token expired"))
                         return
                 else:
@@ -145,8 +148,12 @@ def make_api_handler(state):
                 items = [list_item(state.objects[k]) for k in page if k in state.objects]
                 meta = {"resourceVersion": str(list_rv)}
                 if limit > 0 and offset + limit < len(keys):
+                    # The token names the list's keys kept here (a URL cannot carry 100,000).
+                    state.listings[list_rv] = keys
+                    while len(state.listings) > 8:
+                        del state.listings[min(state.listings)]
                     meta["continue"] = base64.b64encode(json.dumps(
-                        {"rv": list_rv, "offset": offset + limit, "keys": keys}).encode()).decode()
+                        {"rv": list_rv, "offset": offset + limit}).encode()).decode()
             self.reply(200, {"apiVersion": "dns.fabedge.io/v1alpha1", "kind": "GlobalServiceList",
                                  "metadata": meta, "items": items})
 
@@ -309,9 +316,17 @@ def main():
     ap.add_argument("--token", default="", help="require this bearer token")
     ap.add_argument("--port", type=int, default=0)
     ap.add_argument("--control-port", type=int, default=0)
+    ap.add_argument("--data", help="start with the objects of this JSON array")
     args = ap.parse_args()
 
     state = State(args.token)
+    if args.data:
+        with open(args.data) as f:
+            for obj in json.load(f):
+                obj.setdefault("metadata", {}).setdefault("namespace", "default")
+                state.rv += 1
+                obj["metadata"]["resourceVersion"] = str(state.rv)
+                state.objects[key_of(obj)] = obj
     api = QuietServer(("127.0.0.1", args.port), make_api_handler(state))
     if args.tls_cert:
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
