@@ -39,10 +39,7 @@ static __always_inline int datapath_answer(struct scratch *s) {
     if (reason) return reason;
     reason = fabdns_parse_tail(s, s->f.dns_len, s->q.name_len);
     if (reason) return reason;
-    reason = fabdns_key_copy(s, s->q.name_len);
-    if (reason) return reason;
-    fabdns_key_dots(s, s->q.name_len);
-    reason = fabdns_key_hash(s, s->q.name_len, s->q.labels);
+    reason = fabdns_key(s, s->q.name_len);
     if (reason) return reason;
     reason = fabdns_build_reply(s, s->q.qend, s->q.name_len, s->q.qtype);
     if (reason) return reason;

@@ -42,21 +42,19 @@ static __always_inline void put16(__u8 *p, __u16 v) {
     *(__u16 *)p = bpf_htons(v);
 }
 
-/* Exact count of bytes equal to '.' in a word (a literal dot inside a label shows up as one
- * dot more than the label boundaries account for). */
-static __always_inline __u32 count_dots(__u64 v) {
+/* 0x80 in each byte of v equal to '.', exactly (no false positives from borrows). */
+static __always_inline __u64 dot_bytes(__u64 v) {
     const __u64 low7 = 0x7f7f7f7f7f7f7f7fULL;
     __u64 t = v ^ 0x2e2e2e2e2e2e2e2eULL;
-    __u64 z = ~(((t & low7) + low7) | t | low7); /* 0x80 exactly where t's byte is 0 */
-    return ((z >> 7) * 0x0101010101010101ULL) >> 56;
+    return ~(((t & low7) + low7) | t | low7);
 }
 
-/* Header checks and the label walk (lengths only). Sets q->flags, name_len, labels.
+/* Header checks and the label walk (lengths only). Sets q->flags, name_len and s->bounds.
  * Returns 0 or the pass reason. */
 __global enum fabdns_stat fabdns_parse_name(struct scratch *s, __u64 dns_len) {
     if (!s) return FABDNS_STAT_RESIZE;
     __u8 *msg = s->msg;
-    __u32 pos = NAME_OFF, labels = 0, i;
+    __u32 pos = NAME_OFF, i;
     __u16 flags = rd16(msg, DNS_OFF_FLAGS);
 
     if (dns_len > DNS_QUERY_MAX) return FABDNS_STAT_TOO_LONG;
@@ -65,6 +63,7 @@ __global enum fabdns_stat fabdns_parse_name(struct scratch *s, __u64 dns_len) {
         rd16(msg, DNS_OFF_NSCOUNT) != 0 || rd16(msg, DNS_OFF_ARCOUNT) > 1)
         return FABDNS_STAT_NOT_QUERY;
     s->q.flags = flags;
+    __builtin_memset(s->bounds, 0, sizeof(s->bounds));
 
     for (i = 0; i < DNS_MAX_LABELS; i++) {
         __u8 len;
@@ -74,13 +73,15 @@ __global enum fabdns_stat fabdns_parse_name(struct scratch *s, __u64 dns_len) {
         if (len == 0) break;
         if (len > DNS_LABEL_MAX)
             return FABDNS_STAT_NAME; /* compression pointer or extended label type */
+        if (i) { /* a length byte after the first: a dot in the key, at pos - NAME_OFF - 1 */
+            __u32 k = pos - NAME_OFF - 1;
+            s->bounds[bound(k / 8, NAME_WORDS - 1)] |= 1 << (k & 7);
+        }
         pos += len + 1;
-        labels++;
         if (pos - NAME_OFF >= FABDNS_WIRE_NAME_MAX) return FABDNS_STAT_NAME;
     }
-    if (labels == 0 || i == DNS_MAX_LABELS) return FABDNS_STAT_NAME;
+    if (i == 0 || i == DNS_MAX_LABELS) return FABDNS_STAT_NAME;
     s->q.name_len = pos - NAME_OFF - 1;
-    s->q.labels = labels;
     return 0;
 }
 
@@ -130,56 +131,56 @@ __global enum fabdns_stat fabdns_parse_tail(struct scratch *s, __u64 dns_len, __
     return 0;
 }
 
-/* The lookup key in s->key is the name after its first length byte, lowercased, with the
- * other length bytes turned into dots and zero padding after the name. Three steps, each a
- * global function so that no loop is verified once per exit of the loop before it. */
+/* A pointer whose alignment clang must not infer: an 8-byte load at an offset it knows to be
+ * odd (the name starts at 13) would otherwise become eight byte loads. Unaligned loads are
+ * fine on map values. */
+static __always_inline void *unaligned(void *p) {
+    asm volatile("" : "+r"(p));
+    return p;
+}
 
-/* Step 1: copy and lowercase word by word, zeroing what follows the name. */
-__global enum fabdns_stat fabdns_key_copy(struct scratch *s, __u64 name_len) {
+/* 0xff in each byte of a word whose bit in the 8-bit mask m is set (bit i: byte i). */
+static __always_inline __u64 byte_mask(__u64 m) {
+    __u64 x = (m * 0x0101010101010101ULL) & 0x8040201008040201ULL; /* byte i: bit i of m */
+    x = ((x + 0x7f7f7f7f7f7f7f7fULL) | x) & 0x8080808080808080ULL; /* high bit: byte nonzero */
+    return (x >> 7) * 0xff;
+}
+
+/* One word of the key: the 8 name bytes from key offset 8 * w lowercased, the bytes in
+ * keep only, length bytes turned into dots; h updated. Returns 0 or the pass reason for a
+ * literal dot inside a label (the dotted form would be ambiguous). */
+static __always_inline enum fabdns_stat key_word(struct scratch *s, __u32 w, __u64 keep,
+                                                 __u64 *h) {
+    __u64 v = *(__u64 *)unaligned(&s->msg[bound(NAME_OFF + 1 + w * 8, MSG_MASK)]);
+    __u64 dots = byte_mask(s->bounds[w]);
+
+    v = fabdns_lower_word(v) & keep;
+    if (dot_bytes(v) & ~dots & keep) return FABDNS_STAT_NAME;
+    v = (v & ~dots) | (0x2e2e2e2e2e2e2e2eULL & dots);
+    *h = fabdns_hash_word(*h, v);
+    ((__u64 *)s->key)[w] = v;
+    return 0;
+}
+
+/* The lookup key in s->key is the name after its first length byte, lowercased, with the
+ * other length bytes turned into dots and zero padding after the name; s->q.hash is its
+ * hash. One pass over the words of the name: the label walk (fabdns_parse_name) left in
+ * s->bounds which key bytes are length bytes. The last word, the only one masked, is done
+ * after the loop: a branch on it inside the loop multiplies the paths the verifier walks.
+ * Returns 0 or the pass reason. */
+__global enum fabdns_stat fabdns_key(struct scratch *s, __u64 name_len) {
     if (!s) return FABDNS_STAT_RESIZE;
-    __u64 *key = (__u64 *)s->key;
-    __u32 words, w;
+    __u64 h = FABDNS_HASH_SEED, keep = ~0ULL;
+    __u32 last, w;
 
     if (name_len == 0 || name_len > FABDNS_NAME_MAX) return FABDNS_STAT_NAME;
-    words = (name_len + 7) / 8;
-    for (w = 0; w < NAME_WORDS; w++) {
-        if (w >= words) break;
-        __u64 v = *(__u64 *)&s->msg[bound(NAME_OFF + 1 + w * 8, MSG_MASK)];
-        v = fabdns_lower_word(v);
-        if (w == words - 1 && (name_len & 7)) v &= (1ULL << ((name_len & 7) * 8)) - 1;
-        key[w] = v;
+    last = (name_len - 1) / 8;
+    for (w = 0; w < NAME_WORDS - 1; w++) {
+        if (w >= last) break;
+        if (key_word(s, w, ~0ULL, &h)) return FABDNS_STAT_NAME;
     }
-    return 0;
-}
-
-/* Step 2: label boundaries become dots (key index p holds the wire byte p + 1). */
-__global enum fabdns_stat fabdns_key_dots(struct scratch *s, __u64 name_len) {
-    if (!s) return FABDNS_STAT_RESIZE;
-    __u32 p = s->msg[NAME_OFF], i;
-
-    for (i = 0; i < DNS_MAX_LABELS; i++) {
-        if (p >= name_len) break;
-        __u32 at = bound(p, FABDNS_NAME_BUF - 1);
-        __u8 len = s->key[at];
-        s->key[at] = '.';
-        p = at + len + 1;
-    }
-    return 0;
-}
-
-/* Step 3: hash (s->q.hash) and check that every dot is a label boundary. */
-__global enum fabdns_stat fabdns_key_hash(struct scratch *s, __u64 name_len, __u64 labels) {
-    if (!s) return FABDNS_STAT_RESIZE;
-    __u64 *key = (__u64 *)s->key;
-    __u64 h = FABDNS_HASH_SEED;
-    __u32 words = (name_len + 7) / 8, w, dots = 0;
-
-    for (w = 0; w < NAME_WORDS; w++) {
-        if (w >= words) break;
-        h = fabdns_hash_word(h, key[w]);
-        dots += count_dots(key[w]);
-    }
-    if (dots != labels - 1) return FABDNS_STAT_NAME;
+    if (name_len & 7) keep = (1ULL << ((name_len & 7) * 8)) - 1;
+    if (key_word(s, bound(last, NAME_WORDS - 1), keep, &h)) return FABDNS_STAT_NAME;
     s->q.hash = h;
     return 0;
 }
