@@ -7,6 +7,7 @@
 
 #include "consts.h"
 #include "maps.h"
+#include "mem.h"
 
 #if __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
 #error "the word-at-a-time name handling assumes a little-endian host"
@@ -131,14 +132,6 @@ __global enum fabdns_stat fabdns_parse_tail(struct scratch *s, __u64 dns_len, __
     return 0;
 }
 
-/* A pointer whose alignment clang must not infer: an 8-byte load at an offset it knows to be
- * odd (the name starts at 13) would otherwise become eight byte loads. Unaligned loads are
- * fine on map values. */
-static __always_inline void *unaligned(void *p) {
-    asm volatile("" : "+r"(p));
-    return p;
-}
-
 /* 0xff in each byte of a word whose bit in the 8-bit mask m is set (bit i: byte i). */
 static __always_inline __u64 byte_mask(__u64 m) {
     __u64 x = (m * 0x0101010101010101ULL) & 0x8040201008040201ULL; /* byte i: bit i of m */
@@ -244,9 +237,9 @@ static __always_inline enum fabdns_stat build_nodata(struct scratch *s, void *ta
 
     put_reply_header(s, 0, 1);
     /* Fixed-size copies: the bytes past the head are overwritten by the tail and the end. */
-    __builtin_memcpy(&s->msg[bound(qend, REPLY_MASK)], &a->rdata[FABDNS_SOA_HEAD_OFF],
-                     FABDNS_SOA_HEAD_MAX);
-    __builtin_memcpy(&s->msg[bound(qend + head, REPLY_MASK)], z->rdata, FABDNS_SOA_TAIL_LEN);
+    copy_words(&s->msg[bound(qend, REPLY_MASK)], &a->rdata[FABDNS_SOA_HEAD_OFF],
+               FABDNS_SOA_HEAD_MAX);
+    copy_words(&s->msg[bound(qend + head, REPLY_MASK)], z->rdata, FABDNS_SOA_TAIL_LEN);
     put_reply_end(s, qend + head + FABDNS_SOA_TAIL_LEN);
     count_hit(s, a);
     return 0;
@@ -299,9 +292,9 @@ __global enum fabdns_stat fabdns_build_reply(struct scratch *s, __u64 qend, __u6
         *(__u32 *)(rr + 6) = bpf_htonl(ttl);
         put16(rr + 10, rdlen);
         if (rdlen == 4)
-            __builtin_memcpy(rr + 12, &a->rdata[i * 4], 4);
+            copy_words(rr + 12, &a->rdata[i * 4], 4);
         else
-            __builtin_memcpy(rr + 12, &a->rdata[i * 16], 16);
+            copy_words(rr + 12, &a->rdata[i * 16], 16);
         off += rr_len;
     }
     put_reply_end(s, off);

@@ -43,8 +43,8 @@ __global enum fabdns_stat fabdns_finish_frame(struct scratch *s, __u64 reply_len
     h = &s->hdr[base];
 
     /* Ethernet (+ tag): back to the sender. */
-    __builtin_memcpy(h, f->eth_src, ETH_ALEN_);
-    __builtin_memcpy(h + ETH_ALEN_, f->eth_dst, ETH_ALEN_);
+    copy_words(h, f->eth_src, ETH_ALEN_);
+    copy_words(h + ETH_ALEN_, f->eth_dst, ETH_ALEN_);
     if (f->has_vlan) {
         *(__u16 *)(h + 12) = bpf_htons(ETH_TYPE_8021Q);
         *(__u16 *)(h + 14) = f->vlan_tci;
