@@ -142,8 +142,7 @@ static __always_inline __u64 byte_mask(__u64 m) {
 /* One word of the key: the 8 name bytes from key offset 8 * w lowercased, the bytes in
  * keep only, length bytes turned into dots; h updated. Returns 0 or the pass reason for a
  * literal dot inside a label (the dotted form would be ambiguous). */
-static __always_inline enum fabdns_stat key_word(struct scratch *s, __u32 w, __u64 keep,
-                                                 __u64 *h) {
+static __always_inline enum fabdns_stat key_word(struct scratch *s, __u32 w, __u64 keep, __u64 *h) {
     __u64 v = *(__u64 *)unaligned(&s->msg[bound(NAME_OFF + 1 + w * 8, MSG_MASK)]);
     __u64 dots = byte_mask(s->bounds[w]);
 

@@ -12,11 +12,11 @@
  * could still see the old copy has finished: a map-in-map update waits for an RCU grace
  * period), then writes the same changes into the other copy. The loader sets max_entries to
  * datapath.capacity. */
-#define FABDNS_ANSWER_TABLE                \
-    __uint(type, BPF_MAP_TYPE_HASH);       \
+#define FABDNS_ANSWER_TABLE                       \
+    __uint(type, BPF_MAP_TYPE_HASH);              \
     __uint(max_entries, FABDNS_ANSWERS_CAPACITY); \
-    __uint(map_flags, BPF_F_NO_PREALLOC);  \
-    __type(key, struct fabdns_answer_key); \
+    __uint(map_flags, BPF_F_NO_PREALLOC);         \
+    __type(key, struct fabdns_answer_key);        \
     __type(value, struct fabdns_answer)
 
 struct answer_table {
@@ -85,8 +85,8 @@ struct frame {
 
 /* The parsed question and the reply's sizes. */
 struct query {
-    __u32 qend;     /* offset just past the question */
-    __u32 name_len; /* dotted length (wire length - 2) */
+    __u32 qend;        /* offset just past the question */
+    __u32 name_len;    /* dotted length (wire length - 2) */
     __u32 reply_len;   /* DNS reply length, once built */
     __u32 frame_start; /* offset of the reply frame in struct scratch */
     __u32 frame_len;
@@ -110,9 +110,9 @@ struct scratch {
     struct query q;
     __u8 hdr[SCRATCH_HDR_ROOM];
     __u8 msg[SCRATCH_MSG_MAX + SCRATCH_SLACK];
-    __u8 key[FABDNS_NAME_BUF + 8]; /* lowercase dotted query name, zero-padded words */
+    __u8 key[FABDNS_NAME_BUF + 8];    /* lowercase dotted query name, zero-padded words */
     __u8 bounds[FABDNS_NAME_BUF / 8]; /* bit i of byte w: key byte 8w + i was a length byte */
-    __u64 hit_tick;                /* this CPU's hits, for sampling entries' hit counters */
+    __u64 hit_tick;                   /* this CPU's hits, for sampling entries' hit counters */
 };
 
 _Static_assert(__builtin_offsetof(struct scratch, key) % 8 == 0 &&
