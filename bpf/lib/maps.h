@@ -91,6 +91,8 @@ struct query {
     __u32 frame_start; /* offset of the reply frame in struct scratch */
     __u32 frame_len;
     __u64 hash;
+    __u32 qsum; /* folded checksum sum of the question, at its offset in the message */
+    __u32 asum; /* the same of the reply's header and of what it adds after the question */
     __u16 qtype;
     __u16 flags;      /* query header flags, host order */
     __u16 client_max; /* UDP size limit for the reply */
