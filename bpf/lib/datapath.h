@@ -23,7 +23,7 @@ static __always_inline int datapath_accept(void *data, void *data_end, __u32 pkt
     if (reason) return reason;
     reason = check_sanity(f);
     if (reason) return reason;
-    if (fabdns_is_stale(cfg->stamp_ns, cfg->stale_after_ns, bpf_ktime_get_ns()))
+    if (fabdns_is_stale(cfg->stamp_ns, cfg->stale_after_ns, bpf_ktime_get_coarse_ns()))
         return FABDNS_STAT_STALE;
     if (f->dns_len < DNS_HDR_LEN) return FABDNS_STAT_MALFORMED;
     if (f->dns_len > DNS_QUERY_MAX) return FABDNS_STAT_TOO_LONG;
