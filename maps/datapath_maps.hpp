@@ -138,7 +138,7 @@ class DatapathMaps {
     virtual std::array<uint64_t, FABDNS_STAT_MAX> stats() const = 0;
 };
 
-// CLOCK_MONOTONIC in ns: the clock of bpf_ktime_get_ns(), used for the liveness stamp.
+// CLOCK_MONOTONIC in ns, used for the liveness stamp (the kernel reads the same clock coarse).
 uint64_t monotonic_ns();
 
 }  // namespace fabdns::maps

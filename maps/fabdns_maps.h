@@ -100,8 +100,8 @@ struct fabdns_listen_value {
 
 /* The single entry (index 0) of the config array. */
 struct fabdns_config {
-    __u64 stamp_ns;       /* CLOCK_MONOTONIC ns of the daemon's last refresh (bpf_ktime_get_ns
-                             clock); 0: never configured, pass everything */
+    __u64 stamp_ns;       /* CLOCK_MONOTONIC ns of the daemon's last refresh; 0: never
+                             configured, pass everything */
     __u64 stale_after_ns; /* pass everything once now - stamp_ns exceeds this; 0: never stale */
     __u32 flags;          /* reserved, zero */
     __u32 pad;            /* zero */
@@ -109,7 +109,8 @@ struct fabdns_config {
 
 /* The staleness rule, the one definition for the kernel and the tools: with no stamp the kernel
  * passes everything, and once now_ns - stamp_ns exceeds stale_after_ns (when set) as well.
- * now_ns is bpf_ktime_get_ns()'s clock (CLOCK_MONOTONIC). */
+ * now_ns is CLOCK_MONOTONIC; the kernel reads it coarse (bpf_ktime_get_coarse_ns(): up to
+ * one tick behind, which only delays staleness by that much). */
 static inline int fabdns_is_stale(__u64 stamp_ns, __u64 stale_after_ns, __u64 now_ns) {
     if (stamp_ns == 0) return 1;
     return stale_after_ns != 0 && (__s64)(now_ns - stamp_ns) > (__s64)stale_after_ns;

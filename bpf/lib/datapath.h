@@ -23,7 +23,7 @@ static __always_inline int datapath_accept(void *data, void *data_end, __u32 pkt
     if (reason) return reason;
     reason = check_sanity(f);
     if (reason) return reason;
-    if (fabdns_is_stale(cfg->stamp_ns, cfg->stale_after_ns, bpf_ktime_get_ns()))
+    if (fabdns_is_stale(cfg->stamp_ns, cfg->stale_after_ns, bpf_ktime_get_coarse_ns()))
         return FABDNS_STAT_STALE;
     if (f->dns_len < DNS_HDR_LEN) return FABDNS_STAT_MALFORMED;
     if (f->dns_len > DNS_QUERY_MAX) return FABDNS_STAT_TOO_LONG;
@@ -39,10 +39,7 @@ static __always_inline int datapath_answer(struct scratch *s) {
     if (reason) return reason;
     reason = fabdns_parse_tail(s, s->f.dns_len, s->q.name_len);
     if (reason) return reason;
-    reason = fabdns_key_copy(s, s->q.name_len);
-    if (reason) return reason;
-    fabdns_key_dots(s, s->q.name_len);
-    reason = fabdns_key_hash(s, s->q.name_len, s->q.labels);
+    reason = fabdns_key(s, s->q.name_len);
     if (reason) return reason;
     reason = fabdns_build_reply(s, s->q.qend, s->q.name_len, s->q.qtype);
     if (reason) return reason;

@@ -6,7 +6,9 @@
 #define FABDNS_BPF_DNS_H
 
 #include "consts.h"
+#include "csum.h"
 #include "maps.h"
+#include "mem.h"
 
 #if __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
 #error "the word-at-a-time name handling assumes a little-endian host"
@@ -42,21 +44,19 @@ static __always_inline void put16(__u8 *p, __u16 v) {
     *(__u16 *)p = bpf_htons(v);
 }
 
-/* Exact count of bytes equal to '.' in a word (a literal dot inside a label shows up as one
- * dot more than the label boundaries account for). */
-static __always_inline __u32 count_dots(__u64 v) {
+/* 0x80 in each byte of v equal to '.', exactly (no false positives from borrows). */
+static __always_inline __u64 dot_bytes(__u64 v) {
     const __u64 low7 = 0x7f7f7f7f7f7f7f7fULL;
     __u64 t = v ^ 0x2e2e2e2e2e2e2e2eULL;
-    __u64 z = ~(((t & low7) + low7) | t | low7); /* 0x80 exactly where t's byte is 0 */
-    return ((z >> 7) * 0x0101010101010101ULL) >> 56;
+    return ~(((t & low7) + low7) | t | low7);
 }
 
-/* Header checks and the label walk (lengths only). Sets q->flags, name_len, labels.
+/* Header checks and the label walk (lengths only). Sets q->flags, name_len and s->bounds.
  * Returns 0 or the pass reason. */
 __global enum fabdns_stat fabdns_parse_name(struct scratch *s, __u64 dns_len) {
     if (!s) return FABDNS_STAT_RESIZE;
     __u8 *msg = s->msg;
-    __u32 pos = NAME_OFF, labels = 0, i;
+    __u32 pos = NAME_OFF, i;
     __u16 flags = rd16(msg, DNS_OFF_FLAGS);
 
     if (dns_len > DNS_QUERY_MAX) return FABDNS_STAT_TOO_LONG;
@@ -65,6 +65,7 @@ __global enum fabdns_stat fabdns_parse_name(struct scratch *s, __u64 dns_len) {
         rd16(msg, DNS_OFF_NSCOUNT) != 0 || rd16(msg, DNS_OFF_ARCOUNT) > 1)
         return FABDNS_STAT_NOT_QUERY;
     s->q.flags = flags;
+    __builtin_memset(s->bounds, 0, sizeof(s->bounds));
 
     for (i = 0; i < DNS_MAX_LABELS; i++) {
         __u8 len;
@@ -74,13 +75,15 @@ __global enum fabdns_stat fabdns_parse_name(struct scratch *s, __u64 dns_len) {
         if (len == 0) break;
         if (len > DNS_LABEL_MAX)
             return FABDNS_STAT_NAME; /* compression pointer or extended label type */
+        if (i) { /* a length byte after the first: a dot in the key, at pos - NAME_OFF - 1 */
+            __u32 k = pos - NAME_OFF - 1;
+            s->bounds[bound(k / 8, NAME_WORDS - 1)] |= 1 << (k & 7);
+        }
         pos += len + 1;
-        labels++;
         if (pos - NAME_OFF >= DNS_NAME_MAX) return FABDNS_STAT_NAME;
     }
-    if (labels == 0 || i == DNS_MAX_LABELS) return FABDNS_STAT_NAME;
+    if (i == 0 || i == DNS_MAX_LABELS) return FABDNS_STAT_NAME;
     s->q.name_len = pos - NAME_OFF - 1;
-    s->q.labels = labels;
     return 0;
 }
 
@@ -130,57 +133,59 @@ __global enum fabdns_stat fabdns_parse_tail(struct scratch *s, __u64 dns_len, __
     return 0;
 }
 
-/* The lookup key in s->key is the name after its first length byte, lowercased, with the
- * other length bytes turned into dots and zero padding after the name. Three steps, each a
- * global function so that no loop is verified once per exit of the loop before it. */
+/* 0xff in each byte of a word whose bit in the 8-bit mask m is set (bit i: byte i). */
+static __always_inline __u64 byte_mask(__u64 m) {
+    __u64 x = (m * 0x0101010101010101ULL) & 0x8040201008040201ULL; /* byte i: bit i of m */
+    x = ((x + 0x7f7f7f7f7f7f7f7fULL) | x) & 0x8080808080808080ULL; /* high bit: byte nonzero */
+    return (x >> 7) * 0xff;
+}
 
-/* Step 1: copy and lowercase word by word, zeroing what follows the name. */
-__global enum fabdns_stat fabdns_key_copy(struct scratch *s, __u64 name_len) {
+/* One word of the key: the 8 name bytes from key offset 8 * w lowercased, the bytes in
+ * keep only, length bytes turned into dots; h updated, and the wire bytes added to sum.
+ * Returns 0 or the pass reason for a literal dot inside a label (the dotted form would be
+ * ambiguous). */
+static __always_inline enum fabdns_stat key_word(struct scratch *s, __u32 w, __u64 keep, __u64 *h,
+                                                 __u64 *sum) {
+    __u64 v = *(__u64 *)unaligned(&s->msg[bound(NAME_OFF + 1 + w * 8, MSG_MASK)]) & keep;
+    __u64 dots = byte_mask(s->bounds[w]);
+
+    *sum += csum_word(v);
+    v = fabdns_lower_word(v);
+    if (dot_bytes(v) & ~dots & keep) return FABDNS_STAT_NAME;
+    v = (v & ~dots) | (0x2e2e2e2e2e2e2e2eULL & dots);
+    *h = fabdns_hash_word(*h, v);
+    ((__u64 *)s->key)[w] = v;
+    return 0;
+}
+
+/* The lookup key in s->key is the name after its first length byte, lowercased, with the
+ * other length bytes turned into dots and zero padding after the name; s->q.hash is its
+ * hash. One pass over the words of the name: the label walk (fabdns_parse_name) left in
+ * s->bounds which key bytes are length bytes. The last word, the only one masked, is done
+ * after the loop: a branch on it inside the loop multiplies the paths the verifier walks.
+ * The same words give the checksum sum of the question (s->q.qsum), which the reply repeats
+ * unchanged. Returns 0 or the pass reason. */
+__global enum fabdns_stat fabdns_key(struct scratch *s, __u64 name_len) {
     if (!s) return FABDNS_STAT_RESIZE;
-    __u64 *key = (__u64 *)s->key;
-    __u32 words, w;
+    __u64 h = FABDNS_HASH_SEED, keep = ~0ULL, name_sum = 0;
+    __u32 last, w, tail_off, sum;
 
     if (name_len == 0 || name_len > FABDNS_NAME_MAX) return FABDNS_STAT_NAME;
-    words = (name_len + 7) / 8;
-    for (w = 0; w < NAME_WORDS; w++) {
-        if (w >= words) break;
-        __u64 v = *(__u64 *)&s->msg[bound(NAME_OFF + 1 + w * 8, MSG_MASK)];
-        v = fabdns_lower_word(v);
-        if (w == words - 1 && (name_len & 7)) v &= (1ULL << ((name_len & 7) * 8)) - 1;
-        key[w] = v;
+    last = (name_len - 1) / 8;
+    for (w = 0; w < NAME_WORDS - 1; w++) {
+        if (w >= last) break;
+        if (key_word(s, w, ~0ULL, &h, &name_sum)) return FABDNS_STAT_NAME;
     }
-    return 0;
-}
-
-/* Step 2: label boundaries become dots (key index p holds the wire byte p + 1). */
-__global enum fabdns_stat fabdns_key_dots(struct scratch *s, __u64 name_len) {
-    if (!s) return FABDNS_STAT_RESIZE;
-    __u32 p = s->msg[NAME_OFF], i;
-
-    for (i = 0; i < DNS_MAX_LABELS; i++) {
-        if (p >= name_len) break;
-        __u32 at = bound(p, FABDNS_NAME_BUF - 1);
-        __u8 len = s->key[at];
-        s->key[at] = '.';
-        p = at + len + 1;
-    }
-    return 0;
-}
-
-/* Step 3: hash (s->q.hash) and check that every dot is a label boundary. */
-__global enum fabdns_stat fabdns_key_hash(struct scratch *s, __u64 name_len, __u64 labels) {
-    if (!s) return FABDNS_STAT_RESIZE;
-    __u64 *key = (__u64 *)s->key;
-    __u64 h = FABDNS_HASH_SEED;
-    __u32 words = (name_len + 7) / 8, w, dots = 0;
-
-    for (w = 0; w < NAME_WORDS; w++) {
-        if (w >= words) break;
-        h = fabdns_hash_word(h, key[w]);
-        dots += count_dots(key[w]);
-    }
-    if (dots != labels - 1) return FABDNS_STAT_NAME;
+    if (name_len & 7) keep = (1ULL << ((name_len & 7) * 8)) - 1;
+    if (key_word(s, bound(last, NAME_WORDS - 1), keep, &h, &name_sum)) return FABDNS_STAT_NAME;
     s->q.hash = h;
+
+    /* The question: first length byte (even offset 12), the name bytes after it (from odd
+     * offset 13), the root label (zero) and QTYPE + QCLASS. */
+    tail_off = NAME_OFF + name_len + 2;
+    sum = s->msg[NAME_OFF] + csum_at(csum_fold16(name_sum), NAME_OFF + 1) +
+          csum_at(csum_fold16(*(__u32 *)unaligned(&s->msg[bound(tail_off, MSG_MASK)])), tail_off);
+    s->q.qsum = csum_fold16(sum);
     return 0;
 }
 
@@ -192,20 +197,45 @@ static __always_inline void count_hit(struct scratch *s, struct fabdns_answer *a
         __sync_fetch_and_add(&a->hits, FABDNS_HIT_SAMPLE);
 }
 
-/* Writes the header of a NOERROR, AA reply (ID and question stay; RD and CD are copied). */
-static __always_inline void put_reply_header(struct scratch *s, __u32 ancount, __u32 nscount) {
+/* Writes the header of a NOERROR, AA reply (ID and question stay; RD and CD are copied).
+ * Returns its checksum sum, from the values rather than read back from what was just
+ * written. */
+static __always_inline __u32 put_reply_header(struct scratch *s, __u32 ancount, __u32 nscount) {
     __u8 *msg = s->msg;
+    __u16 flags = DNS_FLAG_QR | DNS_FLAG_AA | (s->q.flags & (DNS_FLAG_RD | DNS_FLAG_CD));
 
-    put16(msg + DNS_OFF_FLAGS,
-          DNS_FLAG_QR | DNS_FLAG_AA | (s->q.flags & (DNS_FLAG_RD | DNS_FLAG_CD)));
+    put16(msg + DNS_OFF_FLAGS, flags);
     put16(msg + DNS_OFF_ANCOUNT, ancount);
     put16(msg + DNS_OFF_NSCOUNT, nscount);
     put16(msg + DNS_OFF_ARCOUNT, s->q.has_opt);
+    return *(__u16 *)(msg + DNS_OFF_ID) + bpf_htons(flags) + bpf_htons(1) /* QDCOUNT */ +
+           bpf_htons(ancount) + bpf_htons(nscount) + bpf_htons(s->q.has_opt);
 }
 
-/* Appends the OPT record (when the query had one) and the checksum padding at off; sets
- * s->q.reply_len. */
-static __always_inline void put_reply_end(struct scratch *s, __u32 off) {
+#define REPLY_WORDS ((REPLY_MASK + 1) / 8)
+
+/* Folded sum of the reply after the question, msg[qend, reply_len), at its offset, read
+ * back from the message (for NODATA: its SOA head has a variable length). Whole words in the
+ * loop, the last partial word after it
+ * (a branch on it inside the loop multiplies the paths the verifier walks). */
+static __always_inline __u32 answer_sum(struct scratch *s, __u32 qend, __u32 reply_len) {
+    __u32 n = reply_len - qend, words = n / 8, i;
+    __u64 sum = 0;
+
+    for (i = 0; i < REPLY_WORDS; i++) {
+        if (i >= words) break;
+        sum += csum_word(*(__u64 *)unaligned(&s->msg[bound(qend + i * 8, REPLY_MASK)]));
+    }
+    if (n & 7)
+        sum += csum_word(*(__u64 *)unaligned(&s->msg[bound(qend + words * 8, REPLY_MASK)]) &
+                         ((1ULL << ((n & 7) * 8)) - 1));
+    return csum_at(csum_fold16(sum), qend);
+}
+
+/* Appends the OPT record (when the query had one) at off; sets s->q.reply_len. Returns the
+ * OPT's checksum sum as if at an even offset: its 16-bit fields sit at odd offsets 1, 3, 7
+ * and 9, where a field's sum is its value in host order. */
+static __always_inline __u32 put_reply_end(struct scratch *s, __u32 off) {
     __u8 *msg = s->msg;
 
     if (s->q.has_opt) {
@@ -217,11 +247,11 @@ static __always_inline void put_reply_end(struct scratch *s, __u32 off) {
         opt[6] = 0; /* version */
         put16(opt + 7, s->q.do_bit ? EDNS_FLAG_DO : 0);
         put16(opt + 9, 0);
-        off += EDNS_OPT_LEN;
+        s->q.reply_len = off + EDNS_OPT_LEN;
+        return DNS_TYPE_OPT + EDNS_REPLY_PAYLOAD + (s->q.do_bit ? EDNS_FLAG_DO : 0);
     }
-    /* Zero padding for the checksum, which is summed in 4-byte steps. */
-    *(__u32 *)&msg[bound(off, REPLY_MASK)] = 0;
     s->q.reply_len = off;
+    return 0;
 }
 
 /* The NODATA reply of entry a: no answers, the zone's SOA in authority, made of the head the
@@ -231,7 +261,7 @@ static __always_inline enum fabdns_stat build_nodata(struct scratch *s, void *ta
                                                      struct fabdns_answer *a, __u32 qend) {
     struct fabdns_answer_key zk;
     struct fabdns_answer *z;
-    __u32 head = a->soa_len, len;
+    __u32 head = a->soa_len, len, hdr_sum;
 
     if (head > FABDNS_SOA_HEAD_MAX) return FABDNS_STAT_MISS;
     __builtin_memcpy(&zk, a->rdata, sizeof(zk));
@@ -241,18 +271,21 @@ static __always_inline enum fabdns_stat build_nodata(struct scratch *s, void *ta
     len = qend + head + FABDNS_SOA_TAIL_LEN + (s->q.has_opt ? EDNS_OPT_LEN : 0);
     if (len > s->q.client_max || len > REPLY_MASK) return FABDNS_STAT_TOO_BIG;
 
-    put_reply_header(s, 0, 1);
+    hdr_sum = put_reply_header(s, 0, 1);
     /* Fixed-size copies: the bytes past the head are overwritten by the tail and the end. */
-    __builtin_memcpy(&s->msg[bound(qend, REPLY_MASK)], &a->rdata[FABDNS_SOA_HEAD_OFF],
-                     FABDNS_SOA_HEAD_MAX);
-    __builtin_memcpy(&s->msg[bound(qend + head, REPLY_MASK)], z->rdata, FABDNS_SOA_TAIL_LEN);
+    copy_words(&s->msg[bound(qend, REPLY_MASK)], &a->rdata[FABDNS_SOA_HEAD_OFF],
+               FABDNS_SOA_HEAD_MAX);
+    copy_words(&s->msg[bound(qend + head, REPLY_MASK)], z->rdata, FABDNS_SOA_TAIL_LEN);
     put_reply_end(s, qend + head + FABDNS_SOA_TAIL_LEN);
+    s->q.asum = hdr_sum + answer_sum(s, qend, s->q.reply_len);
     count_hit(s, a);
     return 0;
 }
 
-/* Looks the key up and, on a hit, rewrites s->msg into the reply (s->q.reply_len set).
- * Returns 0 or the pass reason; on a pass s->msg may be changed but the packet is not. */
+/* Looks the key up and, on a hit, rewrites s->msg into the reply (s->q.reply_len set, and
+ * s->q.asum the checksum sum of the header and of what follows the question, added up from
+ * the values written rather than read back). Returns 0 or the pass reason; on a pass s->msg may be
+ * changed but the packet is not. */
 __global enum fabdns_stat fabdns_build_reply(struct scratch *s, __u64 qend, __u64 name_len,
                                              __u64 qtype) {
     if (!s) return FABDNS_STAT_RESIZE;
@@ -261,7 +294,8 @@ __global enum fabdns_stat fabdns_build_reply(struct scratch *s, __u64 qend, __u6
     void *table = answer_table();
     __u8 *msg = s->msg;
     __u64 *key = (__u64 *)s->key;
-    __u32 w, i, words, rdlen, rr_len, count, off, len, ttl;
+    __u32 w, i, words, rdlen, rr_len, count, off, len, ttl, hdr_sum;
+    __u64 sum;
 
     if (name_len == 0 || name_len > FABDNS_NAME_MAX || qend > DNS_QUERY_MAX)
         return FABDNS_STAT_MALFORMED;
@@ -286,9 +320,13 @@ __global enum fabdns_stat fabdns_build_reply(struct scratch *s, __u64 qend, __u6
     len = qend + count * rr_len + (s->q.has_opt ? EDNS_OPT_LEN : 0);
     if (len > s->q.client_max || len > REPLY_MASK) return FABDNS_STAT_TOO_BIG;
 
-    put_reply_header(s, count, 0);
+    hdr_sum = put_reply_header(s, count, 0);
     off = qend;
     ttl = a->ttl;
+    /* Records have an even length: each one's fixed part sums alike (even offsets relative to
+     * qend, where a 16-bit field's sum is its network-order value read in host order). */
+    sum = count * (bpf_htons(DNS_PTR_TO_QNAME) + bpf_htons(qtype) + bpf_htons(DNS_CLASS_IN) +
+                   bpf_htonl(ttl) + bpf_htons(rdlen));
     for (i = 0; i < FABDNS_MAX_RECORDS; i++) {
         if (i >= count) break;
         __u8 *rr = &msg[bound(off, REPLY_MASK)];
@@ -297,13 +335,20 @@ __global enum fabdns_stat fabdns_build_reply(struct scratch *s, __u64 qend, __u6
         put16(rr + 4, DNS_CLASS_IN);
         *(__u32 *)(rr + 6) = bpf_htonl(ttl);
         put16(rr + 10, rdlen);
-        if (rdlen == 4)
-            __builtin_memcpy(rr + 12, &a->rdata[i * 4], 4);
-        else
-            __builtin_memcpy(rr + 12, &a->rdata[i * 16], 16);
+        if (rdlen == 4) {
+            __u32 v = *(__u32 *)&a->rdata[i * 4];
+            *(__u32 *)unaligned(rr + 12) = v;
+            sum += v;
+        } else {
+            __u64 v0 = *(__u64 *)&a->rdata[i * 16], v1 = *(__u64 *)&a->rdata[i * 16 + 8];
+            *(__u64 *)unaligned(rr + 12) = v0;
+            *(__u64 *)unaligned(rr + 20) = v1;
+            sum += csum_word(v0) + csum_word(v1);
+        }
         off += rr_len;
     }
-    put_reply_end(s, off);
+    sum += put_reply_end(s, off); /* at an even offset from qend, like every record */
+    s->q.asum = hdr_sum + csum_at(csum_fold16(sum), qend);
     count_hit(s, a);
     return 0;
 }

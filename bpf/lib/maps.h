@@ -12,11 +12,11 @@
  * could still see the old copy has finished: a map-in-map update waits for an RCU grace
  * period), then writes the same changes into the other copy. The loader sets max_entries to
  * datapath.capacity. */
-#define FABDNS_ANSWER_TABLE                \
-    __uint(type, BPF_MAP_TYPE_HASH);       \
+#define FABDNS_ANSWER_TABLE                       \
+    __uint(type, BPF_MAP_TYPE_HASH);              \
     __uint(max_entries, FABDNS_ANSWERS_CAPACITY); \
-    __uint(map_flags, BPF_F_NO_PREALLOC);  \
-    __type(key, struct fabdns_answer_key); \
+    __uint(map_flags, BPF_F_NO_PREALLOC);         \
+    __type(key, struct fabdns_answer_key);        \
     __type(value, struct fabdns_answer)
 
 struct answer_table {
@@ -85,13 +85,14 @@ struct frame {
 
 /* The parsed question and the reply's sizes. */
 struct query {
-    __u32 qend;     /* offset just past the question */
-    __u32 name_len; /* dotted length (wire length - 2) */
-    __u32 labels;
+    __u32 qend;        /* offset just past the question */
+    __u32 name_len;    /* dotted length (wire length - 2) */
     __u32 reply_len;   /* DNS reply length, once built */
     __u32 frame_start; /* offset of the reply frame in struct scratch */
     __u32 frame_len;
     __u64 hash;
+    __u32 qsum; /* folded checksum sum of the question, at its offset in the message */
+    __u32 asum; /* the same of the reply's header and of what it adds after the question */
     __u16 qtype;
     __u16 flags;      /* query header flags, host order */
     __u16 client_max; /* UDP size limit for the reply */
@@ -111,9 +112,14 @@ struct scratch {
     struct query q;
     __u8 hdr[SCRATCH_HDR_ROOM];
     __u8 msg[SCRATCH_MSG_MAX + SCRATCH_SLACK];
-    __u8 key[FABDNS_NAME_BUF + 8]; /* lowercase dotted query name, zero-padded words */
-    __u64 hit_tick;                /* this CPU's hits, for sampling entries' hit counters */
+    __u8 key[FABDNS_NAME_BUF + 8];    /* lowercase dotted query name, zero-padded words */
+    __u8 bounds[FABDNS_NAME_BUF / 8]; /* bit i of byte w: key byte 8w + i was a length byte */
+    __u64 hit_tick;                   /* this CPU's hits, for sampling entries' hit counters */
 };
+
+_Static_assert(__builtin_offsetof(struct scratch, key) % 8 == 0 &&
+                   __builtin_offsetof(struct scratch, bounds) % 8 == 0,
+               "the key and its bounds are read and written in words");
 
 struct {
     __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);

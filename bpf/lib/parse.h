@@ -5,6 +5,7 @@
 
 #include "consts.h"
 #include "maps.h"
+#include "mem.h"
 
 /* 0 when the destination is in the listen map, else the pass reason. */
 static __always_inline int check_listen(const struct frame *f) {
@@ -68,8 +69,8 @@ static __always_inline int parse_frame(void *data, void *data_end, __u32 pkt_len
     f->has_vlan = 0; /* f is reused scratch space */
     f->is_v6 = 0;
     if ((void *)(eth + 1) > data_end) return FABDNS_STAT_NOT_DNS;
-    __builtin_memcpy(f->eth_dst, eth->h_dest, ETH_ALEN_);
-    __builtin_memcpy(f->eth_src, eth->h_source, ETH_ALEN_);
+    copy_words(f->eth_dst, eth->h_dest, ETH_ALEN_);
+    copy_words(f->eth_src, eth->h_source, ETH_ALEN_);
     /* lo's frames carry zero MACs; a loopback address in a frame with real ones (or on
      * another device) was not sent by this host. */
     f->on_lo =

@@ -1,32 +1,19 @@
 /* Turning a built DNS reply into a frame: L2-L4 headers written in front of the message in
- * scratch space, IPv4 header and UDP checksums computed over the reply itself. */
+ * scratch space, IPv4 header and UDP checksums. */
 #ifndef FABDNS_BPF_RESPOND_H
 #define FABDNS_BPF_RESPOND_H
 
 #include "consts.h"
+#include "csum.h"
 #include "dns.h"
 #include "parse.h"
 
-#define CSUM_CHUNK 256 /* bpf_csum_diff is fed in bounded, 4-byte-multiple pieces */
-
-static __always_inline __u16 csum_fold(__u64 sum) {
-    sum = (sum & 0xffffffff) + (sum >> 32);
-    sum = (sum & 0xffff) + (sum >> 16);
-    sum = (sum & 0xffff) + (sum >> 16);
-    sum = (sum & 0xffff) + (sum >> 16);
-    return ~sum & 0xffff;
-}
-
-/* Sum of 16-bit words as they lie in memory (byte-order independent for a ones' complement
- * checksum stored back the same way). */
-static __always_inline __u64 sum16(const __u8 *p, __u32 n) {
-    __u64 sum = 0;
-    for (__u32 i = 0; i + 1 < n; i += 2) sum += *(const __u16 *)(p + i);
-    return sum;
-}
-
 /* Writes the reply's headers into s->hdr just before s->msg and fills in both checksums;
- * sets s->q.frame_start and frame_len. Returns 0 or the pass reason. */
+ * sets s->q.frame_start and frame_len. The UDP checksum adds up the pseudo-header, the UDP
+ * and DNS headers, the question's sum taken while the key was built (the question is sent
+ * back unchanged) and the records after it: no pass over the whole reply. The query's own
+ * checksum field is not used (it may hold only a partial sum, KERNEL-FACTS). Returns 0 or
+ * the pass reason. */
 __global enum fabdns_stat fabdns_finish_frame(struct scratch *s, __u64 reply_len) {
     if (!s || reply_len > REPLY_MASK) return FABDNS_STAT_RESIZE;
     const struct frame *f = &s->f;
@@ -43,8 +30,8 @@ __global enum fabdns_stat fabdns_finish_frame(struct scratch *s, __u64 reply_len
     h = &s->hdr[base];
 
     /* Ethernet (+ tag): back to the sender. */
-    __builtin_memcpy(h, f->eth_src, ETH_ALEN_);
-    __builtin_memcpy(h + ETH_ALEN_, f->eth_dst, ETH_ALEN_);
+    copy_words(h, f->eth_src, ETH_ALEN_);
+    copy_words(h + ETH_ALEN_, f->eth_dst, ETH_ALEN_);
     if (f->has_vlan) {
         *(__u16 *)(h + 12) = bpf_htons(ETH_TYPE_8021Q);
         *(__u16 *)(h + 14) = f->vlan_tci;
@@ -87,20 +74,9 @@ __global enum fabdns_stat fabdns_finish_frame(struct scratch *s, __u64 reply_len
     udp->len = bpf_htons(udp_len);
     udp->check = 0;
 
-    /* Pseudo-header protocol and length, then the UDP header and message (zero-padded). */
-    sum += bpf_htons(IP_PROTO_UDP) + bpf_htons(udp_len);
-    __u32 padded = (udp_len + 3) & ~3u;
-    __u8 *p = (__u8 *)udp;
-    for (int c = 0; c < 3; c++) {
-        if (padded == 0) break;
-        __u32 n = padded > CSUM_CHUNK ? CSUM_CHUNK : padded;
-        n = bound(n - 1, CSUM_CHUNK - 1) + 1; /* 1..CSUM_CHUNK, visibly to the verifier */
-        __s64 r = bpf_csum_diff(0, 0, (void *)p, n, 0);
-        if (r < 0) return FABDNS_STAT_RESIZE;
-        sum += (__u32)r;
-        p += CSUM_CHUNK;
-        padded -= n;
-    }
+    /* Pseudo-header protocol and length; UDP header (its length again); the DNS message. */
+    sum += bpf_htons(IP_PROTO_UDP) + 2 * bpf_htons(udp_len) + f->sport + f->dport;
+    sum += s->q.qsum + s->q.asum;
     __u16 check = csum_fold(sum);
     udp->check = check ? check : UDP_CSUM_MANGLED_0;
 
