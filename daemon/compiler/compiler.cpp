@@ -483,6 +483,7 @@ bool MapCompiler::commit(const Batch &batch, CompileStats &st) {
 
 bool MapCompiler::sync_changes(const Engine &engine, CompileStats &st) {
     if (synced_generation_ == 0) return false;
+    const auto t0 = std::chrono::steady_clock::now();
     SoaHeads heads;
     Batch removals, writes;
     auto remove = [&](const fabdns_answer_key &key) {
@@ -546,12 +547,14 @@ bool MapCompiler::sync_changes(const Engine &engine, CompileStats &st) {
     }
     // Past capacity the full sync ranks what to keep.
     if (shadow_.size() + added > table_.capacity()) return false;
-    st.compile_ms = 0;
+    st.compile_ms = ms_since(t0);
+    const auto t1 = std::chrono::steady_clock::now();
     // Removals first, so that additions have room in a full map.
     removals.insert(removals.end(), writes.begin(), writes.end());
     const uint64_t applied = synced_generation_ + 1;
     synced_generation_ = commit(removals, st) ? applied : 0;
     st.desired = st.entries = shadow_.size();
+    st.apply_ms = ms_since(t1);
     return true;
 }
 
@@ -574,7 +577,6 @@ CompileStats MapCompiler::sync(const Engine &engine) {
     CompileStats st;
     auto t0 = std::chrono::steady_clock::now();
     if (sync_changes(engine, st)) {
-        st.apply_ms = ms_since(t0);
         last_ = st;
         return st;
     }
