@@ -27,6 +27,19 @@ using std::chrono::milliseconds;
 
 namespace {
 
+// "namespace/name" keys in (namespace, name) order, the order the engine takes a set in without
+// sorting a copy: '/' first, before any character a namespace may hold ("kube/x" before
+// "kube-system/x").
+struct KeyOrder {
+    bool operator()(std::string_view a, std::string_view b) const {
+        const size_t n = std::min(a.size(), b.size());
+        for (size_t i = 0; i < n; i++)
+            if (a[i] != b[i]) return a[i] == '/' || (b[i] != '/' && a[i] < b[i]);
+        return a.size() < b.size();
+    }
+};
+using Objects = std::map<std::string, GlobalService, KeyOrder>;
+
 constexpr const char *kResourcePath = "/apis/dns.fabedge.io/v1alpha1/globalservices";
 
 std::string url_encode(const std::string &s) {
@@ -94,9 +107,9 @@ struct KubernetesSource::State {
     // Shared with the delivering thread.
     std::mutex mutex;
     std::condition_variable cv;
-    std::map<std::string, GlobalService> objects;  // namespace/name -> service
-    std::set<std::string> rejected;                // keys whose latest version was refused
-    bool dirty = false;                            // objects changed since the last delivery
+    Objects objects;                 // namespace/name -> service
+    std::set<std::string> rejected;  // keys whose latest version was refused
+    bool dirty = false;              // objects changed since the last delivery
     bool stopping = false;
 
     // ---- credentials ----
@@ -171,7 +184,7 @@ struct KubernetesSource::State {
     // ---- list ----
 
     bool list() {
-        std::map<std::string, GlobalService> fresh;
+        Objects fresh;
         std::set<std::string> fresh_rejected;
         DecodeResult rejections;
         std::string cont, rv;
