@@ -287,7 +287,8 @@ void Daemon::on_update(ServiceSet services) {
     size_t n = services->size();
     services_ = n;
     const auto t0 = std::chrono::steady_clock::now();
-    engine_.set_service_set(std::move(services));
+    // The replaced data is freed once the change is in the kernel.
+    std::shared_ptr<const void> replaced = engine_.set_service_set(std::move(services));
     const std::string engine_ms = std::to_string(
         std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
     if (compiler_) {
@@ -300,6 +301,7 @@ void Daemon::on_update(ServiceSet services) {
     } else {
         log::info("sync: " + std::to_string(n) + " services, engine " + engine_ms + " ms");
     }
+    replaced.reset();
     // A sync's transient memory (the previous index, the compiler's desired set) is freed by
     // now; hand it back to the system so RSS follows what is held, not the last peak.
     malloc_trim(0);

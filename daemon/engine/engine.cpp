@@ -137,12 +137,16 @@ void Engine::set_services(std::vector<GlobalService> services) {
     set_service_set(std::make_shared<const std::vector<GlobalService>>(std::move(services)));
 }
 
-void Engine::set_service_set(ServiceSet services) {
+std::shared_ptr<const void> Engine::set_service_set(ServiceSet services) {
     std::lock_guard lock(write_mu_);
     // Derived from the current index outside any reader's way; readers keep the old index
     // until the store.
-    index_.store(std::make_shared<const AnswerIndex>(*current(), std::move(services)));
+    auto next = std::make_shared<const AnswerIndex>(*current(), std::move(services));
+    const bool small = next->incremental;
+    std::shared_ptr<const void> before = index_.exchange(std::move(next));
     has_data_.store(true, std::memory_order_release);
+    if (!small) before.reset();
+    return before;
 }
 
 size_t Engine::service_count() const {
