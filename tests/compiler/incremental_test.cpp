@@ -208,11 +208,11 @@ void run(uint32_t seed, size_t steps, const std::vector<std::string> &zones) {
 }
 
 TEST(Incremental, UpdatesEqualFromScratchBuilds) {
-    for (uint32_t seed = 1; seed <= 6; seed++) run(seed, 150, {"global"});
+    for (uint32_t seed = 1; seed <= 4; seed++) run(seed, 120, {"global"});
 }
 
 TEST(Incremental, UpdatesEqualFromScratchBuildsWithNestedZones) {
-    for (uint32_t seed = 11; seed <= 14; seed++) run(seed, 150, {"global", "prod.global"});
+    for (uint32_t seed = 11; seed <= 13; seed++) run(seed, 120, {"global", "prod.global"});
 }
 
 }  // namespace
