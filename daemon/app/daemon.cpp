@@ -13,6 +13,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <cstring>
 #include <memory>
 #include <mutex>
@@ -285,17 +286,22 @@ void Daemon::on_update(ServiceSet services) {
     std::lock_guard lock(sync_mu_);
     size_t n = services->size();
     services_ = n;
-    engine_.set_service_set(std::move(services));
+    const auto t0 = std::chrono::steady_clock::now();
+    // The replaced data is freed once the change is in the kernel.
+    std::shared_ptr<const void> replaced = engine_.set_service_set(std::move(services));
+    const std::string engine_ms = std::to_string(
+        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
     if (compiler_) {
         auto st = compiler_->sync(engine_);
         log::info("sync: " + std::to_string(n) + " services, " + std::to_string(st.entries) +
                   " kernel answers (+" + std::to_string(st.added) + " ~" +
                   std::to_string(st.updated) + " -" + std::to_string(st.removed) + ", " +
                   std::to_string(st.over_capacity) + " over capacity) in " +
-                  std::to_string(st.compile_ms + st.apply_ms) + " ms");
+                  std::to_string(st.compile_ms + st.apply_ms) + " ms, engine " + engine_ms + " ms");
     } else {
-        log::info("sync: " + std::to_string(n) + " services");
+        log::info("sync: " + std::to_string(n) + " services, engine " + engine_ms + " ms");
     }
+    replaced.reset();
     // A sync's transient memory (the previous index, the compiler's desired set) is freed by
     // now; hand it back to the system so RSS follows what is held, not the last peak.
     malloc_trim(0);

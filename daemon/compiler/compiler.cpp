@@ -399,8 +399,30 @@ KernelChoice kernel_choice(std::string_view name, uint16_t qtype, const Explanat
 
 MapCompiler::MapCompiler(maps::AnswerTable &table) : table_(table) {
     table_.for_each([&](const fabdns_answer_key &k, const fabdns_answer &v) {
-        shadow_[k] = Entry{value_digest(v), held_digest(k, v), 0};
+        const Entry e = entry_for(k, v);
+        count(e, 1);
+        shadow_[k] = e;
     });
+}
+
+MapCompiler::Entry MapCompiler::entry_for(const fabdns_answer_key &k, const fabdns_answer &v) {
+    Entry e{value_digest(v), held_digest(k, v), generation_, kNoZone};
+    if (v.kind != FABDNS_ANSWER_NODATA) return e;
+    fabdns_answer_key z;
+    std::memcpy(&z, v.rdata, sizeof(z));
+    size_t i = 0;
+    while (i < zone_keys_.size() && std::memcmp(&zone_keys_[i], &z, sizeof(z)) != 0) i++;
+    if (i == zone_keys_.size()) {
+        if (i == kNoZone) return e;  // not counted: no 65,535 zones are configured
+        zone_keys_.push_back(z);
+        nodata_.push_back(0);
+    }
+    e.zone = static_cast<uint16_t>(i);
+    return e;
+}
+
+void MapCompiler::count(const Entry &e, int delta) {
+    if (e.zone != kNoZone) nodata_[e.zone] += static_cast<size_t>(delta);
 }
 
 void MapCompiler::note_query(std::string_view name, uint16_t qtype) {
@@ -424,8 +446,8 @@ void MapCompiler::stage_removals(Batch &batch) {
         if (e.generation != generation_) batch.push_back(maps::AnswerChange{k, std::nullopt});
 }
 
-void MapCompiler::commit(const Batch &batch, CompileStats &st) {
-    if (batch.empty()) return;
+bool MapCompiler::commit(const Batch &batch, CompileStats &st) {
+    if (batch.empty()) return true;
     std::vector<maps::AnswerFailure> failed;
     try {
         failed = table_.apply(batch);
@@ -433,7 +455,7 @@ void MapCompiler::commit(const Batch &batch, CompileStats &st) {
         // The switch between the table's copies failed: the shadow keeps what it had, so the
         // next sync writes this batch again.
         log::warn(std::string("answer map batch not applied: ") + e.what());
-        return;
+        return false;
     }
     size_t f = 0;
     for (size_t i = 0; i < batch.size(); i++) {
@@ -445,14 +467,95 @@ void MapCompiler::commit(const Batch &batch, CompileStats &st) {
             continue;
         }
         auto it = shadow_.find(c.key);
+        if (it != shadow_.end()) count(it->second, -1);
         if (!c.value) {
             if (it != shadow_.end()) shadow_.erase(it);
             st.removed++;
             continue;
         }
         (it == shadow_.end() ? st.added : st.updated)++;
-        shadow_[c.key] = Entry{value_digest(*c.value), held_digest(c.key, *c.value), generation_};
+        const Entry e = entry_for(c.key, *c.value);
+        count(e, 1);
+        shadow_[c.key] = e;
     }
+    return failed.empty();
+}
+
+bool MapCompiler::sync_changes(const Engine &engine, CompileStats &st) {
+    if (synced_generation_ == 0) return false;
+    const auto t0 = std::chrono::steady_clock::now();
+    SoaHeads heads;
+    Batch removals, writes;
+    auto remove = [&](const fabdns_answer_key &key) {
+        if (shadow_.count(key)) removals.push_back(maps::AnswerChange{key, std::nullopt});
+    };
+    const bool known = engine.for_each_changed_answer(
+        synced_generation_,
+        [&](std::string_view name, std::string_view form, uint16_t qtype, const Answer &ans) {
+            const auto key = maps::make_key(name, qtype);
+            const Want w = classify(name, form, ans);
+            if (w == Want::Unfit) st.unfit++;
+            if (w != Want::Yes) return remove(key);
+            auto it = shadow_.find(key);
+            if (it != shadow_.end() && it->second.held == answer_held_digest(name, ans)) return;
+            if (!ans.answer.empty())
+                return writes.push_back({key, maps::make_value(to_kernel(name, qtype, ans))});
+            auto k = nodata_entry(name, qtype, ans, heads);
+            if (!k) {
+                st.unfit++;
+                return remove(key);
+            }
+            writes.push_back({key, maps::make_value(*k)});
+        },
+        [&](std::string_view name) {
+            remove(maps::make_key(name, FABDNS_QTYPE_A));
+            remove(maps::make_key(name, FABDNS_QTYPE_AAAA));
+        });
+    if (!known) return false;
+
+    // Each zone's entry carries the serial, which every update changes; it is wanted while a
+    // NODATA entry refers to it, counted as the map will hold them after this batch.
+    std::vector<long> nodata(nodata_.begin(), nodata_.end());
+    size_t added = 0;
+    for (const Batch *b : {&removals, &writes})
+        for (const auto &c : *b) {
+            auto it = shadow_.find(c.key);
+            if (it != shadow_.end() && it->second.zone != kNoZone) nodata[it->second.zone]--;
+            if (it == shadow_.end()) added++;
+            if (!c.value) continue;
+            const Entry e = entry_for(c.key, *c.value);
+            if (e.zone != kNoZone) {
+                nodata.resize(zone_keys_.size(), 0);
+                nodata[e.zone]++;
+            }
+        }
+    for (const std::string &zone : engine.options().zones) {
+        const auto key = maps::zone_key(zone);
+        size_t i = 0;
+        while (i < zone_keys_.size() && std::memcmp(&zone_keys_[i], &key, sizeof(key)) != 0) i++;
+        if (i < nodata.size() && nodata[i] > 0) {
+            const Answer soa = engine.resolve(zone, FABDNS_QTYPE_SOA);
+            if (soa.answer.size() != 1) return false;
+            const auto value = maps::make_value(zone_entry(soa.answer.front()));
+            auto it = shadow_.find(key);
+            if (it == shadow_.end()) added++;
+            if (it == shadow_.end() || it->second.value != value_digest(value))
+                writes.push_back({key, value});
+        } else {
+            remove(key);
+        }
+    }
+    // Past capacity the full sync ranks what to keep.
+    if (shadow_.size() + added > table_.capacity()) return false;
+    st.compile_ms = ms_since(t0);
+    const auto t1 = std::chrono::steady_clock::now();
+    // Removals first, so that additions have room in a full map.
+    removals.insert(removals.end(), writes.begin(), writes.end());
+    const uint64_t applied = synced_generation_ + 1;
+    synced_generation_ = commit(removals, st) ? applied : 0;
+    st.desired = st.entries = shadow_.size();
+    st.apply_ms = ms_since(t1);
+    return true;
 }
 
 void MapCompiler::apply_all(const std::vector<maps::KernelAnswer> &desired, CompileStats &st) {
@@ -473,6 +576,13 @@ void MapCompiler::apply_all(const std::vector<maps::KernelAnswer> &desired, Comp
 CompileStats MapCompiler::sync(const Engine &engine) {
     CompileStats st;
     auto t0 = std::chrono::steady_clock::now();
+    if (sync_changes(engine, st)) {
+        last_ = st;
+        return st;
+    }
+    st = CompileStats{};
+    // Read before the walk: should an update land during it, the next sync applies it again.
+    const uint64_t walked = engine.generation();
     generation_++;
     size_t cap = table_.capacity();
 
@@ -536,14 +646,16 @@ CompileStats MapCompiler::sync(const Engine &engine) {
         stage_removals(batch);
         for (auto &[k, v] : changed) stage(k, v, batch);
         changed = {};
-        commit(batch, st);
+        synced_generation_ = commit(batch, st) ? walked : 0;
         st.entries = shadow_.size();
         st.apply_ms = ms_since(t1);
         last_ = st;
         return st;
     }
 
-    // Over capacity: rank by queries seen (kernel hits + user-space answers), keep the top.
+    // Over capacity: rank by queries seen (kernel hits + user-space answers), keep the top;
+    // every sync ranks again.
+    synced_generation_ = 0;
     st = CompileStats{};
     generation_++;
     auto answers = kernel_answers(engine, &st.unfit);

@@ -45,7 +45,10 @@ class MapCompiler {
     // Adopts what is already in the map (after a restart) as the current state.
     explicit MapCompiler(maps::AnswerTable &table);
 
-    // Brings the map in line with the engine's data. Not thread-safe against itself.
+    // Brings the map in line with the engine's data. Not thread-safe against itself. When the
+    // engine made one update since the last sync, which held all of its answers, only the names
+    // that update changed are looked at (a one-service change costs its own names, not a walk
+    // of the set); otherwise every answer is.
     CompileStats sync(const Engine &engine);
 
     // Counts a query answered in user space (ranking input when over capacity). Thread-safe.
@@ -69,8 +72,10 @@ class MapCompiler {
     struct Entry {
         uint64_t value = 0;
         uint64_t held = 0;
-        uint64_t generation = 0;  // the last sync that wanted this entry
+        uint32_t generation = 0;  // the last sync that wanted this entry
+        uint16_t zone = kNoZone;  // a NODATA entry's zone: index into zone_keys_
     };
+    static constexpr uint16_t kNoZone = UINT16_MAX;
     using Shadow = std::unordered_map<fabdns_answer_key, Entry, KeyHash, KeyEq>;
 
     using Batch = std::vector<maps::AnswerChange>;
@@ -80,12 +85,26 @@ class MapCompiler {
     void stage(const fabdns_answer_key &k, const fabdns_answer &v, Batch &batch);
     // Adds the removal of every entry this sync did not mark wanted.
     void stage_removals(Batch &batch);
-    // Applies the batch as one step and brings the shadow in line with what was made.
-    void commit(const Batch &batch, CompileStats &st);
+    // Applies the batch as one step and brings the shadow in line with what was made. False
+    // when some of it was not made.
+    bool commit(const Batch &batch, CompileStats &st);
+    // Stages only the answers of the names the engine's last update changed, and the zone
+    // entries; false (nothing staged) when that cannot be told (see sync()).
+    bool sync_changes(const Engine &engine, CompileStats &st);
+    // The shadow entry for a value written, and the NODATA count per zone kept with it.
+    Entry entry_for(const fabdns_answer_key &k, const fabdns_answer &v);
+    void count(const Entry &e, int delta);
 
     maps::AnswerTable &table_;
     Shadow shadow_;  // what the map holds, as written by us
-    uint64_t generation_ = 0;
+    uint32_t generation_ = 0;
+    // The zone keys NODATA entries refer to, and how many NODATA entries of each the map
+    // holds: a zone's entry is kept while some NODATA entry refers to it.
+    std::vector<fabdns_answer_key> zone_keys_;
+    std::vector<size_t> nodata_;
+    // The engine generation the map holds in full (0: unknown), so that the next sync can
+    // apply only what the engine's next update changed.
+    uint64_t synced_generation_ = 0;
     std::mutex queries_mu_;
     std::unordered_map<std::string, uint64_t> user_queries_;  // "name/qtype" -> count
     CompileStats last_;

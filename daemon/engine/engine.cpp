@@ -148,8 +148,7 @@ std::string rcode_name(Rcode rcode) {
 }
 
 Engine::Engine(EngineOptions options) : options_(normalise_options(std::move(options))) {
-    index_.store(std::make_shared<const AnswerIndex>(
-        options_, std::make_shared<std::vector<GlobalService>>()));
+    index_.store(std::make_shared<const AnswerIndex>(options_));
 }
 
 Engine::~Engine() = default;
@@ -162,14 +161,20 @@ void Engine::set_services(std::vector<GlobalService> services) {
     set_service_set(std::make_shared<const std::vector<GlobalService>>(std::move(services)));
 }
 
-void Engine::set_service_set(ServiceSet services) {
-    // Built outside any lock; readers keep the old index until the store.
-    index_.store(std::make_shared<const AnswerIndex>(options_, std::move(services)));
+std::shared_ptr<const void> Engine::set_service_set(ServiceSet services) {
+    std::lock_guard lock(write_mu_);
+    // Derived from the current index outside any reader's way; readers keep the old index
+    // until the store.
+    auto next = std::make_shared<const AnswerIndex>(*current(), std::move(services));
+    const bool small = next->incremental;
+    std::shared_ptr<const void> before = index_.exchange(std::move(next));
     has_data_.store(true, std::memory_order_release);
+    if (!small) before.reset();
+    return before;
 }
 
 size_t Engine::service_count() const {
-    return current()->services.size();
+    return current()->set->size();
 }
 
 uint32_t Engine::serial() const {
@@ -229,8 +234,8 @@ Explanation Engine::explain(std::string_view qname, uint16_t qtype, uint16_t qcl
         return ex;
     }
 
-    const GlobalService &svc = idx->services[node->service];
-    const ServiceInfo &si = idx->info[node->service];
+    const GlobalService &svc = idx->service(*node);
+    const ServiceInfo &si = *node->service;
     ex.service = svc.key();
     const bool address_query = qtype == dnstype::A || qtype == dnstype::AAAA;
     const size_t fam = family_index(qtype);
@@ -296,22 +301,48 @@ Explanation Engine::explain(std::string_view qname, uint16_t qtype, uint16_t qcl
 void Engine::for_each_service_answer(const ServiceAnswerFn &fn) const {
     auto idx = current();
     Answer scratch;  // reused: each call overwrites it in place
-    for (const auto &[name, node] : idx->names) {
-        if (!enumerated(node)) continue;
+    idx->for_each_name([&](const std::string &name, const NameNode &node) {
+        if (!enumerated(node)) return;
         const std::string_view form = to_string(node.form);
         for (size_t fam : {kV4, kV6}) {
             const uint16_t type = family_type(fam);
             idx->answer(node, name, type, scratch);
             fn(name, form, type, scratch);
         }
+    });
+}
+
+uint64_t Engine::generation() const {
+    return current()->generation;
+}
+
+bool Engine::for_each_changed_answer(uint64_t since, const ServiceAnswerFn &fn,
+                                     const std::function<void(std::string_view)> &gone) const {
+    auto idx = current();
+    if (!idx->incremental || idx->generation != since + 1) return false;
+    Answer scratch;
+    for (const std::string &name : idx->changed) {
+        const NameNode *node = idx->find(name);
+        if (!node || !enumerated(*node)) {
+            gone(name);
+            continue;
+        }
+        const std::string_view form = to_string(node->form);
+        for (size_t fam : {kV4, kV6}) {
+            const uint16_t type = family_type(fam);
+            idx->answer(*node, name, type, scratch);
+            fn(name, form, type, scratch);
+        }
     }
+    return true;
 }
 
 size_t Engine::service_answer_count() const {
     auto idx = current();
     size_t n = 0;
-    for (const auto &[name, node] : idx->names)
+    idx->for_each_name([&](const std::string &, const NameNode &node) {
         if (enumerated(node)) n += 2;  // A and AAAA
+    });
     return n;
 }
 

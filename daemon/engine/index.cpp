@@ -1,5 +1,6 @@
-// Building the AnswerIndex (every name, per zone, with its precomputed address sets) and
-// answering from it. Answers are computed once per set_services(), never per query.
+// Building the AnswerIndex (every name, per zone, with its precomputed address sets), from
+// nothing or from the index before it, and answering from it. Answers are computed once per
+// changed service, never per query.
 #include "engine/index.hpp"
 
 #include <algorithm>
@@ -118,42 +119,221 @@ uint32_t service_hash(const GlobalService &s) {
     return f.h;
 }
 
-// Same namespace/name twice: the last one wins, in the place of the first. A set without
-// duplicates is kept itself; a sorted one (as the sources deliver) is checked without a map.
-ServiceSet unique_by_key(ServiceSet input) {
+bool key_less(const GlobalService &a, const GlobalService &b) {
+    return std::tie(a.ns, a.name) < std::tie(b.ns, b.name);
+}
+
+// The set sorted by namespace/name with one service per namespace/name, the last one given
+// winning. A source's set already is, and is kept itself.
+ServiceSet sorted_unique(ServiceSet input) {
     const std::vector<GlobalService> &in = *input;
     bool sorted = true;
-    for (size_t i = 1; i < in.size() && sorted; i++)
-        sorted = std::tie(in[i - 1].ns, in[i - 1].name) < std::tie(in[i].ns, in[i].name);
+    for (size_t i = 1; i < in.size() && sorted; i++) sorted = key_less(in[i - 1], in[i]);
     if (sorted) return input;
-    std::unordered_map<std::string, size_t> seen;
-    seen.reserve(in.size());
-    bool duplicates = false;
-    for (size_t i = 0; i < in.size() && !duplicates; i++)
-        duplicates = !seen.try_emplace(in[i].key(), i).second;
-    if (!duplicates) return input;
-    seen.clear();
+    std::vector<size_t> order(in.size());
+    for (size_t i = 0; i < order.size(); i++) order[i] = i;
+    std::stable_sort(order.begin(), order.end(),
+                     [&](size_t a, size_t b) { return key_less(in[a], in[b]); });
     std::vector<GlobalService> out;
     out.reserve(in.size());
-    for (const GlobalService &svc : in) {
-        auto [it, fresh] = seen.try_emplace(svc.key(), out.size());
-        if (fresh)
-            out.push_back(svc);
-        else
-            out[it->second] = svc;
+    for (size_t i = 0; i < order.size(); i++) {
+        const bool last_of_key = i + 1 == order.size() || key_less(in[order[i]], in[order[i + 1]]);
+        if (last_of_key) out.push_back(in[order[i]]);
     }
     return std::make_shared<const std::vector<GlobalService>>(std::move(out));
 }
 
+// Whether two versions of a service answer the same (ports and resourceVersion do not count).
+bool same_answers(const GlobalService &a, const GlobalService &b) {
+    return a.type == b.type && a.endpoints == b.endpoints;
+}
+
+std::shared_ptr<const ServiceInfo> compute(const GlobalService &svc, const NodeTopology &node) {
+    auto out = std::make_shared<ServiceInfo>();
+    ServiceInfo &si = *out;
+    si.key = svc.key();
+    si.hash = service_hash(svc);
+    si.sets.emplace_back();
+    auto add_set = [&si](std::vector<IpAddr> &&addrs) -> uint32_t {
+        if (addrs.empty()) return 0;
+        normalise(addrs);
+        si.sets.push_back(std::move(addrs));
+        return static_cast<uint32_t>(si.sets.size() - 1);
+    };
+    for (size_t fam : {kV4, kV6}) {
+        TierChoice c = choose_tier(svc, family_of(fam), node);
+        si.tier[fam] = c.tier;
+        si.service_sets[fam] = add_set(std::move(c.addresses));
+    }
+
+    std::vector<uint32_t> cluster_of(svc.endpoints.size());
+    std::vector<std::array<std::vector<IpAddr>, 2>> per_cluster;
+    for (size_t e = 0; e < svc.endpoints.size(); e++) {
+        const Endpoint &ep = svc.endpoints[e];
+        size_t c = 0;
+        while (c < si.clusters.size() && si.clusters[c].name != ep.cluster) c++;
+        if (c == si.clusters.size()) {
+            si.clusters.push_back({ep.cluster, {0, 0}});
+            per_cluster.emplace_back();
+        }
+        cluster_of[e] = static_cast<uint32_t>(c);
+        for (const IpAddr &a : ep.addresses) per_cluster[c][a.is_v6() ? kV6 : kV4].push_back(a);
+    }
+    for (size_t c = 0; c < si.clusters.size(); c++)
+        for (size_t fam : {kV4, kV6})
+            si.clusters[c].sets[fam] = add_set(std::move(per_cluster[c][fam]));
+
+    if (svc.type == ServiceType::Headless) {
+        // Endpoints sharing a hostname in one cluster are one name with all their addresses.
+        std::vector<std::pair<std::pair<uint32_t, std::string_view>, size_t>> pods;
+        for (size_t e = 0; e < svc.endpoints.size(); e++)
+            if (svc.endpoints[e].hostname)
+                pods.push_back({{cluster_of[e], *svc.endpoints[e].hostname}, e});
+        std::sort(pods.begin(), pods.end());
+        for (size_t p = 0; p < pods.size();) {
+            std::array<std::vector<IpAddr>, 2> addrs;
+            size_t q = p;
+            for (; q < pods.size() && pods[q].first == pods[p].first; q++)
+                for (const IpAddr &a : svc.endpoints[pods[q].second].addresses)
+                    addrs[a.is_v6() ? kV6 : kV4].push_back(a);
+            const uint32_t v4 = add_set(std::move(addrs[kV4]));
+            const uint32_t v6 = add_set(std::move(addrs[kV6]));
+            si.pods.push_back({pods[p].first.first, std::string(pods[p].first.second), {v4, v6}});
+            p = q;
+        }
+    }
+    si.sets.shrink_to_fit();
+    return out;
+}
+
+// Within one service, the order its forms were first claimed in (for a tie of rank).
+int claim_order(Form f) {
+    switch (f) {
+        case Form::Service:
+            return 0;
+        case Form::Short:
+            return 1;
+        case Form::Cluster:
+        case Form::Old:
+            return 2;
+        default:
+            return 3;
+    }
+}
+
+// Which of two service claims on one name wins: the lower rank, then the service first in key
+// order, then the form that service claims first.
+bool wins(const NameNode &a, const NameNode &b) {
+    if (rank(a.form) != rank(b.form)) return rank(a.form) < rank(b.form);
+    if (a.service != b.service) return a.service->key < b.service->key;
+    if (claim_order(a.form) != claim_order(b.form))
+        return claim_order(a.form) < claim_order(b.form);
+    return a.slot < b.slot;
+}
+
+bool same_claim(const NameNode &a, const NameNode &b) {
+    return a.service == b.service && a.form == b.form && a.slot == b.slot;
+}
+
+NameNode ent_node(uint16_t zone) {
+    return NameNode{Form::EmptyNonTerminal, zone, kNone, nullptr, {0, 0}};
+}
+
+void add_claim(Shard &shard, std::string &&name, const NameNode &claim) {
+    if (claim.form == Form::EmptyNonTerminal) {
+        shard.ent_claims[name]++;
+        shard.names.try_emplace(std::move(name), claim);
+        return;
+    }
+    auto [it, fresh] = shard.names.try_emplace(name, claim);
+    NameNode &best = it->second;
+    if (fresh) return;
+    if (best.form == Form::EmptyNonTerminal) {  // no service form so far
+        best = claim;
+        return;
+    }
+    auto c = shard.contested.find(name);
+    if (c == shard.contested.end()) c = shard.contested.emplace(name, std::vector{best}).first;
+    c->second.push_back(claim);
+    if (wins(claim, best)) best = claim;
+}
+
+void remove_claim(Shard &shard, const std::string &name, const NameNode &claim) {
+    auto it = shard.names.find(name);
+    if (it == shard.names.end()) return;
+    if (claim.form == Form::EmptyNonTerminal) {
+        auto e = shard.ent_claims.find(name);
+        if (e == shard.ent_claims.end() || --e->second > 0) return;
+        shard.ent_claims.erase(e);
+        if (it->second.form == Form::EmptyNonTerminal) shard.names.erase(it);
+        return;
+    }
+    auto c = shard.contested.find(name);
+    if (c == shard.contested.end()) {  // the one service form
+        if (shard.ent_claims.count(name))
+            it->second = ent_node(claim.zone);
+        else
+            shard.names.erase(it);
+        return;
+    }
+    auto &claims = c->second;
+    claims.erase(std::remove_if(claims.begin(), claims.end(),
+                                [&](const NameNode &n) { return same_claim(n, claim); }),
+                 claims.end());
+    it->second = *std::min_element(claims.begin(), claims.end(), wins);
+    if (claims.size() == 1) shard.contested.erase(c);
+}
+
 }  // namespace
 
-AnswerIndex::AnswerIndex(const EngineOptions &options, ServiceSet input)
-    : ttl(options.ttl), set(unique_by_key(std::move(input))), services(*set) {
-    // Content serial: order-independent over services, so a re-list in another order keeps it.
-    uint32_t serial_sum = static_cast<uint32_t>(services.size());
-    for (const auto &svc : services) serial_sum += service_hash(svc);
-    serial = serial_sum;
+size_t AnswerIndex::shard_of(std::string_view name) {
+    // Not the low bits the shard's own table uses first: mixed, then the high ones.
+    return (std::hash<std::string_view>{}(name)*0x9E3779B97F4A7C15ULL) >> 52;
+}
 
+template <typename Fn>
+void AnswerIndex::for_each_claim(const ServiceInfo &si, Fn &&fn) const {
+    const size_t slash = si.key.find('/');
+    const std::string ns = lowered(std::string_view(si.key).substr(0, slash));
+    const std::string name = lowered(std::string_view(si.key).substr(slash + 1));
+    std::vector<std::string> cluster_labels;
+    cluster_labels.reserve(si.clusters.size());
+    for (const ClusterInfo &ci : si.clusters) cluster_labels.push_back(lowered(ci.name));
+    uint16_t zi = 0;
+    for (const ZoneInfo &zone : zones) {
+        const std::string_view z = zone.name;
+        auto add = [&](std::string n, const NameNode &node) {
+            // With nested zones a name belongs to the innermost zone only.
+            if (nested_zones_ && zone_of(n) != node.zone) return;
+            fn(std::move(n), node);
+        };
+        // Empty non-terminals are shared by many services: they name none of them.
+        const NameNode ent = ent_node(zi);
+        add(dotted({name, ns, "svc"}, z), NameNode{Form::Service, zi, kNone, &si, si.service_sets});
+        add(dotted({name, ns}, z), NameNode{Form::Short, zi, kNone, &si, si.service_sets});
+        add(dotted({ns, "svc"}, z), ent);
+        add(dotted({"svc"}, z), ent);
+        add(dotted({ns}, z), ent);
+        for (size_t c = 0; c < si.clusters.size(); c++) {
+            const auto slot = static_cast<uint32_t>(c);
+            const std::string &cl = cluster_labels[c];
+            const auto &sets = si.clusters[c].sets;
+            add(dotted({cl, name, ns, "svc"}, z), NameNode{Form::Cluster, zi, slot, &si, sets});
+            add(dotted({name, ns, cl}, z), NameNode{Form::Old, zi, slot, &si, sets});
+            add(dotted({ns, cl}, z), ent);
+            add(dotted({cl}, z), ent);
+        }
+        for (size_t p = 0; p < si.pods.size(); p++) {
+            const PodInfo &pi = si.pods[p];
+            add(dotted({lowered(pi.hostname), cluster_labels[pi.cluster], name, ns, "svc"}, z),
+                NameNode{Form::Pod, zi, static_cast<uint32_t>(p), &si, pi.sets});
+        }
+        zi++;
+    }
+}
+
+void AnswerIndex::make_zones() {
+    zones.clear();
     for (const auto &z : options.zones) {
         ZoneInfo zi;
         zi.name = z;
@@ -165,114 +345,102 @@ AnswerIndex::AnswerIndex(const EngineOptions &options, ServiceSet input)
         append_name(zi.ns.rdata, mname);
         zones.push_back(std::move(zi));
     }
+}
+
+AnswerIndex::AnswerIndex(const EngineOptions &opts)
+    : options(opts),
+      ttl(opts.ttl),
+      set(std::make_shared<const std::vector<GlobalService>>()),
+      shards_(kShards) {
+    make_zones();
     for (size_t a = 0; a < zones.size(); a++)
         for (size_t b = 0; b < zones.size(); b++)
             if (a != b && ends_with_zone(zones[a].name, zones[b].name)) nested_zones_ = true;
-
-    // Address sets, computed once per service and shared by every zone and form.
-    sets.emplace_back();
-    auto add_set = [this](std::vector<IpAddr> &&addrs) -> uint32_t {
-        if (addrs.empty()) return 0;
-        normalise(addrs);
-        sets.push_back(std::move(addrs));
-        return static_cast<uint32_t>(sets.size() - 1);
-    };
-
-    info.resize(services.size());
-    size_t name_estimate = zones.size() + 1;
-    for (size_t i = 0; i < services.size(); i++) {
-        const GlobalService &svc = services[i];
-        ServiceInfo &si = info[i];
-        for (size_t fam : {kV4, kV6}) {
-            TierChoice c = choose_tier(svc, family_of(fam), options.node);
-            si.tier[fam] = c.tier;
-            si.sets[fam] = add_set(std::move(c.addresses));
-        }
-
-        std::vector<uint32_t> cluster_of(svc.endpoints.size());
-        std::vector<std::array<std::vector<IpAddr>, 2>> per_cluster;
-        for (size_t e = 0; e < svc.endpoints.size(); e++) {
-            const Endpoint &ep = svc.endpoints[e];
-            size_t c = 0;
-            while (c < si.clusters.size() && si.clusters[c].name != ep.cluster) c++;
-            if (c == si.clusters.size()) {
-                si.clusters.push_back({ep.cluster, {0, 0}});
-                per_cluster.emplace_back();
-            }
-            cluster_of[e] = static_cast<uint32_t>(c);
-            for (const IpAddr &a : ep.addresses) per_cluster[c][a.is_v6() ? kV6 : kV4].push_back(a);
-        }
-        for (size_t c = 0; c < si.clusters.size(); c++)
-            for (size_t fam : {kV4, kV6})
-                si.clusters[c].sets[fam] = add_set(std::move(per_cluster[c][fam]));
-
-        if (svc.type == ServiceType::Headless) {
-            // Endpoints sharing a hostname in one cluster are one name with all their addresses.
-            std::vector<std::pair<std::pair<uint32_t, std::string_view>, size_t>> pods;
-            for (size_t e = 0; e < svc.endpoints.size(); e++)
-                if (svc.endpoints[e].hostname)
-                    pods.push_back({{cluster_of[e], *svc.endpoints[e].hostname}, e});
-            std::sort(pods.begin(), pods.end());
-            for (size_t p = 0; p < pods.size();) {
-                std::array<std::vector<IpAddr>, 2> addrs;
-                size_t q = p;
-                for (; q < pods.size() && pods[q].first == pods[p].first; q++)
-                    for (const IpAddr &a : svc.endpoints[pods[q].second].addresses)
-                        addrs[a.is_v6() ? kV6 : kV4].push_back(a);
-                si.pods.push_back(
-                    {pods[p].first.first,
-                     std::string(pods[p].first.second),
-                     {add_set(std::move(addrs[kV4])), add_set(std::move(addrs[kV6]))}});
-                p = q;
-            }
-        }
-        name_estimate += 6 + 2 * si.clusters.size() + si.pods.size();
+    std::vector<std::shared_ptr<Shard>> made(kShards);
+    for (size_t z = 0; z < zones.size(); z++) {
+        const std::string &name = zones[z].name;
+        auto &shard = made[shard_of(name)];
+        if (!shard) shard = std::make_shared<Shard>();
+        shard->names.try_emplace(name,
+                                 NameNode{Form::Apex, static_cast<uint16_t>(z), kNone, nullptr});
     }
+    for (size_t s = 0; s < kShards; s++) shards_[s] = std::move(made[s]);
+}
 
-    // Names.
-    names.reserve(name_estimate * zones.size());
-    uint16_t zi = 0;
-    auto add = [&](std::string name, const NameNode &node) {
-        // With nested zones a name belongs to the innermost zone only.
-        if (nested_zones_ && zone_of(name) != node.zone) return;
-        auto [it, fresh] = names.try_emplace(std::move(name), node);
-        if (!fresh && rank(node.form) < rank(it->second.form)) it->second = node;
-    };
-    for (const ZoneInfo &zone : zones) {
-        const std::string_view z = zone.name;
-        add(std::string(z), NameNode{Form::Apex, zi, kNone, kNone, {0, 0}});
-        for (size_t i = 0; i < services.size(); i++) {
-            const ServiceInfo &si = info[i];
-            const std::string name = lowered(services[i].name), ns = lowered(services[i].ns);
-            const auto svc = static_cast<uint32_t>(i);
-            // Empty non-terminals are shared by many services: they name none of them.
-            const NameNode ent{Form::EmptyNonTerminal, zi, kNone, kNone, {0, 0}};
-            add(dotted({name, ns, "svc"}, z), NameNode{Form::Service, zi, svc, kNone, si.sets});
-            add(dotted({name, ns}, z), NameNode{Form::Short, zi, svc, kNone, si.sets});
-            add(dotted({ns, "svc"}, z), ent);
-            add(dotted({"svc"}, z), ent);
-            add(dotted({ns}, z), ent);
-            std::vector<std::string> cluster_labels;
-            cluster_labels.reserve(si.clusters.size());
-            for (size_t c = 0; c < si.clusters.size(); c++) {
-                const auto &ci = si.clusters[c];
-                const auto slot = static_cast<uint32_t>(c);
-                cluster_labels.push_back(lowered(ci.name));
-                const std::string &cl = cluster_labels.back();
-                add(dotted({cl, name, ns, "svc"}, z),
-                    NameNode{Form::Cluster, zi, svc, slot, ci.sets});
-                add(dotted({name, ns, cl}, z), NameNode{Form::Old, zi, svc, slot, ci.sets});
-                add(dotted({ns, cl}, z), ent);
-                add(dotted({cl}, z), ent);
-            }
-            for (size_t p = 0; p < si.pods.size(); p++) {
-                const PodInfo &pi = si.pods[p];
-                add(dotted({lowered(pi.hostname), cluster_labels[pi.cluster], name, ns, "svc"}, z),
-                    NameNode{Form::Pod, zi, svc, static_cast<uint32_t>(p), pi.sets});
-            }
+AnswerIndex::AnswerIndex(const AnswerIndex &before, ServiceSet input)
+    : options(before.options),
+      ttl(before.ttl),
+      generation(before.generation + 1),
+      set(sorted_unique(std::move(input))),
+      nested_zones_(before.nested_zones_),
+      shards_(before.shards_) {
+    const std::vector<GlobalService> &olds = *before.set, &news = *set;
+    // Which services changed: a walk of the two sorted sets side by side.
+    std::vector<const ServiceInfo *> gone;
+    std::vector<const ServiceInfo *> made;
+    info_.reserve(news.size());
+    uint32_t serial_sum = static_cast<uint32_t>(news.size());
+    size_t i = 0;
+    for (const GlobalService &svc : news) {
+        while (i < olds.size() && key_less(olds[i], svc)) gone.push_back(before.info_[i++].get());
+        if (i < olds.size() && !key_less(svc, olds[i]) && same_answers(olds[i], svc)) {
+            info_.push_back(before.info_[i++]);
+        } else {
+            if (i < olds.size() && !key_less(svc, olds[i])) gone.push_back(before.info_[i++].get());
+            info_.push_back(compute(svc, options.node));
+            made.push_back(info_.back().get());
         }
-        zi++;
+        serial_sum += info_.back()->hash;
     }
+    while (i < olds.size()) gone.push_back(before.info_[i++].get());
+    // Content serial: order-independent over services, so a re-list in another order keeps it.
+    serial = serial_sum;
+    make_zones();
+
+    // A first set, or most of one changed: the names are not worth listing.
+    incremental = before.generation > 0 && (gone.size() + made.size()) * 8 <= news.size() + 64;
+    std::vector<Shard *> writable(kShards, nullptr);
+    auto shard = [&](std::string_view name) -> Shard & {
+        const size_t s = shard_of(name);
+        if (!writable[s]) {
+            auto copy =
+                shards_[s] ? std::make_shared<Shard>(*shards_[s]) : std::make_shared<Shard>();
+            writable[s] = copy.get();
+            shards_[s] = std::move(copy);
+        }
+        return *writable[s];
+    };
+    for (const ServiceInfo *si : gone)
+        for_each_claim(*si, [&](std::string &&name, const NameNode &claim) {
+            remove_claim(shard(name), name, claim);
+            if (incremental && claim.form != Form::EmptyNonTerminal) changed.push_back(name);
+        });
+    for (const ServiceInfo *si : made)
+        for_each_claim(*si, [&](std::string &&name, const NameNode &claim) {
+            if (incremental && claim.form != Form::EmptyNonTerminal) changed.push_back(name);
+            add_claim(shard(name), std::move(name), claim);
+        });
+    std::sort(changed.begin(), changed.end());
+    changed.erase(std::unique(changed.begin(), changed.end()), changed.end());
+}
+
+const NameNode *AnswerIndex::find(std::string_view name) const {
+    const auto &shard = shards_[shard_of(name)];
+    if (!shard) return nullptr;
+    auto it = shard->names.find(name);
+    return it == shard->names.end() ? nullptr : &it->second;
+}
+
+const GlobalService &AnswerIndex::service(const NameNode &node) const {
+    const std::string &key = node.service->key;
+    const size_t slash = key.find('/');
+    const std::string_view ns = std::string_view(key).substr(0, slash);
+    const std::string_view name = std::string_view(key).substr(slash + 1);
+    auto it = std::lower_bound(set->begin(), set->end(), std::pair{ns, name},
+                               [](const GlobalService &s, const auto &k) {
+                                   return std::tie(s.ns, s.name) < std::tie(k.first, k.second);
+                               });
+    return *it;
 }
 
 int AnswerIndex::zone_of(std::string_view name) const {
@@ -328,7 +496,12 @@ void AnswerIndex::answer(const NameNode &node, std::string_view name, uint16_t q
         nxdomain_or_nodata(Rcode::NoError, node.zone, out);
         return;
     }
-    const std::vector<IpAddr> &addrs = sets[node.sets[family_index(qtype)]];
+    const uint32_t set_index = node.sets[family_index(qtype)];
+    if (!node.service || set_index == 0) {
+        nxdomain_or_nodata(Rcode::NoError, node.zone, out);
+        return;
+    }
+    const std::vector<IpAddr> &addrs = node.service->sets[set_index];
     if (addrs.empty()) {
         nxdomain_or_nodata(Rcode::NoError, node.zone, out);
         return;

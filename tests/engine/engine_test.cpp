@@ -508,6 +508,30 @@ TEST(EngineData, ASourcesSetIsSharedNotCopied) {
     EXPECT_EQ(set.use_count(), 1) << "the previous set is released";
 }
 
+// After an update of a few services the replaced data comes back to the caller, who frees it
+// once the change is published; after an update of most of the set it is freed at once.
+TEST(EngineData, ASmallUpdateHandsBackTheReplacedSet) {
+    Engine e(options(kBeijing));
+    std::vector<GlobalService> v;
+    for (int i = 0; i < 40; i++)
+        v.push_back(service("s" + std::to_string(100 + i), "default",
+                            {endpoint("beijing", "bj", "north", {"10.8.0.1"})}));
+    auto first = std::make_shared<const std::vector<GlobalService>>(v);
+    e.set_service_set(first);
+    v[7].endpoints[0].addresses[0] = *IpAddr::parse("10.8.0.2");
+    auto second = std::make_shared<const std::vector<GlobalService>>(v);
+    std::shared_ptr<const void> replaced = e.set_service_set(second);
+    ASSERT_TRUE(replaced);
+    EXPECT_EQ(resolve_a(e, "s107.default.svc.global"), Strings{"10.8.0.2"});
+    EXPECT_GT(first.use_count(), 1) << "held by the replaced data";
+    replaced.reset();
+    EXPECT_EQ(first.use_count(), 1);
+
+    for (auto &s : v) s.endpoints[0].addresses[0] = *IpAddr::parse("10.8.0.3");
+    EXPECT_FALSE(e.set_service_set(std::make_shared<const std::vector<GlobalService>>(v)));
+    EXPECT_EQ(second.use_count(), 1) << "freed at once";
+}
+
 TEST(EngineData, SerialFollowsContentNotOrder) {
     Engine a(options(kBeijing)), b(options({"other", "", ""}));
     a.set_services({tiered(), dual(), headless()});

@@ -7,7 +7,9 @@
 
 #include <fstream>
 #include <sstream>
+#include <string>
 #include <thread>
+#include <vector>
 
 #include "support.hpp"
 
@@ -94,6 +96,22 @@ TEST_F(KubeSourceTest, ListThenWatchEvents) {
         [](const auto &s) { return !has_service(s, "db/mysql") && s.size() == 2; }, kEvent));
     EXPECT_EQ(api.state()["lists"], 1);
     EXPECT_EQ(src->status().objects, 2u);
+}
+
+// The set comes in (namespace, name) order, which the engine takes as it is: "kube" before
+// "kube-system", though "kube-system/..." sorts before "kube/..." as a string.
+TEST_F(KubeSourceTest, DeliversTheSetInNamespaceNameOrder) {
+    ApiServer api;
+    api.apply(service_json("b", "kube-system", {"10.0.0.1"}));
+    api.apply(service_json("z", "kube", {"10.0.0.2"}));
+    auto src = start(options(api.url()));
+    ASSERT_TRUE(collector.wait_for([](const auto &s) { return s.size() == 2; }));
+    ASSERT_TRUE(eventually([&] { return api.state()["open_watches"] == 1; }));
+    api.apply(service_json("a", "kube", {"10.0.0.3"}));  // ADDED, by watch
+    ASSERT_TRUE(collector.wait_for([](const auto &s) { return s.size() == 3; }, kEvent));
+    std::vector<std::string> keys;
+    for (const GlobalService &svc : collector.latest()) keys.push_back(svc.key());
+    EXPECT_EQ(keys, (std::vector<std::string>{"kube/a", "kube/z", "kube-system/b"}));
 }
 
 TEST_F(KubeSourceTest, EmptyClusterIsAnEmptySet) {
