@@ -573,6 +573,90 @@ void MapCompiler::apply_all(const std::vector<maps::KernelAnswer> &desired, Comp
     commit(batch, st);
 }
 
+// The `cap` answers sync() keeps when the engine's set does not fit: zone entries first (the
+// NODATA entries kept refer to them), then the highest scores, ties in (name, type) order. Two
+// walks, so that only the kept answers are ever built: the first scores every wanted answer
+// and keeps the best `cap` names in a bounded heap, the second builds those.
+std::vector<maps::KernelAnswer> MapCompiler::ranked_answers(const Engine &engine, size_t cap,
+                                                            CompileStats &st) {
+    std::unordered_map<std::string, uint64_t> score;
+    {
+        std::lock_guard lock(queries_mu_);
+        score = user_queries_;
+    }
+    table_.for_each([&](const fabdns_answer_key &k, const fabdns_answer &v) {
+        score[query_key(std::string_view(v.name, strnlen(v.name, sizeof(v.name))), k.qtype)] +=
+            v.hits;
+    });
+
+    struct Candidate {
+        uint64_t points;
+        std::string name;
+        uint16_t qtype;
+    };
+    // Orders better candidates first; the heap's top is the worst one kept.
+    auto better = [](const Candidate &a, const Candidate &b) {
+        if (a.points != b.points) return a.points > b.points;
+        return a.name != b.name ? a.name < b.name : a.qtype < b.qtype;
+    };
+    std::vector<Candidate> heap;
+    std::map<std::string, maps::KernelAnswer> zones;
+    SoaHeads heads;
+    size_t wanted = 0;
+    engine.for_each_service_answer([&](std::string_view name, std::string_view form, uint16_t qtype,
+                                       const Answer &ans) {
+        const Want w = classify(name, form, ans);
+        if (w == Want::No) return;
+        if (w == Want::Unfit || (ans.answer.empty() && !nodata_entry(name, qtype, ans, heads))) {
+            st.unfit++;
+            return;
+        }
+        wanted++;
+        if (ans.answer.empty()) {
+            const Record &soa = ans.authority.front();
+            if (!zones.count(soa.owner)) zones.emplace(soa.owner, zone_entry(soa));
+        }
+        auto it = score.find(query_key(name, qtype));
+        Candidate c{it == score.end() ? 0 : it->second, std::string(name), qtype};
+        if (heap.size() < cap) {
+            heap.push_back(std::move(c));
+            std::push_heap(heap.begin(), heap.end(), better);
+        } else if (cap > 0 && better(c, heap.front())) {
+            std::pop_heap(heap.begin(), heap.end(), better);
+            heap.back() = std::move(c);
+            std::push_heap(heap.begin(), heap.end(), better);
+        }
+    });
+    st.desired = wanted + zones.size();
+    // Zones are kept whatever they cost: the worst candidates make room for them.
+    while (!heap.empty() && heap.size() + zones.size() > cap) {
+        std::pop_heap(heap.begin(), heap.end(), better);
+        heap.pop_back();
+    }
+    std::unordered_map<std::string, uint16_t> chosen;  // "name/qtype" -> qtype
+    for (const auto &c : heap) chosen.emplace(query_key(c.name, c.qtype), c.qtype);
+    heap = {};
+
+    std::vector<maps::KernelAnswer> kept;
+    kept.reserve(std::min(cap, chosen.size() + zones.size()));
+    for (auto &[zone, k] : zones) {
+        if (kept.size() >= cap) break;
+        kept.push_back(std::move(k));
+    }
+    engine.for_each_service_answer(
+        [&](std::string_view name, std::string_view form, uint16_t qtype, const Answer &ans) {
+            if (kept.size() >= cap || !chosen.count(query_key(name, qtype))) return;
+            if (classify(name, form, ans) != Want::Yes) return;
+            if (!ans.answer.empty()) {
+                kept.push_back(to_kernel(name, qtype, ans));
+            } else if (auto k = nodata_entry(name, qtype, ans, heads)) {
+                kept.push_back(std::move(*k));
+            }
+        });
+    st.over_capacity = st.desired - std::min(st.desired, kept.size());
+    return kept;
+}
+
 CompileStats MapCompiler::sync(const Engine &engine) {
     CompileStats st;
     auto t0 = std::chrono::steady_clock::now();
@@ -658,34 +742,7 @@ CompileStats MapCompiler::sync(const Engine &engine) {
     synced_generation_ = 0;
     st = CompileStats{};
     generation_++;
-    auto answers = kernel_answers(engine, &st.unfit);
-    st.desired = answers.size();
-    std::unordered_map<std::string, uint64_t> score;
-    {
-        std::lock_guard lock(queries_mu_);
-        score = user_queries_;
-    }
-    table_.for_each([&](const fabdns_answer_key &k, const fabdns_answer &v) {
-        score[query_key(std::string_view(v.name, strnlen(v.name, sizeof(v.name))), k.qtype)] +=
-            v.hits;
-    });
-    std::vector<std::pair<uint64_t, size_t>> rank;
-    rank.reserve(answers.size());
-    for (size_t i = 0; i < answers.size(); i++) {
-        auto it = score.find(query_key(answers[i].name, answers[i].qtype));
-        // A zone entry is kept whatever it costs: the NODATA entries kept refer to it.
-        const uint64_t points = answers[i].kind == FABDNS_ANSWER_ZONE ? UINT64_MAX
-                                : it == score.end()                   ? 0
-                                                                      : it->second;
-        rank.emplace_back(points, i);
-    }
-    // Highest score first; ties keep the sorted (name, type) order so results are stable.
-    std::stable_sort(rank.begin(), rank.end(),
-                     [](const auto &a, const auto &b) { return a.first > b.first; });
-    std::vector<maps::KernelAnswer> kept;
-    kept.reserve(cap);
-    for (size_t i = 0; i < cap; i++) kept.push_back(std::move(answers[rank[i].second]));
-    st.over_capacity = answers.size() - cap;
+    auto kept = ranked_answers(engine, cap, st);
     st.compile_ms = ms_since(t0);
     auto t1 = std::chrono::steady_clock::now();
     apply_all(kept, st);

@@ -81,6 +81,8 @@ class MapCompiler {
     using Batch = std::vector<maps::AnswerChange>;
     // Applies `desired` (already ranked to fit) in full; used when over capacity.
     void apply_all(const std::vector<maps::KernelAnswer> &desired, CompileStats &st);
+    std::vector<maps::KernelAnswer> ranked_answers(const Engine &engine, size_t cap,
+                                                   CompileStats &st);
     // Adds k = v to the batch unless the map already holds it (marking it wanted).
     void stage(const fabdns_answer_key &k, const fabdns_answer &v, Batch &batch);
     // Adds the removal of every entry this sync did not mark wanted.
