@@ -508,8 +508,8 @@ bool MapCompiler::sync_changes(const Engine &engine, CompileStats &st) {
             writes.push_back({key, maps::make_value(*k)});
         },
         [&](std::string_view name) {
-            remove(maps::make_key(name, FABDNS_QTYPE_A));
-            remove(maps::make_key(name, FABDNS_QTYPE_AAAA));
+            remove(maps::make_key(name, DNS_TYPE_A));
+            remove(maps::make_key(name, DNS_TYPE_AAAA));
         });
     if (!known) return false;
 
@@ -534,7 +534,7 @@ bool MapCompiler::sync_changes(const Engine &engine, CompileStats &st) {
         size_t i = 0;
         while (i < zone_keys_.size() && std::memcmp(&zone_keys_[i], &key, sizeof(key)) != 0) i++;
         if (i < nodata.size() && nodata[i] > 0) {
-            const Answer soa = engine.resolve(zone, FABDNS_QTYPE_SOA);
+            const Answer soa = engine.resolve(zone, DNS_TYPE_SOA);
             if (soa.answer.size() != 1) return false;
             const auto value = maps::make_value(zone_entry(soa.answer.front()));
             auto it = shadow_.find(key);
