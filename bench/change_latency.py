@@ -17,7 +17,6 @@ import json
 import os
 import re
 import shutil
-import signal
 import statistics
 import string
 import subprocess
@@ -29,7 +28,9 @@ import urllib.request
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 sys.path.insert(0, os.path.join(HERE, "harness"))
+sys.path.insert(0, os.path.join(REPO, "tests", "pylib"))
 import gen  # noqa: E402
+import plumbing  # noqa: E402
 
 SYNC = re.compile(r"sync: (\d+) services.* in ([0-9.]+) ms(?:, engine ([0-9.]+) ms)?")
 
@@ -138,18 +139,12 @@ def main():
             print("  change %d: %.1f ms to the kernel (daemon: engine %s ms, compile + apply "
                   "%.1f ms)" % (c + 1, lat[-1], m.group(3) or "?", float(m.group(2))))
             time.sleep(1)
-        st = open("/proc/%d/status" % daemon.pid).read()
-        rss = int(re.search(r"VmRSS:\s+(\d+)", st).group(1))
-        hwm = int(re.search(r"VmHWM:\s+(\d+)", st).group(1))
+        rss, hwm = plumbing.memory_kib(daemon.pid)
         print("%s %d x 3: one change, median %.1f ms of %d; RSS %.1f MiB, HWM %.1f MiB"
               % (o.source, o.n, statistics.median(lat), len(lat), rss / 1024, hwm / 1024))
     finally:
         for p in reversed(procs):
-            p.send_signal(signal.SIGTERM)
-            try:
-                p.wait(30)
-            except subprocess.TimeoutExpired:
-                p.kill()
+            plumbing.terminate(p, 30)
         shutil.rmtree(d, ignore_errors=True)
         shutil.rmtree(pin, ignore_errors=True)
 

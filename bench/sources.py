@@ -37,7 +37,9 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 sys.path.insert(0, os.path.join(HERE, "harness"))
+sys.path.insert(0, os.path.join(REPO, "tests", "pylib"))
 import gen  # noqa: E402
+import plumbing  # noqa: E402
 
 
 def make_certs(d):
@@ -58,11 +60,6 @@ def make_certs(d):
         ossl("x509", "-req", "-in", "%s/%s.csr" % (d, name), "-CA", d + "/ca.crt", "-CAkey",
              d + "/ca.key", "-CAcreateserial", "-out", "%s/%s.crt" % (d, name), "-days", "2",
              "-extfile", "%s/%s.ext" % (d, name))
-
-
-def ticks(pid):
-    fields = open("/proc/%d/stat" % pid).read().rsplit(")", 1)[1].split()
-    return int(fields[11]) + int(fields[12])
 
 
 def size_arg(text):
@@ -254,12 +251,10 @@ def main():
                                   text=True).stdout.split()
             pid = next((int(k) for k in kids
                         if os.path.realpath("/proc/%s/exe" % k) == exe), pid)
-        c0 = ticks(pid)
+        c0 = plumbing.cpu_ns(pid)
         time.sleep(5)
-        cpu = (ticks(pid) - c0) / os.sysconf("SC_CLK_TCK") / 5
-        st = open("/proc/%d/status" % pid).read()
-        rss = int(re.search(r"VmRSS:\s+(\d+)", st).group(1))
-        hwm = int(re.search(r"VmHWM:\s+(\d+)", st).group(1))
+        cpu = (plumbing.cpu_ns(pid) - c0) / 1e9 / 5
+        rss, hwm = plumbing.memory_kib(pid)
         maps = map_memlock(pin)
         print("%s %d x 3: first answer %.2f s, first sync %.2f s, RSS %.1f MiB, HWM %.1f MiB, "
               "idle CPU %.2f %%, maps (memlock, capacity %d) %.1f MiB"
@@ -276,11 +271,7 @@ def main():
             daemon.wait(120)
     finally:
         for p in reversed(procs):
-            p.send_signal(signal.SIGTERM)
-            try:
-                p.wait(30)
-            except subprocess.TimeoutExpired:
-                p.kill()
+            plumbing.terminate(p, 30)
         shutil.rmtree(d, ignore_errors=True)
         shutil.rmtree(pin, ignore_errors=True)
         if cgroup:

@@ -10,8 +10,6 @@ where no socket is bound, so every reply the client gets was built by the kernel
 import json
 import signal
 
-import pytest
-
 import e2elib as lib
 
 NGINX = "nginx.default.svc.global"

@@ -5,13 +5,11 @@ config says so (source.kubernetes.allow_token_over_http)."""
 import json
 import os
 import subprocess
-import sys
 import time
 
 import pytest
 
 import e2elib as lib
-from conftest import REPO
 
 NGINX = "nginx.default.svc.global"
 SUZHOU_A = ["10.234.0.10"]
