@@ -9,7 +9,9 @@
 #include <set>
 
 #include "common/log.hpp"
+#include "common/name_compression.hpp"
 #include "dns_wire.h"
+#include "engine/wire.hpp"
 
 namespace fabdns {
 
@@ -135,61 +137,32 @@ std::vector<std::string> dotted_labels(std::string_view dotted) {
     return labels;
 }
 
-// Name compression as the resolver's writer (daemon/resolver/wire.cpp, ldns's rule) does it:
-// a name is written as a pointer to the longest of its suffixes written before (compared
-// without case), else its first label and the rest likewise; every suffix written in full is
-// remembered at its offset while that offset is below 16384.
-class Compressor {
-  public:
-    void write(std::vector<uint8_t> &out, size_t base, const std::vector<std::string> &labels) {
-        for (size_t i = 0; i < labels.size(); i++) {
-            const std::string suffix = join(labels, i);
-            if (auto it = seen_.find(suffix); it != seen_.end()) {
-                out.push_back(static_cast<uint8_t>(kPointer >> 8 | it->second >> 8));
-                out.push_back(static_cast<uint8_t>(it->second));
-                return;
-            }
-            const size_t at = base + out.size();
-            if (at < kMaxPointer) seen_.emplace(suffix, at);
-            out.push_back(static_cast<uint8_t>(labels[i].size()));
-            out.insert(out.end(), labels[i].begin(), labels[i].end());
-        }
-        out.push_back(0);
-    }
-
-  private:
-    static constexpr size_t kPointer = 0xC000, kMaxPointer = 0x4000;
-    static std::string join(const std::vector<std::string> &labels, size_t from) {
-        std::string s;
-        for (size_t i = from; i < labels.size(); i++) (s += labels[i]) += '.';
-        return s;
-    }
-    std::unordered_map<std::string, size_t> seen_;
-};
-
 // The SOA record of the NODATA reply to `qname`, up to its serial, byte for byte as the
-// resolver writes it after the question; nullopt when the record is not an SOA.
+// resolver writes it after the question (the answer section is empty); nullopt when the record
+// is not an SOA. Both compress names through NameCompressor.
 std::optional<std::vector<uint8_t>> soa_head(std::string_view qname, const Record &soa) {
     if (soa.type != DNS_TYPE_SOA || soa.rdata.size() < FABDNS_SOA_TAIL_LEN) return std::nullopt;
-    size_t pos = 0;
-    auto mname = wire_labels(soa.rdata, pos);
-    auto rname = mname ? wire_labels(soa.rdata, pos) : std::nullopt;
-    if (!rname || pos + FABDNS_SOA_TAIL_LEN != soa.rdata.size()) return std::nullopt;
+    const std::span<const uint8_t> rd = soa.rdata;
+    const auto rname = uncompressed_name_end(rd, 0);
+    const auto names_end = rname ? uncompressed_name_end(rd, *rname) : std::nullopt;
+    if (!names_end || *names_end + FABDNS_SOA_TAIL_LEN != rd.size()) return std::nullopt;
 
-    Compressor c;
-    std::vector<uint8_t> question;
-    c.write(question, DNS_HDR_LEN, dotted_labels(qname));
-    const size_t base = DNS_HDR_LEN + question.size() + DNS_QUESTION_FIXED_LEN;
-
-    // The answer section is empty: the SOA follows the question.
-    std::vector<uint8_t> out;
-    c.write(out, base, dotted_labels(soa.owner));
-    const size_t fixed = out.size();
-    out.resize(fixed + DNS_RR_FIXED_LEN);
-    c.write(out, base, *mname);
-    c.write(out, base, *rname);
-    const size_t rdlen = out.size() - fixed - DNS_RR_FIXED_LEN + FABDNS_SOA_TAIL_LEN;
-    uint8_t *f = &out[fixed];
+    // The reply from its header on, so that pointers hold the offsets the resolver's do.
+    std::vector<uint8_t> msg(DNS_HDR_LEN), name;
+    std::vector<uint16_t> offsets;
+    NameCompressor c(msg, offsets);
+    engine_detail::append_name(name, qname);
+    c.write(name);
+    msg.resize(msg.size() + DNS_QUESTION_FIXED_LEN);
+    const size_t head = msg.size();
+    name.clear();
+    engine_detail::append_name(name, soa.owner);
+    c.write(name);
+    const size_t fixed = msg.size();
+    msg.resize(fixed + DNS_RR_FIXED_LEN);
+    c.write(rd);
+    c.write(rd.subspan(*rname));
+    const size_t rdlen = msg.size() - fixed - DNS_RR_FIXED_LEN + FABDNS_SOA_TAIL_LEN;
     const uint32_t ttl = soa.ttl;
     const uint8_t rr[DNS_RR_FIXED_LEN] = {0,
                                           DNS_TYPE_SOA,
@@ -201,8 +174,8 @@ std::optional<std::vector<uint8_t>> soa_head(std::string_view qname, const Recor
                                           static_cast<uint8_t>(ttl),
                                           static_cast<uint8_t>(rdlen >> 8),
                                           static_cast<uint8_t>(rdlen)};
-    std::memcpy(f, rr, sizeof(rr));
-    return out;
+    std::memcpy(&msg[fixed], rr, sizeof(rr));
+    return std::vector<uint8_t>(msg.begin() + static_cast<std::ptrdiff_t>(head), msg.end());
 }
 
 // soa_head() once per distinct shape of question. The SOA's names are compressed against the

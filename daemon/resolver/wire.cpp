@@ -1,6 +1,7 @@
 // DNS message handling for the resolver: strict query parsing and the reply writer.
 #include "resolver/wire.hpp"
 
+#include "common/name_compression.hpp"
 #include "resolver/ldns.hpp"
 
 #include <algorithm>
@@ -57,17 +58,10 @@ uint8_t ascii_lower(uint8_t c) {
     return (c >= 'A' && c <= 'Z') ? static_cast<uint8_t>(c | 0x20) : c;
 }
 
-// A compression pointer holds a 14-bit offset (RFC 1035 §4.1.4).
-constexpr size_t kMaxPointerTarget = 0x4000;
-constexpr uint16_t kPointer = 0xc000;
-
-// Writes a reply's question and records into `out` with name compression as ldns does it
-// (ldns_dname2buffer_wire_compress): a name becomes a pointer to the earliest name written
-// that equals it (compared without case), else its first label followed by the rest written
-// the same way; every suffix written in full at an offset below 16384 can be pointed to.
+// Writes a reply's question and records into `out`, names compressed by NameCompressor.
 class Writer {
   public:
-    explicit Writer(std::vector<uint8_t> &out) : out_(out) { names_.clear(); }
+    explicit Writer(std::vector<uint8_t> &out) : out_(out), compressor_(out, name_offsets_) {}
 
     // The question as the client spelled it. It is the first name, so it is written in full
     // and each of its suffixes can be pointed to.
@@ -77,8 +71,7 @@ class Writer {
             qlabels_[nq_++] = static_cast<uint16_t>(out_.size() + pos);
             pos += 1 + size_t{q.name[pos]};
         }
-        for (size_t i = 0; i < nq_; ++i) names_.push_back(qlabels_[i]);
-        out_.insert(out_.end(), q.name.begin(), q.name.end());
+        compressor_.write(q.name);
         put16(q.qtype);
         put16(q.qclass);
     }
@@ -91,7 +84,7 @@ class Writer {
         if (rec.owner_labels == 0) {
             out_.push_back(0);
         } else {
-            put16(static_cast<uint16_t>(kPointer | qlabels_[nq_ - rec.owner_labels]));
+            put16(static_cast<uint16_t>(kCompressionPointer | qlabels_[nq_ - rec.owner_labels]));
         }
         put16(rec.type);
         put16(kClassIn);
@@ -110,10 +103,7 @@ class Writer {
     }
 
     // Forgets everything written from `size` on.
-    void rewind(size_t size) {
-        out_.resize(size);
-        while (!names_.empty() && names_.back() >= size) names_.pop_back();
-    }
+    void rewind(size_t size) { compressor_.rewind(size); }
 
   private:
     void put16(uint16_t v) {
@@ -140,65 +130,19 @@ class Writer {
             }
             pos = *end;
         }
-        for (size_t i = 0; i < names; ++i) name(rd.subspan(starts[i]));
+        for (size_t i = 0; i < names; ++i) compressor_.write(rd.subspan(starts[i]));
         out_.insert(out_.end(), rd.begin() + static_cast<std::ptrdiff_t>(pos), rd.end());
     }
 
-    // Writes the uncompressed name at the start of `n`, compressed.
-    void name(std::span<const uint8_t> n) {
-        size_t pos = 0;
-        while (n[pos] != 0) {
-            for (uint16_t at : names_) {
-                if (same_name(n.subspan(pos), at)) {
-                    put16(static_cast<uint16_t>(kPointer | at));
-                    return;
-                }
-            }
-            if (out_.size() < kMaxPointerTarget)
-                names_.push_back(static_cast<uint16_t>(out_.size()));
-            const size_t len = n[pos];
-            out_.insert(out_.end(), n.begin() + static_cast<std::ptrdiff_t>(pos),
-                        n.begin() + static_cast<std::ptrdiff_t>(pos + 1 + len));
-            pos += 1 + len;
-        }
-        out_.push_back(0);
-    }
-
-    // Whether the uncompressed name `n` equals, without case, the name written at `at`.
-    bool same_name(std::span<const uint8_t> n, size_t at) const {
-        size_t pos = 0;
-        for (;;) {
-            while ((out_[at] & kLabelTypeMask) == kLabelPointer)
-                at = read16(out_.data() + at) & ~kPointer;
-            const size_t len = n[pos];
-            if (out_[at] != len) return false;
-            if (len == 0) return true;
-            for (size_t i = 1; i <= len; ++i)
-                if (ascii_lower(n[pos + i]) != ascii_lower(out_[at + i])) return false;
-            pos += 1 + len;
-            at += 1 + len;
-        }
-    }
-
-    // End of an uncompressed name at data[pos], or nullopt when it runs past the end.
-    static std::optional<size_t> uncompressed_name_end(std::span<const uint8_t> data, size_t pos) {
-        while (pos < data.size()) {
-            const uint8_t len = data[pos];
-            if (len == 0) return pos + 1;
-            if (len & kLabelTypeMask) return std::nullopt;
-            pos += 1 + size_t{len};
-        }
-        return std::nullopt;
-    }
-
     std::vector<uint8_t> &out_;
+    // Offsets of the names written in full; reused per thread (a few entries each reply).
+    static thread_local std::vector<uint16_t> name_offsets_;
+    NameCompressor compressor_;
     std::array<uint16_t, DNS_MAX_LABELS> qlabels_{};  // offsets of the question's labels
     size_t nq_ = 0;
-    // Offsets of the names written in full; reused per thread (a few entries each reply).
-    static thread_local std::vector<uint16_t> names_;
 };
 
-thread_local std::vector<uint16_t> Writer::names_;
+thread_local std::vector<uint16_t> Writer::name_offsets_;
 
 }  // namespace
 

@@ -14,6 +14,8 @@
 #include "answers.hpp"
 #include "compiler/compiler.hpp"
 #include "engine/support.hpp"
+#include "engine/wire.hpp"
+#include "resolver/wire.hpp"
 #include "services_gen.hpp"
 
 namespace fabdns {
@@ -154,6 +156,37 @@ TEST(KernelAnswers, AgreeWithResolveForEveryEntry) {
     }
     EXPECT_GT(nodata, 0u) << "single-family names have their other family's NODATA";
     EXPECT_EQ(zones, engine.options().zones.size());
+}
+
+// A NODATA entry's SOA head is what the kernel copies after the question: it must be the
+// bytes the resolver's reply holds there, for every name (the question's case does not matter:
+// compression compares without it). Zone "dns" has an SOA MNAME (ns.dns.dns) that repeats a
+// label; the long zone has names near the pointer rules' edges.
+TEST(KernelAnswers, NodataSoaHeadsEqualTheResolversReply) {
+    Engine engine(testing::options({"beijing", "bj", "north"}, {"global", "dns", long_zone()}, 5));
+    engine.set_services(small_services());
+    size_t nodata = 0;
+    for (const auto &k : kernel_answers(engine, nullptr)) {
+        if (k.kind != FABDNS_ANSWER_NODATA) continue;
+        SCOPED_TRACE(k.name + " type " + std::to_string(k.qtype));
+        nodata++;
+        std::vector<uint8_t> qname;
+        engine_detail::append_name(qname, k.name);
+        dns::ParsedQuery q;
+        q.status = dns::ParsedQuery::Status::Ok;
+        q.question = dns::Question{qname, k.qtype, DNS_CLASS_IN};
+        const Answer a = engine.resolve(k.name, k.qtype);
+        const auto reply =
+            dns::build_reply(q, {.aa = true, .answer = &a.answer, .authority = &a.authority});
+        const size_t at = DNS_HDR_LEN + qname.size() + DNS_QUESTION_FIXED_LEN;
+        ASSERT_GE(reply.bytes.size(), at + k.soa.size());
+        EXPECT_EQ(k.soa, std::vector<uint8_t>(
+                             reply.bytes.begin() + static_cast<std::ptrdiff_t>(at),
+                             reply.bytes.begin() + static_cast<std::ptrdiff_t>(at + k.soa.size())));
+        // The rest of the record is the serial and timers, which the zone entry holds.
+        EXPECT_EQ(reply.bytes.size(), at + k.soa.size() + FABDNS_SOA_TAIL_LEN);
+    }
+    EXPECT_GT(nodata, 3u);
 }
 
 TEST(KernelAnswers, LeaveOutPodNamesLongAnswersAndNamesThatDoNotFit) {
