@@ -88,7 +88,8 @@ def profile(bench):
 def bpf_stats_compare(bench):
     """ns per run (run_time_ns / run_cnt over one kxdpgun run) and answers/s of each of
     BPF_STATS_CASES with kernel.bpf_stats_enabled=1, in bench.o.rounds rounds whose order
-    rotates; results["bpf_stats"] holds every run and the medians."""
+    rotates; results["bpf_stats"] holds every run and the medians (the last case is the
+    reference the others are divided by)."""
     env = bench.env
     old = sysctl_get("kernel.bpf_stats_enabled")
     env.remember("sysctl", "kernel.bpf_stats_enabled=%s" % old)
@@ -119,13 +120,21 @@ def bpf_stats_compare(bench):
                 r["rcodes"], ", kernel %.0f%%" % (100 * r["kernel_frac"])
                 if r["kernel_frac"] is not None else "", r["load1"]))
     med = lambda v: statistics.median(v) if v else None  # noqa: E731
+    ref = {r["round"]: r["ns_per_run"] for r in runs if r["case"] == BPF_STATS_CASES[-1][0]}
     summary = []
     for case, _cls, _ds, _mix, prog in BPF_STATS_CASES:
         rs = [r for r in runs if r["case"] == case]
         summary.append({"case": case, "program": prog,
                         "ns_per_run": med([r["ns_per_run"] for r in rs if r["ns_per_run"]]),
+                        # the same round's reference: the noise between rounds cancels
+                        "ratio_to_ref": med([r["ns_per_run"] / ref[r["round"]] for r in rs
+                                             if r["ns_per_run"] and ref.get(r["round"])]),
                         "qps": med([r["qps"] for r in rs]),
                         "kernel_frac": med([r["kernel_frac"] for r in rs
                                             if r["kernel_frac"] is not None])})
+    for m in summary:
+        log("  median %-37s %s ns/run (%s of the reference's), %8.0f answers/s" % (
+            m["case"], "%.0f" % m["ns_per_run"] if m["ns_per_run"] else "–",
+            "%.2fx" % m["ratio_to_ref"] if m["ratio_to_ref"] else "–", m["qps"]))
     bench.results["bpf_stats"] = {"runs": runs, "medians": summary}
     bench.save()
