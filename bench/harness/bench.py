@@ -28,7 +28,7 @@ import time
 from common import CLI_IP, REPO, SRV_IP, HarnessError, log, run
 from data import Data
 from measure import LoadWatch, loadavg, wait_quiet
-from profiling import profile
+from profiling import bpf_stats_compare, profile
 from rounds import rounds
 from sync import sync_scale
 from targets import TARGETS
@@ -45,7 +45,7 @@ class Bench:
         self.data = None
         self.rate = {}
         self.results = {"throughput": [], "latency": [], "profile": {}, "sync": [], "calibration": [],
-                        "meta": {}, "micro": None, "notes": []}
+                        "bpf_stats": None, "meta": {}, "micro": None, "notes": []}
 
     def micro(self):
         script = os.path.join(REPO, "bench", "micro.sh")
@@ -118,6 +118,10 @@ def parse_args(argv):
     ap.add_argument("--hub-interval", default="1s")
     ap.add_argument("--changes", type=int, default=2, help="changes timed per sync-scale size")
     ap.add_argument("--idle-window", type=float, default=3.0)
+    ap.add_argument("--only", choices=["bpf-stats"], default=None,
+                    help="bpf-stats: only fabdns XDP's ns per run (positive A and NODATA hits) "
+                    "beside the reference responder's, kernel.bpf_stats_enabled=1, --rounds "
+                    "interleaved rounds (~1 min)")
     ap.add_argument("--no-profile", dest="profile", action="store_false")
     ap.add_argument("--no-micro", dest="micro", action="store_false")
     ap.add_argument("--nice", type=int, default=-20,
@@ -135,6 +139,8 @@ def parse_args(argv):
         o.mixes, o.lat_mixes, o.datasets = "A", "A", "100"
         o.scale, o.hub, o.changes, o.idle_window = "200", False, 1, 0.5
         o.profile, o.micro, o.quiet_wait, o.sweep = False, False, 0, ""
+    if o.only == "bpf-stats":
+        o.targets, o.scale, o.profile, o.micro = "ref,fabdns-xdp", "", False, False
     o.targets = [x for x in o.targets.split(",") if x]
     o.mixes = [x for x in o.mixes.split(",") if x]
     o.lat_mixes = [x for x in o.lat_mixes.split(",") if x]
@@ -193,7 +199,11 @@ def main(argv):
         if o.quiet_wait > 0:
             b.results["meta"]["quiet_wait_s"] = wait_quiet(o.quiet_load, o.quiet_wait)
             b.results["meta"]["load_at_start"] = loadavg()
-        rounds(b)
+        if o.only == "bpf-stats":
+            log("bpf_stats comparison, %d rounds" % o.rounds)
+            bpf_stats_compare(b)
+        else:
+            rounds(b)
         if o.profile:
             log("profile pass (bpf_stats, perf)")
             profile(b)
@@ -226,7 +236,7 @@ def main(argv):
         b.save()
     import report  # noqa: E402
     report.write(b.results, outdir)
-    if not o.smoke and not o.out:
+    if not o.smoke and not o.out and not o.only:  # latest stays the last full run
         latest = os.path.join(REPO, "bench", "results", "latest")
         if os.path.islink(latest) or os.path.exists(latest):
             os.unlink(latest)

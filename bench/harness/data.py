@@ -27,6 +27,11 @@ class Data:
                 gen.write_queries(dp, qs, False)
                 self.queries[(ds, mix)] = (kx, dp, edns)
         self.last = {ds: (gen.name(n - 1), gen.v4(n - 1)) for ds, n in self.SIZES.items()}
+        # "100v4": the same 100 names, IPv4 only (fabdns only), so that AAAA is a NODATA hit
+        gen.write_manifests(self.manifest("100v4"), self.SIZES["100"], endpoints=gen.v4_endpoints)
+        for mix in ("A", "AAAA"):
+            self.queries[("100v4", mix)] = self.queries[("100", mix)]
+        self.last["100v4"] = self.last["100"]
 
     def manifest(self, ds):
         return os.path.join(self.dir, "gs-%s.yaml" % ds)

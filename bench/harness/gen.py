@@ -6,6 +6,8 @@ IPv6 address in the node's own cluster (so every server gives the same one-recor
     svcK.default.svc.global  A     10.96.x.y      (x.y = K)
     svcK.default.svc.global  AAAA  fd00:96::K
 
+The "100v4" manifest holds the same names with the IPv4 address only (AAAA: a NODATA hit).
+
 Written as a GlobalService manifest (fabdns), a `global` zone file (Knot DNS), local-data lines
 (unbound) and bpftool batch commands (the reference responder, A only). Query files for kxdpgun
 ("name type [E]") and dnsperf ("name type") pick from those names; misses are `nxsvcK.default.
@@ -59,6 +61,11 @@ def manifest_doc(k, endpoints):
 
 def bench_endpoints(k):
     return [([v4(k), v6(k)], NODE["cluster"], NODE["zone"], NODE["region"])]
+
+
+def v4_endpoints(k):
+    """IPv4 only: an AAAA query for these names is a NODATA hit."""
+    return [([v4(k)], NODE["cluster"], NODE["zone"], NODE["region"])]
 
 
 def scale_endpoints(k, changed=None):

@@ -226,6 +226,22 @@ def tables(res):
                 label, r, lo or 0, hi or 0, v, "%.2fx" % cr if cr else "–", cv))
         L.append("")
 
+    if res.get("bpf_stats"):
+        L.append("## bpf_stats: fabdns XDP beside the reference\n")
+        L.append("ns per program run (`run_time_ns / run_cnt`, `kernel.bpf_stats_enabled=1`) and "
+                 "answers/s under kxdpgun, medians of %d interleaved rounds.\n"
+                 % len({r["round"] for r in res["bpf_stats"]["runs"]}))
+        L.append("| case | program | ns per run | / reference's, same round | answers/s "
+                 "| answered in the kernel |")
+        L.append("|---|---|---|---|---|---|")
+        for m in res["bpf_stats"]["medians"]:
+            L.append("| %s | %s | %s | %s | %s | %s |" % (
+                m["case"], m["program"], "%.0f" % m["ns_per_run"] if m["ns_per_run"] else "–",
+                "%.2fx" % m["ratio_to_ref"] if m.get("ratio_to_ref") else "–",
+                kfmt(m["qps"]), "%.0f %%" % (100 * m["kernel_frac"])
+                if m["kernel_frac"] is not None else "–"))
+        L.append("")
+
     if res.get("profile"):
         L.append("## Where the time goes\n")
         L.append("One extra A-mix run per target with `kernel.bpf_stats_enabled=1` (ns per program "
