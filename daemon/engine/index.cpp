@@ -436,10 +436,10 @@ const GlobalService &AnswerIndex::service(const NameNode &node) const {
     const size_t slash = key.find('/');
     const std::string_view ns = std::string_view(key).substr(0, slash);
     const std::string_view name = std::string_view(key).substr(slash + 1);
-    auto it = std::lower_bound(set->begin(), set->end(), std::pair{ns, name},
-                               [](const GlobalService &s, const auto &k) {
-                                   return std::tie(s.ns, s.name) < std::tie(k.first, k.second);
-                               });
+    auto it = std::lower_bound(
+        set->begin(), set->end(), std::pair{ns, name}, [](const GlobalService &s, const auto &k) {
+            return std::pair<std::string_view, std::string_view>(s.ns, s.name) < k;
+        });
     return *it;
 }
 
