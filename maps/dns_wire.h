@@ -23,7 +23,12 @@
 #define DNS_NAME_MAX 255 /* longest name in wire format, root label included */
 #define DNS_LABEL_MAX 63
 #define DNS_MAX_LABELS 128 /* 255 bytes hold at most 127 one-byte labels plus the root */
-#define DNS_PTR_TO_QNAME (0xC000 | DNS_HDR_LEN) /* compression pointer to the question name */
+/* The top two bits of a length byte say what it is: 00 a label, 11 a compression pointer,
+ * whose other 14 bits (and the next byte) are the offset it points to. */
+#define DNS_LABEL_TYPE_MASK 0xC0
+#define DNS_LABEL_POINTER 0xC0
+#define DNS_PTR 0xC000
+#define DNS_PTR_TO_QNAME (DNS_PTR | DNS_HDR_LEN) /* compression pointer to the question name */
 
 /* Types and classes. */
 #define DNS_CLASS_IN 1

@@ -4,9 +4,8 @@
 namespace fabdns {
 namespace {
 
-// The top two bits of a length byte say what it is: 00 a label, 11 a pointer (RFC 1035 §4.1.4).
-constexpr uint8_t kLabelTypeMask = 0xc0;
-constexpr uint8_t kLabelPointer = 0xc0;
+constexpr uint8_t kLabelTypeMask = DNS_LABEL_TYPE_MASK;
+constexpr uint8_t kLabelPointer = DNS_LABEL_POINTER;
 // A pointer holds a 14-bit offset.
 constexpr size_t kMaxPointerTarget = 0x4000;
 

@@ -8,10 +8,12 @@
 #include <span>
 #include <vector>
 
+#include "dns_wire.h"
+
 namespace fabdns {
 
 // A compression pointer: the top two bits set, a 14-bit offset below (RFC 1035 §4.1.4).
-inline constexpr uint16_t kCompressionPointer = 0xc000;
+inline constexpr uint16_t kCompressionPointer = DNS_PTR;
 
 // End of the uncompressed wire name at data[pos] (just past its root label), or nullopt when it
 // runs past the end of `data` or holds a pointer or a reserved label type.

@@ -41,8 +41,8 @@ inline constexpr uint8_t kMaskOpcode = DNS_OPCODE_MASK >> 8, kShiftOpcode = 3;
 inline constexpr uint8_t kMaskRcode = 0x0f;
 
 // Name wire format: the top two bits of a length byte say what it is.
-inline constexpr uint8_t kLabelTypeMask = 0xc0;
-inline constexpr uint8_t kLabelPointer = 0xc0;
+inline constexpr uint8_t kLabelTypeMask = DNS_LABEL_TYPE_MASK;
+inline constexpr uint8_t kLabelPointer = DNS_LABEL_POINTER;
 
 inline constexpr uint8_t kOpcodeQuery = 0;
 inline constexpr uint16_t kClassIn = DNS_CLASS_IN;
