@@ -24,6 +24,9 @@ cleanup() {
     done
 }
 trap cleanup EXIT
+# A TERM (or INT) ends the script through its EXIT trap, so the datapaths are removed then too.
+trap 'exit 143' TERM
+trap 'exit 130' INT
 
 "$bin/app/fabdnsd" --config examples/config-suzhou.yaml &
 pids+=($!)
