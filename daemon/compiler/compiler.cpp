@@ -276,6 +276,14 @@ std::optional<maps::KernelAnswer> nodata_entry(std::string_view name, uint16_t q
     return k;
 }
 
+// The kernel entry of an answer classify() wants: its addresses, or its NODATA (nullopt when
+// the SOA part does not fit the entry).
+std::optional<maps::KernelAnswer> wanted_entry(std::string_view name, uint16_t qtype,
+                                               const Answer &ans, SoaHeads &heads) {
+    if (!ans.answer.empty()) return to_kernel(name, qtype, ans);
+    return nodata_entry(name, qtype, ans, heads);
+}
+
 // The zone entry NODATA entries refer to: the SOA's serial and timers.
 maps::KernelAnswer zone_entry(const Record &soa) {
     maps::KernelAnswer k;
@@ -322,16 +330,13 @@ std::vector<maps::KernelAnswer> kernel_answers(const Engine &engine, size_t *unf
                 skipped++;
                 return;
             }
-            if (!ans.answer.empty()) {
-                out.push_back(to_kernel(name, qtype, ans));
-                return;
-            }
-            auto k = nodata_entry(name, qtype, ans, heads);
+            auto k = wanted_entry(name, qtype, ans, heads);
             if (!k) {
                 skipped++;
                 return;
             }
-            zones.try_emplace(k->zone, zone_entry(ans.authority.front()));
+            if (k->kind == FABDNS_ANSWER_NODATA)
+                zones.try_emplace(k->zone, zone_entry(ans.authority.front()));
             out.push_back(std::move(*k));
         });
     for (auto &[zone, k] : zones) out.push_back(std::move(k));
@@ -360,9 +365,7 @@ KernelChoice kernel_choice(std::string_view name, uint16_t qtype, const Explanat
                         ? std::to_string(a.answer.size()) + " records: answers of more than " +
                               std::to_string(FABDNS_MAX_RECORDS) + " stay in user space"
                         : "the name does not fit the kernel's key (length or characters)";
-    } else if (!a.answer.empty()) {
-        c.entry = to_kernel(name, qtype, a);
-    } else if (SoaHeads heads; auto k = nodata_entry(name, qtype, a, heads)) {
+    } else if (SoaHeads heads; auto k = wanted_entry(name, qtype, a, heads)) {
         c.entry = std::move(k);
     } else {
         c.why_not = "its NODATA does not fit the kernel's entry (SOA names too long)";
@@ -620,11 +623,7 @@ std::vector<maps::KernelAnswer> MapCompiler::ranked_answers(const Engine &engine
         [&](std::string_view name, std::string_view form, uint16_t qtype, const Answer &ans) {
             if (kept.size() >= cap || !chosen.count(query_key(name, qtype))) return;
             if (classify(name, form, ans) != Want::Yes) return;
-            if (!ans.answer.empty()) {
-                kept.push_back(to_kernel(name, qtype, ans));
-            } else if (auto k = nodata_entry(name, qtype, ans, heads)) {
-                kept.push_back(std::move(*k));
-            }
+            if (auto k = wanted_entry(name, qtype, ans, heads)) kept.push_back(std::move(*k));
         });
     st.over_capacity = st.desired - std::min(st.desired, kept.size());
     return kept;
