@@ -207,13 +207,13 @@ Explanation Engine::explain(std::string_view qname, uint16_t qtype, uint16_t qcl
     idx->answer(name, qtype, ex.answer);
     const std::string type = type_name(qtype);
     if (const char *why = decide_before_data(has_data, qtype, qclass, ex.answer)) {
-        const NameNode *node = idx->find(name);
+        const std::optional<NameNode> node = idx->find(name);
         ex.form = node ? to_string(node->form) : "none";
         ex.summary = why;
         return ex;
     }
 
-    const NameNode *node = idx->find(name);
+    const std::optional<NameNode> node = idx->find(name);
     if (!node) {
         ex.form = "none";
         int zone = idx->zone_of(name);
@@ -277,17 +277,18 @@ Explanation Engine::explain(std::string_view qname, uint16_t qtype, uint16_t qcl
     // Pinned forms: one cluster, or one pod of one cluster; no topology fallback.
     ex.tier = Tier::Pinned;
     const bool pod = node->form == Form::Pod;
-    const std::string &cluster = si.clusters[pod ? si.pods[node->slot].cluster : node->slot].name;
-    const std::string *hostname = pod ? &si.pods[node->slot].hostname : nullptr;
+    const std::string cluster(
+        si.str(si.clusters[pod ? si.pods[node->slot].cluster : node->slot].name));
+    const std::string hostname(pod ? si.str(si.pods[node->slot].hostname) : "");
     const std::string what =
-        pod ? "pod " + *hostname + " in cluster " + cluster : "cluster " + cluster;
+        pod ? "pod " + hostname + " in cluster " + cluster : "cluster " + cluster;
     ex.summary =
         ex.service + ", " + what + ": " +
         (used ? count_text(used, fam) : std::string("no ") + family_text(fam) + " address: NODATA");
     for (const Endpoint &e : svc.endpoints)
         for (const IpAddr &a : e.addresses) {
             std::string line = endpoint_label(e, a) + ": ";
-            if (e.cluster != cluster || (pod && e.hostname != *hostname))
+            if (e.cluster != cluster || (pod && e.hostname != hostname))
                 line += "skipped: not " + what;
             else if (a.family != family)
                 line += std::string("skipped: not an ") + family_text(fam) + " address";
@@ -301,7 +302,7 @@ Explanation Engine::explain(std::string_view qname, uint16_t qtype, uint16_t qcl
 void Engine::for_each_service_answer(const ServiceAnswerFn &fn) const {
     auto idx = current();
     Answer scratch;  // reused: each call overwrites it in place
-    idx->for_each_name([&](const std::string &name, const NameNode &node) {
+    idx->for_each_name([&](std::string_view name, const NameNode &node) {
         if (!enumerated(node)) return;
         const std::string_view form = to_string(node.form);
         for (size_t fam : {kV4, kV6}) {
@@ -322,7 +323,7 @@ bool Engine::for_each_changed_answer(uint64_t since, const ServiceAnswerFn &fn,
     if (!idx->incremental || idx->generation != since + 1) return false;
     Answer scratch;
     for (const std::string &name : idx->changed) {
-        const NameNode *node = idx->find(name);
+        const std::optional<NameNode> node = idx->find(name);
         if (!node || !enumerated(*node)) {
             gone(name);
             continue;
@@ -338,12 +339,7 @@ bool Engine::for_each_changed_answer(uint64_t since, const ServiceAnswerFn &fn,
 }
 
 size_t Engine::service_answer_count() const {
-    auto idx = current();
-    size_t n = 0;
-    idx->for_each_name([&](const std::string &, const NameNode &node) {
-        if (enumerated(node)) n += 2;  // A and AAAA
-    });
-    return n;
+    return current()->service_name_count() * 2;  // A and AAAA
 }
 
 }  // namespace fabdns

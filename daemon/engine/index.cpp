@@ -17,6 +17,8 @@ using namespace engine_detail;
 
 namespace engine_detail {
 
+uint64_t name_hash_mask = ~uint64_t{0};
+
 const char *to_string(Form form) {
     switch (form) {
         case Form::Apex:
@@ -83,13 +85,6 @@ std::string dotted(std::initializer_list<std::string_view> labels, std::string_v
     return s;
 }
 
-std::string lowered(std::string_view s) {
-    std::string out(s);
-    for (char &c : out)
-        if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
-    return out;
-}
-
 // FNV-1a, for the content serial.
 struct Fnv {
     uint32_t h = 2166136261u;
@@ -151,14 +146,27 @@ bool same_answers(const GlobalService &a, const GlobalService &b) {
 std::shared_ptr<const ServiceInfo> compute(const GlobalService &svc, const NodeTopology &node) {
     auto out = std::make_shared<ServiceInfo>();
     ServiceInfo &si = *out;
-    si.key = svc.key();
+    size_t text_size = svc.ns.size() + 1 + svc.name.size();
+    for (const Endpoint &ep : svc.endpoints) text_size += ep.cluster.size();
+    if (svc.type == ServiceType::Headless)
+        for (const Endpoint &ep : svc.endpoints) text_size += ep.hostname.value_or("").size();
+    si.text.reserve(text_size);
+    si.text.append(svc.ns).append("/").append(svc.name);
+    auto add_text = [&si](std::string_view s) {
+        const TextRef r{static_cast<uint32_t>(si.text.size()), static_cast<uint32_t>(s.size())};
+        si.text.append(s);
+        return r;
+    };
     si.hash = service_hash(svc);
-    si.sets.emplace_back();
+    size_t address_count = 0;
+    for (const Endpoint &ep : svc.endpoints) address_count += ep.addresses.size();
+    si.addresses.reserve(address_count * 2);  // the service's own sets, then per cluster
     auto add_set = [&si](std::vector<IpAddr> &&addrs) -> uint32_t {
         if (addrs.empty()) return 0;
         normalise(addrs);
-        si.sets.push_back(std::move(addrs));
-        return static_cast<uint32_t>(si.sets.size() - 1);
+        si.addresses.insert(si.addresses.end(), addrs.begin(), addrs.end());
+        si.set_end.push_back(static_cast<uint32_t>(si.addresses.size()));
+        return static_cast<uint32_t>(si.set_end.size());
     };
     for (size_t fam : {kV4, kV6}) {
         TierChoice c = choose_tier(svc, family_of(fam), node);
@@ -171,9 +179,9 @@ std::shared_ptr<const ServiceInfo> compute(const GlobalService &svc, const NodeT
     for (size_t e = 0; e < svc.endpoints.size(); e++) {
         const Endpoint &ep = svc.endpoints[e];
         size_t c = 0;
-        while (c < si.clusters.size() && si.clusters[c].name != ep.cluster) c++;
+        while (c < si.clusters.size() && si.str(si.clusters[c].name) != ep.cluster) c++;
         if (c == si.clusters.size()) {
-            si.clusters.push_back({ep.cluster, {0, 0}});
+            si.clusters.push_back({add_text(ep.cluster), {0, 0}});
             per_cluster.emplace_back();
         }
         cluster_of[e] = static_cast<uint32_t>(c);
@@ -198,11 +206,15 @@ std::shared_ptr<const ServiceInfo> compute(const GlobalService &svc, const NodeT
                     addrs[a.is_v6() ? kV6 : kV4].push_back(a);
             const uint32_t v4 = add_set(std::move(addrs[kV4]));
             const uint32_t v6 = add_set(std::move(addrs[kV6]));
-            si.pods.push_back({pods[p].first.first, std::string(pods[p].first.second), {v4, v6}});
+            si.pods.push_back({pods[p].first.first, add_text(pods[p].first.second), {v4, v6}});
             p = q;
         }
     }
-    si.sets.shrink_to_fit();
+    si.key = std::string_view(si.text).substr(0, svc.ns.size() + 1 + svc.name.size());
+    si.addresses.shrink_to_fit();
+    si.clusters.shrink_to_fit();
+    si.pods.shrink_to_fit();
+    si.set_end.shrink_to_fit();
     return out;
 }
 
@@ -223,112 +235,248 @@ int claim_order(Form f) {
 
 // Which of two service claims on one name wins: the lower rank, then the service first in key
 // order, then the form that service claims first.
-bool wins(const NameNode &a, const NameNode &b) {
-    if (rank(a.form) != rank(b.form)) return rank(a.form) < rank(b.form);
+bool wins(const Claim &a, const Claim &b) {
+    if (rank(a.the_form()) != rank(b.the_form())) return rank(a.the_form()) < rank(b.the_form());
     if (a.service != b.service) return a.service->key < b.service->key;
-    if (claim_order(a.form) != claim_order(b.form))
-        return claim_order(a.form) < claim_order(b.form);
+    if (claim_order(a.the_form()) != claim_order(b.the_form()))
+        return claim_order(a.the_form()) < claim_order(b.the_form());
     return a.slot < b.slot;
 }
 
-bool same_claim(const NameNode &a, const NameNode &b) {
+bool same_claim(const Claim &a, const Claim &b) {
     return a.service == b.service && a.form == b.form && a.slot == b.slot;
 }
 
-NameNode ent_node(uint16_t zone) {
-    return NameNode{Form::EmptyNonTerminal, zone, kNone, nullptr, {0, 0}};
+Claim make_claim(Form form, uint16_t zone, const ServiceInfo *si, uint32_t slot) {
+    Claim c;
+    c.service = si;
+    c.slot = slot == kNone ? Claim::kNoSlot : slot;
+    c.form = static_cast<uint32_t>(form);
+    c.zone = zone;
+    return c;
 }
 
-void add_claim(Shard &shard, std::string &&name, const NameNode &claim) {
-    if (claim.form == Form::EmptyNonTerminal) {
-        shard.ent_claims[name]++;
-        shard.names.try_emplace(std::move(name), claim);
+// Where an entry with this tag starts looking in a table of `size` entries. A tag has 16 bits:
+// past 65,536 entries a shard (268 M names in all) still works, only with longer probes.
+size_t home(uint16_t tag, size_t size) {
+    return size <= 65536 ? tag & (size - 1) : tag * (size >> 16);
+}
+
+void insert(Shard &shard, const Claim &claim) {
+    if ((shard.used + 1) * 8 > shard.table.size() * 7) {
+        std::vector<Claim> old(std::max<size_t>(8, shard.table.size() * 2));
+        old.swap(shard.table);
+        shard.used = 0;
+        for (const Claim &c : old)
+            if (c.service) insert(shard, c);
+    }
+    const size_t mask = shard.table.size() - 1;
+    size_t i = home(claim.tag, shard.table.size());
+    while (shard.table[i].service) i = (i + 1) & mask;
+    shard.table[i] = claim;
+    shard.used++;
+}
+
+// Removes entry i, moving back the entries after it that could not be at their home.
+void erase(Shard &shard, size_t i) {
+    const size_t size = shard.table.size(), mask = size - 1;
+    for (size_t j = (i + 1) & mask; shard.table[j].service; j = (j + 1) & mask) {
+        const size_t h = home(shard.table[j].tag, size);
+        const bool stays = i < j ? (i < h && h <= j) : (i < h || h <= j);
+        if (stays) continue;
+        shard.table[i] = shard.table[j];
+        i = j;
+    }
+    shard.table[i] = Claim{};
+    shard.used--;
+}
+
+// The labels of a service claim's name, before its zone.
+struct Labels {
+    std::array<std::string_view, 5> part;
+    size_t n = 0;
+};
+
+Labels labels_of(const Claim &c) {
+    const ServiceInfo &si = *c.service;
+    const std::string_view name = si.name(), ns = si.ns();
+    switch (c.the_form()) {
+        case Form::Service:
+            return {{name, ns, "svc"}, 3};
+        case Form::Short:
+            return {{name, ns}, 2};
+        case Form::Cluster:
+            return {{si.str(si.clusters[c.slot].name), name, ns, "svc"}, 4};
+        case Form::Old:
+            return {{name, ns, si.str(si.clusters[c.slot].name)}, 3};
+        case Form::Pod: {
+            const PodInfo &pod = si.pods[c.slot];
+            return {{si.str(pod.hostname), si.str(si.clusters[pod.cluster].name), name, ns, "svc"},
+                    5};
+        }
+        default:
+            return {};
+    }
+}
+
+char lower(char c) {
+    return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c;
+}
+
+// "a.b.c" + zone, lowercased, in buf.
+std::string_view spell_labels(std::initializer_list<std::string_view> labels, std::string_view zone,
+                              std::string &buf) {
+    buf.clear();
+    for (std::string_view l : labels) {
+        if (!buf.empty()) buf += '.';
+        for (char c : l) buf += lower(c);
+    }
+    if (!zone.empty()) {
+        if (!buf.empty()) buf += '.';
+        buf += zone;
+    }
+    return buf;
+}
+
+}  // namespace
+
+size_t AnswerIndex::shard_of(uint64_t hash) {
+    // Not the low bits a shard's tags use: mixed, then the high ones.
+    return (hash * 0x9E3779B97F4A7C15ULL) >> 52;
+}
+
+NameNode AnswerIndex::node_of(const Claim &c) {
+    const ServiceInfo &si = *c.service;
+    NameNode node{c.the_form(), c.zone, c.the_slot(), &si, si.service_sets};
+    if (c.the_form() == Form::Cluster || c.the_form() == Form::Old)
+        node.sets = si.clusters[c.slot].sets;
+    else if (c.the_form() == Form::Pod)
+        node.sets = si.pods[c.slot].sets;
+    return node;
+}
+
+std::string_view AnswerIndex::spell(const Claim &c, std::string &buf) const {
+    const Labels l = labels_of(c);
+    buf.clear();
+    for (size_t i = 0; i < l.n; i++) {
+        if (i > 0) buf += '.';
+        for (char ch : l.part[i]) buf += lower(ch);
+    }
+    const std::string &zone = zones[c.zone].name;
+    if (!zone.empty()) (buf += '.') += zone;
+    return buf;
+}
+
+bool AnswerIndex::spells(const Claim &c, std::string_view q) const {
+    const Labels l = labels_of(c);
+    size_t pos = 0;
+    for (size_t i = 0; i < l.n; i++) {
+        if (i > 0 && (pos == q.size() || q[pos++] != '.')) return false;
+        const std::string_view part = l.part[i];
+        if (q.size() - pos < part.size()) return false;
+        for (size_t k = 0; k < part.size(); k++)
+            if (lower(part[k]) != q[pos + k]) return false;
+        pos += part.size();
+    }
+    const std::string &zone = zones[c.zone].name;
+    if (zone.empty()) return pos == q.size();
+    return pos < q.size() && q[pos] == '.' && q.substr(pos + 1) == zone;
+}
+
+size_t AnswerIndex::locate(const Shard &shard, std::string_view name, uint16_t tag) const {
+    if (shard.table.empty()) return SIZE_MAX;
+    const size_t mask = shard.table.size() - 1;
+    for (size_t i = home(tag, shard.table.size());; i = (i + 1) & mask) {
+        const Claim &c = shard.table[i];
+        if (!c.service) return SIZE_MAX;  // never full: a free entry ends every probe
+        if (c.tag == tag && spells(c, name)) return i;
+    }
+}
+
+void AnswerIndex::add_claim(Shard &shard, std::string_view name, uint64_t hash, Claim claim) const {
+    if (claim.the_form() == Form::EmptyNonTerminal) {
+        auto it = shard.others.find(name);
+        if (it == shard.others.end())
+            it = shard.others
+                     .emplace(std::string(name), OtherName{Form::EmptyNonTerminal, claim.zone})
+                     .first;
+        it->second.claims++;
         return;
     }
-    auto [it, fresh] = shard.names.try_emplace(name, claim);
-    NameNode &best = it->second;
-    if (fresh) return;
-    if (best.form == Form::EmptyNonTerminal) {  // no service form so far
-        best = claim;
+    // A service form never spells an apex: a name is claimed in its innermost zone only, where
+    // every service form is longer than the apex.
+    claim.tag = static_cast<uint16_t>(hash);
+    const size_t at = locate(shard, name, claim.tag);
+    if (at == SIZE_MAX) {
+        insert(shard, claim);
         return;
     }
+    Claim &best = shard.table[at];
     auto c = shard.contested.find(name);
     if (c == shard.contested.end()) c = shard.contested.emplace(name, std::vector{best}).first;
     c->second.push_back(claim);
     if (wins(claim, best)) best = claim;
 }
 
-void remove_claim(Shard &shard, const std::string &name, const NameNode &claim) {
-    auto it = shard.names.find(name);
-    if (it == shard.names.end()) return;
-    if (claim.form == Form::EmptyNonTerminal) {
-        auto e = shard.ent_claims.find(name);
-        if (e == shard.ent_claims.end() || --e->second > 0) return;
-        shard.ent_claims.erase(e);
-        if (it->second.form == Form::EmptyNonTerminal) shard.names.erase(it);
+void AnswerIndex::remove_claim(Shard &shard, std::string_view name, uint64_t hash,
+                               const Claim &claim) const {
+    if (claim.the_form() == Form::EmptyNonTerminal) {
+        auto it = shard.others.find(name);
+        if (it == shard.others.end() || --it->second.claims > 0) return;
+        if (it->second.form == Form::EmptyNonTerminal) shard.others.erase(it);
         return;
     }
+    const size_t at = locate(shard, name, static_cast<uint16_t>(hash));
+    if (at == SIZE_MAX) return;
     auto c = shard.contested.find(name);
     if (c == shard.contested.end()) {  // the one service form
-        if (shard.ent_claims.count(name))
-            it->second = ent_node(claim.zone);
-        else
-            shard.names.erase(it);
+        erase(shard, at);
         return;
     }
     auto &claims = c->second;
     claims.erase(std::remove_if(claims.begin(), claims.end(),
-                                [&](const NameNode &n) { return same_claim(n, claim); }),
+                                [&](const Claim &n) { return same_claim(n, claim); }),
                  claims.end());
-    it->second = *std::min_element(claims.begin(), claims.end(), wins);
+    // The winner's tag is the name's, whichever claim it is.
+    const uint16_t tag = shard.table[at].tag;
+    shard.table[at] = *std::min_element(claims.begin(), claims.end(), wins);
+    shard.table[at].tag = tag;
     if (claims.size() == 1) shard.contested.erase(c);
-}
-
-}  // namespace
-
-size_t AnswerIndex::shard_of(std::string_view name) {
-    // Not the low bits the shard's own table uses first: mixed, then the high ones.
-    return (std::hash<std::string_view>{}(name)*0x9E3779B97F4A7C15ULL) >> 52;
 }
 
 template <typename Fn>
 void AnswerIndex::for_each_claim(const ServiceInfo &si, Fn &&fn) const {
-    const size_t slash = si.key.find('/');
-    const std::string ns = lowered(std::string_view(si.key).substr(0, slash));
-    const std::string name = lowered(std::string_view(si.key).substr(slash + 1));
-    std::vector<std::string> cluster_labels;
-    cluster_labels.reserve(si.clusters.size());
-    for (const ClusterInfo &ci : si.clusters) cluster_labels.push_back(lowered(ci.name));
-    uint16_t zi = 0;
-    for (const ZoneInfo &zone : zones) {
-        const std::string_view z = zone.name;
-        auto add = [&](std::string n, const NameNode &node) {
+    const std::string_view ns = si.ns();
+    std::string buf;
+    for (size_t z = 0; z < zones.size(); z++) {
+        const auto zi = static_cast<uint16_t>(z);
+        const std::string_view zone = zones[z].name;
+        auto claim = [&](std::string_view name, const Claim &c) {
             // With nested zones a name belongs to the innermost zone only.
-            if (nested_zones_ && zone_of(n) != node.zone) return;
-            fn(std::move(n), node);
+            if (nested_zones_ && zone_of(name) != zi) return;
+            fn(name, c);
+        };
+        auto service_form = [&](Form form, uint32_t slot) {
+            const Claim c = make_claim(form, zi, &si, slot);
+            claim(spell(c, buf), c);
         };
         // Empty non-terminals are shared by many services: they name none of them.
-        const NameNode ent = ent_node(zi);
-        add(dotted({name, ns, "svc"}, z), NameNode{Form::Service, zi, kNone, &si, si.service_sets});
-        add(dotted({name, ns}, z), NameNode{Form::Short, zi, kNone, &si, si.service_sets});
-        add(dotted({ns, "svc"}, z), ent);
-        add(dotted({"svc"}, z), ent);
-        add(dotted({ns}, z), ent);
+        const Claim ent = make_claim(Form::EmptyNonTerminal, zi, nullptr, kNone);
+        service_form(Form::Service, kNone);
+        service_form(Form::Short, kNone);
+        claim(spell_labels({ns, "svc"}, zone, buf), ent);
+        claim(spell_labels({"svc"}, zone, buf), ent);
+        claim(spell_labels({ns}, zone, buf), ent);
         for (size_t c = 0; c < si.clusters.size(); c++) {
             const auto slot = static_cast<uint32_t>(c);
-            const std::string &cl = cluster_labels[c];
-            const auto &sets = si.clusters[c].sets;
-            add(dotted({cl, name, ns, "svc"}, z), NameNode{Form::Cluster, zi, slot, &si, sets});
-            add(dotted({name, ns, cl}, z), NameNode{Form::Old, zi, slot, &si, sets});
-            add(dotted({ns, cl}, z), ent);
-            add(dotted({cl}, z), ent);
+            const std::string_view cl = si.str(si.clusters[c].name);
+            service_form(Form::Cluster, slot);
+            service_form(Form::Old, slot);
+            claim(spell_labels({ns, cl}, zone, buf), ent);
+            claim(spell_labels({cl}, zone, buf), ent);
         }
-        for (size_t p = 0; p < si.pods.size(); p++) {
-            const PodInfo &pi = si.pods[p];
-            add(dotted({lowered(pi.hostname), cluster_labels[pi.cluster], name, ns, "svc"}, z),
-                NameNode{Form::Pod, zi, static_cast<uint32_t>(p), &si, pi.sets});
-        }
-        zi++;
+        for (size_t p = 0; p < si.pods.size(); p++)
+            service_form(Form::Pod, static_cast<uint32_t>(p));
     }
 }
 
@@ -351,6 +499,7 @@ AnswerIndex::AnswerIndex(const EngineOptions &opts)
     : options(opts),
       ttl(opts.ttl),
       set(std::make_shared<const std::vector<GlobalService>>()),
+      hash_mask_(name_hash_mask),
       shards_(kShards) {
     make_zones();
     for (size_t a = 0; a < zones.size(); a++)
@@ -359,10 +508,9 @@ AnswerIndex::AnswerIndex(const EngineOptions &opts)
     std::vector<std::shared_ptr<Shard>> made(kShards);
     for (size_t z = 0; z < zones.size(); z++) {
         const std::string &name = zones[z].name;
-        auto &shard = made[shard_of(name)];
+        auto &shard = made[shard_of(name_hash(name))];
         if (!shard) shard = std::make_shared<Shard>();
-        shard->names.try_emplace(name,
-                                 NameNode{Form::Apex, static_cast<uint16_t>(z), kNone, nullptr});
+        shard->others.try_emplace(name, OtherName{Form::Apex, static_cast<uint16_t>(z)});
     }
     for (size_t s = 0; s < kShards; s++) shards_[s] = std::move(made[s]);
 }
@@ -373,6 +521,7 @@ AnswerIndex::AnswerIndex(const AnswerIndex &before, ServiceSet input)
       generation(before.generation + 1),
       set(sorted_unique(std::move(input))),
       nested_zones_(before.nested_zones_),
+      hash_mask_(before.hash_mask_),
       shards_(before.shards_) {
     const std::vector<GlobalService> &olds = *before.set, &news = *set;
     // Which services changed: a walk of the two sorted sets side by side.
@@ -400,8 +549,8 @@ AnswerIndex::AnswerIndex(const AnswerIndex &before, ServiceSet input)
     // A first set, or most of one changed: the names are not worth listing.
     incremental = before.generation > 0 && (gone.size() + made.size()) * 8 <= news.size() + 64;
     std::vector<Shard *> writable(kShards, nullptr);
-    auto shard = [&](std::string_view name) -> Shard & {
-        const size_t s = shard_of(name);
+    auto shard = [&](uint64_t hash) -> Shard & {
+        const size_t s = shard_of(hash);
         if (!writable[s]) {
             auto copy =
                 shards_[s] ? std::make_shared<Shard>(*shards_[s]) : std::make_shared<Shard>();
@@ -411,31 +560,37 @@ AnswerIndex::AnswerIndex(const AnswerIndex &before, ServiceSet input)
         return *writable[s];
     };
     for (const ServiceInfo *si : gone)
-        for_each_claim(*si, [&](std::string &&name, const NameNode &claim) {
-            remove_claim(shard(name), name, claim);
-            if (incremental && claim.form != Form::EmptyNonTerminal) changed.push_back(name);
+        for_each_claim(*si, [&](std::string_view name, const Claim &claim) {
+            const uint64_t hash = name_hash(name);
+            remove_claim(shard(hash), name, hash, claim);
+            if (incremental && claim.the_form() != Form::EmptyNonTerminal)
+                changed.emplace_back(name);
         });
     for (const ServiceInfo *si : made)
-        for_each_claim(*si, [&](std::string &&name, const NameNode &claim) {
-            if (incremental && claim.form != Form::EmptyNonTerminal) changed.push_back(name);
-            add_claim(shard(name), std::move(name), claim);
+        for_each_claim(*si, [&](std::string_view name, const Claim &claim) {
+            const uint64_t hash = name_hash(name);
+            if (incremental && claim.the_form() != Form::EmptyNonTerminal)
+                changed.emplace_back(name);
+            add_claim(shard(hash), name, hash, claim);
         });
     std::sort(changed.begin(), changed.end());
     changed.erase(std::unique(changed.begin(), changed.end()), changed.end());
 }
 
-const NameNode *AnswerIndex::find(std::string_view name) const {
-    const auto &shard = shards_[shard_of(name)];
-    if (!shard) return nullptr;
-    auto it = shard->names.find(name);
-    return it == shard->names.end() ? nullptr : &it->second;
+std::optional<NameNode> AnswerIndex::find(std::string_view name) const {
+    const uint64_t hash = name_hash(name);
+    const auto &shard = shards_[shard_of(hash)];
+    if (!shard) return std::nullopt;
+    const size_t at = locate(*shard, name, static_cast<uint16_t>(hash));
+    if (at != SIZE_MAX) return node_of(shard->table[at]);
+    if (shard->others.empty()) return std::nullopt;
+    auto it = shard->others.find(name);
+    if (it == shard->others.end()) return std::nullopt;
+    return NameNode{it->second.form, it->second.zone, kNone, nullptr};
 }
 
 const GlobalService &AnswerIndex::service(const NameNode &node) const {
-    const std::string &key = node.service->key;
-    const size_t slash = key.find('/');
-    const std::string_view ns = std::string_view(key).substr(0, slash);
-    const std::string_view name = std::string_view(key).substr(slash + 1);
+    const std::string_view ns = node.service->ns(), name = node.service->name();
     auto it = std::lower_bound(
         set->begin(), set->end(), std::pair{ns, name}, [](const GlobalService &s, const auto &k) {
             return std::pair<std::string_view, std::string_view>(s.ns, s.name) < k;
@@ -464,7 +619,7 @@ void AnswerIndex::nxdomain_or_nodata(Rcode rcode, size_t zone, Answer &out) cons
 }
 
 void AnswerIndex::answer(std::string_view name, uint16_t qtype, Answer &out) const {
-    if (const NameNode *node = find(name)) {
+    if (const std::optional<NameNode> node = find(name)) {
         answer(*node, name, qtype, out);
         return;
     }
@@ -501,7 +656,7 @@ void AnswerIndex::answer(const NameNode &node, std::string_view name, uint16_t q
         nxdomain_or_nodata(Rcode::NoError, node.zone, out);
         return;
     }
-    const std::vector<IpAddr> &addrs = node.service->sets[set_index];
+    const std::span<const IpAddr> addrs = node.service->set(set_index);
     if (addrs.empty()) {
         nxdomain_or_nodata(Rcode::NoError, node.zone, out);
         return;

@@ -8,6 +8,8 @@
 #include <array>
 #include <cstdint>
 #include <memory>
+#include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -34,37 +36,77 @@ inline IpAddr::Family family_of(size_t fam) {
     return fam == kV6 ? IpAddr::Family::V6 : IpAddr::Family::V4;
 }
 
+// A string inside ServiceInfo::text.
+struct TextRef {
+    uint32_t offset = 0, size = 0;
+};
+
 struct ClusterInfo {
-    std::string name;
+    TextRef name;  // as given
     std::array<uint32_t, 2> sets{0, 0};
 };
 
 struct PodInfo {
     uint32_t cluster = 0;  // index into clusters
-    std::string hostname;
+    TextRef hostname;      // as given
     std::array<uint32_t, 2> sets{0, 0};
 };
 
 // What was computed for one service on this node; immutable, shared by every index that holds
-// this version of the service. Address sets are indices into `sets`; 0 is the empty set.
+// this version of the service. Address sets are numbered, 0 being the empty set. Its strings
+// share one buffer and its sets one vector: a service costs a few allocations, not one per
+// string and set.
 struct ServiceInfo {
-    std::string key;    // "namespace/name", as given
-    uint32_t hash = 0;  // of the DNS-relevant content, for the serial
+    ServiceInfo() = default;
+    ServiceInfo(const ServiceInfo &) = delete;  // `key` points into `text`
+    ServiceInfo &operator=(const ServiceInfo &) = delete;
+
+    std::string text;      // the key, then every cluster name and hostname
+    std::string_view key;  // "namespace/name", as given, in text
+    uint32_t hash = 0;     // of the DNS-relevant content, for the serial
     std::array<Tier, 2> tier{Tier::None, Tier::None};
     std::array<uint32_t, 2> service_sets{0, 0};
     std::vector<ClusterInfo> clusters;
     std::vector<PodInfo> pods;
-    std::vector<std::vector<IpAddr>> sets;
+    std::vector<IpAddr> addresses;  // every set's, one set after the other
+    std::vector<uint32_t> set_end;  // set i > 0 is addresses[set_end[i - 1], set_end[i])
+
+    std::string_view str(TextRef r) const {
+        return std::string_view(text).substr(r.offset, r.size);
+    }
+    std::span<const IpAddr> set(uint32_t i) const {
+        if (i == 0) return {};
+        const uint32_t begin = i == 1 ? 0 : set_end[i - 2];
+        return std::span(addresses).subspan(begin, set_end[i - 1] - begin);
+    }
+    std::string_view ns() const { return key.substr(0, key.find('/')); }
+    std::string_view name() const { return key.substr(key.find('/') + 1); }
 };
 
-// What a name is.
+// What a name is: find()'s answer, spelled out from the table's compact entry.
 struct NameNode {
     Form form = Form::EmptyNonTerminal;
     uint16_t zone = 0;                     // index into AnswerIndex::zones
     uint32_t slot = kNone;                 // Cluster, Old: index into clusters; Pod: into pods
     const ServiceInfo *service = nullptr;  // none for the apex and empty non-terminals
-    std::array<uint32_t, 2> sets{0, 0};    // into service->sets
+    std::array<uint32_t, 2> sets{0, 0};    // numbers of service->set()
 };
+
+// One service's claim on a name, as the table holds it: the name itself is not stored but
+// spelled again from the service, the form, the slot and the zone whenever it is needed (a
+// lookup compares the query with it label by label, without building it).
+struct Claim {
+    static constexpr uint32_t kNoSlot = (1u << 24) - 1;
+    const ServiceInfo *service = nullptr;  // null: a free table entry
+    uint32_t slot : 24 = kNoSlot;          // kNone as kNoSlot (no service has 16 M pods)
+    uint32_t form : 8 = 0;
+    uint16_t zone = 0;
+    uint16_t tag = 0;  // the name's hash, low bits: where it is in the table, a quick mismatch
+
+    Form the_form() const { return static_cast<Form>(form); }
+    uint32_t the_slot() const { return slot == kNoSlot ? kNone : slot; }
+};
+static_assert(sizeof(Claim) == 16);
 
 struct NameHash {
     using is_transparent = void;
@@ -74,14 +116,29 @@ struct NameHash {
 template <typename T>
 using ByName = std::unordered_map<std::string, T, NameHash, std::equal_to<>>;
 
-// One part of the name table, copied when an update touches it. `names` holds each name's
-// winning form; a name more than one service form claims keeps every such claim in `contested`
-// (so that removing the winner finds the next), and the number of services a name is an empty
-// non-terminal of is in `ent_claims`.
+// For tests: the bits of a name's hash an index created from options keeps (and every index
+// derived from it). Fewer bits put many names in one shard with one tag, so that lookups must
+// tell them apart by spelling.
+extern uint64_t name_hash_mask;
+
+// A name no service form claims: a zone's apex, or an empty non-terminal of `claims` services.
+struct OtherName {
+    Form form = Form::EmptyNonTerminal;
+    uint16_t zone = 0;
+    uint32_t claims = 0;
+};
+
+// One part of the name table, copied when an update touches it. `table` holds each service
+// form name's winning claim, open addressing with linear probing (a power-of-two size, never
+// more than 7/8 full, no tombstones). A name more than one service form claims keeps every
+// such claim in `contested` (so that removing the winner finds the next). Apex and empty
+// non-terminal names, a few per namespace and cluster, are in `others`; a name there that also
+// has a service form answers as the service form.
 struct Shard {
-    ByName<NameNode> names;
-    ByName<std::vector<NameNode>> contested;
-    ByName<uint32_t> ent_claims;
+    std::vector<Claim> table;
+    uint32_t used = 0;
+    ByName<std::vector<Claim>> contested;
+    ByName<OtherName> others;
 };
 
 }  // namespace engine_detail
@@ -95,7 +152,7 @@ class AnswerIndex {
     AnswerIndex(const AnswerIndex &before, ServiceSet services);
 
     // `name` is lowercase without a trailing dot.
-    const engine_detail::NameNode *find(std::string_view name) const;
+    std::optional<engine_detail::NameNode> find(std::string_view name) const;
     // The longest zone `name` is in, or -1.
     int zone_of(std::string_view name) const;
 
@@ -108,11 +165,27 @@ class AnswerIndex {
     // The service a node names, from the set.
     const GlobalService &service(const engine_detail::NameNode &node) const;
 
+    // Calls fn(name, node) for every name, in no particular order; `name` is valid during the
+    // call only.
     template <typename Fn>
     void for_each_name(Fn &&fn) const {
+        std::string buf;
+        for (const auto &shard : shards_) {
+            if (!shard) continue;
+            for (const engine_detail::Claim &c : shard->table)
+                if (c.service) fn(spell(c, buf), node_of(c));
+            for (const auto &[name, other] : shard->others)
+                fn(std::string_view(name),
+                   engine_detail::NameNode{other.form, other.zone, engine_detail::kNone, nullptr});
+        }
+    }
+
+    // How many names a service form claims (those for_each_name() calls with a service).
+    size_t service_name_count() const {
+        size_t n = 0;
         for (const auto &shard : shards_)
-            if (shard)
-                for (const auto &[name, node] : shard->names) fn(name, node);
+            if (shard) n += shard->used;
+        return n;
     }
 
     EngineOptions options;
@@ -133,12 +206,28 @@ class AnswerIndex {
     using ShardPtr = std::shared_ptr<const engine_detail::Shard>;
 
     void make_zones();
-    // Calls fn(name, node) for every name `info` claims, in every zone.
+    // Calls fn(name, claim) for every name `info` claims, in every zone; `name` is valid during
+    // the call only.
     template <typename Fn>
     void for_each_claim(const engine_detail::ServiceInfo &info, Fn &&fn) const;
-    static size_t shard_of(std::string_view name);
+    uint64_t name_hash(std::string_view name) const {
+        return std::hash<std::string_view>{}(name)&hash_mask_;
+    }
+    static size_t shard_of(uint64_t hash);
+    static engine_detail::NameNode node_of(const engine_detail::Claim &claim);
+    // The name a service claim stands for, written to buf.
+    std::string_view spell(const engine_detail::Claim &claim, std::string &buf) const;
+    // Whether a service claim stands for `name`, compared in place.
+    bool spells(const engine_detail::Claim &claim, std::string_view name) const;
+    // Where in shard.table the claim for `name` is, or SIZE_MAX.
+    size_t locate(const engine_detail::Shard &shard, std::string_view name, uint16_t tag) const;
+    void add_claim(engine_detail::Shard &shard, std::string_view name, uint64_t hash,
+                   engine_detail::Claim claim) const;
+    void remove_claim(engine_detail::Shard &shard, std::string_view name, uint64_t hash,
+                      const engine_detail::Claim &claim) const;
 
     bool nested_zones_ = false;
+    uint64_t hash_mask_ = ~uint64_t{0};
     std::vector<std::shared_ptr<const engine_detail::ServiceInfo>> info_;  // parallel to *set
     std::vector<ShardPtr> shards_;
     void nxdomain_or_nodata(Rcode rcode, size_t zone, Answer &out) const;
