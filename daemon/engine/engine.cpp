@@ -278,8 +278,8 @@ Explanation Engine::explain(std::string_view qname, uint16_t qtype, uint16_t qcl
     ex.tier = Tier::Pinned;
     const bool pod = node->form == Form::Pod;
     const std::string cluster(
-        si.str(si.clusters[pod ? si.pods[node->slot].cluster : node->slot].name));
-    const std::string hostname(pod ? si.str(si.pods[node->slot].hostname) : "");
+        si.str(si.clusters()[pod ? si.pods()[node->slot].cluster : node->slot].name));
+    const std::string hostname(pod ? si.str(si.pods()[node->slot].hostname) : "");
     const std::string what =
         pod ? "pod " + hostname + " in cluster " + cluster : "cluster " + cluster;
     ex.summary =

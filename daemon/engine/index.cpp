@@ -5,7 +5,9 @@
 
 #include <algorithm>
 #include <initializer_list>
+#include <memory>
 #include <tuple>
+#include <type_traits>
 #include <unordered_map>
 
 #include "engine/topology.hpp"
@@ -37,6 +39,31 @@ const char *to_string(Form form) {
             return "empty-non-terminal";
     }
     return "none";
+}
+
+ServiceInfo::ServiceInfo(const Parts &parts)
+    : n_clusters_(static_cast<uint32_t>(parts.clusters.size())),
+      n_pods_(static_cast<uint32_t>(parts.pods.size())),
+      key_size_(parts.key_size) {
+    static_assert(alignof(ClusterInfo) == 4 && alignof(PodInfo) == 4 && alignof(IpAddr) == 1);
+    static_assert(std::is_trivially_copyable_v<IpAddr>);
+    auto bytes = [](const auto &v) { return static_cast<uint32_t>(v.size() * sizeof(v[0])); };
+    pods_at_ = bytes(parts.clusters);
+    set_end_at_ = pods_at_ + bytes(parts.pods);
+    addresses_at_ = set_end_at_ + bytes(parts.set_end);
+    text_at_ = addresses_at_ + bytes(parts.addresses);
+    const size_t size = text_at_ + parts.text.size();
+    data_ = std::make_unique_for_overwrite<std::byte[]>(size);
+    std::byte *d = data_.get();
+    std::uninitialized_copy(parts.clusters.begin(), parts.clusters.end(),
+                            reinterpret_cast<ClusterInfo *>(d));
+    std::uninitialized_copy(parts.pods.begin(), parts.pods.end(),
+                            reinterpret_cast<PodInfo *>(d + pods_at_));
+    std::uninitialized_copy(parts.set_end.begin(), parts.set_end.end(),
+                            reinterpret_cast<uint32_t *>(d + set_end_at_));
+    std::uninitialized_copy(parts.addresses.begin(), parts.addresses.end(),
+                            reinterpret_cast<IpAddr *>(d + addresses_at_));
+    std::copy(parts.text.begin(), parts.text.end(), reinterpret_cast<char *>(d + text_at_));
 }
 
 }  // namespace engine_detail
@@ -144,20 +171,22 @@ bool same_answers(const GlobalService &a, const GlobalService &b) {
 }
 
 std::shared_ptr<const ServiceInfo> compute(const GlobalService &svc, const NodeTopology &node) {
-    auto out = std::make_shared<ServiceInfo>();
-    ServiceInfo &si = *out;
+    ServiceInfo::Parts si;
     size_t text_size = svc.ns.size() + 1 + svc.name.size();
     for (const Endpoint &ep : svc.endpoints) text_size += ep.cluster.size();
     if (svc.type == ServiceType::Headless)
         for (const Endpoint &ep : svc.endpoints) text_size += ep.hostname.value_or("").size();
     si.text.reserve(text_size);
     si.text.append(svc.ns).append("/").append(svc.name);
+    si.key_size = static_cast<uint32_t>(si.text.size());
     auto add_text = [&si](std::string_view s) {
         const TextRef r{static_cast<uint32_t>(si.text.size()), static_cast<uint32_t>(s.size())};
         si.text.append(s);
         return r;
     };
-    si.hash = service_hash(svc);
+    auto str = [&si](TextRef r) { return std::string_view(si.text).substr(r.offset, r.size); };
+    std::array<Tier, 2> tier{};
+    std::array<uint32_t, 2> service_sets{};
     size_t address_count = 0;
     for (const Endpoint &ep : svc.endpoints) address_count += ep.addresses.size();
     si.addresses.reserve(address_count * 2);  // the service's own sets, then per cluster
@@ -170,8 +199,8 @@ std::shared_ptr<const ServiceInfo> compute(const GlobalService &svc, const NodeT
     };
     for (size_t fam : {kV4, kV6}) {
         TierChoice c = choose_tier(svc, family_of(fam), node);
-        si.tier[fam] = c.tier;
-        si.service_sets[fam] = add_set(std::move(c.addresses));
+        tier[fam] = c.tier;
+        service_sets[fam] = add_set(std::move(c.addresses));
     }
 
     std::vector<uint32_t> cluster_of(svc.endpoints.size());
@@ -179,7 +208,7 @@ std::shared_ptr<const ServiceInfo> compute(const GlobalService &svc, const NodeT
     for (size_t e = 0; e < svc.endpoints.size(); e++) {
         const Endpoint &ep = svc.endpoints[e];
         size_t c = 0;
-        while (c < si.clusters.size() && si.str(si.clusters[c].name) != ep.cluster) c++;
+        while (c < si.clusters.size() && str(si.clusters[c].name) != ep.cluster) c++;
         if (c == si.clusters.size()) {
             si.clusters.push_back({add_text(ep.cluster), {0, 0}});
             per_cluster.emplace_back();
@@ -210,11 +239,10 @@ std::shared_ptr<const ServiceInfo> compute(const GlobalService &svc, const NodeT
             p = q;
         }
     }
-    si.key = std::string_view(si.text).substr(0, svc.ns.size() + 1 + svc.name.size());
-    si.addresses.shrink_to_fit();
-    si.clusters.shrink_to_fit();
-    si.pods.shrink_to_fit();
-    si.set_end.shrink_to_fit();
+    auto out = std::make_shared<ServiceInfo>(si);
+    out->hash = service_hash(svc);
+    out->tier = tier;
+    out->service_sets = service_sets;
     return out;
 }
 
@@ -237,7 +265,7 @@ int claim_order(Form f) {
 // order, then the form that service claims first.
 bool wins(const Claim &a, const Claim &b) {
     if (rank(a.the_form()) != rank(b.the_form())) return rank(a.the_form()) < rank(b.the_form());
-    if (a.service != b.service) return a.service->key < b.service->key;
+    if (a.service != b.service) return a.service->key() < b.service->key();
     if (claim_order(a.the_form()) != claim_order(b.the_form()))
         return claim_order(a.the_form()) < claim_order(b.the_form());
     return a.slot < b.slot;
@@ -306,13 +334,14 @@ Labels labels_of(const Claim &c) {
         case Form::Short:
             return {{name, ns}, 2};
         case Form::Cluster:
-            return {{si.str(si.clusters[c.slot].name), name, ns, "svc"}, 4};
+            return {{si.str(si.clusters()[c.slot].name), name, ns, "svc"}, 4};
         case Form::Old:
-            return {{name, ns, si.str(si.clusters[c.slot].name)}, 3};
+            return {{name, ns, si.str(si.clusters()[c.slot].name)}, 3};
         case Form::Pod: {
-            const PodInfo &pod = si.pods[c.slot];
-            return {{si.str(pod.hostname), si.str(si.clusters[pod.cluster].name), name, ns, "svc"},
-                    5};
+            const PodInfo &pod = si.pods()[c.slot];
+            return {
+                {si.str(pod.hostname), si.str(si.clusters()[pod.cluster].name), name, ns, "svc"},
+                5};
         }
         default:
             return {};
@@ -349,9 +378,9 @@ NameNode AnswerIndex::node_of(const Claim &c) {
     const ServiceInfo &si = *c.service;
     NameNode node{c.the_form(), c.zone, c.the_slot(), &si, si.service_sets};
     if (c.the_form() == Form::Cluster || c.the_form() == Form::Old)
-        node.sets = si.clusters[c.slot].sets;
+        node.sets = si.clusters()[c.slot].sets;
     else if (c.the_form() == Form::Pod)
-        node.sets = si.pods[c.slot].sets;
+        node.sets = si.pods()[c.slot].sets;
     return node;
 }
 
@@ -467,15 +496,15 @@ void AnswerIndex::for_each_claim(const ServiceInfo &si, Fn &&fn) const {
         claim(spell_labels({ns, "svc"}, zone, buf), ent);
         claim(spell_labels({"svc"}, zone, buf), ent);
         claim(spell_labels({ns}, zone, buf), ent);
-        for (size_t c = 0; c < si.clusters.size(); c++) {
+        for (size_t c = 0; c < si.clusters().size(); c++) {
             const auto slot = static_cast<uint32_t>(c);
-            const std::string_view cl = si.str(si.clusters[c].name);
+            const std::string_view cl = si.str(si.clusters()[c].name);
             service_form(Form::Cluster, slot);
             service_form(Form::Old, slot);
             claim(spell_labels({ns, cl}, zone, buf), ent);
             claim(spell_labels({cl}, zone, buf), ent);
         }
-        for (size_t p = 0; p < si.pods.size(); p++)
+        for (size_t p = 0; p < si.pods().size(); p++)
             service_form(Form::Pod, static_cast<uint32_t>(p));
     }
 }

@@ -53,34 +53,51 @@ struct PodInfo {
 };
 
 // What was computed for one service on this node; immutable, shared by every index that holds
-// this version of the service. Address sets are numbered, 0 being the empty set. Its strings
-// share one buffer and its sets one vector: a service costs a few allocations, not one per
-// string and set.
-struct ServiceInfo {
-    ServiceInfo() = default;
-    ServiceInfo(const ServiceInfo &) = delete;  // `key` points into `text`
-    ServiceInfo &operator=(const ServiceInfo &) = delete;
+// this version of the service. Address sets are numbered, 0 being the empty set. Everything of
+// variable size is in one block (clusters, pods, where each set ends, the addresses, then the
+// key, cluster names and hostnames): a service costs two allocations.
+class ServiceInfo {
+  public:
+    // The parts, as compute() collects them; set i > 0 is addresses[set_end[i - 1],
+    // set_end[i]), text starts with the key.
+    struct Parts {
+        std::string text;
+        uint32_t key_size = 0;
+        std::vector<ClusterInfo> clusters;
+        std::vector<PodInfo> pods;
+        std::vector<uint32_t> set_end;
+        std::vector<IpAddr> addresses;
+    };
+    explicit ServiceInfo(const Parts &parts);
 
-    std::string text;      // the key, then every cluster name and hostname
-    std::string_view key;  // "namespace/name", as given, in text
-    uint32_t hash = 0;     // of the DNS-relevant content, for the serial
+    uint32_t hash = 0;  // of the DNS-relevant content, for the serial
     std::array<Tier, 2> tier{Tier::None, Tier::None};
     std::array<uint32_t, 2> service_sets{0, 0};
-    std::vector<ClusterInfo> clusters;
-    std::vector<PodInfo> pods;
-    std::vector<IpAddr> addresses;  // every set's, one set after the other
-    std::vector<uint32_t> set_end;  // set i > 0 is addresses[set_end[i - 1], set_end[i])
 
-    std::string_view str(TextRef r) const {
-        return std::string_view(text).substr(r.offset, r.size);
+    std::span<const ClusterInfo> clusters() const {
+        return {reinterpret_cast<const ClusterInfo *>(data_.get()), n_clusters_};
+    }
+    std::span<const PodInfo> pods() const {
+        return {reinterpret_cast<const PodInfo *>(data_.get() + pods_at_), n_pods_};
     }
     std::span<const IpAddr> set(uint32_t i) const {
         if (i == 0) return {};
-        const uint32_t begin = i == 1 ? 0 : set_end[i - 2];
-        return std::span(addresses).subspan(begin, set_end[i - 1] - begin);
+        const uint32_t *end = reinterpret_cast<const uint32_t *>(data_.get() + set_end_at_);
+        const uint32_t begin = i == 1 ? 0 : end[i - 2];
+        const auto *addresses = reinterpret_cast<const IpAddr *>(data_.get() + addresses_at_);
+        return {addresses + begin, end[i - 1] - begin};
     }
-    std::string_view ns() const { return key.substr(0, key.find('/')); }
-    std::string_view name() const { return key.substr(key.find('/') + 1); }
+    std::string_view str(TextRef r) const {
+        return {reinterpret_cast<const char *>(data_.get() + text_at_) + r.offset, r.size};
+    }
+    std::string_view key() const { return str({0, key_size_}); }  // "namespace/name", as given
+    std::string_view ns() const { return key().substr(0, key().find('/')); }
+    std::string_view name() const { return key().substr(key().find('/') + 1); }
+
+  private:
+    std::unique_ptr<std::byte[]> data_;
+    uint32_t n_clusters_ = 0, n_pods_ = 0, key_size_ = 0;
+    uint32_t pods_at_ = 0, set_end_at_ = 0, addresses_at_ = 0, text_at_ = 0;  // offsets in data_
 };
 
 // What a name is: find()'s answer, spelled out from the table's compact entry.
