@@ -64,6 +64,8 @@ ServiceInfo::ServiceInfo(const Parts &parts)
     std::uninitialized_copy(parts.addresses.begin(), parts.addresses.end(),
                             reinterpret_cast<IpAddr *>(d + addresses_at_));
     std::copy(parts.text.begin(), parts.text.end(), reinterpret_cast<char *>(d + text_at_));
+    lowercase_ = std::none_of(parts.text.begin(), parts.text.end(),
+                              [](char c) { return c >= 'A' && c <= 'Z'; });
 }
 
 }  // namespace engine_detail
@@ -327,7 +329,9 @@ struct Labels {
 
 Labels labels_of(const Claim &c) {
     const ServiceInfo &si = *c.service;
-    const std::string_view name = si.name(), ns = si.ns();
+    const std::string_view key = si.key();
+    const size_t slash = key.find('/');
+    const std::string_view ns = key.substr(0, slash), name = key.substr(slash + 1);
     switch (c.the_form()) {
         case Form::Service:
             return {{name, ns, "svc"}, 3};
@@ -398,18 +402,24 @@ std::string_view AnswerIndex::spell(const Claim &c, std::string &buf) const {
 
 bool AnswerIndex::spells(const Claim &c, std::string_view q) const {
     const Labels l = labels_of(c);
+    const std::string &zone = zones[c.zone].name;
+    size_t size = l.n - 1 + (zone.empty() ? 0 : zone.size() + 1);
+    for (size_t i = 0; i < l.n; i++) size += l.part[i].size();
+    if (size != q.size()) return false;
+    const bool fold = !c.service->lowercase();
     size_t pos = 0;
     for (size_t i = 0; i < l.n; i++) {
-        if (i > 0 && (pos == q.size() || q[pos++] != '.')) return false;
+        if (i > 0 && q[pos++] != '.') return false;
         const std::string_view part = l.part[i];
-        if (q.size() - pos < part.size()) return false;
-        for (size_t k = 0; k < part.size(); k++)
-            if (lower(part[k]) != q[pos + k]) return false;
+        if (!fold) {
+            if (q.compare(pos, part.size(), part) != 0) return false;
+        } else {
+            for (size_t k = 0; k < part.size(); k++)
+                if (lower(part[k]) != q[pos + k]) return false;
+        }
         pos += part.size();
     }
-    const std::string &zone = zones[c.zone].name;
-    if (zone.empty()) return pos == q.size();
-    return pos < q.size() && q[pos] == '.' && q.substr(pos + 1) == zone;
+    return zone.empty() || (q[pos] == '.' && q.substr(pos + 1) == zone);
 }
 
 size_t AnswerIndex::locate(const Shard &shard, std::string_view name, uint16_t tag) const {

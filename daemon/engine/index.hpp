@@ -91,12 +91,15 @@ class ServiceInfo {
         return {reinterpret_cast<const char *>(data_.get() + text_at_) + r.offset, r.size};
     }
     std::string_view key() const { return str({0, key_size_}); }  // "namespace/name", as given
+    // Whether every string here is lowercase already (then a name compares byte for byte).
+    bool lowercase() const { return lowercase_; }
     std::string_view ns() const { return key().substr(0, key().find('/')); }
     std::string_view name() const { return key().substr(key().find('/') + 1); }
 
   private:
     std::unique_ptr<std::byte[]> data_;
     uint32_t n_clusters_ = 0, n_pods_ = 0, key_size_ = 0;
+    bool lowercase_ = true;
     uint32_t pods_at_ = 0, set_end_at_ = 0, addresses_at_ = 0, text_at_ = 0;  // offsets in data_
 };
 
