@@ -514,7 +514,9 @@ void AnswerIndex::for_each_claim(const ServiceInfo &si, Fn &&fn) const {
             claim(spell_labels({ns, cl}, zone, buf), ent);
             claim(spell_labels({cl}, zone, buf), ent);
         }
-        for (size_t p = 0; p < si.pods().size(); p++)
+        // A slot has 24 bits: a Headless service's 16,777,215th pod and later ones (gigabytes
+        // of endpoints in one object) get no name.
+        for (size_t p = 0; p < std::min<size_t>(si.pods().size(), Claim::kNoSlot); p++)
             service_form(Form::Pod, static_cast<uint32_t>(p));
     }
 }

@@ -36,7 +36,7 @@ inline IpAddr::Family family_of(size_t fam) {
     return fam == kV6 ? IpAddr::Family::V6 : IpAddr::Family::V4;
 }
 
-// A string inside ServiceInfo::text.
+// A string in a ServiceInfo's text (ServiceInfo::str()).
 struct TextRef {
     uint32_t offset = 0, size = 0;
 };
@@ -118,7 +118,7 @@ struct NameNode {
 struct Claim {
     static constexpr uint32_t kNoSlot = (1u << 24) - 1;
     const ServiceInfo *service = nullptr;  // null: a free table entry
-    uint32_t slot : 24 = kNoSlot;          // kNone as kNoSlot (no service has 16 M pods)
+    uint32_t slot : 24 = kNoSlot;          // kNone as kNoSlot; for_each_claim() keeps it below
     uint32_t form : 8 = 0;
     uint16_t zone = 0;
     uint16_t tag = 0;  // the name's hash, low bits: where it is in the table, a quick mismatch
@@ -231,7 +231,8 @@ class AnswerIndex {
     template <typename Fn>
     void for_each_claim(const engine_detail::ServiceInfo &info, Fn &&fn) const;
     uint64_t name_hash(std::string_view name) const {
-        return std::hash<std::string_view>{}(name)&hash_mask_;
+        const uint64_t hash = std::hash<std::string_view>{}(name);
+        return hash & hash_mask_;
     }
     static size_t shard_of(uint64_t hash);
     static engine_detail::NameNode node_of(const engine_detail::Claim &claim);
