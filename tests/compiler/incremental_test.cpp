@@ -125,8 +125,10 @@ void expect_same_tables(const FakeTable &got, const FakeTable &want, const std::
 }
 
 // One random run: `steps` updates of one to three services each (sometimes none, twelve, or
-// all removed), every one checked against a from-scratch engine and map.
-void run(uint32_t seed, size_t steps, const std::vector<std::string> &zones) {
+// all removed), every one checked against a from-scratch engine and map. `shared`: each set is
+// handed over as a source builds it, every unchanged service the same object as in the set
+// before (the engine skips those by pointer); else as new values, often out of order.
+void run(uint32_t seed, size_t steps, const std::vector<std::string> &zones, bool shared = false) {
     SCOPED_TRACE("seed " + std::to_string(seed));
     Generator g(seed);
     const EngineOptions opts = testing::options({"beijing", "bj", "north"}, zones, 5);
@@ -134,6 +136,7 @@ void run(uint32_t seed, size_t steps, const std::vector<std::string> &zones) {
     FakeTable table(1u << 16), small(40);
     MapCompiler compiler(table), small_compiler(small);
     Set set;
+    std::map<Key, ServicePtr> held;  // shared: the objects of the set handed over last
     size_t incremental_updates = 0;
 
     for (size_t step = 0; step < steps; step++) {
@@ -155,15 +158,29 @@ void run(uint32_t seed, size_t steps, const std::vector<std::string> &zones) {
             GlobalService s = g.any_service();
             set[{s.ns, s.name}] = std::move(s);
         }
-        std::vector<GlobalService> services = as_vector(set);
-        // Sometimes out of order, with a stale duplicate first: the last one given wins.
-        if (g.pick(5) == 0 && !services.empty()) {
-            GlobalService stale = services.front();
-            stale.endpoints.clear();
-            std::shuffle(services.begin(), services.end(), g.rng());
-            services.insert(services.begin(), stale);
+        if (shared) {
+            ServiceList list;
+            std::map<Key, ServicePtr> next;
+            for (const auto &[k, s] : set) {
+                auto it = held.find(k);
+                list.push_back(it != held.end() && *it->second == s
+                                   ? it->second
+                                   : std::make_shared<const GlobalService>(s));
+                next[k] = list.back();
+            }
+            held = std::move(next);
+            live.set_service_set(std::make_shared<const ServiceList>(std::move(list)));
+        } else {
+            std::vector<GlobalService> services = as_vector(set);
+            // Sometimes out of order, with a stale duplicate first: the last one given wins.
+            if (g.pick(5) == 0 && !services.empty()) {
+                GlobalService stale = services.front();
+                stale.endpoints.clear();
+                std::shuffle(services.begin(), services.end(), g.rng());
+                services.insert(services.begin(), stale);
+            }
+            live.set_services(services);
         }
-        live.set_services(services);
         if (live.for_each_changed_answer(
                 live.generation() - 1, [](auto, auto, auto, const auto &) {}, [](auto) {}))
             incremental_updates++;
@@ -209,6 +226,10 @@ void run(uint32_t seed, size_t steps, const std::vector<std::string> &zones) {
 
 TEST(Incremental, UpdatesEqualFromScratchBuilds) {
     for (uint32_t seed = 1; seed <= 4; seed++) run(seed, 120, {"global"});
+}
+
+TEST(Incremental, SharedSetsEqualFromScratchBuilds) {
+    for (uint32_t seed = 21; seed <= 24; seed++) run(seed, 120, {"global"}, true);
 }
 
 TEST(Incremental, UpdatesEqualFromScratchBuildsWithNestedZones) {
