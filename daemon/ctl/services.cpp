@@ -24,7 +24,7 @@ LoadedServices from_file(const std::string &path, std::chrono::milliseconds time
     FileSource src(FileOptions{path});
     src.start([&](ServiceSet services) {
         std::lock_guard lock(mu);
-        out.services = *services;
+        out.services = copy_services(*services);
         delivered = true;
         cv.notify_all();
     });
@@ -69,7 +69,7 @@ LoadedServices from_snapshot(const std::string &path) {
     auto d = source_detail::decide_hub_answer(*body, {}, false, DecodeLimits{}, out.origin);
     if (!d.refusal.empty())
         throw std::runtime_error("hub snapshot " + path + " is not usable: " + d.refusal);
-    out.services = std::move(d.next.services);
+    out.services = copy_services(d.next.services);
     out.rejected = d.decoded.rejected_count();
     return out;
 }

@@ -158,7 +158,7 @@ std::shared_ptr<const AnswerIndex> Engine::current() const {
 }
 
 void Engine::set_services(std::vector<GlobalService> services) {
-    set_service_set(std::make_shared<const std::vector<GlobalService>>(std::move(services)));
+    set_service_set(make_service_set(std::move(services)));
 }
 
 std::shared_ptr<const void> Engine::set_service_set(ServiceSet services) {

@@ -142,11 +142,14 @@ class Engine {
     // services whose content differs from the set before: the cost of an update follows what
     // changed (plus a comparison of the two sets), not the size of the set.
     void set_services(std::vector<GlobalService> services);
-    // The same, keeping the set itself rather than a copy when it has no duplicates (a
-    // source's set never has). After an update of a few services it returns the data it
-    // replaced (the previous index and set, often the only reference to that set), so that a
-    // caller publishing the change first can free it afterwards (100,000 services: ~100 ms);
-    // after a larger update, whose full walk needs the memory, it frees it and returns null.
+    // The same, keeping the set itself rather than a copy when it is sorted without duplicates
+    // (as a source's set is). A service the set shares (the same pointer) with the set before is
+    // taken as unchanged without comparing it: building the next set from the last one and the
+    // changes makes an update cost what changed plus a walk of the pointers. After an update of a
+    // few services it returns the data it replaced (the previous index and set, often the only
+    // reference to that set), so that a caller publishing the change first can free it afterwards
+    // (100,000 services: ~100 ms); after a larger update, whose full walk needs the memory, it
+    // frees it and returns null.
     std::shared_ptr<const void> set_service_set(ServiceSet services);
     // False until the first set_services(): before it the engine knows no names, and an
     // NXDOMAIN would be a lie (resolve() answers SERVFAIL for in-zone names instead).

@@ -6,7 +6,6 @@
 #include <algorithm>
 #include <initializer_list>
 #include <memory>
-#include <tuple>
 #include <type_traits>
 #include <unordered_map>
 
@@ -143,28 +142,22 @@ uint32_t service_hash(const GlobalService &s) {
     return f.h;
 }
 
-bool key_less(const GlobalService &a, const GlobalService &b) {
-    return std::tie(a.ns, a.name) < std::tie(b.ns, b.name);
-}
-
 // The set sorted by namespace/name with one service per namespace/name, the last one given
 // winning. A source's set already is, and is kept itself.
 ServiceSet sorted_unique(ServiceSet input) {
-    const std::vector<GlobalService> &in = *input;
+    const ServiceList &in = *input;
     bool sorted = true;
-    for (size_t i = 1; i < in.size() && sorted; i++) sorted = key_less(in[i - 1], in[i]);
+    for (size_t i = 1; i < in.size() && sorted; i++) sorted = key_less(*in[i - 1], *in[i]);
     if (sorted) return input;
-    std::vector<size_t> order(in.size());
-    for (size_t i = 0; i < order.size(); i++) order[i] = i;
-    std::stable_sort(order.begin(), order.end(),
-                     [&](size_t a, size_t b) { return key_less(in[a], in[b]); });
-    std::vector<GlobalService> out;
-    out.reserve(in.size());
-    for (size_t i = 0; i < order.size(); i++) {
-        const bool last_of_key = i + 1 == order.size() || key_less(in[order[i]], in[order[i + 1]]);
-        if (last_of_key) out.push_back(in[order[i]]);
-    }
-    return std::make_shared<const std::vector<GlobalService>>(std::move(out));
+    ServiceList out(in);
+    // Stable, so that among equal keys the last given is the last in its run.
+    std::stable_sort(out.begin(), out.end(),
+                     [](const ServicePtr &a, const ServicePtr &b) { return key_less(*a, *b); });
+    size_t w = 0;
+    for (size_t r = 0; r < out.size(); r++)
+        if (r + 1 == out.size() || key_less(*out[r], *out[r + 1])) out[w++] = std::move(out[r]);
+    out.resize(w);
+    return std::make_shared<const ServiceList>(std::move(out));
 }
 
 // Whether two versions of a service answer the same (ports and resourceVersion do not count).
@@ -539,7 +532,7 @@ void AnswerIndex::make_zones() {
 AnswerIndex::AnswerIndex(const EngineOptions &opts)
     : options(opts),
       ttl(opts.ttl),
-      set(std::make_shared<const std::vector<GlobalService>>()),
+      set(std::make_shared<const ServiceList>()),
       hash_mask_(name_hash_mask),
       shards_(kShards) {
     make_zones();
@@ -564,19 +557,28 @@ AnswerIndex::AnswerIndex(const AnswerIndex &before, ServiceSet input)
       nested_zones_(before.nested_zones_),
       hash_mask_(before.hash_mask_),
       shards_(before.shards_) {
-    const std::vector<GlobalService> &olds = *before.set, &news = *set;
-    // Which services changed: a walk of the two sorted sets side by side.
+    const ServiceList &olds = *before.set, &news = *set;
+    // Which services changed: a walk of the two sorted sets side by side. A service the new set
+    // shares with the old one (the same pointer) is unchanged without a look at its content, so
+    // an update that keeps most of a large set costs a pointer walk.
     std::vector<const ServiceInfo *> gone;
     std::vector<const ServiceInfo *> made;
     info_.reserve(news.size());
     uint32_t serial_sum = static_cast<uint32_t>(news.size());
     size_t i = 0;
-    for (const GlobalService &svc : news) {
-        while (i < olds.size() && key_less(olds[i], svc)) gone.push_back(before.info_[i++].get());
-        if (i < olds.size() && !key_less(svc, olds[i]) && same_answers(olds[i], svc)) {
+    for (const ServicePtr &ptr : news) {
+        if (i < olds.size() && olds[i] == ptr) {
+            info_.push_back(before.info_[i++]);
+            serial_sum += info_.back()->hash;
+            continue;
+        }
+        const GlobalService &svc = *ptr;
+        while (i < olds.size() && key_less(*olds[i], svc)) gone.push_back(before.info_[i++].get());
+        if (i < olds.size() && !key_less(svc, *olds[i]) && same_answers(*olds[i], svc)) {
             info_.push_back(before.info_[i++]);
         } else {
-            if (i < olds.size() && !key_less(svc, olds[i])) gone.push_back(before.info_[i++].get());
+            if (i < olds.size() && !key_less(svc, *olds[i]))
+                gone.push_back(before.info_[i++].get());
             info_.push_back(compute(svc, options.node));
             made.push_back(info_.back().get());
         }
@@ -633,10 +635,10 @@ std::optional<NameNode> AnswerIndex::find(std::string_view name) const {
 const GlobalService &AnswerIndex::service(const NameNode &node) const {
     const std::string_view ns = node.service->ns(), name = node.service->name();
     auto it = std::lower_bound(
-        set->begin(), set->end(), std::pair{ns, name}, [](const GlobalService &s, const auto &k) {
-            return std::pair<std::string_view, std::string_view>(s.ns, s.name) < k;
+        set->begin(), set->end(), std::pair{ns, name}, [](const ServicePtr &s, const auto &k) {
+            return std::pair<std::string_view, std::string_view>(s->ns, s->name) < k;
         });
-    return *it;
+    return **it;
 }
 
 int AnswerIndex::zone_of(std::string_view name) const {

@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 #include <stdexcept>
+#include <tuple>
 
 #include "common/dns_name.hpp"
 
@@ -553,6 +554,28 @@ std::string encode_globalservices(const std::vector<GlobalService> &services) {
         out += obj.dump();
     }
     return out + "]";
+}
+
+bool key_less(const GlobalService &a, const GlobalService &b) {
+    return std::tie(a.ns, a.name) < std::tie(b.ns, b.name);
+}
+
+ServiceSet make_service_set(std::vector<GlobalService> services) {
+    // Stable, so that among equal keys the last given is the last in its run.
+    std::stable_sort(services.begin(), services.end(), key_less);
+    ServiceList out;
+    out.reserve(services.size());
+    for (size_t i = 0; i < services.size(); i++)
+        if (i + 1 == services.size() || key_less(services[i], services[i + 1]))
+            out.push_back(std::make_shared<const GlobalService>(std::move(services[i])));
+    return std::make_shared<const ServiceList>(std::move(out));
+}
+
+std::vector<GlobalService> copy_services(const ServiceList &services) {
+    std::vector<GlobalService> out;
+    out.reserve(services.size());
+    for (const ServicePtr &s : services) out.push_back(*s);
+    return out;
 }
 
 DecodeResult parse_manifests(const std::string &yaml_text) {

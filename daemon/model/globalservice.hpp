@@ -52,9 +52,23 @@ struct GlobalService {
     bool operator==(const GlobalService &) const = default;
 };
 
+// One service as a set holds it: immutable and shared, so the next set re-uses every service
+// that did not change (a pointer copy, not ~800 bytes), and the engine tells an unchanged
+// service by its pointer without comparing its content.
+using ServicePtr = std::shared_ptr<const GlobalService>;
+// The services of one set, sorted by namespace/name (key_less) with one per namespace/name, as
+// every source delivers them.
+using ServiceList = std::vector<ServicePtr>;
 // One complete set of services, shared (never copied) by the source that holds it and the
-// engine that answers from it: at 100,000 services a copy is ~80 MB.
-using ServiceSet = std::shared_ptr<const std::vector<GlobalService>>;
+// engine that answers from it.
+using ServiceSet = std::shared_ptr<const ServiceList>;
+
+// Orders services by namespace/name (the order of a ServiceList).
+bool key_less(const GlobalService &a, const GlobalService &b);
+// A set of the given services (any order; of equal namespace/name the last one wins).
+ServiceSet make_service_set(std::vector<GlobalService> services);
+// Copies of the services of a set, in its order (for callers that keep values).
+std::vector<GlobalService> copy_services(const ServiceList &services);
 
 // Why an object was not accepted, naming it ("default/nginx: endpoints[1].addresses[0]:
 // '10.0.0.300' is not an IP address").

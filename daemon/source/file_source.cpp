@@ -110,7 +110,7 @@ struct FileSource::State {
     // delivered again.
     size_t accepted_hash = 0, accepted_size = 0;
     // The set delivered last, sorted by namespace/name; the engine answers from the same one.
-    ServiceSet held = std::make_shared<const std::vector<GlobalService>>();
+    ServiceSet held = std::make_shared<const ServiceList>();
     bool holding = false;
 
     bool is_directory() const {
@@ -245,13 +245,15 @@ struct FileSource::State {
         accepted_hash = hash;
         accepted_size = size;
         holding = true;
-        held = std::make_shared<const std::vector<GlobalService>>(std::move(next.services));
+        held = std::make_shared<const ServiceList>(std::move(next.services));
         health.delivered(held->size(), rejected);
         if (on_update) on_update(held);
     }
 
-    // Drains inotify; returns true when something happened in a watched directory.
-    bool drain_events() {
+    // Drains inotify; returns true when something happened in a watched directory. `complete`
+    // tells whether the last event finished a write (a file closed after writing, or renamed
+    // into place).
+    bool drain_events(bool &complete) {
         alignas(inotify_event) char buf[16 * 1024];
         bool any = false;
         for (;;) {
@@ -262,6 +264,7 @@ struct FileSource::State {
                 if (ev->mask & IN_IGNORED) watches.erase(ev->wd);      // the directory went away
                 if (ev->mask & IN_Q_OVERFLOW) last_signature.reset();  // events lost: look again
                 any = true;
+                complete = (ev->mask & (IN_CLOSE_WRITE | IN_MOVED_TO)) != 0;
                 p += sizeof(inotify_event) + ev->len;
             }
         }
@@ -316,6 +319,7 @@ void FileSource::run() {
     s.reload();
 
     const auto debounce = std::max(s.options.debounce, std::chrono::milliseconds(1));
+    const auto settle = std::min(s.options.settle, debounce);
     const auto max_delay = debounce * 5;  // a file written continuously still reloads
     const auto rescan = std::max(s.options.rescan, std::chrono::milliseconds(10));
     bool pending = false;
@@ -334,12 +338,14 @@ void FileSource::run() {
         }
         if (fds[0].revents & POLLIN) break;
         now = Clock::now();
-        if (nfds == 2 && (fds[1].revents & POLLIN) && s.drain_events()) {
+        bool complete = false;
+        if (nfds == 2 && (fds[1].revents & POLLIN) && s.drain_events(complete)) {
             if (!pending) {
                 pending = true;
                 first = now;
             }
-            deadline = std::min(now + debounce, first + max_delay);
+            // A finished write is read almost at once; anything else may be mid-write.
+            deadline = std::min(now + (complete ? settle : debounce), first + max_delay);
         }
         if (pending && now >= deadline) {
             pending = false;

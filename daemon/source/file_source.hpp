@@ -16,7 +16,11 @@ namespace fabdns {
 struct FileOptions {
     std::string path;  // a file, or a directory of *.yaml, *.yml and *.json files (not recursive)
     std::chrono::milliseconds debounce{100};  // quiet time after the last change before a reload
-    std::chrono::milliseconds rescan{2000};   // stat-based check for changes inotify cannot see
+    // The same after a change that finished a write (IN_CLOSE_WRITE, or IN_MOVED_TO: a file
+    // renamed into place): short, so that a change is served at once, yet a burst of files
+    // written together is still read as one.
+    std::chrono::milliseconds settle{10};
+    std::chrono::milliseconds rescan{2000};  // stat-based check for changes inotify cannot see
 };
 
 // Reload rules:

@@ -36,8 +36,8 @@ HubOptions HubOptions::from_config(const Config::Source::Hub &hub) {
 
 namespace source_detail {
 
-HubDecision decide_hub_answer(std::string_view body, const std::vector<GlobalService> &held,
-                              bool holding, const DecodeLimits &limits, const std::string &label) {
+HubDecision decide_hub_answer(std::string_view body, const ServiceList &held, bool holding,
+                              const DecodeLimits &limits, const std::string &label) {
     HubDecision d;
     d.decoded = decode_json_document(body, Container::Array, limits);
     if (!d.decoded.error.empty()) {
@@ -85,7 +85,7 @@ struct HubSource::State {
     std::vector<size_t> accepted_blocks;
     size_t accepted_size = 0;
     // The set delivered last, sorted by namespace/name; the engine answers from the same one.
-    ServiceSet held = std::make_shared<const std::vector<GlobalService>>();
+    ServiceSet held = std::make_shared<const ServiceList>();
     bool holding = false;
 
     static size_t hash_of(std::string_view block) { return std::hash<std::string_view>{}(block); }
@@ -104,7 +104,7 @@ struct HubSource::State {
 
     // Holds the accepted set from now on.
     void accept(HubDecision &d, std::string_view body) {
-        held = std::make_shared<const std::vector<GlobalService>>(std::move(d.next.services));
+        held = std::make_shared<const ServiceList>(std::move(d.next.services));
         holding = true;
         accepted_blocks = blocks_of(body);
         accepted_size = body.size();
@@ -147,7 +147,7 @@ struct HubSource::State {
         if (options.snapshot.empty()) return;
         std::string why =
             kept == 0 ? write_file_atomically(options.snapshot, body)
-                      : write_file_atomically(options.snapshot, encode_globalservices(*held));
+                      : write_file_atomically(options.snapshot, encode_globalservices(copy_services(*held)));
         if (!why.empty()) {
             // The data is still served; only a restart during an outage would lack it.
             log::warn(health.label() + ": cannot write snapshot: " + why);

@@ -74,8 +74,8 @@ struct HubDecision {
     NextSet next;
     DocumentResult decoded;  // what was rejected (the services were moved into `next`)
 };
-HubDecision decide_hub_answer(std::string_view body, const std::vector<GlobalService> &held,
-                              bool holding, const DecodeLimits &limits, const std::string &label);
+HubDecision decide_hub_answer(std::string_view body, const ServiceList &held, bool holding,
+                              const DecodeLimits &limits, const std::string &label);
 
 }  // namespace source_detail
 

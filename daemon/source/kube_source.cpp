@@ -96,36 +96,66 @@ struct KubernetesSource::State {
     std::condition_variable cv;
     // The services are held once: the set delivered last (sorted by key_less, shared with the
     // engine) and the changes since, by namespace/name (nullopt: deleted). After a list
-    // `pending` is the whole next set (`replace`). At 100,000 services a second copy is ~80 MB.
-    ServiceSet delivered = std::make_shared<const std::vector<GlobalService>>();
+    // `pending` is the whole next set (`replace`).
+    ServiceSet delivered = std::make_shared<const ServiceList>();
     std::map<std::string, std::optional<GlobalService>> pending;
     bool replace = false;
     std::set<std::string> rejected;  // keys whose latest version was refused
     bool dirty = false;              // changes since the last delivery
     bool stopping = false;
+    Clock::time_point last_delivery{};
 
     // The current version of `key`, or nullptr. Callers hold `mutex`.
     const GlobalService *current(const std::string &key) const {
         if (auto it = pending.find(key); it != pending.end())
             return it->second ? &*it->second : nullptr;
-        return replace ? nullptr : find_held(*delivered, key);
+        if (replace) return nullptr;
+        const ServicePtr *held = find_held(*delivered, key);
+        return held ? held->get() : nullptr;
     }
 
-    // The next set: the delivered one with the pending changes. Callers hold `mutex`.
-    std::vector<GlobalService> next_set() {
-        std::vector<GlobalService> set;
-        if (!replace) {
-            set.reserve(delivered->size() + pending.size());
-            for (const auto &svc : *delivered)
-                if (!pending.count(svc.key())) set.push_back(svc);
-        } else {
-            set.reserve(pending.size());
+    // The next set: the delivered one with the pending changes. Every service that did not
+    // change is the delivered one (the same pointer, also after a re-list when its content is
+    // the same), so building it costs a copy of the pointers and the engine skips them
+    // unseen. Callers hold `mutex`.
+    ServiceList next_set() {
+        // The changes in set order. A deletion carries only its key: ns and name from it.
+        std::vector<std::pair<GlobalService, bool>> changes;  // (service, deleted)
+        changes.reserve(pending.size());
+        for (auto &[key, svc] : pending) {
+            if (svc) {
+                changes.emplace_back(std::move(*svc), false);
+            } else {
+                GlobalService gone;
+                const size_t slash = key.find('/');
+                gone.ns = key.substr(0, slash);
+                gone.name = key.substr(slash + 1);
+                changes.emplace_back(std::move(gone), true);
+            }
         }
-        for (auto &[key, svc] : pending)
-            if (svc) set.push_back(std::move(*svc));
         pending.clear();
+        std::sort(changes.begin(), changes.end(),
+                  [](const auto &a, const auto &b) { return key_less(a.first, b.first); });
+        const ServiceList &old = *delivered;
+        ServiceList set;
+        set.reserve(replace ? changes.size() : old.size() + changes.size());
+        auto pos = old.begin();
+        for (auto &[svc, deleted] : changes) {
+            auto at = std::lower_bound(
+                pos, old.end(), svc,
+                [](const ServicePtr &p, const GlobalService &k) { return key_less(*p, k); });
+            if (!replace) set.insert(set.end(), pos, at);
+            pos = at;
+            const bool held = at != old.end() && !key_less(svc, **at);
+            if (held) ++pos;
+            if (deleted) continue;
+            if (held && **at == svc)
+                set.push_back(*at);
+            else
+                set.push_back(std::make_shared<const GlobalService>(std::move(svc)));
+        }
+        if (!replace) set.insert(set.end(), pos, old.end());
         replace = false;
-        std::sort(set.begin(), set.end(), key_less);
         return set;
     }
 
@@ -485,11 +515,12 @@ struct KubernetesSource::State {
         for (;;) {
             cv.wait(lock, [this] { return dirty || stopping; });
             if (stopping) return;
-            // Let a burst settle so that it is delivered as one set.
-            cv.wait_for(lock, options.coalesce, [this] { return stopping; });
+            // At most one delivery per `coalesce`: a change after a quiet spell goes out at once,
+            // the rest of a burst (and what arrives while a delivery runs) as one set after it.
+            cv.wait_until(lock, last_delivery + options.coalesce, [this] { return stopping; });
             if (stopping) return;
             // Built under the lock: a watch event meanwhile must see either side whole.
-            delivered = std::make_shared<const std::vector<GlobalService>>(next_set());
+            delivered = std::make_shared<const ServiceList>(next_set());
             ServiceSet set = delivered;
             size_t n_rejected = rejected.size();
             dirty = false;
@@ -497,6 +528,7 @@ struct KubernetesSource::State {
             health.delivered(set->size(), n_rejected);
             if (on_update) on_update(std::move(set));
             lock.lock();
+            last_delivery = Clock::now();
         }
     }
 };

@@ -23,7 +23,7 @@ struct KubeOptions {
     std::string service_account_dir = "/var/run/secrets/kubernetes.io/serviceaccount";
     // Environment lookup for KUBERNETES_SERVICE_HOST/PORT; nullptr = the process environment.
     std::function<std::optional<std::string>(const std::string &)> env;
-    std::chrono::milliseconds coalesce{50};   // a burst of events is delivered as one set
+    std::chrono::milliseconds coalesce{50};   // at most one delivery per this: a burst is one set
     std::chrono::seconds watch_timeout{300};  // timeoutSeconds asked of the server
     std::chrono::milliseconds connect_timeout{5000};
     std::chrono::milliseconds list_timeout{60000};  // per list page
@@ -40,8 +40,10 @@ struct KubeOptions {
 // Behaviour:
 // - A list fills a fresh map keyed by namespace/name that replaces the held one only once the
 //   whole list (all pages) succeeded; until then the old set keeps being served.
-// - The watch applies ADDED/MODIFIED/DELETED to the map and delivers the full set, coalescing
-//   events that arrive within `coalesce`. BOOKMARK only advances the resourceVersion.
+// - The watch applies ADDED/MODIFIED/DELETED to the changes held and delivers the next set,
+//   which shares every unchanged service with the set before (the engine skips those by
+//   pointer). An event after a quiet spell is delivered at once; after that, at most one set per
+//   `coalesce` carries whatever arrived meanwhile. BOOKMARK only advances the resourceVersion.
 // - When a stream ends or breaks it is resumed from the last resourceVersion seen; a 410 (HTTP
 //   status or ERROR event) leads to a re-list. Other failures back off exponentially.
 // - An event whose object the decoder refuses is logged and skipped; for MODIFIED the previous

@@ -2,70 +2,79 @@
 #include "source/objects.hpp"
 
 #include <algorithm>
-#include <tuple>
 
 #include "common/log.hpp"
 
 namespace fabdns::source_detail {
 
-bool key_less(const GlobalService &a, const GlobalService &b) {
-    return std::tie(a.ns, a.name) < std::tie(b.ns, b.name);
+namespace {
+
+bool ptr_less(const ServicePtr &a, const ServicePtr &b) {
+    return key_less(*a, *b);
 }
 
-const GlobalService *find_held(const std::vector<GlobalService> &held, const std::string &key) {
+bool same_key(const GlobalService &x, const GlobalService &y) {
+    return !key_less(x, y) && !key_less(y, x);
+}
+
+}  // namespace
+
+const ServicePtr *find_held(const ServiceList &held, const std::string &key) {
     size_t slash = key.find('/');
     if (slash == std::string::npos) return nullptr;
     GlobalService probe;
     probe.ns = key.substr(0, slash);
     probe.name = key.substr(slash + 1);
-    auto it = std::lower_bound(held.begin(), held.end(), probe, key_less);
-    if (it == held.end() || it->ns != probe.ns || it->name != probe.name) return nullptr;
+    auto it = std::lower_bound(
+        held.begin(), held.end(), probe,
+        [](const ServicePtr &s, const GlobalService &k) { return key_less(*s, k); });
+    if (it == held.end() || !same_key(**it, probe)) return nullptr;
     return &*it;
 }
 
-NextSet build_set(DecodeResult &decoded, const std::vector<GlobalService> &held,
-                  const std::string &label) {
+NextSet build_set(DecodeResult &decoded, const ServiceList &held, const std::string &label) {
     NextSet next;
-    std::vector<GlobalService> &out = next.services;
-    out = std::move(decoded.services);
+    std::vector<GlobalService> in = std::move(decoded.services);
     decoded.services.clear();
     // Stable, so that among equal keys the last in the document is the last in the run.
-    std::stable_sort(out.begin(), out.end(), key_less);
-    size_t w = 0;
-    for (size_t r = 0; r < out.size(); ++r) {
-        bool last_of_run = r + 1 == out.size() || key_less(out[r], out[r + 1]);
+    std::stable_sort(in.begin(), in.end(), key_less);
+    ServiceList &out = next.services;
+    out.reserve(in.size());
+    size_t h = 0;  // walks `held` alongside: both are sorted
+    for (size_t r = 0; r < in.size(); ++r) {
+        bool last_of_run = r + 1 == in.size() || key_less(in[r], in[r + 1]);
         if (!last_of_run) {
-            if (r == 0 || key_less(out[r - 1], out[r]))
-                log::warn(label + ": " + out[r].key() +
+            if (r == 0 || key_less(in[r - 1], in[r]))
+                log::warn(label + ": " + in[r].key() +
                           " appears more than once; the last one is used");
             continue;
         }
-        if (w != r) out[w] = std::move(out[r]);
-        ++w;
+        while (h < held.size() && key_less(*held[h], in[r])) ++h;
+        if (h < held.size() && *held[h] == in[r])
+            out.push_back(held[h]);
+        else
+            out.push_back(std::make_shared<const GlobalService>(std::move(in[r])));
     }
-    out.resize(w);
+    in = std::vector<GlobalService>();
 
-    auto same = [](const GlobalService &x, const GlobalService &y) {
-        return !key_less(x, y) && !key_less(y, x);
-    };
-    std::vector<GlobalService> kept;
+    ServiceList kept;
     for (const Rejection &r : decoded.rejected) {
         if (r.key.empty()) continue;
-        const GlobalService *old = find_held(held, r.key);
+        const ServicePtr *old = find_held(held, r.key);
         if (!old) continue;
         // A valid object of the same name in the same document wins over the old version.
-        auto in_doc = std::lower_bound(out.begin(), out.end(), *old, key_less);
-        if (in_doc != out.end() && same(*in_doc, *old)) continue;
+        auto in_doc = std::lower_bound(out.begin(), out.end(), *old, ptr_less);
+        if (in_doc != out.end() && same_key(**in_doc, **old)) continue;
         kept.push_back(*old);
     }
     if (!kept.empty()) {
-        std::sort(kept.begin(), kept.end(), key_less);
-        kept.erase(std::unique(kept.begin(), kept.end(), same), kept.end());  // rejected twice
+        std::sort(kept.begin(), kept.end(), ptr_less);
+        kept.erase(std::unique(kept.begin(), kept.end()), kept.end());  // rejected twice
         next.kept = kept.size();
         size_t mid = out.size();
         for (auto &s : kept) out.push_back(std::move(s));
         std::inplace_merge(out.begin(), out.begin() + static_cast<std::ptrdiff_t>(mid), out.end(),
-                           key_less);
+                           ptr_less);
     }
     return next;
 }

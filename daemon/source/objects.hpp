@@ -9,25 +9,22 @@
 
 namespace fabdns::source_detail {
 
-// Orders services by namespace/name.
-bool key_less(const GlobalService &a, const GlobalService &b);
-
 // The next set built from a decoded document.
 struct NextSet {
-    std::vector<GlobalService> services;  // sorted by namespace/name, one per key
-    size_t kept = 0;  // rejected objects served in their last good version instead
+    ServiceList services;  // sorted by namespace/name, one per key
+    size_t kept = 0;       // rejected objects served in their last good version instead
 };
 
 // Builds the next set from `decoded` (its services are moved out): the last object of each
 // namespace/name wins (a duplicate is logged once), and every named rejection whose
-// namespace/name is in `held` (sorted by key_less, as a NextSet is) keeps its held version
-// unless a valid object of the same name is in the document too. Objects absent from the
-// document are gone.
-NextSet build_set(DecodeResult &decoded, const std::vector<GlobalService> &held,
-                  const std::string &label);
+// namespace/name is in `held` (a ServiceList, sorted) keeps its held version unless a valid
+// object of the same name is in the document too. Objects absent from the document are gone.
+// A service equal to its held version is the held one (the same pointer), so the engine skips
+// it without comparing it again.
+NextSet build_set(DecodeResult &decoded, const ServiceList &held, const std::string &label);
 
 // The held version of `key` ("namespace/name"), or nullptr; `held` sorted by key_less.
-const GlobalService *find_held(const std::vector<GlobalService> &held, const std::string &key);
+const ServicePtr *find_held(const ServiceList &held, const std::string &key);
 
 // One warning per rejected object (at most 20 lines, then a count), each with its reason.
 void log_rejections(const DecodeResult &decoded, const std::string &label);

@@ -126,9 +126,11 @@ void expect_same_tables(const FakeTable &got, const FakeTable &want, const std::
 }
 
 // One random run: `steps` updates of one to three services each (sometimes none, twelve, or
-// all removed), every one checked against a from-scratch engine and map. The updated engine
-// keeps only `hash_bits` of each name's hash (the from-scratch ones keep all of them).
-void run(uint32_t seed, size_t steps, const std::vector<std::string> &zones,
+// all removed), every one checked against a from-scratch engine and map. `shared`: each set is
+// handed over as a source builds it, every unchanged service the same object as in the set
+// before (the engine skips those by pointer); else as new values, often out of order. The
+// updated engine keeps only `hash_bits` of each name's hash (the from-scratch ones keep all).
+void run(uint32_t seed, size_t steps, const std::vector<std::string> &zones, bool shared = false,
          uint64_t hash_bits = ~uint64_t{0}) {
     SCOPED_TRACE("seed " + std::to_string(seed));
     Generator g(seed);
@@ -139,6 +141,7 @@ void run(uint32_t seed, size_t steps, const std::vector<std::string> &zones,
     FakeTable table(1u << 16), small(40);
     MapCompiler compiler(table), small_compiler(small);
     Set set;
+    std::map<Key, ServicePtr> held;  // shared: the objects of the set handed over last
     size_t incremental_updates = 0;
 
     for (size_t step = 0; step < steps; step++) {
@@ -160,15 +163,29 @@ void run(uint32_t seed, size_t steps, const std::vector<std::string> &zones,
             GlobalService s = g.any_service();
             set[{s.ns, s.name}] = std::move(s);
         }
-        std::vector<GlobalService> services = as_vector(set);
-        // Sometimes out of order, with a stale duplicate first: the last one given wins.
-        if (g.pick(5) == 0 && !services.empty()) {
-            GlobalService stale = services.front();
-            stale.endpoints.clear();
-            std::shuffle(services.begin(), services.end(), g.rng());
-            services.insert(services.begin(), stale);
+        if (shared) {
+            ServiceList list;
+            std::map<Key, ServicePtr> next;
+            for (const auto &[k, s] : set) {
+                auto it = held.find(k);
+                list.push_back(it != held.end() && *it->second == s
+                                   ? it->second
+                                   : std::make_shared<const GlobalService>(s));
+                next[k] = list.back();
+            }
+            held = std::move(next);
+            live.set_service_set(std::make_shared<const ServiceList>(std::move(list)));
+        } else {
+            std::vector<GlobalService> services = as_vector(set);
+            // Sometimes out of order, with a stale duplicate first: the last one given wins.
+            if (g.pick(5) == 0 && !services.empty()) {
+                GlobalService stale = services.front();
+                stale.endpoints.clear();
+                std::shuffle(services.begin(), services.end(), g.rng());
+                services.insert(services.begin(), stale);
+            }
+            live.set_services(services);
         }
-        live.set_services(services);
         if (live.for_each_changed_answer(
                 live.generation() - 1, [](auto, auto, auto, const auto &) {}, [](auto) {}))
             incremental_updates++;
@@ -216,6 +233,10 @@ TEST(Incremental, UpdatesEqualFromScratchBuilds) {
     for (uint32_t seed = 1; seed <= 4; seed++) run(seed, 120, {"global"});
 }
 
+TEST(Incremental, SharedSetsEqualFromScratchBuilds) {
+    for (uint32_t seed = 21; seed <= 24; seed++) run(seed, 120, {"global"}, true);
+}
+
 TEST(Incremental, UpdatesEqualFromScratchBuildsWithNestedZones) {
     for (uint32_t seed = 11; seed <= 13; seed++) run(seed, 120, {"global", "prod.global"});
 }
@@ -224,7 +245,8 @@ TEST(Incremental, UpdatesEqualFromScratchBuildsWithNestedZones) {
 // run long and wrap around the table's end) are told apart by their spelling, and removing one
 // moves back the right ones.
 TEST(Incremental, UpdatesEqualFromScratchBuildsWhenNameHashesCollide) {
-    for (uint32_t seed = 21; seed <= 22; seed++) run(seed, 120, {"global", "prod.global"}, 3);
+    for (uint32_t seed = 21; seed <= 22; seed++)
+        run(seed, 120, {"global", "prod.global"}, false, 3);
 }
 
 }  // namespace

@@ -484,6 +484,13 @@ TEST(EngineData, ServiceCountAndLastDuplicateWins) {
     expect_nxdomain(e.resolve("tiered.default.svc.global", dnstype::A));
 }
 
+// The services in the order given, each shared, as a source hands them over.
+ServiceSet as_set(std::vector<GlobalService> v) {
+    ServiceList list;
+    for (GlobalService &s : v) list.push_back(std::make_shared<const GlobalService>(std::move(s)));
+    return std::make_shared<const ServiceList>(std::move(list));
+}
+
 // A source's set (sorted, one per namespace/name) is answered from as it is, not copied; a
 // sorted set holding one name twice still gets the last one, in a copy of its own.
 TEST(EngineData, ASourcesSetIsSharedNotCopied) {
@@ -492,15 +499,14 @@ TEST(EngineData, ASourcesSetIsSharedNotCopied) {
     std::sort(v.begin(), v.end(), [](const GlobalService &a, const GlobalService &b) {
         return std::tie(a.ns, a.name) < std::tie(b.ns, b.name);
     });
-    auto set = std::make_shared<const std::vector<GlobalService>>(std::move(v));
+    ServiceSet set = as_set(std::move(v));
     e.set_service_set(set);
     EXPECT_EQ(e.service_count(), 3u);
     EXPECT_GT(set.use_count(), 1) << "the engine holds the set itself";
 
     GlobalService second =
         service("tiered", "default", {endpoint("beijing", "bj", "north", {"10.7.0.1"})});
-    auto dup = std::make_shared<const std::vector<GlobalService>>(
-        std::vector<GlobalService>{tiered(), second});
+    ServiceSet dup = as_set({tiered(), second});
     e.set_service_set(dup);
     EXPECT_EQ(e.service_count(), 1u);
     EXPECT_EQ(resolve_a(e, "tiered.default.svc.global"), Strings{"10.7.0.1"});
@@ -516,10 +522,10 @@ TEST(EngineData, ASmallUpdateHandsBackTheReplacedSet) {
     for (int i = 0; i < 40; i++)
         v.push_back(service("s" + std::to_string(100 + i), "default",
                             {endpoint("beijing", "bj", "north", {"10.8.0.1"})}));
-    auto first = std::make_shared<const std::vector<GlobalService>>(v);
+    ServiceSet first = as_set(v);
     e.set_service_set(first);
     v[7].endpoints[0].addresses[0] = *IpAddr::parse("10.8.0.2");
-    auto second = std::make_shared<const std::vector<GlobalService>>(v);
+    ServiceSet second = as_set(v);
     std::shared_ptr<const void> replaced = e.set_service_set(second);
     ASSERT_TRUE(replaced);
     EXPECT_EQ(resolve_a(e, "s107.default.svc.global"), Strings{"10.8.0.2"});
@@ -528,7 +534,7 @@ TEST(EngineData, ASmallUpdateHandsBackTheReplacedSet) {
     EXPECT_EQ(first.use_count(), 1);
 
     for (auto &s : v) s.endpoints[0].addresses[0] = *IpAddr::parse("10.8.0.3");
-    EXPECT_FALSE(e.set_service_set(std::make_shared<const std::vector<GlobalService>>(v)));
+    EXPECT_FALSE(e.set_service_set(as_set(v)));
     EXPECT_EQ(second.use_count(), 1) << "freed at once";
 }
 

@@ -12,8 +12,8 @@
 namespace {
 
 // What the source holds before the answer: default/nginx and default/mysql.
-const std::vector<fabdns::GlobalService> &held() {
-    static const std::vector<fabdns::GlobalService> set = [] {
+const fabdns::ServiceList &held() {
+    static const fabdns::ServiceList set = [] {
         auto d = fabdns::source_detail::decide_hub_answer(
             R"([{"metadata":{"name":"nginx","namespace":"default"},"spec":{"endpoints":[
                  {"addresses":["10.0.0.1"],"cluster":"beijing"}]}},
@@ -32,6 +32,6 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     fabdns::DecodeLimits limits;
     limits.max_object_bytes = 4096;  // small, so that the oversized-object path runs too
     auto d = fabdns::source_detail::decide_hub_answer(body, held(), true, limits, "fuzz");
-    if (d.refusal.empty()) fabdns::fuzz::load_into_engine(std::move(d.next.services));
+    if (d.refusal.empty()) fabdns::fuzz::load_into_engine(fabdns::copy_services(d.next.services));
     return 0;
 }

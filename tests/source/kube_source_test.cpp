@@ -5,12 +5,18 @@
 
 #include <gtest/gtest.h>
 
+#include <condition_variable>
 #include <fstream>
+#include <map>
+#include <mutex>
+#include <random>
 #include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "engine/engine.hpp"
+#include "source/objects.hpp"
 #include "support.hpp"
 
 namespace fabdns {
@@ -371,6 +377,125 @@ TEST_F(KubeSourceTest, ListsThousandsInPages) {
             return s.size() == 5000 && first_address(s, "default/service-number-0") == "10.9.9.9";
         },
         kEvent + 2s));
+}
+
+// Watch events (added, modified, unchanged but re-applied, rejected, deleted) and a re-list,
+// fed to an engine as the daemon does, set by set: its answers equal those of an engine built
+// from scratch from what the API server holds, and a service no event touched is the same object
+// in every set, also after the re-list (so the engine never compares it again).
+TEST_F(KubeSourceTest, WatchSequenceEqualsAFromScratchEngine) {
+    ApiServer api;
+    std::map<std::string, GlobalService> want;  // by namespace/name
+    auto put = [&](const std::string &name, const std::string &ns,
+                   const std::vector<std::string> &addrs, const std::string &cluster) {
+        api.apply(service_json(name, ns, addrs, cluster));
+        GlobalService s;
+        s.name = name;
+        s.ns = ns;
+        for (const auto &a : addrs) {
+            Endpoint e;
+            e.addresses.push_back(*IpAddr::parse(a));
+            e.cluster = e.zone = cluster;
+            e.region = "north";
+            s.endpoints.push_back(std::move(e));
+        }
+        want[ns + "/" + name] = std::move(s);
+    };
+    for (int i = 0; i < 40; i++)
+        put("s" + std::to_string(i), i % 3 ? "default" : "kube", {"10.1.0." + std::to_string(i)},
+            "beijing");
+
+    EngineOptions eo;
+    eo.node = {"beijing", "beijing", "north"};
+    Engine live(eo);
+    std::mutex mu;
+    std::condition_variable cv;
+    ServiceSet first, last;
+    size_t deliveries = 0;
+    KubernetesSource src(options(api.url()));
+    src.start([&](ServiceSet set) {
+        live.set_service_set(set);
+        std::lock_guard lock(mu);
+        if (!first) first = set;
+        last = set;
+        deliveries++;
+        cv.notify_all();
+    });
+    auto wait_for_key = [&](const std::string &key) {
+        std::unique_lock lock(mu);
+        return cv.wait_for(lock, 5s,
+                           [&] { return last && source_detail::find_held(*last, key) != nullptr; });
+    };
+    ASSERT_TRUE(wait_for_key("default/s1"));
+    ASSERT_TRUE(eventually([&] { return api.state()["open_watches"] == 1; }));
+
+    std::mt19937 rng(7);
+    auto pick = [&](int n) { return std::uniform_int_distribution<int>(0, n - 1)(rng); };
+    for (int step = 0; step < 60; step++) {
+        const int i = 10 + pick(40);  // s0..s9 are never touched
+        const std::string name = "s" + std::to_string(i), ns = i % 3 ? "default" : "kube";
+        const std::string key = ns + "/" + name;
+        switch (pick(5)) {
+            case 0:
+                api.act("/delete?namespace=" + ns + "&name=" + name);
+                want.erase(key);
+                break;
+            case 1:  // refused: the last good version stays
+                api.apply(service_json(name, ns, {"10.1.0.300"}));
+                break;
+            case 2:  // the same content again (a new resourceVersion only)
+                if (want.count(key)) {
+                    api.apply(service_json(name, ns,
+                                           {want[key].endpoints[0].addresses[0].to_string()},
+                                           want[key].endpoints[0].cluster));
+                    break;
+                }
+                [[fallthrough]];
+            default:
+                put(name, ns, {"10.2." + std::to_string(pick(4)) + "." + std::to_string(pick(200))},
+                    pick(2) ? "beijing" : "shanghai");
+        }
+        if (step == 30) api.act("/expire?how=event");  // a re-list in the middle
+        if (pick(4) == 0) std::this_thread::sleep_for(std::chrono::milliseconds(pick(80)));
+    }
+    put("marker", "default", {"10.3.0.1"}, "beijing");  // delivered after every event above
+    ASSERT_TRUE(wait_for_key("default/marker"));
+    EXPECT_GE(api.state()["lists"].get<int>(), 2) << "the sequence had a re-list";
+
+    std::lock_guard lock(mu);
+    EXPECT_GT(deliveries, 2u);
+    std::vector<std::string> got_keys;
+    for (const ServicePtr &s : *last) got_keys.push_back(s->key());
+    std::vector<std::string> want_keys;
+    for (const auto &[k, s] : want) want_keys.push_back(k);
+    std::sort(want_keys.begin(), want_keys.end());
+    std::vector<std::string> sorted_got = got_keys;
+    std::sort(sorted_got.begin(), sorted_got.end());
+    EXPECT_EQ(sorted_got, want_keys);
+    for (int i = 0; i < 10; i++) {
+        const std::string key = (i % 3 ? "default/s" : "kube/s") + std::to_string(i);
+        const ServicePtr *a = source_detail::find_held(*first, key),
+                         *b = source_detail::find_held(*last, key);
+        ASSERT_TRUE(a && b) << key;
+        EXPECT_EQ(*a, *b) << key << " was copied, not shared";
+    }
+
+    Engine fresh(eo);
+    std::vector<GlobalService> all;
+    for (const auto &[k, s] : want) all.push_back(s);
+    fresh.set_services(std::move(all));
+    EXPECT_EQ(live.serial(), fresh.serial());
+    std::map<std::pair<std::string, uint16_t>, Answer> a, b;
+    live.for_each_service_answer(
+        [&](std::string_view n, std::string_view, uint16_t t, const Answer &x) {
+            a[{std::string(n), t}] = x;
+        });
+    fresh.for_each_service_answer(
+        [&](std::string_view n, std::string_view, uint16_t t, const Answer &x) {
+            b[{std::string(n), t}] = x;
+        });
+    EXPECT_EQ(a.size(), b.size());
+    EXPECT_TRUE(a == b) << "the live engine answers differently from one built from scratch";
 }
 
 TEST_F(KubeSourceTest, BurstIsCoalesced) {

@@ -15,10 +15,14 @@ GlobalService svc(const char *ns, const char *name, const char *rv) {
     return s;
 }
 
-std::vector<std::string> keys_and_versions(const std::vector<GlobalService> &v) {
+std::vector<std::string> keys_and_versions(const ServiceList &v) {
     std::vector<std::string> out;
-    for (const auto &s : v) out.push_back(s.key() + "@" + s.resource_version);
+    for (const auto &s : v) out.push_back(s->key() + "@" + s->resource_version);
     return out;
+}
+
+ServiceList list(std::vector<GlobalService> v) {
+    return *make_service_set(std::move(v));
 }
 
 TEST(BuildSet, DuplicatesKeepTheLastAndTheSetIsSortedByKey) {
@@ -31,7 +35,7 @@ TEST(BuildSet, DuplicatesKeepTheLastAndTheSetIsSortedByKey) {
 }
 
 TEST(BuildSet, RejectedObjectsKeepTheirHeldVersion) {
-    std::vector<GlobalService> held{svc("x", "a", "1"), svc("x", "b", "1"), svc("x", "c", "1")};
+    ServiceList held = list({svc("x", "a", "1"), svc("x", "b", "1"), svc("x", "c", "1")});
     DecodeResult r;
     r.services = {svc("x", "d", "1")};
     r.reject({"x/a", "spec: missing", "x/a"});        // held: kept
@@ -45,7 +49,7 @@ TEST(BuildSet, RejectedObjectsKeepTheirHeldVersion) {
 }
 
 TEST(BuildSet, AValidObjectOfTheSameNameWinsOverTheHeldOne) {
-    std::vector<GlobalService> held{svc("x", "a", "1")};
+    ServiceList held = list({svc("x", "a", "1")});
     DecodeResult r;
     r.services = {svc("x", "a", "3")};
     r.reject({"x/a", "spec: missing", "x/a"});
@@ -54,10 +58,23 @@ TEST(BuildSet, AValidObjectOfTheSameNameWinsOverTheHeldOne) {
     EXPECT_EQ(next.kept, 0u);
 }
 
+TEST(BuildSet, AnUnchangedObjectIsTheHeldOne) {
+    ServiceList held = list({svc("x", "a", "1"), svc("x", "b", "1"), svc("x", "c", "1")});
+    DecodeResult r;
+    r.services = {svc("x", "c", "1"), svc("x", "a", "2"), svc("x", "b", "1"), svc("w", "a", "1")};
+    NextSet next = build_set(r, held, "test");
+    ASSERT_EQ(keys_and_versions(next.services),
+              (std::vector<std::string>{"w/a@1", "x/a@2", "x/b@1", "x/c@1"}));
+    // The engine tells unchanged services by their pointer: equal content must share it.
+    EXPECT_EQ(next.services[2], held[1]);
+    EXPECT_EQ(next.services[3], held[2]);
+    EXPECT_NE(next.services[1], held[0]);
+}
+
 TEST(BuildSet, FindHeld) {
-    std::vector<GlobalService> held{svc("x", "a", "1"), svc("y", "a", "2")};
+    ServiceList held = list({svc("x", "a", "1"), svc("y", "a", "2")});
     ASSERT_NE(find_held(held, "y/a"), nullptr);
-    EXPECT_EQ(find_held(held, "y/a")->resource_version, "2");
+    EXPECT_EQ((*find_held(held, "y/a"))->resource_version, "2");
     EXPECT_EQ(find_held(held, "z/a"), nullptr);
     EXPECT_EQ(find_held(held, "nonsense"), nullptr);
 }

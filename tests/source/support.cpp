@@ -265,7 +265,7 @@ Source::Update Collector::callback() {
     return [this](ServiceSet set) {
         {
             std::lock_guard lock(mutex_);
-            sets_.push_back(*set);
+            sets_.push_back(copy_services(*set));
         }
         cv_.notify_all();
     };
