@@ -121,11 +121,12 @@ __global enum fabdns_stat fabdns_parse_tail(struct scratch *s, __u64 dns_len, __
     return 0;
 }
 
-/* One word of the key: the 8 wire bytes of the name from key offset 8 * w, the bytes in keep
+/* One word of the key: the 8 wire bytes of the name from key offset 8 * w (w is a loop
+ * counter or masked, so the verifier knows the offset: no mask per word), the bytes in keep
  * only, lowercased (length bytes, at most 63, are below 'A' and stay); h updated, and the
  * bytes as they are in the question added to sum. */
 static __always_inline void key_word(struct scratch *s, __u32 w, __u64 keep, __u64 *h, __u64 *sum) {
-    __u64 v = *(__u64 *)unaligned(&s->msg[bound(NAME_OFF + w * 8, MSG_MASK)]) & keep;
+    __u64 v = *(__u64 *)unaligned(&s->msg[NAME_OFF + w * 8]) & keep;
 
     *sum += csum_word(v);
     v = fabdns_lower_word(v);
