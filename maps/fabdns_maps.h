@@ -130,7 +130,7 @@ static inline int fabdns_is_stale(__u64 stamp_ns, __u64 stale_after_ns, __u64 no
     X(NOT_QUERY, "not_query")     /* QR=1, opcode, TC, section counts */                   \
     X(QCLASS, "qclass")           /* class other than IN */                                \
     X(QTYPE, "qtype")             /* type other than A/AAAA */                             \
-    X(NAME, "name")               /* compression pointer, bad label, dot inside a label */ \
+    X(NAME, "name")               /* compression pointer, bad label type, name too long */ \
     X(TOO_LONG, "too_long")       /* query message longer than the kernel handles */       \
     X(EDNS, "edns")               /* OPT malformed, or EDNS version > 0 */                 \
     X(MISS, "miss")               /* name/type not in the answers map */                   \
