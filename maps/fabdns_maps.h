@@ -149,8 +149,8 @@ enum fabdns_stat { FABDNS_STAT_LIST(FABDNS_STAT_ENUM_) FABDNS_STAT_MAX };
 #undef FABDNS_STAT_ENUM_
 
 /* Name hash shared by the kernel and the map compiler: FNV-style multiply-xor over the
- * NUL-padded wire-form name buffer, read as 64-bit words in host byte order. Only words that hold name
- * bytes are hashed, so the hash depends on the name alone. */
+ * NUL-padded wire-form name buffer, read as 64-bit words in host byte order. Only words that
+ * hold name bytes are hashed, so the hash depends on the name alone. */
 #define FABDNS_HASH_SEED 0xcbf29ce484222325ULL
 #define FABDNS_HASH_MUL 0x9e3779b97f4a7c15ULL
 
