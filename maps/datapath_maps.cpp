@@ -8,14 +8,50 @@
 
 namespace fabdns::maps {
 
+namespace {
+
+// A dotted name (no trailing dot) in wire form without the root label, into out (at least
+// name.size() + 1 bytes); returns its length.
+size_t to_wire(std::string_view name, char *out) {
+    size_t len_at = 0, n = 1;
+    for (char c : name) {
+        if (c == '.') {
+            out[len_at] = static_cast<char>(n - len_at - 1);
+            len_at = n;
+        } else {
+            out[n] = c;
+        }
+        n++;
+    }
+    out[len_at] = static_cast<char>(n - len_at - 1);
+    return n;
+}
+
+}  // namespace
+
 uint64_t name_hash(std::string_view name) {
+    char wire[FABDNS_NAME_BUF + 1];
+    if (name.size() >= FABDNS_NAME_BUF) return 0;  // never a kernel name (fits_kernel_name)
+    const size_t n = to_wire(name, wire);
     uint64_t h = FABDNS_HASH_SEED;
-    for (size_t off = 0; off < name.size(); off += 8) {
+    for (size_t off = 0; off < n; off += 8) {
         uint64_t w = 0;
-        std::memcpy(&w, name.data() + off, std::min<size_t>(8, name.size() - off));
+        std::memcpy(&w, wire + off, std::min<size_t>(8, n - off));
         h = fabdns_hash_word(h, w);
     }
     return h;
+}
+
+std::string dotted_name(const fabdns_answer &v) {
+    std::string out;
+    const size_t n = strnlen(v.name, sizeof(v.name));
+    for (size_t i = 0; i < n;) {
+        const size_t len = static_cast<uint8_t>(v.name[i]);
+        if (i) out += '.';
+        out.append(v.name + i + 1, std::min(len, n - i - 1));
+        i += 1 + len;
+    }
+    return out;
 }
 
 bool fits_kernel(std::string_view name, size_t records) {
@@ -66,7 +102,7 @@ fabdns_answer_key zone_key(std::string_view zone) {
 
 fabdns_answer make_value(const KernelAnswer &a) {
     fabdns_answer v{};
-    std::memcpy(v.name, a.name.data(), a.name.size());
+    if (!a.name.empty() && a.name.size() < FABDNS_NAME_BUF) to_wire(a.name, v.name);
     v.ttl = a.ttl;
     v.kind = static_cast<uint8_t>(a.kind);
     if (a.kind == FABDNS_ANSWER_NODATA) {
@@ -91,7 +127,7 @@ fabdns_answer make_value(const KernelAnswer &a) {
 
 KernelAnswer from_map(const fabdns_answer_key &k, const fabdns_answer &v) {
     KernelAnswer a;
-    a.name.assign(v.name, strnlen(v.name, sizeof(v.name)));
+    a.name = dotted_name(v);
     a.qtype = k.qtype;
     a.ttl = v.ttl;
     a.hits = v.hits;

@@ -47,9 +47,13 @@ inline constexpr std::array<const char *, FABDNS_STAT_MAX> kStatNames = {
 #undef FABDNS_STAT_LABEL_
 };
 
-// fabdns_hash_word over a lowercase dotted name (no trailing dot): the same words the kernel
-// hashes, read from a zero-padded buffer.
+// fabdns_hash_word over a lowercase dotted name (no trailing dot) in the kernel's form, its
+// wire form without the root label: the same words the kernel hashes, read from a zero-padded
+// buffer.
 uint64_t name_hash(std::string_view name);
+
+// The name of a map value (wire form, see fabdns_answer.name) as a lowercase dotted name.
+std::string dotted_name(const fabdns_answer &v);
 
 // One kernel map entry in C++ terms (see enum fabdns_answer_kind).
 struct KernelAnswer {

@@ -40,9 +40,9 @@
  * configured value before it is created. */
 #define FABDNS_ANSWERS_CAPACITY 65536
 
-/* Key of the answers map. The kernel lowercases the query name, hashes its words with
- * fabdns_hash_word() (below) and then compares the stored name word by word, so a hash
- * collision can only cause a miss, never a wrong answer. */
+/* Key of the answers map. The kernel lowercases the query name in wire form (length bytes,
+ * no root label), hashes its words with fabdns_hash_word() (below) and then compares the
+ * stored name word by word, so a hash collision can only cause a miss, never a wrong answer. */
 struct fabdns_answer_key {
     __u64 hash;    /* fabdns_hash_word() over the value's name words; host byte order */
     __u16 qtype;   /* DNS_TYPE_A or _AAAA (DNS_TYPE_SOA for zone entries); host order */
@@ -68,8 +68,10 @@ enum fabdns_answer_kind {
 
 /* Value of the answers map: one answer, or a zone's shared SOA data (see kind). */
 struct fabdns_answer {
-    char name[FABDNS_NAME_BUF];   /* lowercase dotted name, no trailing dot, NUL-padded to the end:
-                                     readable in `bpftool map dump` */
+    char name[FABDNS_NAME_BUF];   /* lowercase name in wire form without the root label (each
+                                     label after its length byte), NUL-padded to the end: the
+                                     query's bytes, so the kernel hashes and compares them as
+                                     they come (maps::dotted_name() reads it back) */
     __u32 ttl;                    /* seconds; host byte order */
     __u8 count;                   /* ADDRESSES: records in rdata, 1..FABDNS_MAX_RECORDS; else 0 */
     __u8 kind;                    /* enum fabdns_answer_kind */
@@ -128,7 +130,7 @@ static inline int fabdns_is_stale(__u64 stamp_ns, __u64 stale_after_ns, __u64 no
     X(NOT_QUERY, "not_query")     /* QR=1, opcode, TC, section counts */                   \
     X(QCLASS, "qclass")           /* class other than IN */                                \
     X(QTYPE, "qtype")             /* type other than A/AAAA */                             \
-    X(NAME, "name")               /* compression pointer, bad label, dot inside a label */ \
+    X(NAME, "name")               /* compression pointer, bad label type, name too long */ \
     X(TOO_LONG, "too_long")       /* query message longer than the kernel handles */       \
     X(EDNS, "edns")               /* OPT malformed, or EDNS version > 0 */                 \
     X(MISS, "miss")               /* name/type not in the answers map */                   \
@@ -147,8 +149,8 @@ enum fabdns_stat { FABDNS_STAT_LIST(FABDNS_STAT_ENUM_) FABDNS_STAT_MAX };
 #undef FABDNS_STAT_ENUM_
 
 /* Name hash shared by the kernel and the map compiler: FNV-style multiply-xor over the
- * NUL-padded name buffer, read as 64-bit words in host byte order. Only words that hold name
- * bytes are hashed, so the hash depends on the name alone. */
+ * NUL-padded wire-form name buffer, read as 64-bit words in host byte order. Only words that
+ * hold name bytes are hashed, so the hash depends on the name alone. */
 #define FABDNS_HASH_SEED 0xcbf29ce484222325ULL
 #define FABDNS_HASH_MUL 0x9e3779b97f4a7c15ULL
 

@@ -44,15 +44,8 @@ static __always_inline void put16(__u8 *p, __u16 v) {
     *(__u16 *)p = bpf_htons(v);
 }
 
-/* 0x80 in each byte of v equal to '.', exactly (no false positives from borrows). */
-static __always_inline __u64 dot_bytes(__u64 v) {
-    const __u64 low7 = 0x7f7f7f7f7f7f7f7fULL;
-    __u64 t = v ^ 0x2e2e2e2e2e2e2e2eULL;
-    return ~(((t & low7) + low7) | t | low7);
-}
-
-/* Header checks and the label walk (lengths only). Sets q->flags, name_len and s->bounds.
- * Returns 0 or the pass reason. */
+/* Header checks and the label walk (lengths only). Sets q->flags and name_len. Returns 0 or
+ * the pass reason. */
 __global enum fabdns_stat fabdns_parse_name(struct scratch *s, __u64 dns_len) {
     if (!s) return FABDNS_STAT_RESIZE;
     __u8 *msg = s->msg;
@@ -65,7 +58,6 @@ __global enum fabdns_stat fabdns_parse_name(struct scratch *s, __u64 dns_len) {
         rd16(msg, DNS_OFF_NSCOUNT) != 0 || rd16(msg, DNS_OFF_ARCOUNT) > 1)
         return FABDNS_STAT_NOT_QUERY;
     s->q.flags = flags;
-    __builtin_memset(s->bounds, 0, sizeof(s->bounds));
 
     for (i = 0; i < DNS_MAX_LABELS; i++) {
         __u8 len;
@@ -75,10 +67,6 @@ __global enum fabdns_stat fabdns_parse_name(struct scratch *s, __u64 dns_len) {
         if (len == 0) break;
         if (len > DNS_LABEL_MAX)
             return FABDNS_STAT_NAME; /* compression pointer or extended label type */
-        if (i) { /* a length byte after the first: a dot in the key, at pos - NAME_OFF - 1 */
-            __u32 k = pos - NAME_OFF - 1;
-            s->bounds[bound(k / 8, NAME_WORDS - 1)] |= 1 << (k & 7);
-        }
         pos += len + 1;
         if (pos - NAME_OFF >= DNS_NAME_MAX) return FABDNS_STAT_NAME;
     }
@@ -133,57 +121,45 @@ __global enum fabdns_stat fabdns_parse_tail(struct scratch *s, __u64 dns_len, __
     return 0;
 }
 
-/* 0xff in each byte of a word whose bit in the 8-bit mask m is set (bit i: byte i). */
-static __always_inline __u64 byte_mask(__u64 m) {
-    __u64 x = (m * 0x0101010101010101ULL) & 0x8040201008040201ULL; /* byte i: bit i of m */
-    x = ((x + 0x7f7f7f7f7f7f7f7fULL) | x) & 0x8080808080808080ULL; /* high bit: byte nonzero */
-    return (x >> 7) * 0xff;
-}
-
-/* One word of the key: the 8 name bytes from key offset 8 * w lowercased, the bytes in
- * keep only, length bytes turned into dots; h updated, and the wire bytes added to sum.
- * Returns 0 or the pass reason for a literal dot inside a label (the dotted form would be
- * ambiguous). */
-static __always_inline enum fabdns_stat key_word(struct scratch *s, __u32 w, __u64 keep, __u64 *h,
-                                                 __u64 *sum) {
-    __u64 v = *(__u64 *)unaligned(&s->msg[bound(NAME_OFF + 1 + w * 8, MSG_MASK)]) & keep;
-    __u64 dots = byte_mask(s->bounds[w]);
+/* One word of the key: the 8 wire bytes of the name from key offset 8 * w (w is a loop
+ * counter or masked, so the verifier knows the offset: no mask per word), the bytes in keep
+ * only, lowercased (length bytes, at most 63, are below 'A' and stay); h updated, and the
+ * bytes as they are in the question added to sum. */
+static __always_inline void key_word(struct scratch *s, __u32 w, __u64 keep, __u64 *h, __u64 *sum) {
+    __u64 v = *(__u64 *)unaligned(&s->msg[NAME_OFF + w * 8]) & keep;
 
     *sum += csum_word(v);
     v = fabdns_lower_word(v);
-    if (dot_bytes(v) & ~dots & keep) return FABDNS_STAT_NAME;
-    v = (v & ~dots) | (0x2e2e2e2e2e2e2e2eULL & dots);
     *h = fabdns_hash_word(*h, v);
     ((__u64 *)s->key)[w] = v;
-    return 0;
 }
 
-/* The lookup key in s->key is the name after its first length byte, lowercased, with the
- * other length bytes turned into dots and zero padding after the name; s->q.hash is its
- * hash. One pass over the words of the name: the label walk (fabdns_parse_name) left in
- * s->bounds which key bytes are length bytes. The last word, the only one masked, is done
- * after the loop: a branch on it inside the loop multiplies the paths the verifier walks.
- * The same words give the checksum sum of the question (s->q.qsum), which the reply repeats
+/* The lookup key in s->key is the query name in wire form without its root label (name_len
+ * + 1 bytes), lowercased, zero-padded to a word; s->q.hash is its hash. Wire form, not dotted:
+ * no byte has to be moved or replaced, and a label holding a '.' or a byte that looks like a
+ * length cannot make two names equal. The last word, the only one masked, is done after the
+ * loop: a branch on it inside the loop multiplies the paths the verifier walks. The same
+ * words give the checksum sum of the question (s->q.qsum), which the reply repeats
  * unchanged. Returns 0 or the pass reason. */
 __global enum fabdns_stat fabdns_key(struct scratch *s, __u64 name_len) {
     if (!s) return FABDNS_STAT_RESIZE;
     __u64 h = FABDNS_HASH_SEED, keep = ~0ULL, name_sum = 0;
-    __u32 last, w, tail_off, sum;
+    __u32 n, last, w, tail_off, sum;
 
     if (name_len == 0 || name_len > FABDNS_NAME_MAX) return FABDNS_STAT_NAME;
-    last = (name_len - 1) / 8;
+    n = name_len + 1;
+    last = (n - 1) / 8;
     for (w = 0; w < NAME_WORDS - 1; w++) {
         if (w >= last) break;
-        if (key_word(s, w, ~0ULL, &h, &name_sum)) return FABDNS_STAT_NAME;
+        key_word(s, w, ~0ULL, &h, &name_sum);
     }
-    if (name_len & 7) keep = (1ULL << ((name_len & 7) * 8)) - 1;
-    if (key_word(s, bound(last, NAME_WORDS - 1), keep, &h, &name_sum)) return FABDNS_STAT_NAME;
+    if (n & 7) keep = (1ULL << ((n & 7) * 8)) - 1;
+    key_word(s, bound(last, NAME_WORDS - 1), keep, &h, &name_sum);
     s->q.hash = h;
 
-    /* The question: first length byte (even offset 12), the name bytes after it (from odd
-     * offset 13), the root label (zero) and QTYPE + QCLASS. */
-    tail_off = NAME_OFF + name_len + 2;
-    sum = s->msg[NAME_OFF] + csum_at(csum_fold16(name_sum), NAME_OFF + 1) +
+    /* The question: the name from even offset 12, the root label (zero) and QTYPE + QCLASS. */
+    tail_off = NAME_OFF + n + 1;
+    sum = csum_fold16(name_sum) +
           csum_at(csum_fold16(*(__u32 *)unaligned(&s->msg[bound(tail_off, MSG_MASK)])), tail_off);
     s->q.qsum = csum_fold16(sum);
     return 0;
@@ -299,7 +275,7 @@ __global enum fabdns_stat fabdns_build_reply(struct scratch *s, __u64 qend, __u6
 
     if (name_len == 0 || name_len > FABDNS_NAME_MAX || qend > DNS_QUERY_MAX)
         return FABDNS_STAT_MALFORMED;
-    words = (name_len + 7) / 8;
+    words = (name_len + 1 + 7) / 8; /* the key's wire bytes */
     k.hash = s->q.hash;
     k.qtype = qtype;
     k.name_len = name_len;

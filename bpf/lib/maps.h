@@ -112,14 +112,12 @@ struct scratch {
     struct query q;
     __u8 hdr[SCRATCH_HDR_ROOM];
     __u8 msg[SCRATCH_MSG_MAX + SCRATCH_SLACK];
-    __u8 key[FABDNS_NAME_BUF + 8];    /* lowercase dotted query name, zero-padded words */
-    __u8 bounds[FABDNS_NAME_BUF / 8]; /* bit i of byte w: key byte 8w + i was a length byte */
-    __u64 hit_tick;                   /* this CPU's hits, for sampling entries' hit counters */
+    __u8 key[FABDNS_NAME_BUF + 8]; /* lowercase wire-form query name, zero-padded words */
+    __u64 hit_tick;                /* this CPU's hits, for sampling entries' hit counters */
 };
 
-_Static_assert(__builtin_offsetof(struct scratch, key) % 8 == 0 &&
-                   __builtin_offsetof(struct scratch, bounds) % 8 == 0,
-               "the key and its bounds are read and written in words");
+_Static_assert(__builtin_offsetof(struct scratch, key) % 8 == 0,
+               "the key is read and written in words");
 
 struct {
     __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);

@@ -71,7 +71,8 @@ uint64_t value_digest(const fabdns_answer &v) {
 // name, zone and TTL alone).
 uint64_t held_digest(const fabdns_answer_key &k, const fabdns_answer &v) {
     Digest d;
-    d.add(v.name, strnlen(v.name, sizeof(v.name))).add(v.kind).add(v.ttl);
+    const std::string name = maps::dotted_name(v);
+    d.add(name.data(), name.size()).add(v.kind).add(v.ttl);
     if (v.kind == FABDNS_ANSWER_NODATA) {
         d.add(v.zone_len);
     } else if (v.kind == FABDNS_ANSWER_ADDRESSES) {
@@ -561,8 +562,7 @@ std::vector<maps::KernelAnswer> MapCompiler::ranked_answers(const Engine &engine
         score = user_queries_;
     }
     table_.for_each([&](const fabdns_answer_key &k, const fabdns_answer &v) {
-        score[query_key(std::string_view(v.name, strnlen(v.name, sizeof(v.name))), k.qtype)] +=
-            v.hits;
+        score[query_key(maps::dotted_name(v), k.qtype)] += v.hits;
     });
 
     struct Candidate {

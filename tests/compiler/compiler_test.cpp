@@ -28,7 +28,7 @@ using test::FakeTable;
 using test::KeyLess;
 
 std::string name_of(const fabdns_answer &v) {
-    return std::string(v.name, strnlen(v.name, sizeof(v.name)));
+    return maps::dotted_name(v);
 }
 
 // Everything but the kernel's hit counter, as the compiler compares values.

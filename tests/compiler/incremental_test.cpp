@@ -106,7 +106,7 @@ std::set<std::string> probes(const Answers &a, const Answers &b) {
 }
 
 std::string name_of(const fabdns_answer &v) {
-    return std::string(v.name, strnlen(v.name, sizeof(v.name)));
+    return maps::dotted_name(v);
 }
 
 void expect_same_tables(const FakeTable &got, const FakeTable &want, const std::string &what) {

@@ -1,5 +1,6 @@
 // maps/datapath_maps.cpp: the key the compiler writes must be the key the kernel computes
-// (bpf/lib/dns.h hashes the lowercase name's 8-byte words with fabdns_hash_word), the names it
+// (bpf/lib/dns.h hashes the 8-byte words of the lowercase name in wire form, without the root
+// label, with fabdns_hash_word), the names it
 // accepts must be those the kernel can match, and values must read back as written.
 #include "datapath_maps.hpp"
 
@@ -16,12 +17,12 @@
 namespace fabdns::maps {
 namespace {
 
-// The kernel's walk: words of the NUL-padded name buffer, as many as hold name bytes.
-uint64_t kernel_hash(const std::string &name) {
+// The kernel's walk: words of the NUL-padded wire-form name, as many as hold name bytes.
+uint64_t kernel_hash(const std::string &wire) {
     char buf[FABDNS_NAME_BUF + 8] = {};
-    std::memcpy(buf, name.data(), name.size());
+    std::memcpy(buf, wire.data(), wire.size());
     uint64_t h = FABDNS_HASH_SEED;
-    for (size_t w = 0; w < (name.size() + 7) / 8; w++) {
+    for (size_t w = 0; w < (wire.size() + 7) / 8; w++) {
         uint64_t word;
         std::memcpy(&word, buf + 8 * w, 8);
         h = fabdns_hash_word(h, word);
@@ -29,15 +30,49 @@ uint64_t kernel_hash(const std::string &name) {
     return h;
 }
 
-TEST(NameHash, IsTheKernelsWordHash) {
-    for (const std::string &name :
-         std::vector<std::string>{"a", "global", "nginx.default.svc.global", "exactly8",
-                                  "sixteen-bytes-ab", std::string(253, 'x')}) {
+// The longest name: 63 + 1 + 63 + 1 + 63 + 1 + 61 = 253 characters, and its wire form.
+const std::string kLongest = std::string(63, 'a') + "." + std::string(63, 'b') + "." +
+                             std::string(63, 'c') + "." + std::string(61, 'd');
+const std::string kLongestWire = "\x3f" + std::string(63, 'a') + "\x3f" + std::string(63, 'b') +
+                                 "\x3f" + std::string(63, 'c') + "\x3d" + std::string(61, 'd');
+
+TEST(NameHash, IsTheKernelsWordHashOfTheWireForm) {
+    const std::vector<std::pair<std::string, std::string>> names = {
+        {"a",
+         "\x01"
+         "a"},
+        {"global", "\x06global"},
+        {"nginx.default.svc.global",
+         "\x05nginx\x07"
+         "default\x03svc\x06global"},
+        {"exactly8",
+         "\x08"
+         "exactly8"},
+        {"sixteen-bytes-a", "\x0fsixteen-bytes-a"},
+        {kLongest, kLongestWire}};
+    for (const auto &[name, wire] : names) {
         SCOPED_TRACE(name);
-        EXPECT_EQ(name_hash(name), kernel_hash(name));
+        EXPECT_EQ(name_hash(name), kernel_hash(wire));
     }
     EXPECT_NE(name_hash("nginx.default.svc.global"), name_hash("nginx.default.svc.globam"));
     EXPECT_NE(name_hash("a"), name_hash("b"));
+    // One label holding a dot is another name than two labels.
+    EXPECT_NE(name_hash("a.b"), kernel_hash("\x03"
+                                            "a.b"));
+}
+
+TEST(Values, HoldTheWireFormAndReadBackDotted) {
+    KernelAnswer a;
+    a.name = "nginx.default.svc.global";
+    a.addrs.push_back({10, 0, 0, 1});
+    const fabdns_answer v = make_value(a);
+    const std::string wire =
+        "\x05nginx\x07"
+        "default\x03svc\x06global";
+    EXPECT_EQ(std::string(v.name, strnlen(v.name, sizeof(v.name))), wire);
+    EXPECT_EQ(dotted_name(v), a.name);
+    a.name = kLongest;
+    EXPECT_EQ(dotted_name(make_value(a)), kLongest);
 }
 
 TEST(LowerWord, LowercasesAsciiLettersOnly) {
