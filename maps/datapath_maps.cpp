@@ -43,15 +43,8 @@ uint64_t name_hash(std::string_view name) {
 }
 
 std::string dotted_name(const fabdns_answer &v) {
-    std::string out;
     const size_t n = strnlen(v.name, sizeof(v.name));
-    for (size_t i = 0; i < n;) {
-        const size_t len = static_cast<uint8_t>(v.name[i]);
-        if (i) out += '.';
-        out.append(v.name + i + 1, std::min(len, n - i - 1));
-        i += 1 + len;
-    }
-    return out;
+    return n && v.name[0] == '.' ? std::string(v.name + 1, n - 1) : std::string(v.name, n);
 }
 
 bool fits_kernel(std::string_view name, size_t records) {
@@ -102,7 +95,10 @@ fabdns_answer_key zone_key(std::string_view zone) {
 
 fabdns_answer make_value(const KernelAnswer &a) {
     fabdns_answer v{};
-    if (!a.name.empty() && a.name.size() < FABDNS_NAME_BUF) to_wire(a.name, v.name);
+    if (!a.name.empty() && a.name.size() < FABDNS_NAME_BUF) {
+        v.name[0] = '.';
+        std::memcpy(v.name + 1, a.name.data(), a.name.size());
+    }
     v.ttl = a.ttl;
     v.kind = static_cast<uint8_t>(a.kind);
     if (a.kind == FABDNS_ANSWER_NODATA) {

@@ -61,18 +61,44 @@ TEST(NameHash, IsTheKernelsWordHashOfTheWireForm) {
                                             "a.b"));
 }
 
-TEST(Values, HoldTheWireFormAndReadBackDotted) {
+// The stored name is readable text (what bpftool shows) and, word by word, the query's wire form
+// once the '.' standing for each length byte is ignored.
+TEST(Values, HoldADotBeforeEveryLabelAndMatchTheWireForm) {
     KernelAnswer a;
     a.name = "nginx.default.svc.global";
     a.addrs.push_back({10, 0, 0, 1});
     const fabdns_answer v = make_value(a);
-    const std::string wire =
-        "\x05nginx\x07"
-        "default\x03svc\x06global";
-    EXPECT_EQ(std::string(v.name, strnlen(v.name, sizeof(v.name))), wire);
+    EXPECT_EQ(std::string(v.name, strnlen(v.name, sizeof(v.name))), ".nginx.default.svc.global");
     EXPECT_EQ(dotted_name(v), a.name);
     a.name = kLongest;
-    EXPECT_EQ(dotted_name(make_value(a)), kLongest);
+    const fabdns_answer longest = make_value(a);
+    EXPECT_EQ(dotted_name(longest), kLongest);
+
+    auto matches = [](const fabdns_answer &stored, const std::string &wire) {
+        char buf[FABDNS_NAME_BUF + 8] = {};
+        std::memcpy(buf, wire.data(), wire.size());
+        for (size_t w = 0; w < (wire.size() + 7) / 8; w++) {
+            uint64_t sw, qw;
+            std::memcpy(&sw, stored.name + 8 * w, 8);
+            std::memcpy(&qw, buf + 8 * w, 8);
+            if (!fabdns_name_word_matches(sw, qw)) return false;
+        }
+        return true;
+    };
+    EXPECT_TRUE(matches(v,
+                        "\x05nginx\x07"
+                        "default\x03svc\x06global"));
+    EXPECT_TRUE(matches(longest, kLongestWire));
+    EXPECT_FALSE(matches(v,
+                         "\x05nginx\x07"
+                         "default\x03svc\x06globam"));
+    EXPECT_FALSE(matches(v,
+                         "\x05nginy\x07"
+                         "default\x03svc\x06global"));
+    // A length byte where the stored name has a letter.
+    EXPECT_FALSE(matches(v,
+                         "\x04ngin\x08"
+                         "xdefault\x03svc\x06global"));
 }
 
 TEST(LowerWord, LowercasesAsciiLettersOnly) {
