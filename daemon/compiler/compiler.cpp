@@ -539,10 +539,9 @@ void MapCompiler::apply_all(const std::vector<maps::KernelAnswer> &desired, Comp
 }
 
 // The `cap` answers sync() keeps when the engine's set does not fit: zone entries first (the
-// NODATA entries kept refer to them), then the highest scores, ties in (name, type) order. Two
-// walks, so that only the kept answers are ever built: the first counts and scores every wanted
-// answer and keeps the best `cap` in a bounded heap, copying a name only when it enters the
-// heap; the second builds those.
+// NODATA entries kept refer to them), then the highest scores, ties in (name, type) order. One
+// walk counts and scores every wanted answer and keeps the best `cap` in a bounded heap, copying
+// a name only when it enters the heap; then only the kept names are looked up and built.
 std::optional<std::vector<maps::KernelAnswer>> MapCompiler::ranked_answers(const Engine &engine,
                                                                            size_t cap,
                                                                            CompileStats &st) {
@@ -621,14 +620,16 @@ std::optional<std::vector<maps::KernelAnswer>> MapCompiler::ranked_answers(const
         if (kept.size() >= cap) break;
         kept.push_back(std::move(k));
     }
-    engine.for_each_service_answer(
-        [&](std::string_view name, std::string_view form, uint16_t qtype, const Answer &ans) {
-            if (kept.size() >= cap) return;
-            auto it = chosen.find(name);
-            if (it == chosen.end() || !(it->second & (qtype == DNS_TYPE_AAAA ? 2 : 1))) return;
-            if (classify(name, form, ans) != Want::Yes) return;
-            if (auto k = wanted_entry(name, qtype, ans, heads)) kept.push_back(std::move(*k));
-        });
+    std::vector<std::string_view> names;
+    names.reserve(chosen.size());
+    for (const auto &[name, types] : chosen) names.push_back(name);
+    engine.for_each_answer_of(names, [&](std::string_view name, std::string_view form,
+                                         uint16_t qtype, const Answer &ans) {
+        if (kept.size() >= cap) return;
+        if (!(chosen.at(name) & (qtype == DNS_TYPE_AAAA ? 2 : 1))) return;
+        if (classify(name, form, ans) != Want::Yes) return;
+        if (auto k = wanted_entry(name, qtype, ans, heads)) kept.push_back(std::move(*k));
+    });
     st.over_capacity = st.desired - std::min(st.desired, kept.size());
     return kept;
 }
