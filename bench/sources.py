@@ -2,7 +2,7 @@
 """Memory and idle CPU of fabdnsd per source at scale (SPEC §5a), one command:
 
     sudo bench/sources.py FABDNSD {file,hub,kubernetes} N [--cgroup MAX] [--capacity C]
-                          [--heaptrack OUT]
+                          [--heaptrack OUT] [--snapshot]
 
 N GlobalServices x 3 endpoints (bench/harness/gen.py's scale set), from a JSON List file, from
 tests/standins/hub.py over mutual TLS (interval 1s) or from tests/standins/kube_apiserver.py
@@ -19,6 +19,9 @@ process's memory cgroup (memory.limit_in_bytes = memory.memsw.limit_in_bytes); t
 creates are charged there too. Prints the cgroup's peak and its OOM kills (memory.events
 oom_kill, v1: memory.oom_control), and fails when the daemon was OOM-killed. With --heaptrack
 the daemon runs under heaptrack and the profile is written to OUT (heaptrack_print).
+With --snapshot (hub) the daemon starts with a snapshot, as a
+restart does: the hub's answer written where `hub.snapshot` points, so the first answer comes
+from it and the hub's own answer, the same bytes, is compared and not decoded again.
 Everything it makes is removed."""
 import argparse
 import json
@@ -171,6 +174,8 @@ def main():
     ap.add_argument("--cgroup", type=size_arg, metavar="MAX",
                     help="run the daemon in a memory cgroup limited to MAX (e.g. 256M)")
     ap.add_argument("--heaptrack", metavar="OUT")
+    ap.add_argument("--snapshot", action="store_true",
+                    help="hub: start from a snapshot of the hub's answer (a restart)")
     o = ap.parse_args()
     if os.geteuid() != 0:
         sys.exit("bench/sources.py: needs root (BPF maps)")
@@ -206,9 +211,13 @@ def main():
                  data, "--cert", d + "/server.crt", "--key", d + "/server.key", "--client-ca",
                  d + "/ca.crt"], stdout=log, stderr=subprocess.STDOUT))
             port, _ = wait_ready(d + "/hub.log", procs, "hub stand-in")
+            snapshot = ""
+            if o.snapshot:  # what the previous daemon wrote: the hub's answer, byte for byte
+                snapshot = d + "/snapshot.json"
+                shutil.copyfile(data, snapshot)
             source = ("  kind: hub\n  hub:\n    url: https://127.0.0.1:%d\n    cluster: edge\n"
                       "    ca: {d}/ca.crt\n    cert: {d}/client.crt\n    key: {d}/client.key\n"
-                      "    interval: 1s\n    snapshot: \"\"" % port).replace("{d}", d)
+                      "    interval: 1s\n    snapshot: \"%s\"" % (port, snapshot)).replace("{d}", d)
         tmpl = string.Template(open(os.path.join(HERE, "harness/templates/fabdns.yaml.in")).read())
         port = 20000 + os.getpid() % 20000
         text = tmpl.substitute(listen="127.0.0.1:%d" % port, source=source,

@@ -56,12 +56,16 @@ bool fits_kernel(const KernelAnswer &a) {
         case FABDNS_ANSWER_ADDRESSES:
             return fits_kernel(a.name, a.addrs.size());
         case FABDNS_ANSWER_NODATA:
-            return fits_kernel_name(a.name) && a.zone.size() <= a.name.size() &&
-                   a.name.ends_with(a.zone) && a.soa.size() <= FABDNS_SOA_HEAD_MAX;
+            return fits_kernel_nodata(a.name, a.zone, a.soa.size());
         case FABDNS_ANSWER_ZONE:
             return a.name.size() < FABDNS_NAME_BUF && a.soa.size() == FABDNS_SOA_TAIL_LEN;
     }
     return false;
+}
+
+bool fits_kernel_nodata(std::string_view name, std::string_view zone, size_t soa_len) {
+    return fits_kernel_name(name) && zone.size() <= name.size() && name.ends_with(zone) &&
+           soa_len <= FABDNS_SOA_HEAD_MAX;
 }
 
 bool fits_kernel_name(std::string_view name) {

@@ -76,6 +76,8 @@ struct KernelAnswer {
 bool fits_kernel_name(std::string_view name);
 // Whether the kernel can hold an address answer of this name (name, record count).
 bool fits_kernel(std::string_view name, size_t records);
+// Whether the kernel can hold a NODATA entry of this name, zone and SOA head length.
+bool fits_kernel_nodata(std::string_view name, std::string_view zone, size_t soa_len);
 // Whether the kernel can hold this entry, of any kind.
 bool fits_kernel(const KernelAnswer &a);
 

@@ -21,13 +21,6 @@ double ms_since(std::chrono::steady_clock::time_point t0) {
     return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
 }
 
-std::string query_key(std::string_view name, uint16_t qtype) {
-    std::string k(name);
-    k += '/';
-    k += std::to_string(qtype);
-    return k;
-}
-
 // FNV-1a 64 over the bytes fed, with a final avalanche. Two different values colliding would
 // only skip one write of a changed entry (chance ~2^-64 per change); the next change of that
 // entry writes it.
@@ -261,11 +254,20 @@ Want classify(std::string_view name, std::string_view form, const Answer &ans) {
     return maps::fits_kernel_name(name) ? Want::Yes : Want::Unfit;
 }
 
-std::optional<maps::KernelAnswer> nodata_entry(std::string_view name, uint16_t qtype,
-                                               const Answer &ans, SoaHeads &heads) {
+// The SOA head of the NODATA entry of an answer classify() wants, or nullptr when that entry
+// does not fit: the ranking asks this of every answer without building the entry.
+const std::vector<uint8_t> *nodata_head(std::string_view name, const Answer &ans, SoaHeads &heads) {
     const Record &soa = ans.authority.front();
     const auto &head = heads.get(name, soa);
+    if (!head || !maps::fits_kernel_nodata(name, soa.owner, head->size())) return nullptr;
+    return &*head;
+}
+
+std::optional<maps::KernelAnswer> nodata_entry(std::string_view name, uint16_t qtype,
+                                               const Answer &ans, SoaHeads &heads) {
+    const std::vector<uint8_t> *head = nodata_head(name, ans, heads);
     if (!head) return std::nullopt;
+    const Record &soa = ans.authority.front();
     maps::KernelAnswer k;
     k.kind = FABDNS_ANSWER_NODATA;
     k.name = std::string(name);
@@ -273,7 +275,6 @@ std::optional<maps::KernelAnswer> nodata_entry(std::string_view name, uint16_t q
     k.ttl = soa.ttl;
     k.zone = soa.owner;
     k.soa = *head;
-    if (!maps::fits_kernel(k)) return std::nullopt;
     return k;
 }
 
@@ -294,24 +295,6 @@ maps::KernelAnswer zone_entry(const Record &soa) {
     k.ttl = soa.ttl;
     k.soa.assign(soa.rdata.end() - FABDNS_SOA_TAIL_LEN, soa.rdata.end());
     return k;
-}
-
-// How many entries the sync wants for the engine's data (every answer that fits, and the zone
-// entry of each zone with a NODATA), counted without building any of them for the map.
-size_t count_desired(const Engine &engine, SoaHeads &heads) {
-    size_t n = 0;
-    std::set<std::string> zones;
-    engine.for_each_service_answer(
-        [&](std::string_view name, std::string_view form, uint16_t qtype, const Answer &ans) {
-            if (classify(name, form, ans) != Want::Yes) return;
-            if (ans.answer.empty()) {
-                if (!nodata_entry(name, qtype, ans, heads)) return;
-                const std::string &zone = ans.authority.front().owner;
-                if (!zones.count(zone)) zones.insert(zone);
-            }
-            n++;
-        });
-    return n + zones.size();
 }
 
 }  // namespace
@@ -403,10 +386,16 @@ void MapCompiler::count(const Entry &e, int delta) {
 }
 
 void MapCompiler::note_query(std::string_view name, uint16_t qtype) {
+    // Only A and AAAA answers can move into the kernel.
+    if (qtype != DNS_TYPE_A && qtype != DNS_TYPE_AAAA) return;
     std::lock_guard lock(queries_mu_);
-    // Bounded: a flood of distinct names must not grow memory without limit.
-    if (user_queries_.size() > 1'000'000) user_queries_.clear();
-    user_queries_[query_key(name, qtype)]++;
+    auto it = user_queries_.find(name);
+    if (it == user_queries_.end()) {
+        // Bounded: a flood of distinct names must not grow memory without limit.
+        if (user_queries_.size() > 1'000'000) user_queries_.clear();
+        it = user_queries_.emplace(std::string(name), std::array<uint64_t, 2>{}).first;
+    }
+    it->second[qtype == DNS_TYPE_AAAA]++;
 }
 
 void MapCompiler::stage(const fabdns_answer_key &k, const fabdns_answer &v, Batch &batch) {
@@ -551,18 +540,23 @@ void MapCompiler::apply_all(const std::vector<maps::KernelAnswer> &desired, Comp
 }
 
 // The `cap` answers sync() keeps when the engine's set does not fit: zone entries first (the
-// NODATA entries kept refer to them), then the highest scores, ties in (name, type) order. Two
-// walks, so that only the kept answers are ever built: the first scores every wanted answer
-// and keeps the best `cap` names in a bounded heap, the second builds those.
-std::vector<maps::KernelAnswer> MapCompiler::ranked_answers(const Engine &engine, size_t cap,
-                                                            CompileStats &st) {
-    std::unordered_map<std::string, uint64_t> score;
+// NODATA entries kept refer to them), then the highest scores, ties in (name, type) order. One
+// walk counts and scores every wanted answer and keeps the best `cap` in a bounded heap, copying
+// a name only when it enters the heap; then only the kept names are looked up and built.
+std::optional<std::vector<maps::KernelAnswer>> MapCompiler::ranked_answers(const Engine &engine,
+                                                                           size_t cap,
+                                                                           CompileStats &st) {
+    QueryCounts score;
     {
         std::lock_guard lock(queries_mu_);
         score = user_queries_;
     }
     table_.for_each([&](const fabdns_answer_key &k, const fabdns_answer &v) {
-        score[query_key(maps::dotted_name(v), k.qtype)] += v.hits;
+        if (k.qtype != DNS_TYPE_A && k.qtype != DNS_TYPE_AAAA) return;
+        const std::string name = maps::dotted_name(v);
+        auto it = score.find(name);
+        if (it == score.end()) it = score.emplace(name, std::array<uint64_t, 2>{}).first;
+        it->second[k.qtype == DNS_TYPE_AAAA] += v.hits;
     });
 
     struct Candidate {
@@ -570,61 +564,72 @@ std::vector<maps::KernelAnswer> MapCompiler::ranked_answers(const Engine &engine
         std::string name;
         uint16_t qtype;
     };
-    // Orders better candidates first; the heap's top is the worst one kept.
-    auto better = [](const Candidate &a, const Candidate &b) {
-        if (a.points != b.points) return a.points > b.points;
-        return a.name != b.name ? a.name < b.name : a.qtype < b.qtype;
+    // Orders better answers first; the heap's top is the worst one kept.
+    auto better = [](uint64_t ap, std::string_view an, uint16_t at, const Candidate &b) {
+        if (ap != b.points) return ap > b.points;
+        return an != b.name ? an < b.name : at < b.qtype;
+    };
+    auto heap_order = [&](const Candidate &a, const Candidate &b) {
+        return better(a.points, a.name, a.qtype, b);
     };
     std::vector<Candidate> heap;
-    std::map<std::string, maps::KernelAnswer> zones;
+    std::map<std::string, maps::KernelAnswer, std::less<>> zones;
     SoaHeads heads;
     size_t wanted = 0;
-    engine.for_each_service_answer([&](std::string_view name, std::string_view form, uint16_t qtype,
-                                       const Answer &ans) {
-        const Want w = classify(name, form, ans);
-        if (w == Want::No) return;
-        if (w == Want::Unfit || (ans.answer.empty() && !nodata_entry(name, qtype, ans, heads))) {
-            st.unfit++;
-            return;
-        }
-        wanted++;
-        if (ans.answer.empty()) {
-            const Record &soa = ans.authority.front();
-            if (!zones.count(soa.owner)) zones.emplace(soa.owner, zone_entry(soa));
-        }
-        auto it = score.find(query_key(name, qtype));
-        Candidate c{it == score.end() ? 0 : it->second, std::string(name), qtype};
-        if (heap.size() < cap) {
-            heap.push_back(std::move(c));
-            std::push_heap(heap.begin(), heap.end(), better);
-        } else if (cap > 0 && better(c, heap.front())) {
-            std::pop_heap(heap.begin(), heap.end(), better);
-            heap.back() = std::move(c);
-            std::push_heap(heap.begin(), heap.end(), better);
-        }
-    });
+    engine.for_each_service_answer(
+        [&](std::string_view name, std::string_view form, uint16_t qtype, const Answer &ans) {
+            const Want w = classify(name, form, ans);
+            if (w == Want::No) return;
+            if (w == Want::Unfit || (ans.answer.empty() && !nodata_head(name, ans, heads))) {
+                st.unfit++;
+                return;
+            }
+            wanted++;
+            if (ans.answer.empty()) {
+                const Record &soa = ans.authority.front();
+                if (!zones.count(soa.owner)) zones.emplace(soa.owner, zone_entry(soa));
+            }
+            auto it = score.find(name);
+            const uint64_t points = it == score.end() ? 0 : it->second[qtype == DNS_TYPE_AAAA];
+            if (heap.size() < cap) {
+                heap.push_back({points, std::string(name), qtype});
+                std::push_heap(heap.begin(), heap.end(), heap_order);
+            } else if (cap > 0 && better(points, name, qtype, heap.front())) {
+                std::pop_heap(heap.begin(), heap.end(), heap_order);
+                heap.back().points = points;
+                heap.back().name.assign(name);  // reuses the evicted name's buffer
+                heap.back().qtype = qtype;
+                std::push_heap(heap.begin(), heap.end(), heap_order);
+            }
+        });
     st.desired = wanted + zones.size();
+    if (st.desired <= cap) return std::nullopt;
     // Zones are kept whatever they cost: the worst candidates make room for them.
     while (!heap.empty() && heap.size() + zones.size() > cap) {
-        std::pop_heap(heap.begin(), heap.end(), better);
+        std::pop_heap(heap.begin(), heap.end(), heap_order);
         heap.pop_back();
     }
-    std::unordered_map<std::string, uint16_t> chosen;  // "name/qtype" -> qtype
-    for (const auto &c : heap) chosen.emplace(query_key(c.name, c.qtype), c.qtype);
-    heap = {};
+    // Bit 0: A kept, bit 1: AAAA kept; the names are the heap's.
+    std::unordered_map<std::string_view, uint8_t> chosen;
+    chosen.reserve(heap.size());
+    for (const auto &c : heap) chosen[c.name] |= c.qtype == DNS_TYPE_AAAA ? 2 : 1;
 
     std::vector<maps::KernelAnswer> kept;
-    kept.reserve(std::min(cap, chosen.size() + zones.size()));
+    kept.reserve(std::min(cap, heap.size() + zones.size()));
     for (auto &[zone, k] : zones) {
         if (kept.size() >= cap) break;
         kept.push_back(std::move(k));
     }
-    engine.for_each_service_answer(
-        [&](std::string_view name, std::string_view form, uint16_t qtype, const Answer &ans) {
-            if (kept.size() >= cap || !chosen.count(query_key(name, qtype))) return;
-            if (classify(name, form, ans) != Want::Yes) return;
-            if (auto k = wanted_entry(name, qtype, ans, heads)) kept.push_back(std::move(*k));
-        });
+    std::vector<std::string_view> names;
+    names.reserve(chosen.size());
+    for (const auto &[name, types] : chosen) names.push_back(name);
+    engine.for_each_answer_of(names, [&](std::string_view name, std::string_view form,
+                                         uint16_t qtype, const Answer &ans) {
+        if (kept.size() >= cap) return;
+        if (!(chosen.at(name) & (qtype == DNS_TYPE_AAAA ? 2 : 1))) return;
+        if (classify(name, form, ans) != Want::Yes) return;
+        if (auto k = wanted_entry(name, qtype, ans, heads)) kept.push_back(std::move(*k));
+    });
     st.over_capacity = st.desired - std::min(st.desired, kept.size());
     return kept;
 }
@@ -642,18 +647,38 @@ CompileStats MapCompiler::sync(const Engine &engine) {
     generation_++;
     size_t cap = table_.capacity();
 
+    // A set that may not fit is ranked first: its walk also counts what is wanted, and only
+    // when that fits after all does the pass below run (collecting up to `cap` values, ~430
+    // bytes each, only to drop them when the set turns out too big was most of the peak over
+    // capacity).
+    // Over capacity: rank by queries seen (kernel hits + user-space answers), keep the top;
+    // every sync ranks again. False when the set fits after all.
+    auto rank = [&] {
+        synced_generation_ = 0;
+        auto kept = ranked_answers(engine, cap, st);
+        if (!kept) return false;
+        st.compile_ms = ms_since(t0);
+        auto t1 = std::chrono::steady_clock::now();
+        apply_all(*kept, st);
+        st.entries = shadow_.size();
+        st.apply_ms = ms_since(t1);
+        last_ = st;
+        return true;
+    };
+    const size_t bound = engine.service_answer_count() + engine.options().zones.size();
+    if (bound > cap) {
+        if (rank()) return st;
+        st = CompileStats{};
+    }
+
     // The common case, everything fits: one pass over the engine's answers that marks what
     // the map already holds and collects only what changed, without materialising the whole
     // set (a one-service change costs a walk and a few writes).
-    // A set that may not fit is counted first: collecting up to `cap` values (~430 bytes
-    // each) only to drop them when the set turns out too big was most of the peak over
-    // capacity (the pass below then returns at once for each answer).
     SoaHeads heads;
-    const size_t bound = engine.service_answer_count() + engine.options().zones.size();
-    bool over = bound > cap && count_desired(engine, heads) > cap;
+    bool over = false;
     std::vector<std::pair<fabdns_answer_key, fabdns_answer>> changed;
     // Into an empty map everything is a change: sized once, not doubled into a second copy.
-    if (shadow_.empty() && !over) changed.reserve(std::min(bound, cap));
+    if (shadow_.empty()) changed.reserve(std::min(bound, cap));
     std::map<std::string, maps::KernelAnswer> zones;
     engine.for_each_service_answer(
         [&](std::string_view name, std::string_view form, uint16_t qtype, const Answer &ans) {
@@ -709,18 +734,11 @@ CompileStats MapCompiler::sync(const Engine &engine) {
         return st;
     }
 
-    // Over capacity: rank by queries seen (kernel hits + user-space answers), keep the top;
-    // every sync ranks again.
-    synced_generation_ = 0;
+    // The data grew past the map since it was counted: rank it, marking afresh what is kept.
+    changed = {};
     st = CompileStats{};
     generation_++;
-    auto kept = ranked_answers(engine, cap, st);
-    st.compile_ms = ms_since(t0);
-    auto t1 = std::chrono::steady_clock::now();
-    apply_all(kept, st);
-    st.entries = shadow_.size();
-    st.apply_ms = ms_since(t1);
-    last_ = st;
+    if (!rank()) last_ = st;  // it shrank again meanwhile: the next sync walks it anew
     return st;
 }
 

@@ -5,6 +5,7 @@
 // before the sync or after it, never a gap or a mix.
 #pragma once
 
+#include <array>
 #include <atomic>
 #include <cstdint>
 #include <mutex>
@@ -81,8 +82,10 @@ class MapCompiler {
     using Batch = std::vector<maps::AnswerChange>;
     // Applies `desired` (already ranked to fit) in full; used when over capacity.
     void apply_all(const std::vector<maps::KernelAnswer> &desired, CompileStats &st);
-    std::vector<maps::KernelAnswer> ranked_answers(const Engine &engine, size_t cap,
-                                                   CompileStats &st);
+    // The `cap` answers to keep when the wanted set does not fit; nullopt when it fits after
+    // all (then the caller walks it as usual). Fills st.desired, st.unfit, st.over_capacity.
+    std::optional<std::vector<maps::KernelAnswer>> ranked_answers(const Engine &engine, size_t cap,
+                                                                  CompileStats &st);
     // Adds k = v to the batch unless the map already holds it (marking it wanted).
     void stage(const fabdns_answer_key &k, const fabdns_answer &v, Batch &batch);
     // Adds the removal of every entry this sync did not mark wanted.
@@ -107,8 +110,15 @@ class MapCompiler {
     // The engine generation the map holds in full (0: unknown), so that the next sync can
     // apply only what the engine's next update changed.
     uint64_t synced_generation_ = 0;
+    // Queries per name, A and AAAA, found by string_view: the ranking looks up every answer.
+    struct NameHash {
+        using is_transparent = void;
+        size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
+    };
+    using QueryCounts =
+        std::unordered_map<std::string, std::array<uint64_t, 2>, NameHash, std::equal_to<>>;
     std::mutex queries_mu_;
-    std::unordered_map<std::string, uint64_t> user_queries_;  // "name/qtype" -> count
+    QueryCounts user_queries_;  // answered in user space (only A and AAAA can move in)
     CompileStats last_;
 };
 

@@ -313,6 +313,22 @@ void Engine::for_each_service_answer(const ServiceAnswerFn &fn) const {
     });
 }
 
+void Engine::for_each_answer_of(const std::vector<std::string_view> &names,
+                                const ServiceAnswerFn &fn) const {
+    auto idx = current();
+    Answer scratch;
+    for (std::string_view name : names) {
+        const NameNode *node = idx->find(name);
+        if (!node || !enumerated(*node)) continue;
+        const std::string_view form = to_string(node->form);
+        for (size_t fam : {kV4, kV6}) {
+            const uint16_t type = family_type(fam);
+            idx->answer(*node, name, type, scratch);
+            fn(name, form, type, scratch);
+        }
+    }
+}
+
 uint64_t Engine::generation() const {
     return current()->generation;
 }

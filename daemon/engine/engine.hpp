@@ -184,6 +184,11 @@ class Engine {
     using ServiceAnswerFn = std::function<void(std::string_view name, std::string_view form,
                                                uint16_t qtype, const Answer &)>;
     void for_each_service_answer(const ServiceAnswerFn &fn) const;
+    // Calls fn as for_each_service_answer() does, but only for those of `names` (lowercase, as
+    // fn got them) it visits, in the order given: a caller that chose a few names from a walk
+    // gets their answers without a second walk.
+    void for_each_answer_of(const std::vector<std::string_view> &names,
+                            const ServiceAnswerFn &fn) const;
     // How many times for_each_service_answer() calls fn for the current data, without computing
     // a single answer: lets a caller size its buffers, or learn that a set cannot fit, first.
     size_t service_answer_count() const;

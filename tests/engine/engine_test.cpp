@@ -759,6 +759,40 @@ TEST(EngineForEach, YieldsExactlyTheAddressAnswersResolveGives) {
     EXPECT_EQ(e.service_answer_count(), yielded.size());
 }
 
+// for_each_answer_of() gives, for the names asked, what the walk gives, and nothing for names
+// the walk does not visit (apex, empty non-terminals, unknown names).
+TEST(EngineForEach, AnswersOfChosenNamesEqualTheWalks) {
+    Engine e(options(kBeijing, {"global"}, 9));
+    e.set_services({tiered(), dual(), headless()});
+    std::map<std::pair<std::string, uint16_t>, std::pair<std::string, Answer>> walked;
+    e.for_each_service_answer(
+        [&](std::string_view name, std::string_view form, uint16_t type, const Answer &a) {
+            walked[{std::string(name), type}] = {std::string(form), a};
+        });
+    const std::vector<std::string_view> names = {"web.apps.svc.global",
+                                                 "global",
+                                                 "svc.global",
+                                                 "nope.default.global",
+                                                 "beijing.tiered.default.svc.global",
+                                                 "web-1.beijing.web.apps.svc.global"};
+    std::vector<std::pair<std::string, uint16_t>> got;
+    e.for_each_answer_of(
+        names, [&](std::string_view name, std::string_view form, uint16_t type, const Answer &a) {
+            got.emplace_back(name, type);
+            auto it = walked.find({std::string(name), type});
+            ASSERT_NE(it, walked.end()) << name;
+            EXPECT_EQ(form, it->second.first) << name;
+            EXPECT_EQ(a, it->second.second) << name << " " << type;
+        });
+    using P = std::pair<std::string, uint16_t>;
+    EXPECT_EQ(got, (std::vector<P>{{"web.apps.svc.global", dnstype::A},
+                                   {"web.apps.svc.global", dnstype::AAAA},
+                                   {"beijing.tiered.default.svc.global", dnstype::A},
+                                   {"beijing.tiered.default.svc.global", dnstype::AAAA},
+                                   {"web-1.beijing.web.apps.svc.global", dnstype::A},
+                                   {"web-1.beijing.web.apps.svc.global", dnstype::AAAA}}));
+}
+
 TEST(EngineResolve, ReusedAnswerEqualsFreshAnswer) {
     Engine e(options(kBeijing));
     e.set_services({tiered(), dual(), headless()});
