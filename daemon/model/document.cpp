@@ -487,7 +487,6 @@ class YamlStream {
     struct Anchor {
         std::vector<YamlNode> nodes;
         size_t open = 0;  // collections still open inside it; 0 once it is complete
-        bool too_large = false;
     };
     struct Frame {
         bool map;
@@ -548,6 +547,7 @@ class YamlStream {
         anchor_index_.clear();
         recording_.clear();
         recorded_bytes_ = 0;
+        anchors_dropped_ = false;
         skip_depth_ = 0;
         failed_ = empty_ = false;
     }
@@ -583,11 +583,12 @@ class YamlStream {
         if (failed_ || empty_ || !out_.error.empty()) return;
         record(n);
         if (anchor) {
+            std::string name(reinterpret_cast<const char *>(anchor));
+            recorded_bytes_ += sizeof(Anchor) + name.size() + n.text.size() + sizeof(YamlNode);
             Anchor a;
             a.open = n.kind == YamlNode::Scalar ? 0 : 1;
             a.nodes.push_back(n);
-            recorded_bytes_ += n.text.size() + sizeof(YamlNode);
-            anchor_index_[reinterpret_cast<const char *>(anchor)] = anchors_.size();
+            anchor_index_[std::move(name)] = anchors_.size();
             if (a.open) recording_.push_back(anchors_.size());
             anchors_.push_back(std::move(a));
             if (recorded_bytes_ > limits_.max_object_bytes) give_up_recording();
@@ -600,7 +601,6 @@ class YamlStream {
             Anchor &a = anchors_[i];
             if (n.kind == YamlNode::MapStart || n.kind == YamlNode::SeqStart) a.open++;
             if (n.kind == YamlNode::End) a.open--;
-            if (a.too_large) continue;
             a.nodes.push_back(n);
             recorded_bytes_ += n.text.size() + sizeof(YamlNode);
         }
@@ -608,14 +608,14 @@ class YamlStream {
         if (recorded_bytes_ > limits_.max_object_bytes) give_up_recording();
     }
 
-    // Past the budget every anchored node of the document so far is dropped (an alias to one
-    // then refuses the stream): anchors must not make memory follow the document.
+    // Past the budget every anchor of the document so far is dropped (an alias to one then
+    // refuses the stream): anchors must not make memory follow the document.
     void give_up_recording() {
-        for (Anchor &a : anchors_) {
-            a.too_large = true;
-            a.nodes = {};
-        }
+        anchors_.clear();
+        anchor_index_.clear();
+        recording_.clear();
         recorded_bytes_ = 0;
+        anchors_dropped_ = true;
     }
 
     void alias(const char *name, const yaml_mark_t &mark) {
@@ -623,18 +623,21 @@ class YamlStream {
         auto it = anchor_index_.find(name);
         std::string star = std::string("alias *") + name;
         if (it == anchor_index_.end())
-            return stream_error(mark, star + " names no anchor before it");
-        size_t index = it->second;
-        if (anchors_[index].open)
-            return stream_error(mark, star + " is inside the node it names (a cycle)");
-        if (anchors_[index].too_large)
-            return stream_error(mark, star + ": anchored nodes of this document exceed " +
-                                          std::to_string(limits_.max_object_bytes) + " bytes");
-        for (size_t i = 0; i < anchors_[index].nodes.size(); i++) {
-            if (alias_nodes_left_ == 0)
-                return stream_error(mark, "aliases expand to more nodes than the text has bytes");
-            alias_nodes_left_--;
-            node(anchors_[index].nodes[i]);
+            return stream_error(
+                mark,
+                star + (anchors_dropped_ ? " names no anchor kept (anchored nodes of this document "
+                                           "exceed " +
+                                               std::to_string(limits_.max_object_bytes) + " bytes)"
+                                         : " names no anchor before it"));
+        const Anchor &a = anchors_[it->second];
+        if (a.open) return stream_error(mark, star + " is inside the node it names (a cycle)");
+        if (a.nodes.size() > alias_nodes_left_)
+            return stream_error(mark, "aliases expand to more nodes than the text has bytes");
+        alias_nodes_left_ -= a.nodes.size();
+        // A copy: replaying can drop every anchor (the budget) while it runs.
+        std::vector<YamlNode> nodes = a.nodes;
+        for (YamlNode &n : nodes) {
+            node(std::move(n));
             if (!out_.error.empty() || failed_) return;
         }
     }
@@ -739,6 +742,7 @@ class YamlStream {
     std::unordered_map<std::string, size_t> anchor_index_;
     std::vector<size_t> recording_;  // anchors whose node is still open
     size_t recorded_bytes_ = 0;
+    bool anchors_dropped_ = false;  // the budget dropped this document's anchors
 };
 
 }  // namespace
