@@ -2,9 +2,10 @@
 """Memory and idle CPU of fabdnsd per source at scale (SPEC §5a), one command:
 
     sudo bench/sources.py FABDNSD {file,hub,kubernetes} N [--cgroup MAX] [--capacity C]
-                          [--heaptrack OUT] [--snapshot]
+                          [--heaptrack OUT] [--snapshot] [--format {json,yaml}]
 
-N GlobalServices x 3 endpoints (bench/harness/gen.py's scale set), from a JSON List file, from
+N GlobalServices x 3 endpoints (bench/harness/gen.py's scale set), from a JSON List file (or,
+with --format yaml, a multi-document YAML manifest file), from
 tests/standins/hub.py over mutual TLS (interval 1s) or from tests/standins/kube_apiserver.py
 (list in pages + watch, plain HTTP); the datapath is loaded with nothing attached, its answer
 table sized to C entries (default 65536, the shipped default). Prints the time to the first
@@ -176,6 +177,9 @@ def main():
     ap.add_argument("--heaptrack", metavar="OUT")
     ap.add_argument("--snapshot", action="store_true",
                     help="hub: start from a snapshot of the hub's answer (a restart)")
+    ap.add_argument("--format", choices=["json", "yaml"], default="json",
+                    help="the file source's manifest: one JSON List (default) or one YAML "
+                         "document per service")
     o = ap.parse_args()
     if os.geteuid() != 0:
         sys.exit("bench/sources.py: needs root (BPF maps)")
@@ -186,7 +190,11 @@ def main():
     try:
         data = os.path.join(d, "hub.json")
         gen.hub_json(data, o.n)
-        if o.source == "file":
+        if o.source == "file" and o.format == "yaml":
+            path = os.path.join(d, "gs.yaml")
+            gen.write_manifests(path, o.n, endpoints=gen.scale_endpoints)
+            source = "  kind: file\n  file:\n    path: %s" % path
+        elif o.source == "file":
             items = json.load(open(data))
             for item in items:  # as `kubectl get -o json` lists them
                 item.pop("apiVersion")
@@ -265,10 +273,10 @@ def main():
         cpu = (plumbing.cpu_ns(pid) - c0) / 1e9 / 5
         rss, hwm = plumbing.memory_kib(pid)
         maps = map_memlock(pin)
-        print("%s %d x 3: first answer %.2f s, first sync %.2f s, RSS %.1f MiB, HWM %.1f MiB, "
+        print("%s%s %d x 3: first answer %.2f s, first sync %.2f s, RSS %.1f MiB, HWM %.1f MiB, "
               "idle CPU %.2f %%, maps (memlock, capacity %d) %.1f MiB"
-              % (o.source, o.n, first_answer, first_sync, rss / 1024, hwm / 1024, cpu * 100,
-                 o.capacity, maps / 2**20))
+              % (o.source, " (%s)" % o.format if o.source == "file" else "", o.n, first_answer,
+                 first_sync, rss / 1024, hwm / 1024, cpu * 100, o.capacity, maps / 2**20))
         print("  " + sync_line.group(0))  # the compiler's own account of the first sync
         if cgroup:
             print("  cgroup %s (limit %.0f MiB): now %.1f MiB, peak %.1f MiB, oom_kill %d"

@@ -1,9 +1,15 @@
-// The SAX-driven document decoder: envelope members and container elements are each built as a
-// small tree under a size and depth budget, then handed to decode_element.
+// The event-driven document decoder: JSON (nlohmann's SAX parser) and YAML (libyaml's event
+// parser) events drive one DocumentSax, which builds envelope members and container elements
+// each as a small tree under a size and depth budget and hands them to decode_element.
 #include "model/document.hpp"
 
+#include <yaml.h>
+
+#include <algorithm>
 #include <charconv>
+#include <limits>
 #include <nlohmann/json.hpp>
+#include <unordered_map>
 #include <vector>
 
 namespace fabdns {
@@ -140,6 +146,8 @@ class DocumentSax {
     bool number_float(json::number_float_t v, const std::string &) { return scalar(json(v)); }
     bool string(std::string &v) { return scalar(json(std::move(v))); }
     bool binary(json::binary_t &) { return scalar(json(nullptr)); }
+    // A scalar typed by its producer (the YAML reader).
+    bool value(json v) { return scalar(std::move(v)); }
 
     bool start_object(size_t) { return open(true); }
     bool start_array(size_t) { return open(false); }
@@ -341,6 +349,402 @@ bool run_sax(DocumentSax &sax, std::string_view text, std::string &error, const 
     return false;
 }
 
+// What a document that parsed to its end holds, once its envelope is known: a List's metadata,
+// or the one object of a manifest.
+void finish_document(DocumentSax &sax, Container container, DocumentResult &out) {
+    if (sax.root_array()) return;
+    json &env = sax.envelope();
+    if (!sax.envelope_overflow().empty()) {
+        if (sax.streamed_items() || container == Container::List) {
+            out.error = sax.envelope_overflow();
+        } else {
+            std::string key = sax.envelope_overflow_key();
+            out.reject({key.empty() ? "document" : key, sax.envelope_overflow(), key});
+        }
+        return;
+    }
+    if (auto items = env.find("items"); items != env.end() && !items->is_null()) {
+        out.error = std::string("items: expected a list, got ") + json_type_name(*items);
+        return;
+    }
+    if (container == Container::List) {
+        if (!sax.streamed_items() && !is_list_object(env)) {
+            out.error = "no items: not a list object";
+            return;
+        }
+        read_list_metadata(env, out);
+        return;
+    }
+    // A manifest: a List (its items were decoded on the way) or one object.
+    if (sax.streamed_items() || is_list_object(env)) return;
+    decode_element(env, "document", out);
+}
+
+// --- YAML ----------------------------------------------------------------------------------
+
+bool is_digit(char c) {
+    return c >= '0' && c <= '9';
+}
+
+// True when s[from..] is one or more decimal digits.
+bool digits_from(std::string_view s, size_t from) {
+    if (from >= s.size()) return false;
+    for (size_t i = from; i < s.size(); i++)
+        if (!is_digit(s[i])) return false;
+    return true;
+}
+
+// Types a plain (unquoted, untagged) scalar by the YAML 1.2 core schema.
+json plain_scalar(const std::string &s) {
+    if (s.empty() || s == "~" || s == "null" || s == "Null" || s == "NULL") return nullptr;
+    if (s == "true" || s == "True" || s == "TRUE") return true;
+    if (s == "false" || s == "False" || s == "FALSE") return false;
+
+    size_t start = (s[0] == '+' || s[0] == '-') ? 1 : 0;
+    if (digits_from(s, start)) {
+        int64_t v = 0;
+        const char *b = s.data() + (s[0] == '+' ? 1 : 0);
+        auto [end, ec] = std::from_chars(b, s.data() + s.size(), v);
+        if (ec == std::errc() && end == s.data() + s.size()) return v;
+        return s;  // out of range: keep the text, the decoder reports it
+    }
+    if (s.size() > 2 && s[0] == '0' && (s[1] == 'x' || s[1] == 'o')) {
+        int base = s[1] == 'x' ? 16 : 8;
+        int64_t v = 0;
+        auto [end, ec] = std::from_chars(s.data() + 2, s.data() + s.size(), v, base);
+        if (ec == std::errc() && end == s.data() + s.size()) return v;
+    }
+    // Floats: [-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?
+    {
+        size_t i = start, int_digits = 0, frac_digits = 0;
+        while (i < s.size() && is_digit(s[i])) i++, int_digits++;
+        bool dot = i < s.size() && s[i] == '.';
+        if (dot) {
+            i++;
+            while (i < s.size() && is_digit(s[i])) i++, frac_digits++;
+        }
+        bool ok = int_digits > 0 || frac_digits > 0;
+        if (ok && i < s.size() && (s[i] == 'e' || s[i] == 'E')) {
+            i++;
+            if (i < s.size() && (s[i] == '+' || s[i] == '-')) i++;
+            size_t exp_digits = 0;
+            while (i < s.size() && is_digit(s[i])) i++, exp_digits++;
+            ok = exp_digits > 0;
+        }
+        if (ok && i == s.size() && (dot || s.find_first_of("eE") != std::string::npos)) {
+            try {
+                return std::stod(s);
+            } catch (const std::exception &) {
+                return s;
+            }
+        }
+    }
+    std::string_view body = std::string_view(s).substr(start);
+    if (body == ".inf" || body == ".Inf" || body == ".INF")
+        return s[0] == '-' ? -std::numeric_limits<double>::infinity()
+                           : std::numeric_limits<double>::infinity();
+    if (s == ".nan" || s == ".NaN" || s == ".NAN") return std::numeric_limits<double>::quiet_NaN();
+    return s;
+}
+
+// One node event of a YAML document, as delivered and as recorded under an anchor.
+struct YamlNode {
+    enum Kind : uint8_t { Scalar, MapStart, SeqStart, End } kind = Scalar;
+    bool text_only = false;  // a quoted or !!str-tagged scalar: a string whatever it looks like
+    std::string text;        // a scalar's text
+};
+
+// Reads a YAML stream with libyaml's event parser and feeds each document, event by event, to a
+// DocumentSax in manifest mode: no document is ever held as a tree, only the object being built.
+class YamlStream {
+  public:
+    YamlStream(std::string_view text, const DecodeLimits &limits, DocumentResult &out)
+        : text_(text), limits_(limits), out_(out), alias_nodes_left_(text.size() + 1024) {}
+
+    void run() {
+        yaml_parser_t parser;
+        if (!yaml_parser_initialize(&parser)) {
+            out_.error = "cannot decode YAML: out of memory";
+            return;
+        }
+        yaml_parser_set_input_string(&parser, reinterpret_cast<const unsigned char *>(text_.data()),
+                                     text_.size());
+        for (bool end = false; !end && out_.error.empty();) {
+            yaml_event_t ev;
+            if (!yaml_parser_parse(&parser, &ev)) {
+                out_.error = parser_error(parser);
+                break;
+            }
+            end = ev.type == YAML_STREAM_END_EVENT;
+            event(ev);
+            yaml_event_delete(&ev);
+        }
+        yaml_parser_delete(&parser);
+    }
+
+  private:
+    // An anchored node's events, kept until the document ends for the aliases that name it.
+    struct Anchor {
+        std::vector<YamlNode> nodes;
+        size_t open = 0;  // collections still open inside it; 0 once it is complete
+    };
+    struct Frame {
+        bool map;
+        bool want_key = true;     // a mapping's next node is a key
+        bool skip_value = false;  // ...or the value of a key that cannot name a field
+    };
+
+    void event(const yaml_event_t &ev) {
+        switch (ev.type) {
+            case YAML_DOCUMENT_START_EVENT:
+                begin_document();
+                return;
+            case YAML_DOCUMENT_END_EVENT:
+                end_document();
+                return;
+            case YAML_SCALAR_EVENT: {
+                YamlNode n;
+                n.text.assign(reinterpret_cast<const char *>(ev.data.scalar.value),
+                              ev.data.scalar.length);
+                n.text_only = scalar_is_text(ev);
+                node(std::move(n), ev.data.scalar.anchor);
+                return;
+            }
+            case YAML_SEQUENCE_START_EVENT:
+                node({YamlNode::SeqStart, false, {}}, ev.data.sequence_start.anchor);
+                return;
+            case YAML_MAPPING_START_EVENT:
+                node({YamlNode::MapStart, false, {}}, ev.data.mapping_start.anchor);
+                return;
+            case YAML_SEQUENCE_END_EVENT:
+            case YAML_MAPPING_END_EVENT:
+                node({YamlNode::End, false, {}});
+                return;
+            case YAML_ALIAS_EVENT:
+                alias(reinterpret_cast<const char *>(ev.data.alias.anchor), ev.start_mark);
+                return;
+            default:  // stream start and end
+                return;
+        }
+    }
+
+    // "!" (the non-specific tag of a quoted scalar) and !!str make a string; other tags
+    // (!!int, !!bool, ...) ask for what the core schema gives the text; no tag: by style.
+    static bool scalar_is_text(const yaml_event_t &ev) {
+        if (const char *tag = reinterpret_cast<const char *>(ev.data.scalar.tag)) {
+            std::string_view t(tag);
+            return t == "!" || t == YAML_STR_TAG;
+        }
+        return ev.data.scalar.style != YAML_PLAIN_SCALAR_STYLE;
+    }
+
+    void begin_document() {
+        doc_no_++;
+        doc_ = DocumentResult();
+        sax_.emplace(Mode::Manifest, limits_, doc_);
+        frames_.clear();
+        anchors_.clear();
+        anchor_index_.clear();
+        recording_.clear();
+        recorded_bytes_ = 0;
+        anchors_dropped_ = false;
+        skip_depth_ = 0;
+        failed_ = empty_ = false;
+    }
+
+    // Moves the document's outcome into the stream's, its unnamed rejections named by it.
+    void end_document() {
+        std::string doc = "document " + std::to_string(doc_no_);
+        if (!failed_ && !empty_) finish_document(*sax_, Container::Manifest, doc_);
+        sax_.reset();
+        anchors_.clear();
+        anchor_index_.clear();
+        recording_.clear();
+        if (!doc_.error.empty()) {
+            // As a JSON manifest that is no manifest refuses its file.
+            out_.error = doc + ": " + doc_.error;
+            return;
+        }
+        if (out_.services.empty()) {
+            out_.services = std::move(doc_.services);
+        } else {
+            for (auto &svc : doc_.services) out_.services.push_back(std::move(svc));
+        }
+        for (auto &r : doc_.rejected) {
+            if (r.key.empty()) r.object = r.object == "document" ? doc : doc + " " + r.object;
+            out_.reject(std::move(r));
+        }
+        out_.unlisted_rejections += doc_.unlisted_rejections;
+        out_.skipped += doc_.skipped;
+    }
+
+    // A node from the text (with its anchor, if any) or from an alias being expanded.
+    void node(YamlNode n, const unsigned char *anchor = nullptr) {
+        if (failed_ || empty_ || !out_.error.empty()) return;
+        record(n);
+        if (anchor) {
+            std::string name(reinterpret_cast<const char *>(anchor));
+            recorded_bytes_ += sizeof(Anchor) + name.size() + n.text.size() + sizeof(YamlNode);
+            Anchor a;
+            a.open = n.kind == YamlNode::Scalar ? 0 : 1;
+            a.nodes.push_back(n);
+            anchor_index_[std::move(name)] = anchors_.size();
+            if (a.open) recording_.push_back(anchors_.size());
+            anchors_.push_back(std::move(a));
+            if (recorded_bytes_ > limits_.max_object_bytes) give_up_recording();
+        }
+        deliver(std::move(n));
+    }
+
+    void record(const YamlNode &n) {
+        for (size_t i : recording_) {
+            Anchor &a = anchors_[i];
+            if (n.kind == YamlNode::MapStart || n.kind == YamlNode::SeqStart) a.open++;
+            if (n.kind == YamlNode::End) a.open--;
+            a.nodes.push_back(n);
+            recorded_bytes_ += n.text.size() + sizeof(YamlNode);
+        }
+        std::erase_if(recording_, [&](size_t i) { return anchors_[i].open == 0; });
+        if (recorded_bytes_ > limits_.max_object_bytes) give_up_recording();
+    }
+
+    // Past the budget every anchor of the document so far is dropped (an alias to one then
+    // refuses the stream): anchors must not make memory follow the document.
+    void give_up_recording() {
+        anchors_.clear();
+        anchor_index_.clear();
+        recording_.clear();
+        recorded_bytes_ = 0;
+        anchors_dropped_ = true;
+    }
+
+    void alias(const char *name, const yaml_mark_t &mark) {
+        if (failed_ || empty_ || !out_.error.empty()) return;
+        auto it = anchor_index_.find(name);
+        std::string star = std::string("alias *") + name;
+        if (it == anchor_index_.end())
+            return stream_error(
+                mark,
+                star + (anchors_dropped_ ? " names no anchor kept (anchored nodes of this document "
+                                           "exceed " +
+                                               std::to_string(limits_.max_object_bytes) + " bytes)"
+                                         : " names no anchor before it"));
+        const Anchor &a = anchors_[it->second];
+        if (a.open) return stream_error(mark, star + " is inside the node it names (a cycle)");
+        if (a.nodes.size() > alias_nodes_left_)
+            return stream_error(mark, "aliases expand to more nodes than the text has bytes");
+        alias_nodes_left_ -= a.nodes.size();
+        // A copy: replaying can drop every anchor (the budget) while it runs.
+        std::vector<YamlNode> nodes = a.nodes;
+        for (YamlNode &n : nodes) {
+            node(std::move(n));
+            if (!out_.error.empty() || failed_) return;
+        }
+    }
+
+    void stream_error(const yaml_mark_t &mark, const std::string &why) {
+        out_.error = "invalid YAML at line " + std::to_string(mark.line + 1) + ", column " +
+                     std::to_string(mark.column + 1) + ": " + why;
+    }
+
+    // Hands a node to the DocumentSax, keeping track of keys and values in mappings. A key that
+    // is not a scalar cannot name a field: it is skipped with its value.
+    void deliver(YamlNode n) {
+        if (skip_depth_ > 0) {
+            if (n.kind == YamlNode::End) {
+                if (--skip_depth_ == 0) after_node();
+            } else if (n.kind != YamlNode::Scalar) {
+                skip_depth_++;
+            }
+            return;
+        }
+        if (n.kind == YamlNode::End) {
+            bool map = frames_.back().map;
+            frames_.pop_back();
+            check(map ? sax_->end_object() : sax_->end_array());
+            after_node();
+            return;
+        }
+        Frame *f = frames_.empty() ? nullptr : &frames_.back();
+        bool at_key = f && f->map && f->want_key;
+        if (at_key && n.kind == YamlNode::Scalar) {
+            check(sax_->key(n.text));
+            f->want_key = false;
+            return;
+        }
+        if (at_key || (f && f->map && f->skip_value)) {
+            if (n.kind == YamlNode::Scalar)
+                after_node();
+            else
+                skip_depth_ = 1;
+            return;
+        }
+        if (n.kind == YamlNode::Scalar) {
+            json v = n.text_only ? json(std::move(n.text)) : plain_scalar(n.text);
+            if (!f && v.is_null()) {
+                empty_ = true;  // "---" with nothing after it
+                return;
+            }
+            check(sax_->value(std::move(v)));
+            after_node();
+            return;
+        }
+        bool map = n.kind == YamlNode::MapStart;
+        frames_.push_back({map});
+        check(map ? sax_->start_object(0) : sax_->start_array(0));
+    }
+
+    // A node in the current mapping or list is complete.
+    void after_node() {
+        if (frames_.empty() || !frames_.back().map) return;
+        Frame &f = frames_.back();
+        if (f.want_key) {  // a skipped key: its value goes too
+            f.want_key = false;
+            f.skip_value = true;
+        } else {
+            f.want_key = true;
+            f.skip_value = false;
+        }
+    }
+
+    // The DocumentSax refuses the document at its first false; the rest of it is read and
+    // ignored.
+    void check(bool ok) {
+        if (!ok) failed_ = true;
+    }
+
+    static std::string parser_error(const yaml_parser_t &p) {
+        std::string problem = p.problem ? p.problem : "cannot parse";
+        if (p.error == YAML_MEMORY_ERROR) return "cannot decode YAML: out of memory";
+        if (p.error == YAML_READER_ERROR)
+            return "invalid YAML at byte " + std::to_string(p.problem_offset) + ": " + problem;
+        std::string why = "invalid YAML at line " + std::to_string(p.problem_mark.line + 1) +
+                          ", column " + std::to_string(p.problem_mark.column + 1) + ": " + problem;
+        if (p.context)
+            why += " (" + std::string(p.context) + " at line " +
+                   std::to_string(p.context_mark.line + 1) + ", column " +
+                   std::to_string(p.context_mark.column + 1) + ")";
+        return why;
+    }
+
+    std::string_view text_;
+    const DecodeLimits &limits_;
+    DocumentResult &out_;
+    size_t alias_nodes_left_;  // over the whole stream: a "billion laughs" stops here
+
+    size_t doc_no_ = 0;
+    DocumentResult doc_;
+    std::optional<DocumentSax> sax_;
+    std::vector<Frame> frames_;
+    size_t skip_depth_ = 0;
+    bool failed_ = false, empty_ = false;
+    std::vector<Anchor> anchors_;
+    std::unordered_map<std::string, size_t> anchor_index_;
+    std::vector<size_t> recording_;  // anchors whose node is still open
+    size_t recorded_bytes_ = 0;
+    bool anchors_dropped_ = false;  // the budget dropped this document's anchors
+};
+
 }  // namespace
 
 DocumentResult decode_json_document(std::string_view text, Container container,
@@ -351,33 +755,13 @@ DocumentResult decode_json_document(std::string_view text, Container container,
                                                : Mode::Manifest;
     DocumentSax sax(mode, limits, out);
     if (!run_sax(sax, text, out.error, "the document")) return out;
-    if (sax.root_array()) return out;
+    finish_document(sax, container, out);
+    return out;
+}
 
-    json &env = sax.envelope();
-    if (!sax.envelope_overflow().empty()) {
-        if (sax.streamed_items() || container == Container::List) {
-            out.error = sax.envelope_overflow();
-        } else {
-            std::string key = sax.envelope_overflow_key();
-            out.reject({key.empty() ? "document" : key, sax.envelope_overflow(), key});
-        }
-        return out;
-    }
-    if (auto items = env.find("items"); items != env.end() && !items->is_null()) {
-        out.error = std::string("items: expected a list, got ") + json_type_name(*items);
-        return out;
-    }
-    if (container == Container::List) {
-        if (!sax.streamed_items() && !is_list_object(env)) {
-            out.error = "no items: not a list object";
-            return out;
-        }
-        read_list_metadata(env, out);
-        return out;
-    }
-    // A manifest: a List (its items were decoded on the way) or one object.
-    if (sax.streamed_items() || is_list_object(env)) return out;
-    decode_element(env, "document", out);
+DocumentResult decode_yaml_documents(std::string_view text, const DecodeLimits &limits) {
+    DocumentResult out;
+    YamlStream(text, limits, out).run();
     return out;
 }
 

@@ -1,6 +1,7 @@
-// Streaming decode of JSON documents that carry GlobalServices (the hub's array, a Kubernetes
-// list, a manifest file, a watch event): the document is read as a stream of SAX events and only
-// one object at a time is held as a tree, so memory follows the largest object, not the document.
+// Streaming decode of JSON and YAML documents that carry GlobalServices (the hub's array, a
+// Kubernetes list, a manifest file, a watch event): the document is read as a stream of parser
+// events and only one object at a time is held as a tree, so memory follows the largest object,
+// not the document. JSON and YAML events feed the same builder and the same object decoder.
 #pragma once
 
 #include <cstddef>
@@ -35,6 +36,17 @@ struct DocumentResult : DecodeResult {
 // Decodes `text` as `container`. Never throws for any input.
 DocumentResult decode_json_document(std::string_view text, Container container,
                                     const DecodeLimits &limits = {});
+
+// Decodes `text` as a YAML stream of manifests ("---" between documents), each document what a
+// JSON manifest file may be (one object, a List, or a list of objects); an empty document is
+// skipped. Plain scalars are typed by the YAML 1.2 core schema (`port: 80` is a number,
+// `zone: "1"` and `zone: no` are strings); an explicit !!str or ! tag keeps a scalar a string.
+// Anchors and aliases are expanded, within the object budget; an undefined, cyclic or oversized
+// alias refuses the stream, as a syntax error does (`error`, with its line and column); so does
+// a document that is not a manifest (a bare string, `items` that is not a list), as it refuses a
+// JSON file. Unnamed objects are named "document N" or "document N items[I]".
+// Never throws for any input.
+DocumentResult decode_yaml_documents(std::string_view text, const DecodeLimits &limits = {});
 
 // One line of a Kubernetes watch stream.
 struct WatchEvent {

@@ -1,17 +1,12 @@
-// Decoding of GlobalService objects: one validating decoder over nlohmann::json, fed directly by
-// the JSON sources and, after a YAML-to-JSON conversion, by manifest files.
+// Decoding of GlobalService objects: one validating decoder over nlohmann::json, fed one object at
+// a time by the streaming JSON and YAML document decoders (document.cpp).
 #include "model/globalservice.hpp"
-
-#include <yaml-cpp/eventhandler.h>
-#include <yaml-cpp/yaml.h>
 
 #include <algorithm>
 #include <charconv>
 #include <cmath>
 #include <limits>
 #include <nlohmann/json.hpp>
-#include <sstream>
-#include <stdexcept>
 #include <tuple>
 
 #include "common/dns_name.hpp"
@@ -266,166 +261,6 @@ std::string named_key(const json &obj) {
     return (ns ? ns->get<std::string>() : std::string("default")) + "/" + name->get<std::string>();
 }
 
-// --- YAML to JSON -------------------------------------------------------------------------
-
-bool is_digit(char c) {
-    return c >= '0' && c <= '9';
-}
-
-// True when s[from..] is one or more decimal digits.
-bool digits_from(std::string_view s, size_t from) {
-    if (from >= s.size()) return false;
-    for (size_t i = from; i < s.size(); i++)
-        if (!is_digit(s[i])) return false;
-    return true;
-}
-
-// Types a plain (unquoted, untagged) scalar by the YAML 1.2 core schema.
-json plain_scalar(const std::string &s) {
-    if (s.empty() || s == "~" || s == "null" || s == "Null" || s == "NULL") return nullptr;
-    if (s == "true" || s == "True" || s == "TRUE") return true;
-    if (s == "false" || s == "False" || s == "FALSE") return false;
-
-    size_t start = (s[0] == '+' || s[0] == '-') ? 1 : 0;
-    if (digits_from(s, start)) {
-        int64_t v = 0;
-        const char *b = s.data() + (s[0] == '+' ? 1 : 0);
-        auto [end, ec] = std::from_chars(b, s.data() + s.size(), v);
-        if (ec == std::errc() && end == s.data() + s.size()) return v;
-        return s;  // out of range: keep the text, the decoder reports it
-    }
-    if (s.size() > 2 && s[0] == '0' && (s[1] == 'x' || s[1] == 'o')) {
-        int base = s[1] == 'x' ? 16 : 8;
-        int64_t v = 0;
-        auto [end, ec] = std::from_chars(s.data() + 2, s.data() + s.size(), v, base);
-        if (ec == std::errc() && end == s.data() + s.size()) return v;
-    }
-    // Floats: [-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?
-    {
-        size_t i = start, int_digits = 0, frac_digits = 0;
-        while (i < s.size() && is_digit(s[i])) i++, int_digits++;
-        bool dot = i < s.size() && s[i] == '.';
-        if (dot) {
-            i++;
-            while (i < s.size() && is_digit(s[i])) i++, frac_digits++;
-        }
-        bool ok = int_digits > 0 || frac_digits > 0;
-        if (ok && i < s.size() && (s[i] == 'e' || s[i] == 'E')) {
-            i++;
-            if (i < s.size() && (s[i] == '+' || s[i] == '-')) i++;
-            size_t exp_digits = 0;
-            while (i < s.size() && is_digit(s[i])) i++, exp_digits++;
-            ok = exp_digits > 0;
-        }
-        if (ok && i == s.size() && (dot || s.find_first_of("eE") != std::string::npos)) {
-            try {
-                return std::stod(s);
-            } catch (const std::exception &) {
-                return s;
-            }
-        }
-    }
-    std::string_view body = std::string_view(s).substr(start);
-    if (body == ".inf" || body == ".Inf" || body == ".INF")
-        return s[0] == '-' ? -std::numeric_limits<double>::infinity()
-                           : std::numeric_limits<double>::infinity();
-    if (s == ".nan" || s == ".NaN" || s == ".NAN") return std::numeric_limits<double>::quiet_NaN();
-    return s;
-}
-
-// Bounds on the conversion: YAML aliases can make a node graph cyclic ("&a [*a]") or
-// exponentially large when expanded ("billion laughs"); real manifests are shallow and never
-// expand to more nodes than they have bytes.
-struct Budget {
-    size_t nodes_left;
-    static constexpr int kMaxDepth = 64;
-};
-
-json yaml_to_json(const YAML::Node &n, Budget &budget, int depth) {
-    if (depth > Budget::kMaxDepth) throw std::runtime_error("YAML nested too deeply");
-    if (budget.nodes_left == 0)
-        throw std::runtime_error("YAML expands to too many nodes (aliases)");
-    budget.nodes_left--;
-    switch (n.Type()) {
-        case YAML::NodeType::Undefined:
-        case YAML::NodeType::Null:
-            return nullptr;
-        case YAML::NodeType::Scalar: {
-            const std::string &tag = n.Tag();
-            // "!" marks a quoted scalar; !!str forces a string. Other tags are typed like plain
-            // scalars, which is what !!int / !!bool / !!float ask for.
-            if (tag == "!" || tag == "tag:yaml.org,2002:str") return n.Scalar();
-            return plain_scalar(n.Scalar());
-        }
-        case YAML::NodeType::Sequence: {
-            json arr = json::array();
-            for (const auto &item : n) arr.push_back(yaml_to_json(item, budget, depth + 1));
-            return arr;
-        }
-        case YAML::NodeType::Map: {
-            json obj = json::object();
-            for (const auto &kv : n) {
-                // Keys are names; a non-scalar key cannot name a field we read.
-                if (!kv.first.IsScalar()) continue;
-                obj[kv.first.Scalar()] = yaml_to_json(kv.second, budget, depth + 1);
-            }
-            return obj;
-        }
-    }
-    return nullptr;
-}
-
-// Walks the documents of a YAML stream and throws YAML::ParserException when one of them
-// consumes nothing: yaml-cpp then starts every following document at the same token (a top-level
-// ',' for example, which no node can begin with), and LoadAll would collect null documents
-// without end. A document always begins at the token its predecessor stopped at, so two
-// documents starting at the same mark mean no progress; the parse of any other stream ends.
-class DocumentProgressGuard : public YAML::EventHandler {
-  public:
-    explicit DocumentProgressGuard(const std::string &text) : text_(text) {}
-
-    void OnDocumentStart(const YAML::Mark &mark) override {
-        if (started_ && mark.pos == last_.pos) throw YAML::ParserException(mark, stuck_at(mark));
-        started_ = true;
-        last_ = mark;
-    }
-    void OnDocumentEnd() override {}
-    void OnNull(const YAML::Mark &, YAML::anchor_t) override {}
-    void OnAlias(const YAML::Mark &, YAML::anchor_t) override {}
-    void OnScalar(const YAML::Mark &, const std::string &, YAML::anchor_t,
-                  const std::string &) override {}
-    void OnSequenceStart(const YAML::Mark &, const std::string &, YAML::anchor_t,
-                         YAML::EmitterStyle::value) override {}
-    void OnSequenceEnd() override {}
-    void OnMapStart(const YAML::Mark &, const std::string &, YAML::anchor_t,
-                    YAML::EmitterStyle::value) override {}
-    void OnMapEnd() override {}
-
-  private:
-    // Names the character no document can start with, when the mark points at a printable one.
-    // yaml-cpp counts positions after a UTF-8 byte order mark.
-    std::string stuck_at(const YAML::Mark &mark) const {
-        size_t at = static_cast<size_t>(mark.pos);
-        if (text_.rfind("\xEF\xBB\xBF", 0) == 0) at += 3;
-        if (mark.pos >= 0 && at < text_.size() && text_[at] >= 0x21 && text_[at] < 0x7f)
-            return std::string("unexpected '") + text_[at] +
-                   "' where a document or node should start";
-        return "unexpected content where a document or node should start";
-    }
-
-    const std::string &text_;
-    bool started_ = false;
-    YAML::Mark last_;
-};
-
-void check_documents_advance(const std::string &text) {
-    std::istringstream in(text);
-    YAML::Parser parser(in);
-    DocumentProgressGuard guard(text);
-    while (parser.HandleNextDocument(guard)) {
-    }
-}
-
 bool is_list_kind(const std::string &kind) {
     return kind == "List" || (kind.size() > 4 && kind.compare(kind.size() - 4, 4, "List") == 0);
 }
@@ -575,44 +410,6 @@ std::vector<GlobalService> copy_services(const ServiceList &services) {
     std::vector<GlobalService> out;
     out.reserve(services.size());
     for (const ServicePtr &s : services) out.push_back(*s);
-    return out;
-}
-
-DecodeResult parse_manifests(const std::string &yaml_text) {
-    std::vector<YAML::Node> docs;
-    try {
-        // yaml-cpp 0.7.0's LoadAll loops forever (allocating) on a stream it cannot advance in,
-        // such as "," or "{}," at the top level; walk the documents with a guard first, so
-        // LoadAll only ever sees a stream that it reads to the end.
-        check_documents_advance(yaml_text);
-        docs = YAML::LoadAll(yaml_text);
-    } catch (const YAML::Exception &e) {
-        throw std::runtime_error("invalid YAML at line " + std::to_string(e.mark.line + 1) +
-                                 ", column " + std::to_string(e.mark.column + 1) + ": " + e.msg);
-    }
-
-    DecodeResult out;
-    Budget budget{2 * yaml_text.size() + 1024};
-    for (size_t d = 0; d < docs.size(); d++) {
-        YAML::Node node = std::move(docs[d]);
-        if (node.IsNull()) continue;  // "---" with nothing after it
-        std::string locator = "document " + std::to_string(d + 1);
-        json obj = yaml_to_json(node, budget, 0);
-        node = YAML::Node();  // the tree is no longer needed: free it before decoding
-        if (!is_list_object(obj)) {
-            decode_element(obj, locator, out);
-            continue;
-        }
-        const json *items = member(obj, "items");
-        if (!items) continue;  // an empty List
-        if (!items->is_array()) {
-            out.reject({locator,
-                        std::string("items: expected a list, got ") + json_type_name(*items), ""});
-            continue;
-        }
-        for (size_t i = 0; i < items->size(); i++)
-            decode_element((*items)[i], locator + " " + index_path("items", i), out);
-    }
     return out;
 }
 

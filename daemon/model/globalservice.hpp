@@ -1,6 +1,6 @@
-// The GlobalService model (CRD dns.fabedge.io/v1alpha1, FabDNS fields) and its decoding from
-// JSON (hub API, Kubernetes API) and YAML manifests (file source). The only definition of the
-// model in the project: every source produces these values.
+// The GlobalService model (CRD dns.fabedge.io/v1alpha1, FabDNS fields) and the decoder of one
+// object, whether it came as JSON (hub API, Kubernetes API, files) or YAML (files). The only
+// definition of the model in the project: every source produces these values.
 #pragma once
 
 #include <cstdint>
@@ -126,11 +126,5 @@ std::string encode_globalservices(const std::vector<GlobalService> &services);
 
 // True when obj is a List of objects: it has an "items" member or its kind ends in "List".
 bool is_list_object(const nlohmann::json &obj);
-
-// Parses YAML text holding one or more documents ("---"), each an object or a List of them
-// ({"items": [...]}); every object goes through decode_element. Throws std::runtime_error with
-// line information when the YAML itself is invalid. Plain scalars are typed by the YAML 1.2
-// core schema (`port: 80` is a number, `zone: "1"` and `zone: no` are strings).
-DecodeResult parse_manifests(const std::string &yaml_text);
 
 }  // namespace fabdns

@@ -76,21 +76,14 @@ namespace source_detail {
 
 bool decode_manifest_file(const std::string &name, const std::string &text, DecodeResult &out,
                           std::string &why) {
-    if (name.size() > 5 && name.compare(name.size() - 5, 5, ".json") == 0) {
-        DocumentResult doc = decode_json_document(text, Container::Manifest);
-        if (!doc.error.empty()) {
-            why = doc.error;
-            return false;
-        }
-        out = std::move(doc);
-        return true;
-    }
-    try {
-        out = parse_manifests(text);
-    } catch (const std::exception &e) {
-        why = e.what();
+    bool json = name.size() > 5 && name.compare(name.size() - 5, 5, ".json") == 0;
+    DocumentResult doc =
+        json ? decode_json_document(text, Container::Manifest) : decode_yaml_documents(text);
+    if (!doc.error.empty()) {
+        why = doc.error;
         return false;
     }
+    out = std::move(doc);
     return true;
 }
 

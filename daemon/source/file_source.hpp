@@ -52,8 +52,9 @@ class FileSource final : public Source {
 namespace source_detail {
 
 // Decodes one manifest file's text as FileSource does: *.json through the streaming JSON
-// decoder, anything else as YAML. False, with `why`, on a syntax error (the whole file counts as
-// unreadable then); objects the decoder refuses are in out.rejected.
+// decoder, anything else through the streaming YAML decoder. False, with `why`, on a syntax error
+// or a refused YAML alias (the whole file counts as unreadable then); objects the decoder
+// refuses are in out.rejected.
 bool decode_manifest_file(const std::string &name, const std::string &text, DecodeResult &out,
                           std::string &why);
 

@@ -6,6 +6,7 @@
 #include <sstream>
 
 #include "engine/engine.hpp"
+#include "model/document.hpp"
 #include "support.hpp"
 
 namespace fabdns {
@@ -18,7 +19,8 @@ std::vector<GlobalService> load_example() {
     EXPECT_TRUE(in.good()) << "examples/globalservices.yaml not readable";
     std::stringstream text;
     text << in.rdbuf();
-    DecodeResult r = parse_manifests(text.str());
+    DocumentResult r = decode_yaml_documents(text.str());
+    EXPECT_EQ(r.error, "");
     for (const auto &rej : r.rejected) ADD_FAILURE() << rej.object << ": " << rej.reason;
     return r.services;
 }

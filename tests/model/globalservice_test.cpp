@@ -449,7 +449,7 @@ items:
           {"spec", {{"ports", {{{"port", "53"}}}}}}},
          {{"metadata", {{"name", "c"}}},
           {"spec", {{"endpoints", {{{"addresses", "10.0.0.1"}, {"cluster", "c1"}}}}}}}});
-    DecodeResult from_yaml = parse_manifests(yaml);
+    DocumentResult from_yaml = decode_yaml_documents(yaml);
     DocumentResult from_json =
         decode_json_document(json{{"kind", "List"}, {"items", items}}.dump(), Container::Manifest);
     DocumentResult from_list = decode_json_document(json{{"items", items}}.dump(), Container::List);
@@ -536,8 +536,8 @@ spec:
       region: no
 )";
 
-TEST(ParseManifests, MultiDocumentSkipsOtherKinds) {
-    DecodeResult r = parse_manifests(kManifests);
+TEST(DecodeYamlDocuments, MultiDocumentSkipsOtherKinds) {
+    DocumentResult r = decode_yaml_documents(kManifests);
     EXPECT_TRUE(r.rejected.empty()) << r.rejected[0].object << ": " << r.rejected[0].reason;
     ASSERT_EQ(r.services.size(), 2u);
     EXPECT_EQ(r.services[0].key(), "default/nginx");
@@ -552,8 +552,8 @@ TEST(ParseManifests, MultiDocumentSkipsOtherKinds) {
     EXPECT_EQ(r.services[1].endpoints[0].region, "no");
 }
 
-TEST(ParseManifests, YamlAndJsonDecodeToTheSameService) {
-    DecodeResult r = parse_manifests(kManifests);
+TEST(DecodeYamlDocuments, YamlAndJsonDecodeToTheSameService) {
+    DocumentResult r = decode_yaml_documents(kManifests);
     ASSERT_FALSE(r.services.empty());
     std::string why;
     auto from_json = decode_globalservice(valid_object(), why);
@@ -561,8 +561,8 @@ TEST(ParseManifests, YamlAndJsonDecodeToTheSameService) {
     EXPECT_EQ(r.services[0], *from_json);
 }
 
-TEST(ParseManifests, ListKindWithItems) {
-    DecodeResult r = parse_manifests(R"(
+TEST(DecodeYamlDocuments, ListKindWithItems) {
+    DocumentResult r = decode_yaml_documents(R"(
 apiVersion: v1
 kind: List
 items:
@@ -594,8 +594,8 @@ items:
     EXPECT_EQ(r.rejected[0].reason, "spec.endpoints[0].cluster: missing");
 }
 
-TEST(ParseManifests, RejectionsNameTheObjectOrDocument) {
-    DecodeResult r = parse_manifests(R"(
+TEST(DecodeYamlDocuments, RejectionsNameTheObjectOrDocument) {
+    DocumentResult r = decode_yaml_documents(R"(
 apiVersion: dns.fabedge.io/v1alpha1
 kind: GlobalService
 metadata: {name: ok}
@@ -614,7 +614,7 @@ kind: GlobalService
 metadata: {name: portless}
 spec: {ports: [{port: 80.5}]}
 ---
-just a string
+- 42
 ---
 apiVersion: dns.fabedge.io/v1alpha1
 metadata: {name: kindless}
@@ -628,15 +628,15 @@ metadata: {name: kindless}
     EXPECT_EQ(r.rejected[1].reason, "metadata: missing");
     EXPECT_EQ(r.rejected[2].object, "default/portless");
     EXPECT_EQ(r.rejected[2].reason.rfind("spec.ports[0].port:", 0), 0u);
-    EXPECT_EQ(r.rejected[3].object, "document 5");
+    EXPECT_EQ(r.rejected[3].object, "document 5 items[0]");
     // Without kind, as in a List's items: a GlobalService, rejected here for lack of a spec.
     EXPECT_EQ(r.rejected[4].object, "default/kindless");
     EXPECT_EQ(r.rejected[4].reason, "spec: missing");
 }
 
-TEST(ParseManifests, PlainScalarsFollowTheCoreSchema) {
+TEST(DecodeYamlDocuments, PlainScalarsFollowTheCoreSchema) {
     // A number where a string is expected is an error (as kubectl reports it), not a guess.
-    DecodeResult r = parse_manifests(R"(
+    DocumentResult r = decode_yaml_documents(R"(
 apiVersion: dns.fabedge.io/v1alpha1
 kind: GlobalService
 metadata: {name: n, namespace: d}
@@ -646,7 +646,7 @@ spec:
     ASSERT_EQ(r.rejected.size(), 1u);
     EXPECT_EQ(r.rejected[0].reason, "spec.endpoints[0].zone: expected a string, got a number");
 
-    r = parse_manifests(R"(
+    r = decode_yaml_documents(R"(
 apiVersion: dns.fabedge.io/v1alpha1
 kind: GlobalService
 metadata: {name: n, namespace: d}
@@ -662,23 +662,50 @@ spec:
     EXPECT_FALSE(r.services[0].endpoints[0].hostname);
 }
 
-TEST(ParseManifests, InvalidYamlThrowsWithLine) {
-    try {
-        parse_manifests("kind: GlobalService\nmetadata: {name: [oops\n");
-        FAIL() << "no exception";
-    } catch (const std::runtime_error &e) {
-        EXPECT_NE(std::string(e.what()).find("line"), std::string::npos) << e.what();
-    }
+TEST(DecodeYamlDocuments, InvalidYamlRefusesTheStreamWithLine) {
+    DocumentResult r = decode_yaml_documents("kind: GlobalService\nmetadata: {name: [oops\n");
+    EXPECT_EQ(r.error.rfind("invalid YAML at line ", 0), 0u) << r.error;
+    EXPECT_TRUE(r.services.empty());
+    // Bytes that are not UTF-8 are named by their offset from the start (0).
+    r = decode_yaml_documents("kind: GlobalService\nmetadata: {name: \xff}\n");
+    EXPECT_EQ(r.error, "invalid YAML at byte 37: invalid leading UTF-8 octet");
 }
 
-TEST(ParseManifests, HostileAliasesDoNotExplode) {
-    // A self-referencing alias makes a cyclic node graph.
-    try {
-        parse_manifests("kind: GlobalService\nspec: &a [*a]\n");
-        FAIL() << "no exception";
-    } catch (const std::runtime_error &e) {
-        EXPECT_NE(std::string(e.what()).find("nested too deeply"), std::string::npos) << e.what();
-    }
+constexpr const char *kAnchored = R"(
+kind: List
+items:
+- metadata: {name: a}
+  spec:
+    ports: &ports [{port: 53, protocol: UDP}]
+    endpoints: &eps
+    - {addresses: [10.0.0.1], cluster: &c c1}
+- metadata: {name: b}
+  spec: {ports: *ports, endpoints: *eps}
+- metadata: {name: *c}
+  spec: {endpoints: [{addresses: [10.0.0.2], cluster: *c}]}
+)";
+
+TEST(DecodeYamlDocuments, AliasesExpandToWhatTheyName) {
+    DocumentResult r = decode_yaml_documents(kAnchored);
+    ASSERT_EQ(r.error, "");
+    ASSERT_EQ(r.services.size(), 3u) << r.rejected[0].reason;
+    EXPECT_EQ(r.services[1].key(), "default/b");
+    EXPECT_EQ(r.services[1].ports, r.services[0].ports);
+    EXPECT_EQ(r.services[1].endpoints, r.services[0].endpoints);
+    EXPECT_EQ(r.services[2].key(), "default/c1");
+    EXPECT_EQ(r.services[2].endpoints[0].cluster, "c1");
+}
+
+TEST(DecodeYamlDocuments, HostileAliasesRefuseTheStream) {
+    // A self-referencing alias would make a cyclic node graph.
+    DocumentResult r = decode_yaml_documents("kind: GlobalService\nspec: &a [*a]\n");
+    EXPECT_NE(r.error.find("alias *a is inside the node it names"), std::string::npos) << r.error;
+    r = decode_yaml_documents("kind: GlobalService\nspec: *nowhere\n");
+    EXPECT_EQ(r.error,
+              "invalid YAML at line 2, column 7: alias *nowhere names no anchor before it");
+    // Anchors are scoped to their document.
+    r = decode_yaml_documents("a: &x 1\n---\nb: *x\n");
+    EXPECT_NE(r.error.find("alias *x names no anchor"), std::string::npos) << r.error;
     // "Billion laughs": expansion is bounded by the size of the text.
     std::string laughs = "a: &a [x, x, x, x, x, x, x, x, x, x]\n";
     for (char c = 'b'; c <= 'j'; c++) {
@@ -688,19 +715,121 @@ TEST(ParseManifests, HostileAliasesDoNotExplode) {
                   prev + ", *" + prev + "]\n";
     }
     laughs += "kind: GlobalService\n";
-    try {
-        parse_manifests(laughs);
-        FAIL() << "no exception";
-    } catch (const std::runtime_error &e) {
-        EXPECT_NE(std::string(e.what()).find("too many nodes"), std::string::npos) << e.what();
+    r = decode_yaml_documents(laughs);
+    EXPECT_NE(r.error.find("aliases expand to more nodes than the text has bytes"),
+              std::string::npos)
+        << r.error;
+    // Anchored nodes past the object budget are not kept: an alias to them refuses the stream.
+    DecodeLimits small;
+    small.max_object_bytes = 4096;
+    std::string big = "a: &big [" + std::string(8000, 'x') + "]\nb: *big\n";
+    r = decode_yaml_documents(big, small);
+    EXPECT_NE(r.error.find("alias *big names no anchor kept (anchored nodes of this document "
+                           "exceed 4096 bytes)"),
+              std::string::npos)
+        << r.error;
+    // The budget can run out while an alias is being expanded: that expansion completes, the
+    // anchors are dropped after it.
+    std::string xs;
+    for (int i = 0; i < 40; ++i) xs += "x, ";
+    std::string mid = "a: &a [" + xs + "]\nb: &b [*a, *a]\n";
+    r = decode_yaml_documents(mid, small);
+    EXPECT_EQ(r.error, "");
+    ASSERT_EQ(r.rejected.size(), 1u);
+    EXPECT_EQ(r.rejected[0].reason, "metadata: missing");
+    r = decode_yaml_documents(mid + "c: *a\n", small);
+    EXPECT_NE(r.error.find("alias *a names no anchor kept"), std::string::npos) << r.error;
+}
+
+TEST(DecodeYamlDocuments, OddShapesAreRejectedWithAReason) {
+    DocumentResult r = decode_yaml_documents(R"(
+metadata: {name: a}
+spec: {endpoints: [{addresses: [10.0.0.1], cluster: c1}]}
+? [complex, key]
+: {ignored: yes}
+{x: y}: ignored too
+---
+- metadata: {name: in-a-list}
+  spec: {}
+- 42
+---
+!!map {metadata: {name: tagged}, spec: !!map {type: !!str Headless}}
+---
+metadata: {name: deep}
+spec: [[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]
+)");
+    ASSERT_EQ(r.error, "");
+    ASSERT_EQ(r.services.size(), 3u);
+    EXPECT_EQ(r.services[0].key(), "default/a");
+    // A top-level list of objects, as in a JSON manifest.
+    EXPECT_EQ(r.services[1].key(), "default/in-a-list");
+    EXPECT_EQ(r.services[2].key(), "default/tagged");
+    EXPECT_EQ(r.services[2].type, ServiceType::Headless);
+    ASSERT_EQ(r.rejected.size(), 2u);
+    EXPECT_EQ(r.rejected[0].object, "document 2 items[1]");
+    EXPECT_EQ(r.rejected[0].reason, "object: expected a mapping, got a number");
+    EXPECT_EQ(r.rejected[1].object, "default/deep");
+    EXPECT_EQ(r.rejected[1].reason, "spec: nested deeper than 32 levels");
+
+    // A document that is no manifest refuses the stream, as it refuses a JSON file.
+    r = decode_yaml_documents("metadata: {name: a}\nspec: {}\n---\nkind: List\nitems: {a: b}\n");
+    EXPECT_EQ(r.error, "document 2: items: expected a list, got a mapping");
+    r = decode_yaml_documents("--- just a string\n");
+    EXPECT_EQ(r.error,
+              "document 1: the document is a string, not a GlobalService, a List or an array of "
+              "them");
+}
+
+// Type-confused fields mean the same in YAML as in JSON: the same reason, the same key.
+TEST(DecodeYamlDocuments, TypeConfusedObjectsAgreeWithJson) {
+    const char *cases[][2] = {
+        {"metadata: {name: x, resourceVersion: 12}\nspec: {}",
+         R"({"metadata":{"name":"x","resourceVersion":12},"spec":{}})"},
+        {"metadata: {name: x}\nspec: {ports: 80}",
+         R"({"metadata":{"name":"x"},"spec":{"ports":80}})"},
+        {"metadata: {name: x}\nspec: {endpoints: [{addresses: [1.2.3.4], cluster: true}]}",
+         R"({"metadata":{"name":"x"},"spec":{"endpoints":[{"addresses":["1.2.3.4"],"cluster":true}]}})"},
+        {"metadata: {name: 7}\nspec: {}", R"({"metadata":{"name":7},"spec":{}})"},
+        {"metadata: [x]\nspec: {}", R"({"metadata":["x"],"spec":{}})"},
+        {"metadata: {name: x}\nspec: {type: ~}",
+         R"({"metadata":{"name":"x"},"spec":{"type":null}})"},
+    };
+    for (const auto &c : cases) {
+        SCOPED_TRACE(c[0]);
+        DocumentResult y = decode_yaml_documents(c[0]);
+        DocumentResult j = decode_json_document(c[1], Container::Manifest);
+        ASSERT_EQ(y.error, "");
+        ASSERT_EQ(j.error, "");
+        EXPECT_EQ(y.services, j.services);
+        ASSERT_EQ(y.rejected.size(), j.rejected.size());
+        for (size_t i = 0; i < y.rejected.size(); ++i) {
+            EXPECT_EQ(y.rejected[i].key, j.rejected[i].key);
+            EXPECT_EQ(y.rejected[i].reason, j.rejected[i].reason);
+        }
     }
 }
 
-TEST(ParseManifests, EmptyTextHasNothing) {
-    DecodeResult r = parse_manifests("");
+TEST(DecodeYamlDocuments, OversizedObjectIsRejectedByName) {
+    DecodeLimits small;
+    small.max_object_bytes = 4096;
+    std::string text = "metadata: {name: big}\nspec:\n  ports:\n";
+    for (int i = 0; i < 400; ++i) text += "  - {port: 80}\n";
+    text += "---\nmetadata: {name: ok}\nspec: {}\n";
+    DocumentResult r = decode_yaml_documents(text, small);
+    ASSERT_EQ(r.error, "");
+    ASSERT_EQ(r.services.size(), 1u);
+    EXPECT_EQ(r.services[0].key(), "default/ok");
+    ASSERT_EQ(r.rejected.size(), 1u);
+    EXPECT_EQ(r.rejected[0].key, "default/big");
+    EXPECT_EQ(r.rejected[0].reason.rfind("spec: larger than 4096 bytes", 0), 0u)
+        << r.rejected[0].reason;
+}
+
+TEST(DecodeYamlDocuments, EmptyTextHasNothing) {
+    DocumentResult r = decode_yaml_documents("");
     EXPECT_TRUE(r.services.empty());
     EXPECT_TRUE(r.rejected.empty());
-    r = parse_manifests("# only a comment\n---\n");
+    r = decode_yaml_documents("# only a comment\n---\n");
     EXPECT_TRUE(r.services.empty());
     EXPECT_TRUE(r.rejected.empty());
 }

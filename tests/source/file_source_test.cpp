@@ -176,6 +176,113 @@ TEST_F(FileSourceTest, TypeConfusedObjectKeepsItsLastGoodVersion) {
                                    kChange));
 }
 
+// One decoder: a manifest decodes the same from a .json and a .yaml file (JSON text is YAML),
+// services and rejection reasons alike, type-confused objects included.
+TEST(DecodeManifestFile, SameTextAsJsonAndAsYamlDecodesTheSame) {
+    nlohmann::json good = service_json("nginx", "default", {"10.0.0.1", "fd00::1"});
+    nlohmann::json confused = service_json("mysql", "db", {"10.0.0.2"});
+    confused["metadata"]["resourceVersion"] = 7;
+    nlohmann::json ports = service_json("web", "default", {"10.0.0.3"});
+    ports["spec"]["ports"][0]["port"] = {80};
+    nlohmann::json nameless = service_json("x", "default", {"10.0.0.4"});
+    nameless["metadata"].erase("name");
+    nlohmann::json items = {good, confused, ports, nameless, 42, "text", nullptr};
+    std::vector<std::string> texts = {
+        nlohmann::json{{"apiVersion", "v1"}, {"kind", "List"}, {"items", items}}.dump(),
+        nlohmann::json{{"apiVersion", "v1"}, {"kind", "List"}, {"items", items}}.dump(2),
+        items.dump(),
+        good.dump(),
+        confused.dump(),
+        nlohmann::json{{"kind", "List"}, {"items", "not a list"}}.dump(),
+    };
+    for (const auto &text : texts) {
+        SCOPED_TRACE(text);
+        DecodeResult js, ym;
+        std::string js_why, ym_why;
+        bool js_ok = source_detail::decode_manifest_file("gs.json", text, js, js_why);
+        bool ym_ok = source_detail::decode_manifest_file("gs.yaml", text, ym, ym_why);
+        ASSERT_EQ(js_ok, ym_ok) << js_why << " | " << ym_why;
+        EXPECT_EQ(js.services, ym.services);
+        ASSERT_EQ(js.rejected.size(), ym.rejected.size());
+        for (size_t i = 0; i < js.rejected.size(); ++i) {
+            EXPECT_EQ(js.rejected[i].key, ym.rejected[i].key);
+            EXPECT_EQ(js.rejected[i].reason, ym.rejected[i].reason);
+        }
+        EXPECT_EQ(js.skipped, ym.skipped);
+    }
+}
+
+// Every odd YAML input refuses the file with a reason (false) or rejects the object that holds
+// it with a reason; none is taken silently and none throws.
+TEST(DecodeManifestFile, YamlOdditiesAreRefusedWithAReason) {
+    const std::string svc =
+        "metadata: {name: a}\nspec: {endpoints: [{addresses: [10.0.0.1], "
+        "cluster: c1}]}\n";
+    struct Case {
+        std::string text;
+        bool file_ok;
+        std::string why;  // the file's error, or the one rejection's reason
+    };
+    const Case cases[] = {
+        {"kind: [unclosed\n", false, "invalid YAML at line 2, column 1: did not find expected"},
+        {"spec: *missing\n", false, "alias *missing names no anchor before it"},
+        {"spec: &s {ports: [*s]}\n", false, "alias *s is inside the node it names"},
+        {svc + "---\nx: *a\n", false, "names no anchor"},
+        {"\t- a\n", false, "invalid YAML at line 1, column 1:"},
+        {"a: \x01\n", false, "invalid YAML at byte 3: control characters are not allowed"},
+        {"%YAML 2.0\n---\n" + svc, false, "found incompatible YAML document"},
+        {"--- just text\n", false, "document 1: the document is a string, not a GlobalService"},
+        {svc + "--- !!binary aGVsbG8=\n", false, "document 2: the document is a string"},
+        {"kind: List\nitems: 5\n", false, "document 1: items: expected a list, got a number"},
+        {"metadata: {name: a, namespace: !!int 12}\nspec: {}\n", true,
+         "metadata.namespace: expected a string, got a number"},
+        {"metadata: {name: a}\nspec: {ports: [{port: !!float 80.5}]}\n", true,
+         "spec.ports[0].port: not a port number (1..65535)"},
+        {"metadata: {name: a}\nspec: {endpoints: [{addresses: [10.0.0.1], cluster: [c1]}]}\n", true,
+         "spec.endpoints[0].cluster: expected a string, got a list"},
+        {"metadata: {name: a}\nspec: {type: yes}\n", true, "spec.type: 'yes' is not ClusterIP"},
+        {"metadata: {name: a}\nspec: {type: true}\n", true,
+         "spec.type: expected a string, got a boolean"},
+        {"? {name: a}\n: b\nmetadata: {name: a}\n", true, "spec: missing"},
+    };
+    for (const auto &c : cases) {
+        SCOPED_TRACE(c.text);
+        DecodeResult out;
+        std::string why;
+        bool ok = source_detail::decode_manifest_file("gs.yaml", c.text, out, why);
+        ASSERT_EQ(ok, c.file_ok) << why;
+        if (!ok) {
+            EXPECT_NE(why.find(c.why), std::string::npos) << why;
+            continue;
+        }
+        EXPECT_TRUE(out.services.empty());
+        ASSERT_EQ(out.rejected.size(), 1u);
+        EXPECT_NE(out.rejected[0].reason.find(c.why), std::string::npos) << out.rejected[0].reason;
+    }
+}
+
+// Anchors and aliases load through the file source; an alias that names nothing keeps the last
+// good set, as a syntax error does.
+TEST_F(FileSourceTest, YamlAliasesLoadAndABadAliasKeepsLastGood) {
+    write_file(dir / "gs.yaml", R"(kind: List
+items:
+- metadata: {name: a}
+  spec: {endpoints: &eps [{addresses: [10.0.0.1], cluster: c1}]}
+- metadata: {name: b}
+  spec: {endpoints: *eps}
+)");
+    auto src = start(dir / "gs.yaml");
+    ASSERT_TRUE(collector.wait_for_count(1));
+    EXPECT_EQ(first_address(collector.latest(), "default/b"), "10.0.0.1");
+
+    write_file(dir / "gs.yaml", "metadata: {name: c}\nspec: {endpoints: *eps}\n");
+    ASSERT_TRUE(eventually([&] { return src->status().total_failures == 1; }, kChange));
+    EXPECT_NE(src->status().last_error.find("alias *eps names no anchor"), std::string::npos)
+        << src->status().last_error;
+    EXPECT_EQ(collector.count(), 1u);
+    EXPECT_EQ(src->status().objects, 2u);
+}
+
 TEST_F(FileSourceTest, EmptyFileIsAnEmptySet) {
     write_file(dir / "gs.yaml", two_services());
     auto src = start(dir / "gs.yaml");

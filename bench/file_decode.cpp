@@ -1,0 +1,73 @@
+// Decode of manifest files as the file source runs it (source_detail::decode_manifest_file), by
+// hand: `fabdns_file_decode_bench FILE [RUNS]` prints each run's wall and CPU time (CPU time is
+// the steadier figure on a shared machine), their medians, and the process's peak memory (VmHWM)
+// before and after, so the decoder's own peak shows beside the file's size. Generate files with
+// bench/harness/gen.py (see bench/README.md).
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <ctime>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "source/file_source.hpp"
+
+namespace {
+
+long vm_hwm_kib() {
+    std::ifstream in("/proc/self/status");
+    std::string line;
+    while (std::getline(in, line))
+        if (line.rfind("VmHWM:", 0) == 0) return std::stol(line.substr(6));
+    return -1;
+}
+
+double cpu_seconds() {
+    timespec ts{};
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) / 1e9;
+}
+
+}  // namespace
+
+int main(int argc, char **argv) {
+    if (argc < 2) {
+        std::fprintf(stderr, "usage: %s FILE [RUNS]\n", argv[0]);
+        return 2;
+    }
+    std::string path = argv[1];
+    int runs = argc > 2 ? std::max(1, std::stoi(argv[2])) : 3;
+    std::stringstream buf;
+    buf << std::ifstream(path).rdbuf();
+    const std::string text = buf.str();
+    std::string name = path.substr(path.find_last_of('/') + 1);
+    long hwm_before = vm_hwm_kib();
+    std::vector<double> secs, cpu;
+    size_t services = 0, rejected = 0;
+    for (int i = 0; i < runs; i++) {
+        auto t0 = std::chrono::steady_clock::now();
+        double c0 = cpu_seconds();
+        fabdns::DecodeResult out;
+        std::string why;
+        if (!fabdns::source_detail::decode_manifest_file(name, text, out, why)) {
+            std::fprintf(stderr, "%s: %s\n", path.c_str(), why.c_str());
+            return 1;
+        }
+        secs.push_back(
+            std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+        cpu.push_back(cpu_seconds() - c0);
+        services = out.services.size();
+        rejected = out.rejected_count();
+        std::printf("run %d: %.3f s, CPU %.3f s\n", i + 1, secs.back(), cpu.back());
+    }
+    std::sort(secs.begin(), secs.end());
+    std::sort(cpu.begin(), cpu.end());
+    std::printf(
+        "%s: %.1f MiB, %zu services, %zu rejected; median of %d: %.3f s, CPU %.3f s; "
+        "VmHWM %.1f MiB (%.1f MiB with the text read)\n",
+        name.c_str(), text.size() / 1048576.0, services, rejected, runs, secs[secs.size() / 2],
+        cpu[cpu.size() / 2], vm_hwm_kib() / 1024.0, hwm_before / 1024.0);
+    return 0;
+}
