@@ -318,7 +318,7 @@ void Engine::for_each_answer_of(const std::vector<std::string_view> &names,
     auto idx = current();
     Answer scratch;
     for (std::string_view name : names) {
-        const NameNode *node = idx->find(name);
+        const std::optional<NameNode> node = idx->find(name);
         if (!node || !enumerated(*node)) continue;
         const std::string_view form = to_string(node->form);
         for (size_t fam : {kV4, kV6}) {
