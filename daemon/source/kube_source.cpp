@@ -307,6 +307,8 @@ struct KubernetesSource::State {
                   " at resourceVersion " + rv +
                   (pages > 1 ? " (" + std::to_string(pages) + " pages)" : ""));
         resource_version = rv;
+        // Healthy before the set can be delivered: whoever sees the set sees the source healthy.
+        health.succeeded();
         {
             std::lock_guard lock(mutex);
             pending = std::move(fresh);
@@ -315,7 +317,6 @@ struct KubernetesSource::State {
             dirty = true;
         }
         cv.notify_all();
-        health.succeeded();
         return true;
     }
 
