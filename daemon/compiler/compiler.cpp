@@ -483,6 +483,7 @@ bool MapCompiler::sync_changes(const Engine &engine, CompileStats &st) {
     // NODATA entry refers to it, counted as the map will hold them after this batch.
     std::vector<long> nodata(nodata_.begin(), nodata_.end());
     size_t added = 0;
+    const size_t first_zone_write = writes.size();
     for (const Batch *b : {&removals, &writes})
         for (const auto &c : *b) {
             auto it = shadow_.find(c.key);
@@ -511,8 +512,23 @@ bool MapCompiler::sync_changes(const Engine &engine, CompileStats &st) {
             remove(key);
         }
     }
-    // Past capacity the full sync ranks what to keep.
-    if (shadow_.size() + added > table_.capacity()) return false;
+    if (shadow_.size() + added > table_.capacity()) {
+        // Past capacity the full sync ranks what to keep; once it has, the names the map holds
+        // are kept current and a changed name it does not hold stays in user space.
+        if (!ranked_) return false;
+        size_t kept = 0;
+        for (size_t i = 0; i < writes.size(); i++) {
+            if (i < first_zone_write && !shadow_.count(writes[i].key)) {
+                added--;
+                st.over_capacity++;
+                continue;
+            }
+            writes[kept++] = writes[i];
+        }
+        writes.resize(kept);
+        if (shadow_.size() + added > table_.capacity()) return false;
+    }
+    if (ranked_) st.over_capacity += last_.over_capacity;
     st.compile_ms = ms_since(t0);
     const auto t1 = std::chrono::steady_clock::now();
     // Removals first, so that additions have room in a full map.
@@ -524,7 +540,7 @@ bool MapCompiler::sync_changes(const Engine &engine, CompileStats &st) {
     return true;
 }
 
-void MapCompiler::apply_all(const std::vector<maps::KernelAnswer> &desired, CompileStats &st) {
+bool MapCompiler::apply_all(const std::vector<maps::KernelAnswer> &desired, CompileStats &st) {
     Batch batch;
     for (const auto &a : desired) {
         auto k = maps::make_key(a.name, a.qtype);
@@ -536,7 +552,7 @@ void MapCompiler::apply_all(const std::vector<maps::KernelAnswer> &desired, Comp
     stage_removals(batch);
     for (const auto &a : desired)
         stage(maps::make_key(a.name, a.qtype), maps::make_value(a), batch);
-    commit(batch, st);
+    return commit(batch, st);
 }
 
 // The `cap` answers sync() keeps when the engine's set does not fit: zone entries first (the
@@ -634,6 +650,11 @@ std::optional<std::vector<maps::KernelAnswer>> MapCompiler::ranked_answers(const
     return kept;
 }
 
+CompileStats MapCompiler::resync(const Engine &engine) {
+    synced_generation_ = 0;
+    return sync(engine);
+}
+
 CompileStats MapCompiler::sync(const Engine &engine) {
     CompileStats st;
     auto t0 = std::chrono::steady_clock::now();
@@ -659,7 +680,8 @@ CompileStats MapCompiler::sync(const Engine &engine) {
         if (!kept) return false;
         st.compile_ms = ms_since(t0);
         auto t1 = std::chrono::steady_clock::now();
-        apply_all(*kept, st);
+        ranked_ = apply_all(*kept, st);
+        synced_generation_ = ranked_ ? walked : 0;
         st.entries = shadow_.size();
         st.apply_ms = ms_since(t1);
         last_ = st;
@@ -728,6 +750,7 @@ CompileStats MapCompiler::sync(const Engine &engine) {
         for (auto &[k, v] : changed) stage(k, v, batch);
         changed = {};
         synced_generation_ = commit(batch, st) ? walked : 0;
+        ranked_ = false;
         st.entries = shadow_.size();
         st.apply_ms = ms_since(t1);
         last_ = st;

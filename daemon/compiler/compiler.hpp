@@ -49,8 +49,13 @@ class MapCompiler {
     // Brings the map in line with the engine's data. Not thread-safe against itself. When the
     // engine made one update since the last sync, which held all of its answers, only the names
     // that update changed are looked at (a one-service change costs its own names, not a walk
-    // of the set); otherwise every answer is.
+    // of the set); otherwise every answer is. Over capacity the map holds a ranked part of the
+    // set, and such an update keeps the names it holds current; a changed name it does not hold
+    // stays in user space (which answers the same) until resync() ranks again.
     CompileStats sync(const Engine &engine);
+    // Walks the whole set as a first sync does: over capacity, ranks again with the queries
+    // counted since. The daemon calls it now and then while over capacity.
+    CompileStats resync(const Engine &engine);
 
     // Counts a query answered in user space (ranking input when over capacity). Thread-safe.
     void note_query(std::string_view name, uint16_t qtype);
@@ -81,7 +86,7 @@ class MapCompiler {
 
     using Batch = std::vector<maps::AnswerChange>;
     // Applies `desired` (already ranked to fit) in full; used when over capacity.
-    void apply_all(const std::vector<maps::KernelAnswer> &desired, CompileStats &st);
+    bool apply_all(const std::vector<maps::KernelAnswer> &desired, CompileStats &st);
     // The `cap` answers to keep when the wanted set does not fit; nullopt when it fits after
     // all (then the caller walks it as usual). Fills st.desired, st.unfit, st.over_capacity.
     std::optional<std::vector<maps::KernelAnswer>> ranked_answers(const Engine &engine, size_t cap,
@@ -110,6 +115,8 @@ class MapCompiler {
     // The engine generation the map holds in full (0: unknown), so that the next sync can
     // apply only what the engine's next update changed.
     uint64_t synced_generation_ = 0;
+    // The map holds a ranked part of an over-capacity set (the last full sync ranked).
+    bool ranked_ = false;
     // Queries per name, A and AAAA, found by string_view: the ranking looks up every answer.
     struct NameHash {
         using is_transparent = void;
