@@ -273,11 +273,12 @@ bool Daemon::apply_datapath_config(const Config &c) {
 }
 
 // Over capacity a source's small update keeps the held names current without ranking the whole
-// set (seconds at 100,000 services); the ranking by queries seen is renewed here instead, unless
-// a sync is running.
+// set (seconds at 100,000 services); the ranking by queries seen is renewed here instead, when
+// user space answered queries since (an idle node ranks nothing), unless a sync is running.
 void Daemon::rerank() {
+    if (!compiler_ || !compiler_->ranking_outdated()) return;
     std::unique_lock lock(sync_mu_, std::try_to_lock);
-    if (!lock.owns_lock() || !compiler_ || compiler_->last().over_capacity == 0) return;
+    if (!lock.owns_lock()) return;
     const auto st = compiler_->resync(engine_);
     log::info("ranked again: " + std::to_string(st.entries) + " kernel answers (+" +
               std::to_string(st.added) + " ~" + std::to_string(st.updated) + " -" +

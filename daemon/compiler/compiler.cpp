@@ -396,6 +396,12 @@ void MapCompiler::note_query(std::string_view name, uint16_t qtype) {
         it = user_queries_.emplace(std::string(name), std::array<uint64_t, 2>{}).first;
     }
     it->second[qtype == DNS_TYPE_AAAA]++;
+    noted_++;
+}
+
+bool MapCompiler::ranking_outdated() const {
+    std::lock_guard lock(queries_mu_);
+    return ranked_ && noted_ != noted_at_rank_;
 }
 
 void MapCompiler::stage(const fabdns_answer_key &k, const fabdns_answer &v, Batch &batch) {
@@ -566,6 +572,7 @@ std::optional<std::vector<maps::KernelAnswer>> MapCompiler::ranked_answers(const
     {
         std::lock_guard lock(queries_mu_);
         score = user_queries_;
+        noted_at_rank_ = noted_;
     }
     table_.for_each([&](const fabdns_answer_key &k, const fabdns_answer &v) {
         if (k.qtype != DNS_TYPE_A && k.qtype != DNS_TYPE_AAAA) return;

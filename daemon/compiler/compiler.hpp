@@ -61,6 +61,9 @@ class MapCompiler {
     void note_query(std::string_view name, uint16_t qtype);
 
     const CompileStats &last() const { return last_; }
+    // Whether the map holds a ranked part of the set and user space has answered A or AAAA
+    // queries since the ranking (which resync() would count). Thread-safe.
+    bool ranking_outdated() const;
 
   private:
     struct KeyHash {
@@ -116,7 +119,7 @@ class MapCompiler {
     // apply only what the engine's next update changed.
     uint64_t synced_generation_ = 0;
     // The map holds a ranked part of an over-capacity set (the last full sync ranked).
-    bool ranked_ = false;
+    std::atomic<bool> ranked_{false};  // read by ranking_outdated() on another thread
     // Queries per name, A and AAAA, found by string_view: the ranking looks up every answer.
     struct NameHash {
         using is_transparent = void;
@@ -124,8 +127,9 @@ class MapCompiler {
     };
     using QueryCounts =
         std::unordered_map<std::string, std::array<uint64_t, 2>, NameHash, std::equal_to<>>;
-    std::mutex queries_mu_;
+    mutable std::mutex queries_mu_;
     QueryCounts user_queries_;  // answered in user space (only A and AAAA can move in)
+    uint64_t noted_ = 0, noted_at_rank_ = 0;  // note_query() calls, in all and at the ranking
     CompileStats last_;
 };
 

@@ -525,6 +525,7 @@ TEST(MapCompiler, KeepsTheMostQueriedAnswersWhenOverCapacity) {
     EXPECT_EQ(st.entries, kCap);
     EXPECT_EQ(table.entries.size(), kCap);
     EXPECT_EQ(table.failed_upserts, 0u);
+    EXPECT_FALSE(compiler.ranking_outdated()) << "no query since the ranking";
     for (const auto &a : all) {
         if (a.kind != FABDNS_ANSWER_ZONE) continue;
         EXPECT_TRUE(table.holds(a.name, a.qtype)) << a.name;
@@ -540,8 +541,10 @@ TEST(MapCompiler, KeepsTheMostQueriedAnswersWhenOverCapacity) {
     for (size_t i = all.size() - 1; noted.size() < 3; i -= 7) noted.push_back(&all[i]);
     for (const auto *a : noted)
         for (int n = 0; n < 5; n++) compiler.note_query(a->name, a->qtype);
+    EXPECT_TRUE(compiler.ranking_outdated()) << "queries answered in user space since";
     table.reset_counters();
-    st = compiler.sync(engine);
+    st = compiler.resync(engine);
+    EXPECT_FALSE(compiler.ranking_outdated());
     EXPECT_EQ(st.over_capacity, all.size() - kCap);
     EXPECT_EQ(table.entries.size(), kCap);
     EXPECT_EQ(table.failed_upserts, 0u) << "evictions must make room before additions";
