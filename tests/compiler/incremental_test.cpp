@@ -109,34 +109,32 @@ std::string name_of(const fabdns_answer &v) {
     return maps::dotted_name(v);
 }
 
-// Every entry of `got` (a map too small for the set) is the same entry of `want`, the whole set.
+// Every entry of `part` is in `whole`, equal but for the kernel's hit counter; `absent` names
+// what an entry missing from `whole` is.
+void expect_each_in(const FakeTable &part, const FakeTable &whole, const char *absent,
+                    const std::string &what) {
+    for (const auto &[k, v] : part.entries) {
+        auto it = whole.entries.find(k);
+        if (it == whole.entries.end()) {
+            ADD_FAILURE() << what << ": " << absent << " " << name_of(v) << " type " << k.qtype;
+            continue;
+        }
+        fabdns_answer x = it->second, y = v;
+        x.hits = y.hits = 0;
+        EXPECT_EQ(std::memcmp(&x, &y, sizeof(x)), 0) << what << ": differs " << name_of(v);
+    }
+}
+
+// `got`, a map too small for the set, holds only current entries: each is `want`'s, the whole set.
 void expect_current_part(const FakeTable &got, const FakeTable &want, size_t capacity,
                          const std::string &what) {
     EXPECT_LE(got.entries.size(), capacity) << what;
-    for (const auto &[k, v] : got.entries) {
-        auto it = want.entries.find(k);
-        if (it == want.entries.end()) {
-            ADD_FAILURE() << what << ": stale " << name_of(v) << " type " << k.qtype;
-            continue;
-        }
-        fabdns_answer a = it->second, b = v;
-        a.hits = b.hits = 0;
-        EXPECT_EQ(std::memcmp(&a, &b, sizeof(a)), 0) << what << ": differs " << name_of(v);
-    }
+    expect_each_in(got, want, "stale", what);
 }
 
 void expect_same_tables(const FakeTable &got, const FakeTable &want, const std::string &what) {
     EXPECT_EQ(got.entries.size(), want.entries.size()) << what;
-    for (const auto &[k, v] : want.entries) {
-        auto it = got.entries.find(k);
-        if (it == got.entries.end()) {
-            ADD_FAILURE() << what << ": missing " << name_of(v) << " type " << k.qtype;
-            continue;
-        }
-        fabdns_answer a = it->second, b = v;
-        a.hits = b.hits = 0;
-        EXPECT_EQ(std::memcmp(&a, &b, sizeof(a)), 0) << what << ": differs " << name_of(v);
-    }
+    expect_each_in(want, got, "missing", what);
     for (const auto &[k, v] : got.entries)
         if (!want.entries.count(k)) ADD_FAILURE() << what << ": extra " << name_of(v);
 }
