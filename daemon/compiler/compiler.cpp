@@ -680,7 +680,8 @@ CompileStats MapCompiler::sync(const Engine &engine) {
     // bytes each, only to drop them when the set turns out too big was most of the peak over
     // capacity).
     // Over capacity: rank by queries seen (kernel hits + user-space answers), keep the top;
-    // every sync ranks again. False when the set fits after all.
+    // every full sync ranks again (resync(), or an update sync_changes() cannot apply). False
+    // when the set fits after all.
     auto rank = [&] {
         synced_generation_ = 0;
         auto kept = ranked_answers(engine, cap, st);
