@@ -137,10 +137,10 @@ static __always_inline void key_word(struct scratch *s, __u32 w, __u64 keep, __u
 /* The lookup key in s->key is the query name in wire form without its root label (name_len
  * + 1 bytes), lowercased, zero-padded to a word; s->q.hash is its hash. Wire form, not dotted:
  * no byte has to be moved or replaced, and the hash covers the label lengths, so a label
- * holding a '.' is another key than two labels. The last word, the only one masked, is done after the
- * loop: a branch on it inside the loop multiplies the paths the verifier walks. The same
- * words give the checksum sum of the question (s->q.qsum), which the reply repeats
- * unchanged. Returns 0 or the pass reason. */
+ * holding a '.' is another key than two labels. The last word, the only one masked, is done after
+ * the loop: a branch on it inside the loop multiplies the paths the verifier walks. The same words
+ * give the checksum sum of the question (s->q.qsum), which the reply repeats unchanged. Returns 0
+ * or the pass reason. */
 __global enum fabdns_stat fabdns_key(struct scratch *s, __u64 name_len) {
     if (!s) return FABDNS_STAT_RESIZE;
     __u64 h = FABDNS_HASH_SEED, keep = ~0ULL, name_sum = 0;
@@ -284,8 +284,7 @@ __global enum fabdns_stat fabdns_build_reply(struct scratch *s, __u64 qend, __u6
     if (!a) return FABDNS_STAT_MISS;
     for (w = 0; w < NAME_WORDS; w++) {
         if (w >= words) break;
-        if (!fabdns_name_word_matches(((__u64 *)a->name)[w], key[w]))
-            return FABDNS_STAT_COLLISION;
+        if (!fabdns_name_word_matches(((__u64 *)a->name)[w], key[w])) return FABDNS_STAT_COLLISION;
     }
     if (a->kind == FABDNS_ANSWER_NODATA) return build_nodata(s, table, a, qend);
     count = a->count;

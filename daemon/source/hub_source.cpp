@@ -145,9 +145,10 @@ struct HubSource::State {
     // their last good version, the set written out (so a restart serves the same).
     void save_snapshot(const std::string &body, size_t kept) {
         if (options.snapshot.empty()) return;
-        std::string why =
-            kept == 0 ? write_file_atomically(options.snapshot, body)
-                      : write_file_atomically(options.snapshot, encode_globalservices(copy_services(*held)));
+        std::string why = kept == 0
+                              ? write_file_atomically(options.snapshot, body)
+                              : write_file_atomically(options.snapshot,
+                                                      encode_globalservices(copy_services(*held)));
         if (!why.empty()) {
             // The data is still served; only a restart during an outage would lack it.
             log::warn(health.label() + ": cannot write snapshot: " + why);

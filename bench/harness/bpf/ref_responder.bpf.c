@@ -12,8 +12,8 @@
 // full UDP checksum, answer_for, staleness, per-reason counters).
 #include <linux/bpf.h>
 #include <linux/if_ether.h>
-#include <linux/ip.h>
 #include <linux/in.h>
+#include <linux/ip.h>
 #include <linux/udp.h>
 
 #define SEC(n) __attribute__((section(n), used))
@@ -24,15 +24,15 @@
 
 static long (*bpf_xdp_adjust_head)(struct xdp_md *, int) = (void *)BPF_FUNC_xdp_adjust_head;
 static long (*bpf_xdp_adjust_tail)(struct xdp_md *, int) = (void *)BPF_FUNC_xdp_adjust_tail;
-static long (*bpf_xdp_load_bytes)(struct xdp_md *, __u32, void *, __u32) =
-    (void *)BPF_FUNC_xdp_load_bytes;
-static long (*bpf_xdp_store_bytes)(struct xdp_md *, __u32, void *, __u32) =
-    (void *)BPF_FUNC_xdp_store_bytes;
+static long (*bpf_xdp_load_bytes)(struct xdp_md *, __u32, void *,
+                                  __u32) = (void *)BPF_FUNC_xdp_load_bytes;
+static long (*bpf_xdp_store_bytes)(struct xdp_md *, __u32, void *,
+                                   __u32) = (void *)BPF_FUNC_xdp_store_bytes;
 static void *(*bpf_map_lookup_elem)(void *, const void *) = (void *)BPF_FUNC_map_lookup_elem;
 
 #define NAME_KEY 256
-#define HDRS 42      /* Ethernet + IPv4 (no options) + UDP */
-#define DNS_MAX 288  /* longest query message handled: header + name + qtype/class + OPT */
+#define HDRS 42     /* Ethernet + IPv4 (no options) + UDP */
+#define DNS_MAX 288 /* longest query message handled: header + name + qtype/class + OPT */
 #define BUF (HDRS + DNS_MAX + 32)
 
 struct ref_key {
@@ -61,7 +61,9 @@ struct {
     __type(value, struct scratch);
 } ref_scratch SEC(".maps");
 
-static __always_inline __u16 be16(const __u8 *p) { return (__u16)((p[0] << 8) | p[1]); }
+static __always_inline __u16 be16(const __u8 *p) {
+    return (__u16)((p[0] << 8) | p[1]);
+}
 
 SEC("xdp")
 int ref_xdp(struct xdp_md *ctx) {
