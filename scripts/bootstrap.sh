@@ -12,7 +12,7 @@ packages=(
     # build
     cmake g++ make pkg-config clang llvm clang-format
     libbpf-dev libelf-dev zlib1g-dev linux-libc-dev bpftool
-    libldns-dev libyaml-cpp-dev libyaml-dev nlohmann-json3-dev libcli11-dev
+    libldns-dev libyaml-cpp-dev libyaml-dev nlohmann-json3-dev rapidjson-dev libcli11-dev
     libcurl4-openssl-dev libmicrohttpd-dev libssl-dev
     libgtest-dev libgmock-dev googletest libbenchmark-dev
     # sanitizers and fuzzers (clang's runtime)

@@ -1,10 +1,14 @@
-// The event-driven document decoder: JSON (nlohmann's SAX parser) and YAML (libyaml's event
+// The event-driven document decoder: JSON (RapidJSON's SAX reader) and YAML (libyaml's event
 // parser) events drive one DocumentSax, which builds envelope members and container elements
-// each as a small tree under a size and depth budget and hands them to decode_element.
+// each as a small tree (tree::Tree) under a size and depth budget and hands them to
+// decode_element.
 #include "model/document.hpp"
 
 #include <yaml.h>
 
+#include <rapidjson/error/en.h>
+#include <rapidjson/memorystream.h>
+#include <rapidjson/reader.h>
 #include <algorithm>
 #include <charconv>
 #include <limits>
@@ -18,55 +22,56 @@ using nlohmann::json;
 
 namespace {
 
-// Builds one value from SAX events, within a byte and depth budget. Past the budget it stops
-// storing but keeps following the structure (so the caller knows where the value ends) and
-// still notes metadata.name and metadata.namespace, so an oversized object can be named.
+// Builds one value from parser events into a tree::Tree, within a byte and depth budget. Past the
+// budget it stops storing but keeps following the structure (so the caller knows where the value
+// ends) and still notes metadata.name and metadata.namespace, so an oversized object can be
+// named. The tree's storage is kept from value to value.
 class Builder {
   public:
     Builder(size_t max_bytes, size_t max_depth) : max_bytes_(max_bytes), max_depth_(max_depth) {}
 
     void reset() {
-        root_ = json();
+        tree_.clear();
         stack_.clear();
-        path_.clear();
         key_.clear();
         bytes_ = 0;
         depth_ = 0;
         overflow_.clear();
         meta_name_.reset();
         meta_ns_.reset();
-        done_ = false;
+        root_object_ = in_metadata_ = done_ = false;
     }
 
     // A scalar; true when it completes the root value.
-    bool scalar(json v) {
+    bool scalar(const tree::Scalar &v) {
         note_meta(v);
-        add(std::move(v), false);
+        add(&v, false);
         if (depth_ == 0) done_ = true;
         return done_;
     }
     void open(bool object) {
-        add(object ? json::object() : json::array(), true);
+        if (depth_ == 0) root_object_ = object;
+        // metadata.name and .namespace are noted at depth 2, inside a "metadata" mapping.
+        if (depth_ == 1) in_metadata_ = root_object_ && object && key_ == "metadata";
+        add(nullptr, object);
         depth_++;
-        path_.push_back(object ? "" : "[]");
         if (depth_ > max_depth_ && overflow_.empty())
             overflow_ = "nested deeper than " + std::to_string(max_depth_) + " levels";
     }
-    void key(std::string k) {
+    void key(std::string_view k) {
         bytes_ += k.size() + 16;
-        if (!path_.empty()) path_.back() = k;
-        key_ = std::move(k);
+        key_.assign(k);
     }
     // True when it completes the root value.
     bool close() {
         depth_--;
-        path_.pop_back();
         if (!stack_.empty()) stack_.pop_back();
         if (depth_ == 0) done_ = true;
         return done_;
     }
 
-    json &value() { return root_; }
+    // The value built; only when it completed within the budget.
+    tree::Ref value() const { return tree::Ref(tree_, 0); }
     size_t bytes() const { return bytes_; }
     const std::string &overflow() const { return overflow_; }
     // "namespace/name" noted on the way, "" when no name was seen.
@@ -77,49 +82,76 @@ class Builder {
     }
 
   private:
-    void note_meta(const json &v) {
-        if (depth_ != 2 || !v.is_string() || path_.size() != 2 || path_[0] != "metadata") return;
-        if (path_[1] == "name") meta_name_ = v.get<std::string>();
-        if (path_[1] == "namespace") meta_ns_ = v.get<std::string>();
+    void note_meta(const tree::Scalar &v) {
+        if (depth_ != 2 || !in_metadata_ || v.type != tree::Type::String) return;
+        if (key_ == "name") meta_name_ = std::string(v.text);
+        if (key_ == "namespace") meta_ns_ = std::string(v.text);
     }
 
-    void add(json v, bool container) {
-        bytes_ += 16 + (v.is_string() ? v.get_ref<const std::string &>().size() : 0);
+    // A scalar (v) or an empty container (v null; `object` tells which).
+    void add(const tree::Scalar *v, bool object) {
+        bytes_ += 16 + (v && v->type == tree::Type::String ? v->text.size() : 0);
         if (overflow_.empty() && bytes_ > max_bytes_)
             overflow_ = "larger than " + std::to_string(max_bytes_) + " bytes";
         if (!overflow_.empty()) {
             // Nothing more is stored; what was built so far is dropped at once.
-            if (!root_.is_null()) root_ = json();
+            tree_.clear();
             stack_.clear();
             return;
         }
-        json *slot;
-        if (depth_ == 0) {
-            root_ = std::move(v);
-            slot = &root_;
+        uint32_t parent = depth_ == 0 ? tree::kNone : stack_.back();
+        if (v) {
+            tree_.add_scalar(*v, parent, key_);
         } else {
-            json &parent = *stack_.back();
-            if (parent.is_object()) {
-                slot = &parent[key_];
-                *slot = std::move(v);
-            } else {
-                parent.push_back(std::move(v));
-                slot = &parent.back();
-            }
+            stack_.push_back(tree_.add_container(object, parent, key_));
         }
-        if (container) stack_.push_back(slot);
     }
 
     size_t max_bytes_, max_depth_;
-    json root_;
-    std::vector<json *> stack_;      // open containers of root_, innermost last
-    std::vector<std::string> path_;  // the key (or "[]") at each open level
-    std::string key_;
+    tree::Tree tree_;
+    std::vector<uint32_t> stack_;  // open containers of tree_, innermost last
+    std::string key_;              // the last key read
     size_t bytes_ = 0, depth_ = 0;
     std::string overflow_;
     std::optional<std::string> meta_name_, meta_ns_;
-    bool done_ = false;
+    bool root_object_ = false, in_metadata_ = false, done_ = false;
 };
+
+// A built value as a nlohmann::json, for the envelope (a few small members per document). The
+// Builder's depth budget bounds the recursion.
+json to_json(const tree::Ref &v) {
+    switch (v.type()) {
+        case tree::Type::Null:
+            return nullptr;
+        case tree::Type::Bool:
+            return v.boolean();
+        case tree::Type::Int:
+            return v.as_int();
+        case tree::Type::Uint:
+            return v.as_uint();
+        case tree::Type::Float:
+            return v.as_float();
+        case tree::Type::String:
+            return std::string(v.str());
+        case tree::Type::Array: {
+            json a = json::array();
+            v.each([&](size_t, const tree::Ref &c) {
+                a.push_back(to_json(c));
+                return true;
+            });
+            return a;
+        }
+        case tree::Type::Object: {
+            json o = json::object();
+            v.each([&](size_t, const tree::Ref &c) {
+                o[std::string(c.key())] = to_json(c);
+                return true;
+            });
+            return o;
+        }
+    }
+    return nullptr;
+}
 
 enum class Mode { Array, List, Manifest, Event };
 
@@ -139,31 +171,19 @@ class DocumentSax {
     DocumentSax(Mode mode, const DecodeLimits &limits, DocumentResult &out)
         : mode_(mode), limits_(limits), out_(out), b_(limits.max_object_bytes, limits.max_depth) {}
 
-    bool null() { return scalar(json(nullptr)); }
-    bool boolean(bool v) { return scalar(json(v)); }
-    bool number_integer(json::number_integer_t v) { return scalar(json(v)); }
-    bool number_unsigned(json::number_unsigned_t v) { return scalar(json(v)); }
-    bool number_float(json::number_float_t v, const std::string &) { return scalar(json(v)); }
-    bool string(std::string &v) { return scalar(json(std::move(v))); }
-    bool binary(json::binary_t &) { return scalar(json(nullptr)); }
-    // A scalar typed by its producer (the YAML reader).
-    bool value(json v) { return scalar(std::move(v)); }
-
-    bool start_object(size_t) { return open(true); }
-    bool start_array(size_t) { return open(false); }
+    // Parser events (JSON and YAML alike); false refuses the document (`error` says why).
+    bool value(const tree::Scalar &v) { return scalar(v); }
+    bool start_object() { return open(true); }
+    bool start_array() { return open(false); }
     bool end_object() { return close(); }
     bool end_array() { return close(); }
-    bool key(std::string &k) {
+    bool key(std::string_view k) {
         if (building_) {
-            b_.key(std::move(k));
+            b_.key(k);
         } else {
-            member_ = std::move(k);
+            member_.assign(k);
         }
         return true;
-    }
-    bool parse_error(size_t, const std::string &, const nlohmann::detail::exception &e) {
-        out_.error = std::string("not valid JSON: ") + e.what();
-        return false;
     }
 
     // The root object's members other than streamed items (each within the budget).
@@ -217,7 +237,7 @@ class DocumentSax {
                 envelope_overflow_key_ = envelope_key();
                 return;
             }
-            envelope_[member_] = std::move(b_.value());
+            envelope_[member_] = to_json(b_.value());
             return;
         }
         std::string locator = "items[" + std::to_string(index_++) + "]";
@@ -237,17 +257,18 @@ class DocumentSax {
         return std::nullopt;
     }
 
-    bool scalar(json v) {
+    bool scalar(const tree::Scalar &v) {
         if (building_) {
-            if (b_.scalar(std::move(v))) finish();
+            if (b_.scalar(v)) finish();
             return true;
         }
         if (depth_ == 0)
-            return fail(std::string("the document is ") + json_type_name(v) + ", " + expected());
+            return fail(std::string("the document is ") + tree::type_name(v.type) + ", " +
+                        expected());
         auto t = slot();
         if (!t) return true;
         begin(*t);
-        if (b_.scalar(std::move(v))) finish();
+        if (b_.scalar(v)) finish();
         return true;
     }
 
@@ -334,18 +355,106 @@ void read_list_metadata(const json &env, DocumentResult &out) {
                     json_type_name((*md)["continue"]);
 }
 
-// Runs the decoder over text. False, with `error` set (the decoder's own reason when it gave
-// one), when the text did not decode.
-bool run_sax(DocumentSax &sax, std::string_view text, std::string &error, const char *what) {
-    bool ok = false;
-    try {
-        ok = json::sax_parse(text.begin(), text.end(), &sax);
-    } catch (const std::exception &e) {
-        // The SAX parser reports errors through parse_error; this is for anything unforeseen.
-        if (error.empty()) error = std::string("cannot decode: ") + e.what();
+// RapidJSON's SAX reader driving a DocumentSax.
+class JsonEvents : public rapidjson::BaseReaderHandler<rapidjson::UTF8<>, JsonEvents> {
+  public:
+    // The reader's own stack grows with nesting (4 bytes a level): a 64 MiB body of '[' must not
+    // become 256 MiB. Objects themselves are refused far sooner (DecodeLimits::max_depth).
+    static constexpr size_t kMaxNesting = 4096;
+
+    JsonEvents(DocumentSax &sax, std::string &error) : sax_(sax), error_(error) {}
+
+    bool Null() { return sax_.value({}); }
+    bool Bool(bool b) {
+        tree::Scalar v;
+        v.type = tree::Type::Bool;
+        v.boolean = b;
+        return sax_.value(v);
     }
-    if (ok && error.empty()) return true;
-    if (error.empty()) error = std::string("cannot decode ") + what;
+    bool Int(int i) { return Int64(i); }
+    bool Uint(unsigned u) { return Uint64(u); }
+    bool Int64(int64_t i) {
+        tree::Scalar v;
+        v.type = tree::Type::Int;
+        v.i = i;
+        return sax_.value(v);
+    }
+    bool Uint64(uint64_t u) {
+        tree::Scalar v;
+        v.type = tree::Type::Uint;
+        v.u = u;
+        return sax_.value(v);
+    }
+    bool Double(double d) {
+        tree::Scalar v;
+        v.type = tree::Type::Float;
+        v.d = d;
+        return sax_.value(v);
+    }
+    bool String(const char *s, rapidjson::SizeType n, bool) {
+        tree::Scalar v;
+        v.type = tree::Type::String;
+        v.text = std::string_view(s, n);
+        return sax_.value(v);
+    }
+    bool Key(const char *s, rapidjson::SizeType n, bool) {
+        return sax_.key(std::string_view(s, n));
+    }
+    bool StartObject() { return deeper() && sax_.start_object(); }
+    bool EndObject(rapidjson::SizeType) {
+        depth_--;
+        return sax_.end_object();
+    }
+    bool StartArray() { return deeper() && sax_.start_array(); }
+    bool EndArray(rapidjson::SizeType) {
+        depth_--;
+        return sax_.end_array();
+    }
+
+  private:
+    bool deeper() {
+        if (++depth_ <= kMaxNesting) return true;
+        error_ = "nested deeper than " + std::to_string(kMaxNesting) + " levels";
+        return false;
+    }
+
+    DocumentSax &sax_;
+    std::string &error_;
+    size_t depth_ = 0;
+};
+
+// "line L, column C" of a byte offset, for parse errors.
+std::string text_position(std::string_view text, size_t offset) {
+    offset = std::min(offset, text.size());
+    size_t line = 1, line_start = 0;
+    for (size_t i = 0; i < offset; i++)
+        if (text[i] == '\n') line++, line_start = i + 1;
+    return "line " + std::to_string(line) + ", column " + std::to_string(offset - line_start + 1);
+}
+
+// Runs the decoder over text. False, with `error` set (the decoder's own reason when it gave
+// one), when the text did not decode. The decoder's reader works in place on the text, without
+// recursion, and validates UTF-8 as JSON requires.
+bool run_sax(DocumentSax &sax, std::string_view text, std::string &error, const char *what) {
+    JsonEvents events(sax, error);
+    rapidjson::MemoryStream ms(text.data(), text.size());
+    rapidjson::Reader reader;
+    rapidjson::ParseResult ok =
+        reader.Parse<rapidjson::kParseIterativeFlag | rapidjson::kParseValidateEncodingFlag>(
+            ms, events);
+    if (ok && error.empty()) {
+        // The reader takes a NUL byte for the end of the text: what follows one is not JSON.
+        if (ms.Tell() >= text.size()) return true;
+        error = std::string("not valid JSON: a NUL byte at ") + text_position(text, ms.Tell());
+        return false;
+    }
+    if (error.empty()) {
+        if (ok.Code() == rapidjson::kParseErrorTermination)
+            error = std::string("cannot decode ") + what;
+        else
+            error = std::string("not valid JSON: ") + rapidjson::GetParseError_En(ok.Code()) +
+                    " at " + text_position(text, ok.Offset());
+    }
     return false;
 }
 
@@ -395,24 +504,57 @@ bool digits_from(std::string_view s, size_t from) {
 }
 
 // Types a plain (unquoted, untagged) scalar by the YAML 1.2 core schema.
-json plain_scalar(const std::string &s) {
-    if (s.empty() || s == "~" || s == "null" || s == "Null" || s == "NULL") return nullptr;
-    if (s == "true" || s == "True" || s == "TRUE") return true;
-    if (s == "false" || s == "False" || s == "FALSE") return false;
+tree::Scalar scalar_of(tree::Type type) {
+    tree::Scalar v;
+    v.type = type;
+    return v;
+}
+
+tree::Scalar string_scalar(std::string_view s) {
+    tree::Scalar v = scalar_of(tree::Type::String);
+    v.text = s;
+    return v;
+}
+
+tree::Scalar float_scalar(double d) {
+    tree::Scalar v = scalar_of(tree::Type::Float);
+    v.d = d;
+    return v;
+}
+
+tree::Scalar int_scalar(int64_t i) {
+    tree::Scalar v = scalar_of(i < 0 ? tree::Type::Int : tree::Type::Uint);
+    v.i = i;
+    if (i >= 0) v.u = static_cast<uint64_t>(i);
+    return v;
+}
+
+tree::Scalar bool_scalar(bool b) {
+    tree::Scalar v = scalar_of(tree::Type::Bool);
+    v.boolean = b;
+    return v;
+}
+
+// Types a plain (unquoted, untagged) scalar by the YAML 1.2 core schema; a string refers to `s`.
+tree::Scalar plain_scalar(const std::string &s) {
+    if (s.empty() || s == "~" || s == "null" || s == "Null" || s == "NULL")
+        return scalar_of(tree::Type::Null);
+    if (s == "true" || s == "True" || s == "TRUE") return bool_scalar(true);
+    if (s == "false" || s == "False" || s == "FALSE") return bool_scalar(false);
 
     size_t start = (s[0] == '+' || s[0] == '-') ? 1 : 0;
     if (digits_from(s, start)) {
         int64_t v = 0;
         const char *b = s.data() + (s[0] == '+' ? 1 : 0);
         auto [end, ec] = std::from_chars(b, s.data() + s.size(), v);
-        if (ec == std::errc() && end == s.data() + s.size()) return v;
-        return s;  // out of range: keep the text, the decoder reports it
+        if (ec == std::errc() && end == s.data() + s.size()) return int_scalar(v);
+        return string_scalar(s);  // out of range: keep the text, the decoder reports it
     }
     if (s.size() > 2 && s[0] == '0' && (s[1] == 'x' || s[1] == 'o')) {
         int base = s[1] == 'x' ? 16 : 8;
         int64_t v = 0;
         auto [end, ec] = std::from_chars(s.data() + 2, s.data() + s.size(), v, base);
-        if (ec == std::errc() && end == s.data() + s.size()) return v;
+        if (ec == std::errc() && end == s.data() + s.size()) return int_scalar(v);
     }
     // Floats: [-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?
     {
@@ -433,18 +575,19 @@ json plain_scalar(const std::string &s) {
         }
         if (ok && i == s.size() && (dot || s.find_first_of("eE") != std::string::npos)) {
             try {
-                return std::stod(s);
+                return float_scalar(std::stod(s));
             } catch (const std::exception &) {
-                return s;
+                return string_scalar(s);
             }
         }
     }
     std::string_view body = std::string_view(s).substr(start);
     if (body == ".inf" || body == ".Inf" || body == ".INF")
-        return s[0] == '-' ? -std::numeric_limits<double>::infinity()
-                           : std::numeric_limits<double>::infinity();
-    if (s == ".nan" || s == ".NaN" || s == ".NAN") return std::numeric_limits<double>::quiet_NaN();
-    return s;
+        return float_scalar(s[0] == '-' ? -std::numeric_limits<double>::infinity()
+                                        : std::numeric_limits<double>::infinity());
+    if (s == ".nan" || s == ".NaN" || s == ".NAN")
+        return float_scalar(std::numeric_limits<double>::quiet_NaN());
+    return string_scalar(s);
 }
 
 // One node event of a YAML document, as delivered and as recorded under an anchor.
@@ -680,18 +823,18 @@ class YamlStream {
             return;
         }
         if (n.kind == YamlNode::Scalar) {
-            json v = n.text_only ? json(std::move(n.text)) : plain_scalar(n.text);
-            if (!f && v.is_null()) {
+            tree::Scalar v = n.text_only ? string_scalar(n.text) : plain_scalar(n.text);
+            if (!f && v.type == tree::Type::Null) {
                 empty_ = true;  // "---" with nothing after it
                 return;
             }
-            check(sax_->value(std::move(v)));
+            check(sax_->value(v));
             after_node();
             return;
         }
         bool map = n.kind == YamlNode::MapStart;
         frames_.push_back({map});
-        check(map ? sax_->start_object(0) : sax_->start_array(0));
+        check(map ? sax_->start_object() : sax_->start_array());
     }
 
     // A node in the current mapping or list is complete.

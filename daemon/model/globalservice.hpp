@@ -13,6 +13,7 @@
 #include <nlohmann/json_fwd.hpp>
 
 #include "common/net.hpp"
+#include "model/tree.hpp"
 
 namespace fabdns {
 
@@ -119,6 +120,8 @@ std::optional<GlobalService> decode_globalservice(const nlohmann::json &obj, std
 // (a ConfigMap next to the manifests, say) is counted as skipped; anything else is either a
 // GlobalService or a rejection named by the object or, when unnamed, by `locator`.
 void decode_element(const nlohmann::json &obj, const std::string &locator, DecodeResult &out);
+// The same, for an object as the document decoders build it.
+void decode_element(const tree::Ref &obj, const std::string &locator, DecodeResult &out);
 
 // The services as a JSON array of GlobalService objects, in the hub's format; decoding it gives
 // the same services back.

@@ -35,14 +35,37 @@ json valid_object() {
     })");
 }
 
+// Decodes one object as a value (decode_globalservice) and as the document decoders see it (the
+// element of an array, read from text into a tree): both must agree, service or reason.
+std::optional<GlobalService> decode_both(const json &j, std::string &why) {
+    auto svc = decode_globalservice(j, why);
+    DocumentResult doc = decode_json_document(json::array({j}).dump(), Container::Array);
+    EXPECT_EQ(doc.error, "") << j.dump();
+    if (svc) {
+        EXPECT_EQ(doc.services.size(), 1u) << j.dump();
+        if (doc.services.size() == 1) {
+            EXPECT_EQ(doc.services[0], *svc) << j.dump();
+        }
+    } else if (j.is_object() && j.contains("kind") && j["kind"].is_string() &&
+               j["kind"] != "GlobalService") {
+        EXPECT_EQ(doc.skipped, 1u) << j.dump();
+    } else {
+        EXPECT_EQ(doc.rejected.size(), 1u) << j.dump();
+        if (doc.rejected.size() == 1) {
+            EXPECT_EQ(doc.rejected[0].reason, why) << j.dump();
+        }
+    }
+    return svc;
+}
+
 std::optional<GlobalService> decode(const json &j, std::string &why) {
-    return decode_globalservice(j, why);
+    return decode_both(j, why);
 }
 
 // Decodes an object expected to be invalid and returns the reason.
 std::string reject_reason(const json &j) {
     std::string why;
-    auto svc = decode_globalservice(j, why);
+    auto svc = decode_both(j, why);
     EXPECT_FALSE(svc.has_value()) << j.dump();
     EXPECT_FALSE(why.empty());
     return why;
@@ -342,6 +365,43 @@ TEST(DecodeJsonDocument, TypeConfusedEnvelopesAreErrorsNotExceptions) {
         EXPECT_EQ(r.error.rfind(c.error, 0), 0u) << c.text << " -> " << r.error;
         EXPECT_TRUE(r.services.empty()) << c.text;
     }
+}
+
+TEST(DecodeJsonDocument, TextThatIsNotJsonIsRefusedWithWhere) {
+    DocumentResult r = decode_json_document("[\n  {\"a\": 1,}\n]", Container::Array);
+    EXPECT_EQ(r.error.rfind("not valid JSON: ", 0), 0u) << r.error;
+    EXPECT_NE(r.error.find("line 2, column"), std::string::npos) << r.error;
+
+    // Invalid UTF-8 inside a string, and a NUL byte after the document, are not JSON either.
+    std::string bad_utf8 = "[{\"metadata\":{\"name\":\"a\"},\"spec\":{\"x\":\"\xff\xfe\"}}]";
+    r = decode_json_document(bad_utf8, Container::Array);
+    EXPECT_EQ(r.error.rfind("not valid JSON: ", 0), 0u) << r.error;
+    std::string with_nul = json::array({valid_object()}).dump() + std::string(1, '\0') + "[]";
+    r = decode_json_document(with_nul, Container::Array);
+    EXPECT_EQ(r.error.rfind("not valid JSON: a NUL byte", 0), 0u) << r.error;
+}
+
+TEST(DecodeJsonDocument, NestingPastTheReaderBoundRefusesTheDocument) {
+    // Nesting inside one object is that object's problem (OversizedObjectIsRejectedByName); past
+    // 4096 levels the document itself is refused, before the reader's stack follows it.
+    std::string flood = "[" + json(valid_object()).dump() + "," + std::string(1 << 20, '[');
+    DocumentResult r = decode_json_document(flood, Container::Array);
+    EXPECT_EQ(r.error, "nested deeper than 4096 levels");
+    std::string deep = "[" + std::string(4000, '[') + std::string(4000, ']') + "]";
+    r = decode_json_document(deep, Container::Array);
+    EXPECT_EQ(r.error, "");
+    EXPECT_EQ(r.rejected_count(), 1u);
+}
+
+TEST(DecodeJsonDocument, OfEqualKeysTheLastCounts) {
+    std::string text =
+        R"([{"metadata":{"name":"first","name":"second"},"spec":{"type":"Bogus","type":"Headless"}}])";
+    DocumentResult r = decode_json_document(text, Container::Array);
+    ASSERT_EQ(r.services.size(), 1u) << (r.rejected.empty() ? "" : r.rejected[0].reason);
+    EXPECT_EQ(r.services[0].name, "second");
+    EXPECT_EQ(r.services[0].type, ServiceType::Headless);
+    std::string why;
+    EXPECT_EQ(decode_globalservice(json::parse(text)[0], why), r.services[0]) << why;
 }
 
 TEST(DecodeJsonDocument, ManifestIsOneObjectAListOrAnArray) {
