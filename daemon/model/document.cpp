@@ -12,13 +12,10 @@
 #include <algorithm>
 #include <charconv>
 #include <limits>
-#include <nlohmann/json.hpp>
 #include <unordered_map>
 #include <vector>
 
 namespace fabdns {
-
-using nlohmann::json;
 
 namespace {
 
@@ -29,6 +26,8 @@ namespace {
 class Builder {
   public:
     Builder(size_t max_bytes, size_t max_depth) : max_bytes_(max_bytes), max_depth_(max_depth) {}
+
+    const tree::Tree &tree() const { return tree_; }
 
     void reset() {
         tree_.clear();
@@ -117,51 +116,21 @@ class Builder {
     bool root_object_ = false, in_metadata_ = false, done_ = false;
 };
 
-// A built value as a nlohmann::json, for the envelope (a few small members per document). The
-// Builder's depth budget bounds the recursion.
-json to_json(const tree::Ref &v) {
-    switch (v.type()) {
-        case tree::Type::Null:
-            return nullptr;
-        case tree::Type::Bool:
-            return v.boolean();
-        case tree::Type::Int:
-            return v.as_int();
-        case tree::Type::Uint:
-            return v.as_uint();
-        case tree::Type::Float:
-            return v.as_float();
-        case tree::Type::String:
-            return std::string(v.str());
-        case tree::Type::Array: {
-            json a = json::array();
-            v.each([&](size_t, const tree::Ref &c) {
-                a.push_back(to_json(c));
-                return true;
-            });
-            return a;
-        }
-        case tree::Type::Object: {
-            json o = json::object();
-            v.each([&](size_t, const tree::Ref &c) {
-                o[std::string(c.key())] = to_json(c);
-                return true;
-            });
-            return o;
-        }
-    }
-    return nullptr;
-}
-
 enum class Mode { Array, List, Manifest, Event };
 
 // A string member of a mapping: "" when absent or null; false when of another type.
-bool string_member(const json &obj, const char *key, std::string &out) {
-    auto it = obj.find(key);
-    if (it == obj.end() || it->is_null()) return true;
-    if (!it->is_string()) return false;
-    out = it->get<std::string>();
+bool string_member(const tree::Ref &obj, const char *key, std::string &out) {
+    auto v = obj.get(key);
+    if (!v) return true;
+    if (!v->is_string()) return false;
+    out.assign(v->str());
     return true;
+}
+
+tree::Tree empty_object() {
+    tree::Tree t;
+    t.add_container(true, tree::kNone, {});
+    return t;
 }
 
 // Follows the document's top levels and hands each envelope member and each element to a
@@ -187,7 +156,7 @@ class DocumentSax {
     }
 
     // The root object's members other than streamed items (each within the budget).
-    json &envelope() { return envelope_; }
+    tree::Ref envelope() const { return tree::Ref(envelope_, 0); }
     bool streamed_items() const { return items_seen_; }
     bool root_array() const { return root_array_; }
     // An envelope member that was over budget: its name and the noted key.
@@ -199,8 +168,8 @@ class DocumentSax {
 
     // "namespace/name" of the envelope read so far, as a fallback name for an oversized one.
     std::string envelope_key() const {
-        auto md = envelope_.find("metadata");
-        if (md == envelope_.end() || !md->is_object()) return "";
+        auto md = envelope().get("metadata");
+        if (!md || !md->is_object()) return "";
         std::string name, ns;
         if (!string_member(*md, "name", name) || name.empty()) return "";
         if (!string_member(*md, "namespace", ns)) return "";
@@ -237,7 +206,7 @@ class DocumentSax {
                 envelope_overflow_key_ = envelope_key();
                 return;
             }
-            envelope_[member_] = to_json(b_.value());
+            envelope_.add_copy(b_.tree(), 0, 0, member_);
             return;
         }
         std::string locator = "items[" + std::to_string(index_++) + "]";
@@ -333,26 +302,28 @@ class DocumentSax {
     Target target_ = Target::Element;
     size_t depth_ = 0;  // structural levels open outside any Builder
     bool root_array_ = false, in_items_ = false, items_seen_ = false;
-    std::string member_;  // the envelope member being read
-    json envelope_ = json::object();
+    std::string member_;                    // the envelope member being read
+    tree::Tree envelope_ = empty_object();  // the root object's members read so far
     size_t envelope_bytes_ = 0;
     std::string envelope_overflow_, envelope_overflow_key_;
     size_t index_ = 0;
 };
 
-void read_list_metadata(const json &env, DocumentResult &out) {
-    auto md = env.find("metadata");
-    if (md == env.end() || md->is_null()) return;
+void read_list_metadata(const tree::Ref &env, DocumentResult &out) {
+    auto md = env.get("metadata");
+    if (!md) return;
     if (!md->is_object()) {
-        out.error = std::string("metadata: expected a mapping, got ") + json_type_name(*md);
+        out.error = std::string("metadata: expected a mapping, got ") + tree::type_name(md->type());
         return;
     }
-    if (!string_member(*md, "resourceVersion", out.resource_version))
-        out.error = std::string("metadata.resourceVersion: expected a string, got ") +
-                    json_type_name((*md)["resourceVersion"]);
-    else if (!string_member(*md, "continue", out.continue_token))
-        out.error = std::string("metadata.continue: expected a string, got ") +
-                    json_type_name((*md)["continue"]);
+    for (auto [key, dest] : {std::pair{"resourceVersion", &out.resource_version},
+                             std::pair{"continue", &out.continue_token}}) {
+        if (!string_member(*md, key, *dest)) {
+            out.error = std::string("metadata.") + key + ": expected a string, got " +
+                        tree::type_name(md->get(key)->type());
+            return;
+        }
+    }
 }
 
 // RapidJSON's SAX reader driving a DocumentSax.
@@ -462,7 +433,7 @@ bool run_sax(DocumentSax &sax, std::string_view text, std::string &error, const 
 // or the one object of a manifest.
 void finish_document(DocumentSax &sax, Container container, DocumentResult &out) {
     if (sax.root_array()) return;
-    json &env = sax.envelope();
+    tree::Ref env = sax.envelope();
     if (!sax.envelope_overflow().empty()) {
         if (sax.streamed_items() || container == Container::List) {
             out.error = sax.envelope_overflow();
@@ -472,8 +443,8 @@ void finish_document(DocumentSax &sax, Container container, DocumentResult &out)
         }
         return;
     }
-    if (auto items = env.find("items"); items != env.end() && !items->is_null()) {
-        out.error = std::string("items: expected a list, got ") + json_type_name(*items);
+    if (auto items = env.get("items")) {
+        out.error = std::string("items: expected a list, got ") + tree::type_name(items->type());
         return;
     }
     if (container == Container::List) {
@@ -916,14 +887,14 @@ WatchEvent decode_watch_event(std::string_view line, const DecodeLimits &limits)
         ev.error = scratch.error;
         return ev;
     }
-    json &env = sax.envelope();
+    tree::Ref env = sax.envelope();
     if (!string_member(env, "type", ev.type) || ev.type.empty()) {
         ev.error = "no type";
         return ev;
     }
-    auto obj = env.find("object");
+    auto obj = env.get("object");
     bool object_overflow = sax.envelope_overflow().rfind("object:", 0) == 0;
-    if (!object_overflow && (obj == env.end() || obj->is_null())) {
+    if (!object_overflow && !obj) {
         ev.error = "no object";
         return ev;
     }
@@ -933,26 +904,23 @@ WatchEvent decode_watch_event(std::string_view line, const DecodeLimits &limits)
         return ev;
     }
     if (ev.type == "ERROR") {
-        if (obj->is_object()) {
-            auto code = obj->find("code");
-            if (code != obj->end()) {
-                if (code->is_number_integer()) {
-                    ev.code = code->get<int64_t>();
-                } else if (code->is_string()) {
-                    // A proxy may quote it; digits are the same code.
-                    const std::string &s = code->get_ref<const std::string &>();
-                    std::from_chars(s.data(), s.data() + s.size(), ev.code);
-                }
+        if (auto code = obj->get("code")) {
+            if (code->type() == tree::Type::Int) {
+                ev.code = code->as_int();
+            } else if (code->type() == tree::Type::Uint) {
+                ev.code = static_cast<int64_t>(
+                    std::min<uint64_t>(code->as_uint(), std::numeric_limits<int64_t>::max()));
+            } else if (code->is_string()) {
+                // A proxy may quote it; digits are the same code.
+                std::string_view s = code->str();
+                std::from_chars(s.data(), s.data() + s.size(), ev.code);
             }
-            string_member(*obj, "message", ev.message);
         }
+        string_member(*obj, "message", ev.message);
         return ev;
     }
-    if (obj->is_object()) {
-        auto md = obj->find("metadata");
-        if (md != obj->end() && md->is_object())
-            string_member(*md, "resourceVersion", ev.resource_version);
-    }
+    if (auto md = obj->get("metadata"); md && md->is_object())
+        string_member(*md, "resourceVersion", ev.resource_version);
     DecodeResult one;
     decode_element(*obj, "object", one);
     if (!one.services.empty()) {

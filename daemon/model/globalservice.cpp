@@ -318,6 +318,14 @@ bool is_list_kind(std::string_view kind) {
 }
 
 template <class V>
+bool list_object(const V &v) {
+    if (!v.is_object()) return false;
+    if (v.get("items")) return true;
+    auto k = v.get("kind");
+    return k && k->is_string() && is_list_kind(k->str());
+}
+
+template <class V>
 std::optional<GlobalService> decode_object(const V &obj, std::string &why) {
     Ctx ctx{why};
     const Path root;
@@ -404,11 +412,11 @@ const char *json_type_name(const json &v) {
 }
 
 bool is_list_object(const json &obj) {
-    JsonRef v(obj);
-    if (!v.is_object()) return false;
-    if (v.get("items")) return true;
-    auto k = v.get("kind");
-    return k && k->is_string() && is_list_kind(k->str());
+    return list_object(JsonRef(obj));
+}
+
+bool is_list_object(const tree::Ref &obj) {
+    return list_object(obj);
 }
 
 std::optional<GlobalService> decode_globalservice(const json &obj, std::string &why) {

@@ -129,5 +129,6 @@ std::string encode_globalservices(const std::vector<GlobalService> &services);
 
 // True when obj is a List of objects: it has an "items" member or its kind ends in "List".
 bool is_list_object(const nlohmann::json &obj);
+bool is_list_object(const tree::Ref &obj);
 
 }  // namespace fabdns

@@ -94,6 +94,10 @@ class Tree {
         return link(n, parent, key);
     }
 
+    // Appends a copy of another tree's value under `parent`, as add_* do; recursive, so only for
+    // trees within the builder's depth budget.
+    uint32_t add_copy(const Tree &from, uint32_t from_node, uint32_t parent, std::string_view key);
+
     const Node &node(uint32_t i) const { return nodes_[i]; }
     std::string_view text(uint32_t off, uint32_t len) const {
         return std::string_view(text_).substr(off, len);
@@ -169,5 +173,24 @@ class Ref {
     const Tree *t_;
     uint32_t n_;
 };
+
+inline uint32_t Tree::add_copy(const Tree &from, uint32_t from_node, uint32_t parent,
+                               std::string_view key) {
+    const Node &src = from.node(from_node);
+    if (src.type != Type::Object && src.type != Type::Array) {
+        Scalar s;
+        s.type = src.type;
+        s.boolean = src.boolean;
+        if (src.type == Type::Int) s.i = src.i;
+        if (src.type == Type::Uint) s.u = src.u;
+        if (src.type == Type::Float) s.d = src.d;
+        if (src.type == Type::String) s.text = from.text(src.off, src.len);
+        return add_scalar(s, parent, key);
+    }
+    uint32_t idx = add_container(src.type == Type::Object, parent, key);
+    for (uint32_t c = src.first; c != kNone; c = from.node(c).next)
+        add_copy(from, c, idx, from.text(from.node(c).key_off, from.node(c).key_len));
+    return idx;
+}
 
 }  // namespace fabdns::tree
