@@ -1,5 +1,5 @@
 // FileSource: inotify on the manifests' directory, debounced reloads gated by a stat signature,
-// all-or-nothing parsing of the file set.
+// only changed files decoded again, all-or-nothing for the file set.
 #include "source/file_source.hpp"
 
 #include <dirent.h>
@@ -10,9 +10,11 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <climits>
 #include <cstring>
+#include <ctime>
 #include <filesystem>
 #include <functional>
 #include <map>
@@ -89,6 +91,43 @@ bool decode_manifest_file(const std::string &name, const std::string &text, Deco
 
 }  // namespace source_detail
 
+namespace {
+
+// What tells one version of a file on disk from another: a rewrite in place changes the size or
+// the times, a rename over it (an editor's save, a ConfigMap's "..data" swap, seen through the
+// symlink) the inode. A rewrite within one tick of the filesystem's clock, of the same size,
+// changes none of them: see FileEntry::racy.
+struct FileId {
+    dev_t dev = 0;
+    ino_t ino = 0;
+    off_t size = 0;
+    int64_t mtime_ns = 0, ctime_ns = 0;
+    bool operator==(const FileId &) const = default;
+};
+
+int64_t to_ns(const timespec &t) {
+    return static_cast<int64_t>(t.tv_sec) * 1'000'000'000 + t.tv_nsec;
+}
+
+// Coarser than any filesystem's timestamps (ext4 and tmpfs tick with the kernel's coarse clock,
+// some filesystems by the second or two).
+constexpr int64_t kRacyNs = 2'000'000'000;
+
+// One manifest file as last read: what it decoded to, never its text.
+struct FileEntry {
+    FileId id;          // as seen before the text was read
+    bool racy = false;  // changed too shortly before it was read for `id` to tell the next change
+    size_t hash = 0, bytes = 0;  // of the text: a rewrite with the same bytes decodes the same
+    std::string error;           // why the file is unreadable as a whole ("" when it decoded)
+    // Sorted by key, one per key (the file's last); each one equal to a held service is that
+    // service, so memory holds one copy and the engine tells it unchanged by its pointer.
+    ServiceList services;
+    std::vector<Rejection> rejected;  // objects named "<file>: <object>"
+    size_t unlisted_rejections = 0;
+};
+
+}  // namespace
+
 struct FileSource::State {
     explicit State(FileOptions o) : options(std::move(o)), health("file", "file " + options.path) {}
 
@@ -99,9 +138,11 @@ struct FileSource::State {
     int inotify_fd = -1;
     std::map<int, std::string> watches;         // wd -> directory
     std::optional<std::string> last_signature;  // of the last load attempt
-    // The content of the set currently held, by hash and size: unchanged files are not
-    // delivered again.
-    size_t accepted_hash = 0, accepted_size = 0;
+    // Every manifest file as last read, by path: a change decodes only the files that changed,
+    // and the set is built from these. In path order, which is the files' order in the set.
+    std::map<std::string, FileEntry> files;
+    bool files_changed = false;  // since the last set was built from them
+    std::atomic<uint64_t> decodes{0};
     // The set delivered last, sorted by namespace/name; the engine answers from the same one.
     ServiceSet held = std::make_shared<const ServiceList>();
     bool holding = false;
@@ -162,24 +203,60 @@ struct FileSource::State {
         }
     }
 
-    // Reads and decodes every manifest into `result`; `hash` and `size` identify the content
-    // (to spot unchanged reloads). False, with a category and a reason naming the file, when a
-    // file is missing or unreadable or has a syntax error: then nothing of this attempt may be
-    // used.
-    bool read_all(DecodeResult &result, size_t &hash, size_t &size, std::string &category,
-                  std::string &why) const {
-        std::vector<std::string> files;
-        if (is_directory()) {
-            auto names = list_manifests(options.path, why);
-            if (!names) {
-                category = "read";
-                return false;
+    bool any_racy() const {
+        return std::any_of(files.begin(), files.end(), [](const auto &f) { return f.second.racy; });
+    }
+
+    // Decodes one file's text into `entry`: its services sorted and de-duplicated (the last of
+    // a name wins), each equal held service re-used.
+    void decode_into(const std::string &file, const std::string &text, FileEntry &entry) {
+        decodes++;
+        std::string name = std::filesystem::path(file).filename().string();
+        DecodeResult one;
+        entry.error.clear();
+        entry.services.clear();
+        entry.rejected.clear();
+        entry.unlisted_rejections = 0;
+        if (!decode_manifest_file(name, text, one, entry.error)) return;
+        std::stable_sort(one.services.begin(), one.services.end(), key_less);
+        const ServiceList &old = *held;
+        size_t h = 0;  // walks `old` alongside: both are sorted
+        for (size_t i = 0; i < one.services.size(); ++i) {
+            GlobalService &svc = one.services[i];
+            if (i + 1 < one.services.size() && !key_less(svc, one.services[i + 1])) {
+                if (i == 0 || key_less(one.services[i - 1], svc))
+                    log::warn(health.label() + ": " + svc.key() + " appears more than once in " +
+                              name + "; the last one is used");
+                continue;
             }
-            for (const auto &n : *names) files.push_back(options.path + "/" + n);
-        } else {
-            files.push_back(options.path);
+            while (h < old.size() && key_less(*old[h], svc)) ++h;
+            if (h < old.size() && *old[h] == svc)
+                entry.services.push_back(old[h]);
+            else
+                entry.services.push_back(std::make_shared<const GlobalService>(std::move(svc)));
         }
-        for (const auto &file : files) {
+        for (auto &r : one.rejected) r.object = name + ": " + r.object;
+        log_rejections(one, health.label());
+        entry.rejected = std::move(one.rejected);
+        entry.unlisted_rejections = one.unlisted_rejections;
+    }
+
+    // Brings files[file] up to date with the disk, reading and decoding it only when it
+    // changed. False, with a category and a reason naming the file, when it is missing,
+    // unreadable or has a syntax error.
+    bool refresh_file(const std::string &file, std::string &category, std::string &why) {
+        timespec now{};
+        clock_gettime(CLOCK_REALTIME, &now);
+        struct stat st {};
+        if (stat(file.c_str(), &st) != 0) {
+            category = errno == ENOENT ? "missing" : "read";
+            why = errno == ENOENT ? file + " does not exist"
+                                  : "cannot read " + file + ": " + std::strerror(errno);
+            return false;
+        }
+        FileId id{st.st_dev, st.st_ino, st.st_size, to_ns(st.st_mtim), to_ns(st.st_ctim)};
+        auto it = files.find(file);
+        if (it == files.end() || it->second.id != id || it->second.racy) {
             std::string read_why;
             auto text = read_whole_file(file, read_why);
             if (!text) {
@@ -187,56 +264,143 @@ struct FileSource::State {
                 why = read_why.empty() ? file + " does not exist" : read_why;
                 return false;
             }
-            // Each file's name and bytes feed the content hash (boost::hash_combine's mixing).
-            for (std::string_view part : {std::string_view(file), std::string_view(*text)}) {
-                hash ^= std::hash<std::string_view>{}(part) + 0x9e3779b97f4a7c15ULL + (hash << 6) +
-                        (hash >> 2);
-                size += part.size() + 1;
+            size_t hash = std::hash<std::string_view>{}(*text);
+            bool fresh = it == files.end();
+            if (fresh) it = files.emplace(file, FileEntry{}).first;
+            FileEntry &entry = it->second;
+            if (fresh || entry.hash != hash || entry.bytes != text->size()) {
+                decode_into(file, *text, entry);
+                entry.hash = hash;
+                entry.bytes = text->size();
+                files_changed = true;
             }
-            std::string name = std::filesystem::path(file).filename().string();
-            DecodeResult one;
-            if (!decode_manifest_file(name, *text, one, why)) {
-                category = "parse";
-                why = file + ": " + why;
-                return false;
-            }
-            text.reset();  // the bytes are no longer needed
-            for (auto &svc : one.services) result.services.push_back(std::move(svc));
-            for (auto &r : one.rejected)
-                result.reject({name + ": " + r.object, std::move(r.reason), std::move(r.key)});
-            result.unlisted_rejections += one.unlisted_rejections;
-            result.skipped += one.skipped;
+            entry.id = id;
+            // A change in the same clock tick as this one would leave `id` as it is: until the
+            // tick is surely over, the file is read again (not decoded, unless its bytes
+            // changed) at every reload.
+            entry.racy = std::max(id.mtime_ns, id.ctime_ns) > to_ns(now) - kRacyNs;
+        }
+        if (!it->second.error.empty()) {
+            category = "parse";
+            why = file + ": " + it->second.error;
+            return false;
         }
         return true;
     }
 
+    // The next set from every file's decoded services: the last file's version of a name
+    // wins, as if the files were one document in path order; a rejected object keeps its held
+    // version unless some file has a valid one (build_set's rules).
+    NextSet assemble(size_t &rejected) const {
+        ServiceList all;
+        std::vector<size_t> ends;  // where each file's (sorted) run ends in `all`
+        size_t total = 0;
+        for (const auto &f : files) total += f.second.services.size();
+        all.reserve(total);
+        rejected = 0;
+        for (const auto &[path, entry] : files) {
+            all.insert(all.end(), entry.services.begin(), entry.services.end());
+            ends.push_back(all.size());
+            rejected += entry.rejected.size() + entry.unlisted_rejections;
+        }
+        auto ptr_less = [](const ServicePtr &a, const ServicePtr &b) { return key_less(*a, *b); };
+        // Merges neighbouring runs until one is left; a stable merge keeps, among equal names,
+        // the earlier file's first.
+        for (size_t width = 1; width < ends.size(); width *= 2) {
+            for (size_t i = 0; i + width < ends.size(); i += 2 * width) {
+                size_t lo = i == 0 ? 0 : ends[i - 1];
+                size_t mid = ends[i + width - 1];
+                size_t hi = ends[std::min(i + 2 * width, ends.size()) - 1];
+                std::inplace_merge(all.begin() + static_cast<std::ptrdiff_t>(lo),
+                                   all.begin() + static_cast<std::ptrdiff_t>(mid),
+                                   all.begin() + static_cast<std::ptrdiff_t>(hi), ptr_less);
+            }
+        }
+        NextSet next;
+        ServiceList &out = next.services;
+        out.reserve(all.size());
+        const ServiceList &old = *held;
+        size_t h = 0;
+        for (size_t i = 0; i < all.size(); ++i) {
+            if (i + 1 < all.size() && !ptr_less(all[i], all[i + 1])) {
+                if (i == 0 || ptr_less(all[i - 1], all[i]))
+                    log::warn(health.label() + ": " + all[i]->key() +
+                              " appears more than once; the last one is used");
+                continue;
+            }
+            // A version from another file that equals the held one is the held one.
+            while (h < old.size() && key_less(*old[h], *all[i])) ++h;
+            if (h < old.size() && old[h] != all[i] && *old[h] == *all[i])
+                out.push_back(old[h]);
+            else
+                out.push_back(std::move(all[i]));
+        }
+        all = ServiceList();
+        std::vector<Rejection> rejections;
+        for (const auto &f : files)
+            rejections.insert(rejections.end(), f.second.rejected.begin(), f.second.rejected.end());
+        next.kept = keep_last_good(out, rejections, old);
+        return next;
+    }
+
     void reload() {
         std::string sig = signature();
-        if (sig == last_signature) return;  // nothing on disk changed since the last attempt
+        // Nothing on disk changed since the last attempt, unless a file may have changed
+        // within its clock tick.
+        if (sig == last_signature && !any_racy()) return;
         last_signature = sig;
 
-        DecodeResult result;
-        size_t hash = 0, size = 0;
+        std::vector<std::string> paths;
         std::string category, why;
-        if (!read_all(result, hash, size, category, why)) {
-            health.failed(category, why);
-            return;
+        if (is_directory()) {
+            auto names = list_manifests(options.path, why);
+            if (!names) {
+                health.failed("read", why);
+                return;
+            }
+            for (const auto &n : *names) paths.push_back(options.path + "/" + n);
+        } else {
+            paths.push_back(options.path);
         }
-        if (holding && hash == accepted_hash && size == accepted_size) {
+        for (auto it = files.begin(); it != files.end();) {
+            if (std::binary_search(paths.begin(), paths.end(), it->first)) {
+                ++it;
+            } else {
+                it = files.erase(it);  // removed: its services go with it
+                files_changed = true;
+            }
+        }
+        uint64_t decoded_before = decodes;
+        for (const auto &file : paths) {
+            if (!refresh_file(file, category, why)) {
+                // Nothing of this attempt is delivered: a half-read directory could drop
+                // services that only moved between files.
+                health.failed(category, why);
+                return;
+            }
+        }
+        if (holding && !files_changed) {
             health.succeeded();
             return;
         }
-        NextSet next = build_set(result, *held, health.label());
-        log_rejections(result, health.label());
+        size_t rejected = 0;
+        NextSet next = assemble(rejected);
+        files_changed = false;
         health.succeeded();
-        size_t rejected = result.rejected_count();
+        bool same = holding && next.services.size() == held->size() &&
+                    std::equal(next.services.begin(), next.services.end(), held->begin());
+        if (same) {  // the files changed, their services did not (a comment, say)
+            health.set_rejected(rejected);
+            return;
+        }
         log::info(
             health.label() + ": loaded " + std::to_string(next.services.size()) + " services" +
+            (paths.size() > 1 ? " from " + std::to_string(paths.size()) + " files (" +
+                                    std::to_string(decodes - decoded_before) + " decoded)"
+                              : "") +
             (rejected == 0 ? ""
                            : ", rejected " + std::to_string(rejected) + " (" +
                                  std::to_string(next.kept) + " kept in their last good version)"));
-        accepted_hash = hash;
-        accepted_size = size;
         holding = true;
         held = std::make_shared<const ServiceList>(std::move(next.services));
         health.delivered(held->size(), rejected);
@@ -304,6 +468,10 @@ void FileSource::stop() {
 
 SourceStatus FileSource::status() const {
     return state_->health.status();
+}
+
+uint64_t FileSource::files_decoded() const {
+    return state_->decodes;
 }
 
 void FileSource::run() {
