@@ -19,8 +19,12 @@
 #include <functional>
 #include <map>
 #include <optional>
+#include <set>
 #include <stdexcept>
 #include <string_view>
+#include <tuple>
+#include <unordered_set>
+#include <utility>
 
 #include "common/log.hpp"
 #include "model/document.hpp"
@@ -113,6 +117,40 @@ int64_t to_ns(const timespec &t) {
 // some filesystems by the second or two).
 constexpr int64_t kRacyNs = 2'000'000'000;
 
+// Identifies a namespace/name in FileSource::State::key_hashes (a collision only costs a search).
+uint64_t key_hash(std::string_view ns, std::string_view name) {
+    uint64_t h = std::hash<std::string_view>{}(ns);
+    return h ^ (std::hash<std::string_view>{}(name) + 0x9e3779b97f4a7c15ULL + (h << 6) + (h >> 2));
+}
+
+using Key = std::pair<std::string_view, std::string_view>;  // namespace, name
+
+Key key_of(const GlobalService &s) {
+    return {s.ns, s.name};
+}
+
+// "namespace/name" as a Key (viewing the string).
+Key split_key(const std::string &key) {
+    size_t slash = key.find('/');
+    std::string_view k(key);
+    return {k.substr(0, slash), slash == std::string::npos ? "" : k.substr(slash + 1)};
+}
+
+// Where `key` is or belongs in a list sorted by key_less.
+size_t lower_key(const ServiceList &list, const Key &key) {
+    auto it =
+        std::lower_bound(list.begin(), list.end(), key, [](const ServicePtr &s, const Key &k) {
+            return std::tie(s->ns, s->name) < std::tie(k.first, k.second);
+        });
+    return static_cast<size_t>(it - list.begin());
+}
+
+// The position of `key` in a list sorted by key_less, or its size.
+size_t find_key(const ServiceList &list, const Key &key) {
+    size_t i = lower_key(list, key);
+    return i < list.size() && key_of(*list[i]) == key ? i : list.size();
+}
+
 // One manifest file as last read: what it decoded to, never its text.
 struct FileEntry {
     FileId id;          // as seen before the text was read
@@ -141,7 +179,15 @@ struct FileSource::State {
     // Every manifest file as last read, by path: a change decodes only the files that changed,
     // and the set is built from these. In path order, which is the files' order in the set.
     std::map<std::string, FileEntry> files;
-    bool files_changed = false;  // since the last set was built from them
+    // What changed in `files` since the last set was built from them: the paths changed,
+    // added or removed, and the services and rejection keys they held before.
+    std::set<std::string> changed_paths;
+    ServiceList changed_before;
+    std::vector<std::string> rejections_before;
+    // A hash of the namespace/name of every service of every file, sorted (a multiset): tells
+    // for a name which no other file holds without searching the files.
+    std::vector<uint64_t> key_hashes;
+    std::vector<uint64_t> hashes_out, hashes_in;  // to apply to key_hashes after a reload
     std::atomic<uint64_t> decodes{0};
     // The set delivered last, sorted by namespace/name; the engine answers from the same one.
     ServiceSet held = std::make_shared<const ServiceList>();
@@ -203,6 +249,68 @@ struct FileSource::State {
         }
     }
 
+    // Notes that a file's entry is about to change or go: what it held is what changed.
+    void forget(const std::string &file, const FileEntry &entry) {
+        changed_paths.insert(file);
+        for (const auto &svc : entry.services) {
+            changed_before.push_back(svc);
+            hashes_out.push_back(key_hash(svc->ns, svc->name));
+        }
+        for (const auto &r : entry.rejected)
+            if (!r.key.empty()) rejections_before.push_back(r.key);
+    }
+
+    void apply_hash_changes() {
+        if (hashes_out.empty() && hashes_in.empty()) return;
+        std::sort(hashes_out.begin(), hashes_out.end());
+        std::sort(hashes_in.begin(), hashes_in.end());
+        std::vector<uint64_t> kept, next;
+        kept.reserve(key_hashes.size());
+        std::set_difference(key_hashes.begin(), key_hashes.end(), hashes_out.begin(),
+                            hashes_out.end(), std::back_inserter(kept));
+        next.reserve(kept.size() + hashes_in.size());
+        std::merge(kept.begin(), kept.end(), hashes_in.begin(), hashes_in.end(),
+                   std::back_inserter(next));
+        key_hashes = std::move(next);
+        hashes_out = std::vector<uint64_t>();
+        hashes_in = std::vector<uint64_t>();
+    }
+
+    void clear_changes() {
+        changed_paths.clear();
+        changed_before = ServiceList();
+        rejections_before = std::vector<std::string>();
+    }
+
+    // The service the set holds for `key`: the version in the last file (by path) that has
+    // one, or nullptr. Searches only the changed files when the key's hash says no other file
+    // can hold it. `warn`: log a name found in several files.
+    ServicePtr winner(const Key &key, bool warn = true) const {
+        uint64_t h = key_hash(key.first, key.second);
+        auto [lo, hi] = std::equal_range(key_hashes.begin(), key_hashes.end(), h);
+        if (lo == hi) return nullptr;
+        ServicePtr found;
+        int holders = 0;
+        auto search = [&](const FileEntry &entry) {
+            size_t i = find_key(entry.services, key);
+            if (i == entry.services.size()) return;
+            found = entry.services[i];
+            ++holders;
+        };
+        if (hi - lo == 1) {
+            for (const auto &path : changed_paths) {
+                auto it = files.find(path);
+                if (it != files.end()) search(it->second);
+            }
+            if (found) return found;
+        }
+        for (const auto &f : files) search(f.second);  // in path order: the last one wins
+        if (warn && holders > 1)
+            log::warn(health.label() + ": " + std::string(key.first) + "/" +
+                      std::string(key.second) + " appears more than once; the last one is used");
+        return found;
+    }
+
     bool any_racy() const {
         return std::any_of(files.begin(), files.end(), [](const auto &f) { return f.second.racy; });
     }
@@ -220,15 +328,18 @@ struct FileSource::State {
         if (!decode_manifest_file(name, text, one, entry.error)) return;
         std::stable_sort(one.services.begin(), one.services.end(), key_less);
         const ServiceList &old = *held;
-        size_t h = 0;  // walks `old` alongside: both are sorted
+        size_t h = 0;         // walks `old` alongside: both are sorted
+        bool in_run = false;  // as in assemble()
         for (size_t i = 0; i < one.services.size(); ++i) {
             GlobalService &svc = one.services[i];
             if (i + 1 < one.services.size() && !key_less(svc, one.services[i + 1])) {
-                if (i == 0 || key_less(one.services[i - 1], svc))
+                if (!in_run)
                     log::warn(health.label() + ": " + svc.key() + " appears more than once in " +
                               name + "; the last one is used");
+                in_run = true;
                 continue;
             }
+            in_run = false;
             while (h < old.size() && key_less(*old[h], svc)) ++h;
             if (h < old.size() && *old[h] == svc)
                 entry.services.push_back(old[h]);
@@ -269,10 +380,12 @@ struct FileSource::State {
             if (fresh) it = files.emplace(file, FileEntry{}).first;
             FileEntry &entry = it->second;
             if (fresh || entry.hash != hash || entry.bytes != text->size()) {
+                forget(file, entry);
                 decode_into(file, *text, entry);
+                for (const auto &svc : entry.services)
+                    hashes_in.push_back(key_hash(svc->ns, svc->name));
                 entry.hash = hash;
                 entry.bytes = text->size();
-                files_changed = true;
             }
             entry.id = id;
             // A change in the same clock tick as this one would leave `id` as it is: until the
@@ -321,13 +434,16 @@ struct FileSource::State {
         out.reserve(all.size());
         const ServiceList &old = *held;
         size_t h = 0;
+        bool in_run = false;  // all[i] is not the first of its name (the one before is moved)
         for (size_t i = 0; i < all.size(); ++i) {
             if (i + 1 < all.size() && !ptr_less(all[i], all[i + 1])) {
-                if (i == 0 || ptr_less(all[i - 1], all[i]))
+                if (!in_run)
                     log::warn(health.label() + ": " + all[i]->key() +
                               " appears more than once; the last one is used");
+                in_run = true;
                 continue;
             }
+            in_run = false;
             // A version from another file that equals the held one is the held one.
             while (h < old.size() && key_less(*old[h], *all[i])) ++h;
             if (h < old.size() && old[h] != all[i] && *old[h] == *all[i])
@@ -340,6 +456,67 @@ struct FileSource::State {
         for (const auto &f : files)
             rejections.insert(rejections.end(), f.second.rejected.begin(), f.second.rejected.end());
         next.kept = keep_last_good(out, rejections, old);
+        return next;
+    }
+
+    // The next set as the held one with only the names the changed files held or hold
+    // decided again: the same set as assemble() builds, without walking every service. Null
+    // when so many names changed that assemble() is cheaper.
+    std::optional<NextSet> assemble_changes(size_t &rejected) const {
+        std::vector<Key> keys;
+        for (const auto &svc : changed_before) keys.push_back(key_of(*svc));
+        for (const auto &k : rejections_before) keys.push_back(split_key(k));
+        std::unordered_set<std::string_view> rejected_keys;  // of every file, for the kept rule
+        rejected = 0;
+        for (const auto &[path, entry] : files) {
+            rejected += entry.rejected.size() + entry.unlisted_rejections;
+            for (const auto &r : entry.rejected)
+                if (!r.key.empty()) rejected_keys.insert(r.key);
+            if (!changed_paths.count(path)) continue;
+            for (const auto &svc : entry.services) keys.push_back(key_of(*svc));
+            for (const auto &r : entry.rejected)
+                if (!r.key.empty()) keys.push_back(split_key(r.key));
+        }
+        const ServiceList &old = *held;
+        if (keys.size() > old.size() / 2) return std::nullopt;
+        std::sort(keys.begin(), keys.end());
+        keys.erase(std::unique(keys.begin(), keys.end()), keys.end());
+
+        struct Edit {
+            size_t pos;       // in `old`
+            bool replaces;    // old[pos] is this key's
+            ServicePtr with;  // null: removed
+        };
+        std::vector<Edit> edits;
+        for (const Key &key : keys) {
+            ServicePtr win = winner(key);
+            size_t pos = lower_key(old, key);
+            bool has = pos < old.size() && key_of(*old[pos]) == key;
+            if (!win) {
+                std::string name = std::string(key.first) + "/" + std::string(key.second);
+                // A rejected object keeps its held version (SPEC §5).
+                if (has && !rejected_keys.count(name)) edits.push_back({pos, true, nullptr});
+                continue;
+            }
+            if (has && (old[pos] == win || *old[pos] == *win)) continue;
+            edits.push_back({pos, has, std::move(win)});
+        }
+        NextSet next;
+        ServiceList &out = next.services;
+        out.reserve(old.size() + edits.size());
+        size_t at = 0;
+        for (auto &e : edits) {
+            out.insert(out.end(), old.begin() + static_cast<std::ptrdiff_t>(at),
+                       old.begin() + static_cast<std::ptrdiff_t>(e.pos));
+            at = e.pos + (e.replaces ? 1 : 0);
+            if (e.with) out.push_back(std::move(e.with));
+        }
+        out.insert(out.end(), old.begin() + static_cast<std::ptrdiff_t>(at), old.end());
+        for (std::string_view k : rejected_keys) {
+            std::string key(k);
+            Key parts = split_key(key);
+            if (find_key(out, parts) < out.size() && !winner(parts, false)) ++next.kept;
+        }
         return next;
     }
 
@@ -366,26 +543,34 @@ struct FileSource::State {
             if (std::binary_search(paths.begin(), paths.end(), it->first)) {
                 ++it;
             } else {
+                forget(it->first, it->second);
                 it = files.erase(it);  // removed: its services go with it
-                files_changed = true;
             }
         }
         uint64_t decoded_before = decodes;
+        bool ok = true;
         for (const auto &file : paths) {
             if (!refresh_file(file, category, why)) {
-                // Nothing of this attempt is delivered: a half-read directory could drop
-                // services that only moved between files.
-                health.failed(category, why);
-                return;
+                ok = false;
+                break;
             }
         }
-        if (holding && !files_changed) {
+        apply_hash_changes();
+        if (!ok) {
+            // Nothing of this attempt is delivered: a half-read directory could drop services
+            // that only moved between files.
+            health.failed(category, why);
+            return;
+        }
+        if (holding && changed_paths.empty()) {
             health.succeeded();
             return;
         }
         size_t rejected = 0;
-        NextSet next = assemble(rejected);
-        files_changed = false;
+        std::optional<NextSet> changes;
+        if (holding) changes = assemble_changes(rejected);
+        NextSet next = changes ? std::move(*changes) : assemble(rejected);
+        clear_changes();
         health.succeeded();
         bool same = holding && next.services.size() == held->size() &&
                     std::equal(next.services.begin(), next.services.end(), held->begin());

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <random>
 #include <thread>
 
 #include "support.hpp"
@@ -469,6 +470,61 @@ TEST_F(FileSourceTest, BadRewriteInADirectoryKeepsTheLastGoodSet) {
     EXPECT_EQ(src.files_decoded(), 6u) << "f0.yaml was decoded once, while f1.yaml was broken";
     EXPECT_TRUE(src.status().healthy);
     EXPECT_EQ(src.status().rejected, 1u);
+}
+
+// Files rewritten, added and removed at random, names often in several files: after each
+// step the set is the one decoded from scratch (the last file's version of a name wins).
+TEST_F(FileSourceTest, RandomChangesGiveTheSetDecodedFromScratch) {
+    std::mt19937 rng(20261205);
+    auto random_file = [&](int step) {
+        std::string text;
+        int n = static_cast<int>(rng() % 6);
+        for (int i = 0; i < n; ++i)
+            text += "---\n" +
+                    service_yaml("s" + std::to_string(rng() % 40), "default",
+                                 {"10.1." + std::to_string(step) + "." + std::to_string(i + 1)});
+        return text;
+    };
+    for (int f = 0; f < 12; ++f)
+        write_file(dir / ("f" + std::to_string(f) + ".yaml"), random_file(0));
+    FileOptions o;
+    o.path = dir.path();
+    FileSource src(o);
+    src.start(collector.callback());
+    ASSERT_TRUE(collector.wait_for_count(1));
+    for (int step = 1; step <= 25; ++step) {
+        std::string file = dir / ("f" + std::to_string(rng() % 14) + ".yaml");
+        if (rng() % 4 == 0)
+            fs::remove(file);
+        else
+            replace_file(file, random_file(step));
+        auto want = from_scratch(dir.path());
+        EXPECT_TRUE(collector.wait_for([&](const auto &s) { return s == want; }, kChange))
+            << "step " << step;
+    }
+}
+
+// A rejected object keeps its held version when only its file changed, and goes with the file.
+TEST_F(FileSourceTest, RejectedObjectInOneOfManyFilesKeepsItsLastGoodVersion) {
+    write_spread(dir, 10, 4);
+    FileOptions o;
+    o.path = dir.path();
+    FileSource src(o);
+    src.start(collector.callback());
+    ASSERT_TRUE(collector.wait_for_count(1));
+    replace_file(dir / "f3.yaml", service_yaml("s3-0", "default", {"10.3.0.300"}) + "---\n" +
+                                      service_yaml("s3-1", "default", {"10.3.7.7"}));
+    ASSERT_TRUE(collector.wait_for(
+        [](const auto &s) { return first_address(s, "default/s3-1") == "10.3.7.7"; }, kChange));
+    auto set = collector.latest();
+    EXPECT_EQ(set.size(), 38u);
+    EXPECT_EQ(first_address(set, "default/s3-0"), "10.3.0.1");
+    EXPECT_EQ(src.status().rejected, 1u);
+
+    fs::remove(dir / "f3.yaml");
+    ASSERT_TRUE(collector.wait_for([](const auto &s) { return s.size() == 36; }, kChange));
+    EXPECT_FALSE(has_service(collector.latest(), "default/s3-0"));
+    EXPECT_EQ(src.status().rejected, 0u);
 }
 
 // Kubernetes' atomic writer on a ConfigMap volume: each key is a symlink through "..data" to a
