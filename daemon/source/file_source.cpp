@@ -328,7 +328,6 @@ struct FileSource::State {
         if (!decode_manifest_file(name, text, one, entry.error)) return;
         std::stable_sort(one.services.begin(), one.services.end(), key_less);
         const ServiceList &old = *held;
-        size_t h = 0;         // walks `old` alongside: both are sorted
         bool in_run = false;  // as in assemble()
         for (size_t i = 0; i < one.services.size(); ++i) {
             GlobalService &svc = one.services[i];
@@ -340,7 +339,8 @@ struct FileSource::State {
                 continue;
             }
             in_run = false;
-            while (h < old.size() && key_less(*old[h], svc)) ++h;
+            // Searched, not walked: a file's names are spread over the whole held set.
+            size_t h = find_key(old, key_of(svc));
             if (h < old.size() && *old[h] == svc)
                 entry.services.push_back(old[h]);
             else
