@@ -119,6 +119,7 @@ class Daemon {
     void reload();
     void register_metrics();
     metrics::PageReply explain_page(const std::map<std::string, std::string> &args);
+    std::string source_origin() const;
     void shutdown();
 
     std::string path_;
@@ -333,18 +334,8 @@ void Daemon::on_update(ServiceSet services) {
     synced_ = true;
 }
 
-// GET /explain?name=N&type=T: this daemon's own answer for fabdnsctl explain, from its live data
-// and maps (daemon/ctl/explain.hpp).
-metrics::PageReply Daemon::explain_page(const std::map<std::string, std::string> &args) {
-    auto arg = [&](const char *k) {
-        auto it = args.find(k);
-        return it == args.end() ? std::string() : it->second;
-    };
-    const std::string name = arg("name"), type = arg("type").empty() ? "A" : arg("type");
-    const uint16_t qtype = ctl::parse_type(type);
-    if (name.empty() || qtype == 0)
-        return {400, "explain needs ?name=NAME and an optional &type=TYPE (A, AAAA, SOA, ...)\n",
-                "text/plain; charset=utf-8"};
+// The source as /explain and /readyz name it ("file /etc/fabdns/services.yaml").
+std::string Daemon::source_origin() const {
     std::string origin = to_string(cfg_.source.kind);
     switch (cfg_.source.kind) {
         case SourceKind::File:
@@ -358,6 +349,22 @@ metrics::PageReply Daemon::explain_page(const std::map<std::string, std::string>
                                                             : " " + cfg_.source.kubernetes.server;
             break;
     }
+    return origin;
+}
+
+// GET /explain?name=N&type=T: this daemon's own answer for fabdnsctl explain, from its live data
+// and maps (daemon/ctl/explain.hpp).
+metrics::PageReply Daemon::explain_page(const std::map<std::string, std::string> &args) {
+    auto arg = [&](const char *k) {
+        auto it = args.find(k);
+        return it == args.end() ? std::string() : it->second;
+    };
+    const std::string name = arg("name"), type = arg("type").empty() ? "A" : arg("type");
+    const uint16_t qtype = ctl::parse_type(type);
+    if (name.empty() || qtype == 0)
+        return {400, "explain needs ?name=NAME and an optional &type=TYPE (A, AAAA, SOA, ...)\n",
+                "text/plain; charset=utf-8"};
+    const std::string origin = source_origin();
     const ctl::ExplainSource src{
         .engine = engine_,
         .node = cfg_.node,
@@ -533,9 +540,13 @@ int Daemon::run() {
             metrics_server_ = std::make_unique<metrics::Server>(
                 *cfg_.metrics.listen, registry_,
                 [this]() -> metrics::Readiness {
-                    // A datapath that is not attached does not make the node unready: user
-                    // space serves every name (SPEC §4).
-                    if (!synced_) return {false, "waiting for the first sync"};
+                    // Ready once names are answered from the first data set (in user space,
+                    // and in the maps when the datapath is loaded); before it, in-zone names
+                    // get SERVFAIL. A datapath that is not attached does not make the node
+                    // unready: user space serves every name (SPEC §4). Nor does a source that
+                    // fails later: the last good set is served.
+                    if (!synced_)
+                        return {false, "waiting for the first data set from " + source_origin()};
                     return {true, ""};
                 },
                 std::map<std::string, metrics::Server::Page>{

@@ -1,5 +1,5 @@
 // FileSource: inotify on the manifests' directory, debounced reloads gated by a stat signature,
-// all-or-nothing parsing of the file set.
+// only changed files decoded again, all-or-nothing for the file set.
 #include "source/file_source.hpp"
 
 #include <dirent.h>
@@ -10,15 +10,21 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <climits>
 #include <cstring>
+#include <ctime>
 #include <filesystem>
 #include <functional>
 #include <map>
 #include <optional>
+#include <set>
 #include <stdexcept>
 #include <string_view>
+#include <tuple>
+#include <unordered_set>
+#include <utility>
 
 #include "common/log.hpp"
 #include "model/document.hpp"
@@ -89,6 +95,77 @@ bool decode_manifest_file(const std::string &name, const std::string &text, Deco
 
 }  // namespace source_detail
 
+namespace {
+
+// What tells one version of a file on disk from another: a rewrite in place changes the size or
+// the times, a rename over it (an editor's save, a ConfigMap's "..data" swap, seen through the
+// symlink) the inode. A rewrite within one tick of the filesystem's clock, of the same size,
+// changes none of them: see FileEntry::racy.
+struct FileId {
+    dev_t dev = 0;
+    ino_t ino = 0;
+    off_t size = 0;
+    int64_t mtime_ns = 0, ctime_ns = 0;
+    bool operator==(const FileId &) const = default;
+};
+
+int64_t to_ns(const timespec &t) {
+    return static_cast<int64_t>(t.tv_sec) * 1'000'000'000 + t.tv_nsec;
+}
+
+// Coarser than any filesystem's timestamps (ext4 and tmpfs tick with the kernel's coarse clock,
+// some filesystems by the second or two).
+constexpr int64_t kRacyNs = 2'000'000'000;
+
+// Identifies a namespace/name in FileSource::State::key_hashes (a collision only costs a search).
+uint64_t key_hash(std::string_view ns, std::string_view name) {
+    uint64_t h = std::hash<std::string_view>{}(ns);
+    return h ^ (std::hash<std::string_view>{}(name) + 0x9e3779b97f4a7c15ULL + (h << 6) + (h >> 2));
+}
+
+using Key = std::pair<std::string_view, std::string_view>;  // namespace, name
+
+Key key_of(const GlobalService &s) {
+    return {s.ns, s.name};
+}
+
+// "namespace/name" as a Key (viewing the string).
+Key split_key(const std::string &key) {
+    size_t slash = key.find('/');
+    std::string_view k(key);
+    return {k.substr(0, slash), slash == std::string::npos ? "" : k.substr(slash + 1)};
+}
+
+// Where `key` is or belongs in a list sorted by key_less.
+size_t lower_key(const ServiceList &list, const Key &key) {
+    auto it =
+        std::lower_bound(list.begin(), list.end(), key, [](const ServicePtr &s, const Key &k) {
+            return std::tie(s->ns, s->name) < std::tie(k.first, k.second);
+        });
+    return static_cast<size_t>(it - list.begin());
+}
+
+// The position of `key` in a list sorted by key_less, or its size.
+size_t find_key(const ServiceList &list, const Key &key) {
+    size_t i = lower_key(list, key);
+    return i < list.size() && key_of(*list[i]) == key ? i : list.size();
+}
+
+// One manifest file as last read: what it decoded to, never its text.
+struct FileEntry {
+    FileId id;          // as seen before the text was read
+    bool racy = false;  // changed too shortly before it was read for `id` to tell the next change
+    size_t hash = 0, bytes = 0;  // of the text: a rewrite with the same bytes decodes the same
+    std::string error;           // why the file is unreadable as a whole ("" when it decoded)
+    // Sorted by key, one per key (the file's last); each one equal to a held service is that
+    // service, so memory holds one copy and the engine tells it unchanged by its pointer.
+    ServiceList services;
+    std::vector<Rejection> rejected;  // objects named "<file>: <object>"
+    size_t unlisted_rejections = 0;
+};
+
+}  // namespace
+
 struct FileSource::State {
     explicit State(FileOptions o) : options(std::move(o)), health("file", "file " + options.path) {}
 
@@ -99,9 +176,19 @@ struct FileSource::State {
     int inotify_fd = -1;
     std::map<int, std::string> watches;         // wd -> directory
     std::optional<std::string> last_signature;  // of the last load attempt
-    // The content of the set currently held, by hash and size: unchanged files are not
-    // delivered again.
-    size_t accepted_hash = 0, accepted_size = 0;
+    // Every manifest file as last read, by path: a change decodes only the files that changed,
+    // and the set is built from these. In path order, which is the files' order in the set.
+    std::map<std::string, FileEntry> files;
+    // What changed in `files` since the last set was built from them: the paths changed,
+    // added or removed, and the services and rejection keys they held before.
+    std::set<std::string> changed_paths;
+    ServiceList changed_before;
+    std::vector<std::string> rejections_before;
+    // A hash of the namespace/name of every service of every file, sorted (a multiset): tells
+    // for a name which no other file holds without searching the files.
+    std::vector<uint64_t> key_hashes;
+    std::vector<uint64_t> hashes_out, hashes_in;  // to apply to key_hashes after a reload
+    std::atomic<uint64_t> decodes{0};
     // The set delivered last, sorted by namespace/name; the engine answers from the same one.
     ServiceSet held = std::make_shared<const ServiceList>();
     bool holding = false;
@@ -162,24 +249,125 @@ struct FileSource::State {
         }
     }
 
-    // Reads and decodes every manifest into `result`; `hash` and `size` identify the content
-    // (to spot unchanged reloads). False, with a category and a reason naming the file, when a
-    // file is missing or unreadable or has a syntax error: then nothing of this attempt may be
-    // used.
-    bool read_all(DecodeResult &result, size_t &hash, size_t &size, std::string &category,
-                  std::string &why) const {
-        std::vector<std::string> files;
-        if (is_directory()) {
-            auto names = list_manifests(options.path, why);
-            if (!names) {
-                category = "read";
-                return false;
-            }
-            for (const auto &n : *names) files.push_back(options.path + "/" + n);
-        } else {
-            files.push_back(options.path);
+    // Notes that a file's entry is about to change or go: what it held is what changed.
+    void forget(const std::string &file, const FileEntry &entry) {
+        changed_paths.insert(file);
+        for (const auto &svc : entry.services) {
+            changed_before.push_back(svc);
+            hashes_out.push_back(key_hash(svc->ns, svc->name));
         }
-        for (const auto &file : files) {
+        for (const auto &r : entry.rejected)
+            if (!r.key.empty()) rejections_before.push_back(r.key);
+    }
+
+    void apply_hash_changes() {
+        if (hashes_out.empty() && hashes_in.empty()) return;
+        std::sort(hashes_out.begin(), hashes_out.end());
+        std::sort(hashes_in.begin(), hashes_in.end());
+        std::vector<uint64_t> kept, next;
+        kept.reserve(key_hashes.size());
+        std::set_difference(key_hashes.begin(), key_hashes.end(), hashes_out.begin(),
+                            hashes_out.end(), std::back_inserter(kept));
+        next.reserve(kept.size() + hashes_in.size());
+        std::merge(kept.begin(), kept.end(), hashes_in.begin(), hashes_in.end(),
+                   std::back_inserter(next));
+        key_hashes = std::move(next);
+        hashes_out = std::vector<uint64_t>();
+        hashes_in = std::vector<uint64_t>();
+    }
+
+    void clear_changes() {
+        changed_paths.clear();
+        changed_before = ServiceList();
+        rejections_before = std::vector<std::string>();
+    }
+
+    // The service the set holds for `key`: the version in the last file (by path) that has
+    // one, or nullptr. Searches only the changed files when the key's hash says no other file
+    // can hold it. `warn`: log a name found in several files.
+    ServicePtr winner(const Key &key, bool warn = true) const {
+        uint64_t h = key_hash(key.first, key.second);
+        auto [lo, hi] = std::equal_range(key_hashes.begin(), key_hashes.end(), h);
+        if (lo == hi) return nullptr;
+        ServicePtr found;
+        int holders = 0;
+        auto search = [&](const FileEntry &entry) {
+            size_t i = find_key(entry.services, key);
+            if (i == entry.services.size()) return;
+            found = entry.services[i];
+            ++holders;
+        };
+        if (hi - lo == 1) {
+            for (const auto &path : changed_paths) {
+                auto it = files.find(path);
+                if (it != files.end()) search(it->second);
+            }
+            if (found) return found;
+        }
+        for (const auto &f : files) search(f.second);  // in path order: the last one wins
+        if (warn && holders > 1)
+            log::warn(health.label() + ": " + std::string(key.first) + "/" +
+                      std::string(key.second) + " appears more than once; the last one is used");
+        return found;
+    }
+
+    bool any_racy() const {
+        return std::any_of(files.begin(), files.end(), [](const auto &f) { return f.second.racy; });
+    }
+
+    // Decodes one file's text into `entry`: its services sorted and de-duplicated (the last of
+    // a name wins), each equal held service re-used.
+    void decode_into(const std::string &file, const std::string &text, FileEntry &entry) {
+        decodes++;
+        std::string name = std::filesystem::path(file).filename().string();
+        DecodeResult one;
+        entry.error.clear();
+        entry.services.clear();
+        entry.rejected.clear();
+        entry.unlisted_rejections = 0;
+        if (!decode_manifest_file(name, text, one, entry.error)) return;
+        std::stable_sort(one.services.begin(), one.services.end(), key_less);
+        const ServiceList &old = *held;
+        bool in_run = false;  // as in assemble()
+        for (size_t i = 0; i < one.services.size(); ++i) {
+            GlobalService &svc = one.services[i];
+            if (i + 1 < one.services.size() && !key_less(svc, one.services[i + 1])) {
+                if (!in_run)
+                    log::warn(health.label() + ": " + svc.key() + " appears more than once in " +
+                              name + "; the last one is used");
+                in_run = true;
+                continue;
+            }
+            in_run = false;
+            // Searched, not walked: a file's names are spread over the whole held set.
+            size_t h = find_key(old, key_of(svc));
+            if (h < old.size() && *old[h] == svc)
+                entry.services.push_back(old[h]);
+            else
+                entry.services.push_back(std::make_shared<const GlobalService>(std::move(svc)));
+        }
+        for (auto &r : one.rejected) r.object = name + ": " + r.object;
+        log_rejections(one, health.label());
+        entry.rejected = std::move(one.rejected);
+        entry.unlisted_rejections = one.unlisted_rejections;
+    }
+
+    // Brings files[file] up to date with the disk, reading and decoding it only when it
+    // changed. False, with a category and a reason naming the file, when it is missing,
+    // unreadable or has a syntax error.
+    bool refresh_file(const std::string &file, std::string &category, std::string &why) {
+        timespec now{};
+        clock_gettime(CLOCK_REALTIME, &now);
+        struct stat st {};
+        if (stat(file.c_str(), &st) != 0) {
+            category = errno == ENOENT ? "missing" : "read";
+            why = errno == ENOENT ? file + " does not exist"
+                                  : "cannot read " + file + ": " + std::strerror(errno);
+            return false;
+        }
+        FileId id{st.st_dev, st.st_ino, st.st_size, to_ns(st.st_mtim), to_ns(st.st_ctim)};
+        auto it = files.find(file);
+        if (it == files.end() || it->second.id != id || it->second.racy) {
             std::string read_why;
             auto text = read_whole_file(file, read_why);
             if (!text) {
@@ -187,56 +375,217 @@ struct FileSource::State {
                 why = read_why.empty() ? file + " does not exist" : read_why;
                 return false;
             }
-            // Each file's name and bytes feed the content hash (boost::hash_combine's mixing).
-            for (std::string_view part : {std::string_view(file), std::string_view(*text)}) {
-                hash ^= std::hash<std::string_view>{}(part) + 0x9e3779b97f4a7c15ULL + (hash << 6) +
-                        (hash >> 2);
-                size += part.size() + 1;
+            size_t hash = std::hash<std::string_view>{}(*text);
+            bool fresh = it == files.end();
+            if (fresh) it = files.emplace(file, FileEntry{}).first;
+            FileEntry &entry = it->second;
+            if (fresh || entry.hash != hash || entry.bytes != text->size()) {
+                forget(file, entry);
+                decode_into(file, *text, entry);
+                for (const auto &svc : entry.services)
+                    hashes_in.push_back(key_hash(svc->ns, svc->name));
+                entry.hash = hash;
+                entry.bytes = text->size();
             }
-            std::string name = std::filesystem::path(file).filename().string();
-            DecodeResult one;
-            if (!decode_manifest_file(name, *text, one, why)) {
-                category = "parse";
-                why = file + ": " + why;
-                return false;
-            }
-            text.reset();  // the bytes are no longer needed
-            for (auto &svc : one.services) result.services.push_back(std::move(svc));
-            for (auto &r : one.rejected)
-                result.reject({name + ": " + r.object, std::move(r.reason), std::move(r.key)});
-            result.unlisted_rejections += one.unlisted_rejections;
-            result.skipped += one.skipped;
+            entry.id = id;
+            // A change in the same clock tick as this one would leave `id` as it is: until the
+            // tick is surely over, the file is read again (not decoded, unless its bytes
+            // changed) at every reload.
+            entry.racy = std::max(id.mtime_ns, id.ctime_ns) > to_ns(now) - kRacyNs;
+        }
+        if (!it->second.error.empty()) {
+            category = "parse";
+            why = file + ": " + it->second.error;
+            return false;
         }
         return true;
     }
 
+    // The next set from every file's decoded services: the last file's version of a name
+    // wins, as if the files were one document in path order; a rejected object keeps its held
+    // version unless some file has a valid one (build_set's rules).
+    NextSet assemble(size_t &rejected) const {
+        ServiceList all;
+        std::vector<size_t> ends;  // where each file's (sorted) run ends in `all`
+        size_t total = 0;
+        for (const auto &f : files) total += f.second.services.size();
+        all.reserve(total);
+        rejected = 0;
+        for (const auto &[path, entry] : files) {
+            all.insert(all.end(), entry.services.begin(), entry.services.end());
+            ends.push_back(all.size());
+            rejected += entry.rejected.size() + entry.unlisted_rejections;
+        }
+        auto ptr_less = [](const ServicePtr &a, const ServicePtr &b) { return key_less(*a, *b); };
+        // Merges neighbouring runs until one is left; a stable merge keeps, among equal names,
+        // the earlier file's first.
+        for (size_t width = 1; width < ends.size(); width *= 2) {
+            for (size_t i = 0; i + width < ends.size(); i += 2 * width) {
+                size_t lo = i == 0 ? 0 : ends[i - 1];
+                size_t mid = ends[i + width - 1];
+                size_t hi = ends[std::min(i + 2 * width, ends.size()) - 1];
+                std::inplace_merge(all.begin() + static_cast<std::ptrdiff_t>(lo),
+                                   all.begin() + static_cast<std::ptrdiff_t>(mid),
+                                   all.begin() + static_cast<std::ptrdiff_t>(hi), ptr_less);
+            }
+        }
+        NextSet next;
+        ServiceList &out = next.services;
+        out.reserve(all.size());
+        const ServiceList &old = *held;
+        size_t h = 0;
+        bool in_run = false;  // all[i] is not the first of its name (the one before is moved)
+        for (size_t i = 0; i < all.size(); ++i) {
+            if (i + 1 < all.size() && !ptr_less(all[i], all[i + 1])) {
+                if (!in_run)
+                    log::warn(health.label() + ": " + all[i]->key() +
+                              " appears more than once; the last one is used");
+                in_run = true;
+                continue;
+            }
+            in_run = false;
+            // A version from another file that equals the held one is the held one.
+            while (h < old.size() && key_less(*old[h], *all[i])) ++h;
+            if (h < old.size() && old[h] != all[i] && *old[h] == *all[i])
+                out.push_back(old[h]);
+            else
+                out.push_back(std::move(all[i]));
+        }
+        all = ServiceList();
+        std::vector<Rejection> rejections;
+        for (const auto &f : files)
+            rejections.insert(rejections.end(), f.second.rejected.begin(), f.second.rejected.end());
+        next.kept = keep_last_good(out, rejections, old);
+        return next;
+    }
+
+    // The next set as the held one with only the names the changed files held or hold
+    // decided again: the same set as assemble() builds, without walking every service. Null
+    // when so many names changed that assemble() is cheaper.
+    std::optional<NextSet> assemble_changes(size_t &rejected) const {
+        std::vector<Key> keys;
+        for (const auto &svc : changed_before) keys.push_back(key_of(*svc));
+        for (const auto &k : rejections_before) keys.push_back(split_key(k));
+        std::unordered_set<std::string_view> rejected_keys;  // of every file, for the kept rule
+        rejected = 0;
+        for (const auto &[path, entry] : files) {
+            rejected += entry.rejected.size() + entry.unlisted_rejections;
+            for (const auto &r : entry.rejected)
+                if (!r.key.empty()) rejected_keys.insert(r.key);
+            if (!changed_paths.count(path)) continue;
+            for (const auto &svc : entry.services) keys.push_back(key_of(*svc));
+            for (const auto &r : entry.rejected)
+                if (!r.key.empty()) keys.push_back(split_key(r.key));
+        }
+        const ServiceList &old = *held;
+        if (keys.size() > old.size() / 2) return std::nullopt;
+        std::sort(keys.begin(), keys.end());
+        keys.erase(std::unique(keys.begin(), keys.end()), keys.end());
+
+        struct Edit {
+            size_t pos;       // in `old`
+            bool replaces;    // old[pos] is this key's
+            ServicePtr with;  // null: removed
+        };
+        std::vector<Edit> edits;
+        for (const Key &key : keys) {
+            ServicePtr win = winner(key);
+            size_t pos = lower_key(old, key);
+            bool has = pos < old.size() && key_of(*old[pos]) == key;
+            if (!win) {
+                std::string name = std::string(key.first) + "/" + std::string(key.second);
+                // A rejected object keeps its held version (SPEC §5).
+                if (has && !rejected_keys.count(name)) edits.push_back({pos, true, nullptr});
+                continue;
+            }
+            if (has && (old[pos] == win || *old[pos] == *win)) continue;
+            edits.push_back({pos, has, std::move(win)});
+        }
+        NextSet next;
+        ServiceList &out = next.services;
+        out.reserve(old.size() + edits.size());
+        size_t at = 0;
+        for (auto &e : edits) {
+            out.insert(out.end(), old.begin() + static_cast<std::ptrdiff_t>(at),
+                       old.begin() + static_cast<std::ptrdiff_t>(e.pos));
+            at = e.pos + (e.replaces ? 1 : 0);
+            if (e.with) out.push_back(std::move(e.with));
+        }
+        out.insert(out.end(), old.begin() + static_cast<std::ptrdiff_t>(at), old.end());
+        for (std::string_view k : rejected_keys) {
+            std::string key(k);
+            Key parts = split_key(key);
+            if (find_key(out, parts) < out.size() && !winner(parts, false)) ++next.kept;
+        }
+        return next;
+    }
+
     void reload() {
         std::string sig = signature();
-        if (sig == last_signature) return;  // nothing on disk changed since the last attempt
+        // Nothing on disk changed since the last attempt, unless a file may have changed
+        // within its clock tick.
+        if (sig == last_signature && !any_racy()) return;
         last_signature = sig;
 
-        DecodeResult result;
-        size_t hash = 0, size = 0;
+        std::vector<std::string> paths;
         std::string category, why;
-        if (!read_all(result, hash, size, category, why)) {
+        if (is_directory()) {
+            auto names = list_manifests(options.path, why);
+            if (!names) {
+                health.failed("read", why);
+                return;
+            }
+            for (const auto &n : *names) paths.push_back(options.path + "/" + n);
+        } else {
+            paths.push_back(options.path);
+        }
+        for (auto it = files.begin(); it != files.end();) {
+            if (std::binary_search(paths.begin(), paths.end(), it->first)) {
+                ++it;
+            } else {
+                forget(it->first, it->second);
+                it = files.erase(it);  // removed: its services go with it
+            }
+        }
+        uint64_t decoded_before = decodes;
+        bool ok = true;
+        for (const auto &file : paths) {
+            if (!refresh_file(file, category, why)) {
+                ok = false;
+                break;
+            }
+        }
+        apply_hash_changes();
+        if (!ok) {
+            // Nothing of this attempt is delivered: a half-read directory could drop services
+            // that only moved between files.
             health.failed(category, why);
             return;
         }
-        if (holding && hash == accepted_hash && size == accepted_size) {
+        if (holding && changed_paths.empty()) {
             health.succeeded();
             return;
         }
-        NextSet next = build_set(result, *held, health.label());
-        log_rejections(result, health.label());
+        size_t rejected = 0;
+        std::optional<NextSet> changes;
+        if (holding) changes = assemble_changes(rejected);
+        NextSet next = changes ? std::move(*changes) : assemble(rejected);
+        clear_changes();
         health.succeeded();
-        size_t rejected = result.rejected_count();
+        bool same = holding && next.services.size() == held->size() &&
+                    std::equal(next.services.begin(), next.services.end(), held->begin());
+        if (same) {  // the files changed, their services did not (a comment, say)
+            health.set_rejected(rejected);
+            return;
+        }
         log::info(
             health.label() + ": loaded " + std::to_string(next.services.size()) + " services" +
+            (paths.size() > 1 ? " from " + std::to_string(paths.size()) + " files (" +
+                                    std::to_string(decodes - decoded_before) + " decoded)"
+                              : "") +
             (rejected == 0 ? ""
                            : ", rejected " + std::to_string(rejected) + " (" +
                                  std::to_string(next.kept) + " kept in their last good version)"));
-        accepted_hash = hash;
-        accepted_size = size;
         holding = true;
         held = std::make_shared<const ServiceList>(std::move(next.services));
         health.delivered(held->size(), rejected);
@@ -304,6 +653,10 @@ void FileSource::stop() {
 
 SourceStatus FileSource::status() const {
     return state_->health.status();
+}
+
+uint64_t FileSource::files_decoded() const {
+    return state_->decodes;
 }
 
 void FileSource::run() {

@@ -57,26 +57,31 @@ NextSet build_set(DecodeResult &decoded, const ServiceList &held, const std::str
     }
     in = std::vector<GlobalService>();
 
+    next.kept = keep_last_good(out, decoded.rejected, held);
+    return next;
+}
+
+size_t keep_last_good(ServiceList &out, const std::vector<Rejection> &rejected,
+                      const ServiceList &held) {
     ServiceList kept;
-    for (const Rejection &r : decoded.rejected) {
+    for (const Rejection &r : rejected) {
         if (r.key.empty()) continue;
         const ServicePtr *old = find_held(held, r.key);
         if (!old) continue;
-        // A valid object of the same name in the same document wins over the old version.
+        // A valid object of the same name in the new set wins over the old version.
         auto in_doc = std::lower_bound(out.begin(), out.end(), *old, ptr_less);
         if (in_doc != out.end() && same_key(**in_doc, **old)) continue;
         kept.push_back(*old);
     }
-    if (!kept.empty()) {
-        std::sort(kept.begin(), kept.end(), ptr_less);
-        kept.erase(std::unique(kept.begin(), kept.end()), kept.end());  // rejected twice
-        next.kept = kept.size();
-        size_t mid = out.size();
-        for (auto &s : kept) out.push_back(std::move(s));
-        std::inplace_merge(out.begin(), out.begin() + static_cast<std::ptrdiff_t>(mid), out.end(),
-                           ptr_less);
-    }
-    return next;
+    if (kept.empty()) return 0;
+    std::sort(kept.begin(), kept.end(), ptr_less);
+    kept.erase(std::unique(kept.begin(), kept.end()), kept.end());  // rejected twice
+    size_t n = kept.size();
+    size_t mid = out.size();
+    for (auto &s : kept) out.push_back(std::move(s));
+    std::inplace_merge(out.begin(), out.begin() + static_cast<std::ptrdiff_t>(mid), out.end(),
+                       ptr_less);
+    return n;
 }
 
 void log_rejections(const DecodeResult &decoded, const std::string &label) {

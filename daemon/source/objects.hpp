@@ -23,6 +23,12 @@ struct NextSet {
 // it without comparing it again.
 NextSet build_set(DecodeResult &decoded, const ServiceList &held, const std::string &label);
 
+// Adds to `out` (sorted by key, one per key) the held version of every named rejection whose
+// namespace/name is not in `out`: build_set's rule for rejections, for a set built otherwise.
+// Returns how many were added.
+size_t keep_last_good(ServiceList &out, const std::vector<Rejection> &rejected,
+                      const ServiceList &held);
+
 // The held version of `key` ("namespace/name"), or nullptr; `held` sorted by key_less.
 const ServicePtr *find_held(const ServiceList &held, const std::string &key);
 

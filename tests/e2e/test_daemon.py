@@ -405,6 +405,33 @@ def test_metrics_health_and_readiness(e2e):
     assert lib.http_get(node.ns, host, port, "/nope").status == 404
 
 
+def test_ready_only_once_the_first_data_set_is_answered(e2e):
+    # Behind a readiness probe (NodeLocal DNSCache forwards `global` here), ready means names
+    # are answered: not before the first data set, whatever else is up.
+    node = e2e.node(start=False)
+    node.manifest.unlink()
+    node.daemon.start(wait_ready=False)
+    assert lib.wait_until(lambda: node.daemon.readyz() is not None, 10), node.daemon.log()
+    host, port = node.daemon.metrics_addr
+    r = lib.http_get(node.ns, host, port, "/readyz")
+    assert r.status == 503, r
+    assert "waiting for the first data set from file " + str(node.manifest) in r.body, r
+    assert node.dig(NGINX).status == "SERVFAIL"  # up, but nothing to answer from yet
+    assert node.dig(NGINX, "A", "+tcp").status == "SERVFAIL"
+    assert node.daemon.readyz() == 503
+
+    node.manifest.write_text(example_manifests())
+    assert lib.wait_until(lambda: node.daemon.readyz() == 200, 5), node.daemon.log()
+    assert node.dig(NGINX).addresses() == SUZHOU_A
+    assert node.dig(NGINX, "A", "+tcp").addresses() == SUZHOU_A
+    # A source that fails later keeps the node ready: the last good set is still answered.
+    node.manifest.write_text("kind: [broken\n")
+    assert lib.wait_until(lambda: node.daemon.metrics().get('fabdns_sync_healthy{source="file"}')
+                          == 0, 5), node.daemon.log()
+    assert node.daemon.readyz() == 200
+    assert node.dig(NGINX, "A", "+tcp").addresses() == SUZHOU_A
+
+
 V6ONLY_MANIFEST = """apiVersion: dns.fabedge.io/v1alpha1
 kind: GlobalService
 metadata:

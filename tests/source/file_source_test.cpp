@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <random>
 #include <thread>
 
 #include "support.hpp"
@@ -347,6 +348,230 @@ TEST_F(FileSourceTest, SyntaxErrorInOneFileKeepsTheWholeDirectory) {
     EXPECT_EQ(collector.count(), 1u);
     EXPECT_EQ(first_address(collector.latest(), "default/a"), "10.0.0.1");
     EXPECT_NE(src->status().last_error.find("b.yaml"), std::string::npos);
+}
+
+// A directory of `files` manifests, f0.yaml .. f<files-1>.yaml, each with `per_file` services
+// s<file>-<i> at 10.<file>.0.<i>.
+void write_spread(const TempDir &dir, int files, int per_file) {
+    for (int f = 0; f < files; ++f) {
+        std::string text;
+        for (int i = 0; i < per_file; ++i)
+            text +=
+                "---\n" + service_yaml("s" + std::to_string(f) + "-" + std::to_string(i), "default",
+                                       {"10." + std::to_string(f) + ".0." + std::to_string(i + 1)});
+        write_file(dir / ("f" + std::to_string(f) + ".yaml"), text);
+    }
+}
+
+// What a source started now on `path` delivers first: the set decoded from scratch.
+std::vector<GlobalService> from_scratch(const std::string &path) {
+    Collector c;
+    FileOptions o;
+    o.path = path;
+    FileSource s(o);
+    s.start(c.callback());
+    EXPECT_TRUE(c.wait_for_count(1));
+    return c.latest();
+}
+
+// How many services two sets share by pointer (the engine skips those without comparing).
+size_t shared_services(const ServiceSet &a, const ServiceSet &b) {
+    size_t n = 0;
+    for (const auto &x : *a) n += std::count(b->begin(), b->end(), x);
+    return n;
+}
+
+TEST_F(FileSourceTest, RewriteInADirectoryDecodesOnlyThatFile) {
+    write_spread(dir, 5, 4);
+    FileOptions o;
+    o.path = dir.path();
+    FileSource src(o);
+    src.start(collector.callback());
+    ASSERT_TRUE(collector.wait_for_count(1));
+    EXPECT_EQ(collector.latest().size(), 20u);
+    EXPECT_EQ(src.files_decoded(), 5u);
+    ServiceSet before = collector.latest_set();
+
+    // One service changed, one added, one removed, all in f2.yaml.
+    replace_file(dir / "f2.yaml", service_yaml("s2-0", "default", {"10.2.0.1"}) + "---\n" +
+                                      service_yaml("s2-1", "default", {"10.2.9.9"}) + "---\n" +
+                                      service_yaml("s2-2", "default", {"10.2.0.3"}) + "---\n" +
+                                      service_yaml("new", "default", {"10.2.0.5"}));
+    ASSERT_TRUE(collector.wait_for(
+        [](const auto &s) { return first_address(s, "default/s2-1") == "10.2.9.9"; }, kChange));
+    EXPECT_EQ(src.files_decoded(), 6u) << "only f2.yaml is decoded again";
+    auto set = collector.latest();
+    EXPECT_FALSE(has_service(set, "default/s2-3"));
+    EXPECT_TRUE(has_service(set, "default/new"));
+    EXPECT_EQ(set, from_scratch(dir.path()));
+    // Every service that did not change is the same object as before.
+    EXPECT_EQ(shared_services(before, collector.latest_set()), 18u);
+
+    // The same bytes again (a new mtime and inode): read, not decoded, not delivered.
+    size_t count = collector.count();
+    replace_file(dir / "f2.yaml", read_file(dir / "f2.yaml"));
+    write_file(dir / "f3.yaml", read_file(dir / "f3.yaml"));
+    std::this_thread::sleep_for(300ms);
+    EXPECT_EQ(src.files_decoded(), 6u);
+    EXPECT_EQ(collector.count(), count);
+}
+
+TEST_F(FileSourceTest, RemovedFileDropsItsServicesAndAnEarlierDuplicateReturns) {
+    write_spread(dir, 3, 2);
+    // default/s0-0 is in f0.yaml and, with another address, in f2.yaml: the last file wins.
+    write_file(dir / "f2.yaml", read_file(dir / "f2.yaml") + "---\n" +
+                                    service_yaml("s0-0", "default", {"10.9.9.9"}));
+    FileOptions o;
+    o.path = dir.path();
+    FileSource src(o);
+    src.start(collector.callback());
+    ASSERT_TRUE(collector.wait_for_count(1));
+    EXPECT_EQ(first_address(collector.latest(), "default/s0-0"), "10.9.9.9");
+    EXPECT_EQ(src.files_decoded(), 3u);
+
+    fs::remove(dir / "f2.yaml");
+    ASSERT_TRUE(
+        collector.wait_for([](const auto &s) { return !has_service(s, "default/s2-0"); }, kChange));
+    auto set = collector.latest();
+    EXPECT_EQ(keys(set), (std::vector<std::string>{"default/s0-0", "default/s0-1", "default/s1-0",
+                                                   "default/s1-1"}));
+    EXPECT_EQ(first_address(set, "default/s0-0"), "10.0.0.1");
+    EXPECT_EQ(src.files_decoded(), 3u) << "a removal decodes nothing";
+    EXPECT_EQ(set, from_scratch(dir.path()));
+}
+
+TEST_F(FileSourceTest, BadRewriteInADirectoryKeepsTheLastGoodSet) {
+    write_spread(dir, 3, 2);
+    FileOptions o;
+    o.path = dir.path();
+    FileSource src(o);
+    src.start(collector.callback());
+    ASSERT_TRUE(collector.wait_for_count(1));
+    auto good = collector.latest();
+
+    replace_file(dir / "f1.yaml", "kind: [broken\n");
+    ASSERT_TRUE(eventually([&] { return src.status().total_failures == 1; }, kChange));
+    EXPECT_NE(src.status().last_error.find("f1.yaml"), std::string::npos);
+    // A good change elsewhere is not served while f1.yaml is broken (all or nothing).
+    replace_file(dir / "f0.yaml", service_yaml("s0-0", "default", {"10.0.7.7"}));
+    std::this_thread::sleep_for(300ms);
+    EXPECT_EQ(collector.count(), 1u);
+    EXPECT_EQ(collector.latest(), good);
+    EXPECT_EQ(src.status().objects, 6u);
+    EXPECT_EQ(src.files_decoded(), 5u);
+
+    // f1.yaml repaired with an object the decoder refuses: s1-0 keeps its last good version.
+    replace_file(dir / "f1.yaml", service_yaml("s1-0", "default", {"10.1.0.300"}));
+    ASSERT_TRUE(collector.wait_for([](const auto &s) { return s.size() == 4; }, kChange));
+    auto set = collector.latest();
+    EXPECT_EQ(first_address(set, "default/s0-0"), "10.0.7.7");
+    EXPECT_EQ(first_address(set, "default/s1-0"), "10.1.0.1");
+    EXPECT_FALSE(has_service(set, "default/s1-1"));
+    EXPECT_EQ(src.files_decoded(), 6u) << "f0.yaml was decoded once, while f1.yaml was broken";
+    EXPECT_TRUE(src.status().healthy);
+    EXPECT_EQ(src.status().rejected, 1u);
+}
+
+// Files rewritten, added and removed at random, names often in several files: after each
+// step the set is the one decoded from scratch (the last file's version of a name wins).
+TEST_F(FileSourceTest, RandomChangesGiveTheSetDecodedFromScratch) {
+    std::mt19937 rng(20261205);
+    auto random_file = [&](int step) {
+        std::string text;
+        int n = static_cast<int>(rng() % 6);
+        for (int i = 0; i < n; ++i)
+            text += "---\n" +
+                    service_yaml("s" + std::to_string(rng() % 40), "default",
+                                 {"10.1." + std::to_string(step) + "." + std::to_string(i + 1)});
+        return text;
+    };
+    for (int f = 0; f < 12; ++f)
+        write_file(dir / ("f" + std::to_string(f) + ".yaml"), random_file(0));
+    FileOptions o;
+    o.path = dir.path();
+    FileSource src(o);
+    src.start(collector.callback());
+    ASSERT_TRUE(collector.wait_for_count(1));
+    for (int step = 1; step <= 25; ++step) {
+        std::string file = dir / ("f" + std::to_string(rng() % 14) + ".yaml");
+        if (rng() % 4 == 0)
+            fs::remove(file);
+        else
+            replace_file(file, random_file(step));
+        auto want = from_scratch(dir.path());
+        EXPECT_TRUE(collector.wait_for([&](const auto &s) { return s == want; }, kChange))
+            << "step " << step;
+    }
+}
+
+// A rejected object keeps its held version when only its file changed, and goes with the file.
+TEST_F(FileSourceTest, RejectedObjectInOneOfManyFilesKeepsItsLastGoodVersion) {
+    write_spread(dir, 10, 4);
+    FileOptions o;
+    o.path = dir.path();
+    FileSource src(o);
+    src.start(collector.callback());
+    ASSERT_TRUE(collector.wait_for_count(1));
+    replace_file(dir / "f3.yaml", service_yaml("s3-0", "default", {"10.3.0.300"}) + "---\n" +
+                                      service_yaml("s3-1", "default", {"10.3.7.7"}));
+    ASSERT_TRUE(collector.wait_for(
+        [](const auto &s) { return first_address(s, "default/s3-1") == "10.3.7.7"; }, kChange));
+    auto set = collector.latest();
+    EXPECT_EQ(set.size(), 38u);
+    EXPECT_EQ(first_address(set, "default/s3-0"), "10.3.0.1");
+    EXPECT_EQ(src.status().rejected, 1u);
+
+    fs::remove(dir / "f3.yaml");
+    ASSERT_TRUE(collector.wait_for([](const auto &s) { return s.size() == 36; }, kChange));
+    EXPECT_FALSE(has_service(collector.latest(), "default/s3-0"));
+    EXPECT_EQ(src.status().rejected, 0u);
+}
+
+// Kubernetes' atomic writer on a ConfigMap volume: each key is a symlink through "..data" to a
+// directory of this version's files; an update writes a new directory and renames a new
+// "..data" over the old one, so every file has a new inode, though only one changed.
+TEST_F(FileSourceTest, ConfigMapDirectorySwapDecodesOnlyTheChangedFile) {
+    auto version = [&](const std::string &name, const std::string &b_address) {
+        fs::create_directory(dir / name);
+        write_file(dir / (name + "/a.yaml"), service_yaml("a", "default", {"10.0.0.1"}));
+        write_file(dir / (name + "/b.yaml"), service_yaml("b", "default", {b_address}));
+        write_file(dir / (name + "/c.json"), service_json("c", "default", {"10.0.0.3"}).dump());
+    };
+    version("..v1", "10.0.0.2");
+    fs::create_directory_symlink("..v1", dir / "..data");
+    for (const char *f : {"a.yaml", "b.yaml", "c.json"})
+        fs::create_symlink(std::string("..data/") + f, dir / f);
+    FileOptions o;
+    o.path = dir.path();
+    FileSource src(o);
+    src.start(collector.callback());
+    ASSERT_TRUE(collector.wait_for_count(1));
+    EXPECT_EQ(collector.latest().size(), 3u);
+    EXPECT_EQ(src.files_decoded(), 3u);
+    ServiceSet before = collector.latest_set();
+
+    version("..v2", "10.0.0.22");
+    fs::create_directory_symlink("..v2", dir / "..data_tmp");
+    fs::rename(dir / "..data_tmp", dir / "..data");
+    fs::remove_all(dir / "..v1");
+    ASSERT_TRUE(collector.wait_for(
+        [](const auto &s) { return first_address(s, "default/b") == "10.0.0.22"; }, kChange));
+    EXPECT_EQ(src.files_decoded(), 4u) << "a.yaml and c.json are read again, not decoded";
+    EXPECT_EQ(collector.latest(), from_scratch(dir.path()));
+    EXPECT_EQ(shared_services(before, collector.latest_set()), 2u);
+
+    // The next swap removes b.yaml from the ConfigMap.
+    fs::create_directory(dir / "..v3");
+    fs::copy(dir / "..v2/a.yaml", dir / "..v3/a.yaml");
+    fs::copy(dir / "..v2/c.json", dir / "..v3/c.json");
+    fs::create_directory_symlink("..v3", dir / "..data_tmp");
+    fs::rename(dir / "..data_tmp", dir / "..data");
+    fs::remove(dir / "b.yaml");
+    fs::remove_all(dir / "..v2");
+    ASSERT_TRUE(
+        collector.wait_for([](const auto &s) { return !has_service(s, "default/b"); }, kChange));
+    EXPECT_EQ(keys(collector.latest()), (std::vector<std::string>{"default/a", "default/c"}));
+    EXPECT_EQ(src.files_decoded(), 4u);
 }
 
 TEST_F(FileSourceTest, DuplicateNamesKeepTheLast) {

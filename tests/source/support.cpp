@@ -266,6 +266,7 @@ Source::Update Collector::callback() {
         {
             std::lock_guard lock(mutex_);
             sets_.push_back(copy_services(*set));
+            latest_set_ = set;
         }
         cv_.notify_all();
     };
@@ -298,6 +299,11 @@ bool Collector::saw_empty() const {
 std::vector<GlobalService> Collector::latest() const {
     std::lock_guard lock(mutex_);
     return sets_.empty() ? std::vector<GlobalService>{} : sets_.back();
+}
+
+ServiceSet Collector::latest_set() const {
+    std::lock_guard lock(mutex_);
+    return latest_set_;
 }
 
 const GlobalService *find_service(const std::vector<GlobalService> &set, const std::string &key) {

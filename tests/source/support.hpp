@@ -106,11 +106,13 @@ class Collector {
     size_t count() const;
     bool saw_empty() const;  // some delivered set was empty
     std::vector<GlobalService> latest() const;
+    ServiceSet latest_set() const;  // the latest set as delivered (its shared services)
 
   private:
     mutable std::mutex mutex_;
     std::condition_variable cv_;
     std::vector<std::vector<GlobalService>> sets_;
+    ServiceSet latest_set_;
 };
 
 // Queries on a delivered set.
