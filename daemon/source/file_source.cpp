@@ -140,7 +140,7 @@ Key split_key(const std::string &key) {
 size_t lower_key(const ServiceList &list, const Key &key) {
     auto it =
         std::lower_bound(list.begin(), list.end(), key, [](const ServicePtr &s, const Key &k) {
-            return std::tie(s->ns, s->name) < std::tie(k.first, k.second);
+            return std::pair<std::string_view, std::string_view>(s->ns, s->name) < k;
         });
     return static_cast<size_t>(it - list.begin());
 }
