@@ -52,8 +52,9 @@ inline constexpr std::array<const char *, FABDNS_STAT_MAX> kStatNames = {
 // buffer.
 uint64_t name_hash(std::string_view name);
 
-// The name of a map value (".a.b", see fabdns_answer.name) as a lowercase dotted name ("a.b").
-std::string dotted_name(const fabdns_answer &v);
+// The name of a map value (".a.b", see fabdns_answer.name) as a lowercase dotted name ("a.b"):
+// a view into v.name, valid as long as v is.
+std::string_view dotted_name(const fabdns_answer &v);
 
 // One kernel map entry in C++ terms (see enum fabdns_answer_kind).
 struct KernelAnswer {
