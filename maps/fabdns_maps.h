@@ -116,8 +116,9 @@ struct fabdns_config {
 
 /* The staleness rule, the one definition for the kernel and the tools: with no stamp the kernel
  * passes everything, and once now_ns - stamp_ns exceeds stale_after_ns (when set) as well.
- * now_ns is CLOCK_MONOTONIC; the kernel reads it coarse (bpf_ktime_get_coarse_ns(): up to
- * one tick behind, which only delays staleness by that much). */
+ * now_ns is CLOCK_MONOTONIC; the kernel reads it coarse, once per tick (bpf_ktime_get_coarse_ns()
+ * when bpf_jiffies64() moved: up to two ticks behind, which only delays staleness by that
+ * much). */
 static inline int fabdns_is_stale(__u64 stamp_ns, __u64 stale_after_ns, __u64 now_ns) {
     if (stamp_ns == 0) return 1;
     return stale_after_ns != 0 && (__s64)(now_ns - stamp_ns) > (__s64)stale_after_ns;
