@@ -32,7 +32,7 @@ static_assert(offsetof(fabdns_listen_key, port) == 16);
 static_assert(sizeof(fabdns_listen_value) == 4);
 static_assert(sizeof(fabdns_config) == 24);
 static_assert(offsetof(fabdns_config, stale_after_ns) == 8);
-static_assert(offsetof(fabdns_config, flags) == 16);
+static_assert(offsetof(fabdns_config, listen_gen) == 16);
 static_assert(FABDNS_NAME_BUF % 8 == 0, "names are hashed and compared by 64-bit words");
 static_assert(FABDNS_SOA_HEAD_OFF == sizeof(fabdns_answer_key));
 static_assert(FABDNS_SOA_HEAD_OFF + FABDNS_SOA_HEAD_MAX <= FABDNS_RDATA_BUF);
@@ -136,7 +136,8 @@ class DatapathMaps {
     virtual ~DatapathMaps() = default;
     virtual AnswerTable &answers() = 0;
     virtual const AnswerTable &answers() const = 0;
-    // Replaces the listen map's contents.
+    // Replaces the listen map's contents, then renews config().listen_gen (a read-modify-write
+    // of the config: callers serialize it with their own config writes).
     virtual void set_listen(const std::vector<ListenEntry> &entries) = 0;
     virtual std::vector<ListenEntry> listen() const = 0;
     virtual fabdns_config config() const = 0;

@@ -110,8 +110,9 @@ struct fabdns_config {
     __u64 stamp_ns;       /* CLOCK_MONOTONIC ns of the daemon's last refresh; 0: never
                              configured, pass everything */
     __u64 stale_after_ns; /* pass everything once now - stamp_ns exceeds this; 0: never stale */
-    __u32 flags;          /* reserved, zero */
-    __u32 pad;            /* zero */
+    __u64 listen_gen;     /* renewed (to a value never used before) after every change of the
+                             listen map: each CPU keeps the last destination it found there
+                             and trusts it while this is unchanged; 0: look up every packet */
 };
 
 /* The staleness rule, the one definition for the kernel and the tools: with no stamp the kernel

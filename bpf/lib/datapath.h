@@ -34,7 +34,7 @@ static __always_inline int datapath_accept(void *data, void *data_end, __u32 pkt
     if (reason) return reason;
     cfg = bpf_map_lookup_elem(&config, &zero);
     if (!cfg) return FABDNS_STAT_STALE;
-    reason = check_listen(f);
+    reason = check_listen(s, cfg->listen_gen);
     if (reason) return reason;
     reason = check_sanity(f);
     if (reason) return reason;
