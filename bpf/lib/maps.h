@@ -112,7 +112,7 @@ struct scratch {
     struct query q;
     __u8 hdr[SCRATCH_HDR_ROOM];
     __u8 msg[SCRATCH_MSG_MAX + SCRATCH_SLACK];
-    __u8 key[FABDNS_NAME_BUF + 8]; /* lowercase wire-form query name, zero-padded words */
+    __u8 key[FABDNS_NAME_BUF + 8]; /* lowercase query name, length bytes as '.', zero-padded */
     __u64 hit_tick;                /* this CPU's hits, for sampling entries' hit counters */
     __u64 clock_jiffies;           /* jiffies when clock_ns was read (coarse_now()) */
     __u64 clock_ns;
