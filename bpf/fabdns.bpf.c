@@ -23,7 +23,7 @@ int fabdns_xdp(struct xdp_md *ctx) {
     int reason = FABDNS_STAT_RESIZE, delta;
 
     if (!s) goto pass;
-    reason = datapath_accept(data, data_end, data_end - data, ctx->ingress_ifindex, &s->f);
+    reason = datapath_accept(data, data_end, data_end - data, ctx->ingress_ifindex, s);
     if (reason) goto pass;
     if (bpf_xdp_load_bytes(ctx, s->f.dns_off, s->msg, query_copy_len(s)) < 0) {
         reason = FABDNS_STAT_MALFORMED;
@@ -64,7 +64,7 @@ int fabdns_tc(struct __sk_buff *skb) {
         bpf_skb_pull_data(skb, skb->len < want ? skb->len : want);
 
     reason = datapath_accept((void *)(long)skb->data, (void *)(long)skb->data_end, skb->len,
-                             skb->ingress_ifindex, &s->f);
+                             skb->ingress_ifindex, s);
     if (reason) goto pass;
     if (bpf_skb_load_bytes(skb, s->f.dns_off, s->msg, query_copy_len(s)) < 0) {
         reason = FABDNS_STAT_MALFORMED;

@@ -17,6 +17,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdarg>
 #include <cstring>
@@ -300,6 +301,11 @@ class FdMaps : public maps::DatapathMaps {
             for (const auto &w : want) keep |= std::memcmp(&w, &k, sizeof(k)) == 0;
             if (!keep) bpf_map_delete_elem(listen_.fd, &k);
         }
+        // After the map changed: a CPU that found a destination under the old generation looks
+        // it up again. A clock value, so that a restarted daemon never reuses one.
+        fabdns_config cfg = config();
+        cfg.listen_gen = std::max<uint64_t>(maps::monotonic_ns(), cfg.listen_gen + 1);
+        set_config(cfg);
     }
 
     std::vector<maps::ListenEntry> listen() const override {

@@ -42,9 +42,9 @@ uint64_t name_hash(std::string_view name) {
     return h;
 }
 
-std::string dotted_name(const fabdns_answer &v) {
-    const size_t n = strnlen(v.name, sizeof(v.name));
-    return n && v.name[0] == '.' ? std::string(v.name + 1, n - 1) : std::string(v.name, n);
+std::string_view dotted_name(const fabdns_answer &v) {
+    const std::string_view s(v.name, strnlen(v.name, sizeof(v.name)));
+    return !s.empty() && s.front() == '.' ? s.substr(1) : s;
 }
 
 bool fits_kernel(std::string_view name, size_t records) {
@@ -127,7 +127,7 @@ fabdns_answer make_value(const KernelAnswer &a) {
 
 KernelAnswer from_map(const fabdns_answer_key &k, const fabdns_answer &v) {
     KernelAnswer a;
-    a.name = dotted_name(v);
+    a.name = std::string(dotted_name(v));
     a.qtype = k.qtype;
     a.ttl = v.ttl;
     a.hits = v.hits;

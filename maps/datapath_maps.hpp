@@ -32,7 +32,7 @@ static_assert(offsetof(fabdns_listen_key, port) == 16);
 static_assert(sizeof(fabdns_listen_value) == 4);
 static_assert(sizeof(fabdns_config) == 24);
 static_assert(offsetof(fabdns_config, stale_after_ns) == 8);
-static_assert(offsetof(fabdns_config, flags) == 16);
+static_assert(offsetof(fabdns_config, listen_gen) == 16);
 static_assert(FABDNS_NAME_BUF % 8 == 0, "names are hashed and compared by 64-bit words");
 static_assert(FABDNS_SOA_HEAD_OFF == sizeof(fabdns_answer_key));
 static_assert(FABDNS_SOA_HEAD_OFF + FABDNS_SOA_HEAD_MAX <= FABDNS_RDATA_BUF);
@@ -52,8 +52,9 @@ inline constexpr std::array<const char *, FABDNS_STAT_MAX> kStatNames = {
 // buffer.
 uint64_t name_hash(std::string_view name);
 
-// The name of a map value (".a.b", see fabdns_answer.name) as a lowercase dotted name ("a.b").
-std::string dotted_name(const fabdns_answer &v);
+// The name of a map value (".a.b", see fabdns_answer.name) as a lowercase dotted name ("a.b"):
+// a view into v.name, valid as long as v is.
+std::string_view dotted_name(const fabdns_answer &v);
 
 // One kernel map entry in C++ terms (see enum fabdns_answer_kind).
 struct KernelAnswer {
@@ -135,7 +136,8 @@ class DatapathMaps {
     virtual ~DatapathMaps() = default;
     virtual AnswerTable &answers() = 0;
     virtual const AnswerTable &answers() const = 0;
-    // Replaces the listen map's contents.
+    // Replaces the listen map's contents, then renews config().listen_gen (a read-modify-write
+    // of the config: callers serialize it with their own config writes).
     virtual void set_listen(const std::vector<ListenEntry> &entries) = 0;
     virtual std::vector<ListenEntry> listen() const = 0;
     virtual fabdns_config config() const = 0;

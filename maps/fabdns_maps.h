@@ -29,6 +29,8 @@
 #define FABDNS_NAME_MAX (DNS_NAME_MAX - 2)
 /* Size of the NUL-padded dotted-name buffer in an answer (a multiple of 8: hashed by words). */
 #define FABDNS_NAME_BUF 256
+/* What a stored name holds for each length byte of the wire form. */
+#define FABDNS_NAME_DOT '.'
 /* Hit counting granularity (a power of two): see fabdns_answer.hits. */
 #define FABDNS_HIT_SAMPLE 16
 /* Records per answer: 8 IPv4 or 8 IPv6 addresses. */
@@ -41,9 +43,9 @@
 #define FABDNS_ANSWERS_CAPACITY 65536
 
 /* Key of the answers map. The kernel lowercases the query name in wire form (length bytes,
- * no root label), hashes its words with fabdns_hash_word() (below) and then compares the
- * stored name word by word (fabdns_name_word_matches()), so a hash collision can only cause a
- * miss, never another name's answer. */
+ * no root label), hashes its words with fabdns_hash_word() (below), writes each length byte as
+ * FABDNS_NAME_DOT and then compares the stored name word by word for equality, so a hash
+ * collision can only cause a miss, never another name's answer. */
 struct fabdns_answer_key {
     __u64 hash;    /* fabdns_hash_word() over the value's name words; host byte order */
     __u16 qtype;   /* DNS_TYPE_A or _AAAA (DNS_TYPE_SOA for zone entries); host order */
@@ -73,8 +75,8 @@ struct fabdns_answer {
     char name[FABDNS_NAME_BUF];   /* lowercase name with a '.' before every label
                                      (".nginx.default.svc.global"), NUL-padded: readable text
                                      for bpftool, and byte for byte the query's wire form with
-                                     each length byte written as '.', so the kernel compares
-                                     the query's bytes as they come */
+                                     each length byte written as '.' (FABDNS_NAME_DOT), the
+                                     form the kernel gives the query name to compare it */
     __u32 ttl;                    /* seconds; host byte order */
     __u8 count;                   /* ADDRESSES: records in rdata, 1..FABDNS_MAX_RECORDS; else 0 */
     __u8 kind;                    /* enum fabdns_answer_kind */
@@ -108,14 +110,16 @@ struct fabdns_config {
     __u64 stamp_ns;       /* CLOCK_MONOTONIC ns of the daemon's last refresh; 0: never
                              configured, pass everything */
     __u64 stale_after_ns; /* pass everything once now - stamp_ns exceeds this; 0: never stale */
-    __u32 flags;          /* reserved, zero */
-    __u32 pad;            /* zero */
+    __u64 listen_gen;     /* renewed (to a value never used before) after every change of the
+                             listen map: each CPU keeps the last destination it found there
+                             and trusts it while this is unchanged; 0: look up every packet */
 };
 
 /* The staleness rule, the one definition for the kernel and the tools: with no stamp the kernel
  * passes everything, and once now_ns - stamp_ns exceeds stale_after_ns (when set) as well.
- * now_ns is CLOCK_MONOTONIC; the kernel reads it coarse (bpf_ktime_get_coarse_ns(): up to
- * one tick behind, which only delays staleness by that much). */
+ * now_ns is CLOCK_MONOTONIC; the kernel reads it coarse, once per tick (bpf_ktime_get_coarse_ns()
+ * when bpf_jiffies64() moved: up to two ticks behind, which only delays staleness by that
+ * much). */
 static inline int fabdns_is_stale(__u64 stamp_ns, __u64 stale_after_ns, __u64 now_ns) {
     if (stamp_ns == 0) return 1;
     return stale_after_ns != 0 && (__s64)(now_ns - stamp_ns) > (__s64)stale_after_ns;
@@ -162,17 +166,6 @@ static inline __u64 fabdns_hash_word(__u64 h, __u64 word) {
     h *= FABDNS_HASH_MUL;
     h ^= h >> 29;
     return h;
-}
-
-/* Whether 8 bytes of a stored name (fabdns_answer.name) match the same 8 bytes of the
- * lowercased query name in wire form: equal except where the stored name has a '.', which
- * stands for a length byte. The label lengths are not compared here: the key's hash covers
- * them, and a stored name never holds a '.' inside a label. */
-static inline int fabdns_name_word_matches(__u64 stored, __u64 wire) {
-    const __u64 low7 = 0x7f7f7f7f7f7f7f7fULL;
-    __u64 t = stored ^ 0x2e2e2e2e2e2e2e2eULL;
-    __u64 dots = ~(((t & low7) + low7) | t | low7); /* 0x80 in each byte equal to '.' */
-    return ((stored ^ wire) & ~((dots >> 7) * 0xff)) == 0;
 }
 
 /* Lowercases the ASCII letters of 8 bytes at once; other bytes (label lengths, digits,

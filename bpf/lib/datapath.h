@@ -7,10 +7,25 @@
 #include "parse.h"
 #include "respond.h"
 
+/* CLOCK_MONOTONIC, coarse, read once per tick on each CPU: the coarse clock only moves at a
+ * tick, and jiffies (an inlined load, no helper call) tell when one has passed. A tick's
+ * first packet can still read the clock before the tick updated it, so the value is at most
+ * two ticks behind. */
+static __always_inline __u64 coarse_now(struct scratch *s) {
+    __u64 j = bpf_jiffies64();
+
+    if (j != s->clock_jiffies) {
+        s->clock_jiffies = j;
+        s->clock_ns = bpf_ktime_get_coarse_ns();
+    }
+    return s->clock_ns;
+}
+
 /* First half: L2-L4 checks, answer_for, liveness. Returns 0 when the DNS message at
- * f->dns_off should be copied into scratch, else the pass reason. */
+ * s->f.dns_off should be copied into scratch, else the pass reason. */
 static __always_inline int datapath_accept(void *data, void *data_end, __u32 pkt_len, __u32 ifindex,
-                                           struct frame *f) {
+                                           struct scratch *s) {
+    struct frame *f = &s->f;
     __u32 zero = 0;
     struct fabdns_config *cfg;
     int reason;
@@ -19,11 +34,11 @@ static __always_inline int datapath_accept(void *data, void *data_end, __u32 pkt
     if (reason) return reason;
     cfg = bpf_map_lookup_elem(&config, &zero);
     if (!cfg) return FABDNS_STAT_STALE;
-    reason = check_listen(f);
+    reason = check_listen(s, cfg->listen_gen);
     if (reason) return reason;
     reason = check_sanity(f);
     if (reason) return reason;
-    if (fabdns_is_stale(cfg->stamp_ns, cfg->stale_after_ns, bpf_ktime_get_coarse_ns()))
+    if (fabdns_is_stale(cfg->stamp_ns, cfg->stale_after_ns, coarse_now(s)))
         return FABDNS_STAT_STALE;
     if (f->dns_len < DNS_HDR_LEN) return FABDNS_STAT_MALFORMED;
     if (f->dns_len > DNS_QUERY_MAX) return FABDNS_STAT_TOO_LONG;

@@ -134,17 +134,19 @@ static __always_inline void key_word(struct scratch *s, __u32 w, __u64 keep, __u
     ((__u64 *)s->key)[w] = v;
 }
 
-/* The lookup key in s->key is the query name in wire form without its root label (name_len
- * + 1 bytes), lowercased, zero-padded to a word; s->q.hash is its hash. Wire form, not dotted:
- * no byte has to be moved or replaced, and the hash covers the label lengths, so a label
- * holding a '.' is another key than two labels. The last word, the only one masked, is done after
- * the loop: a branch on it inside the loop multiplies the paths the verifier walks. The same words
- * give the checksum sum of the question (s->q.qsum), which the reply repeats unchanged. Returns 0
- * or the pass reason. */
+/* s->q.hash is the hash of the query name in wire form without its root label (name_len + 1
+ * bytes), lowercased, zero-padded to a word: the hash covers the label lengths, so a label
+ * holding a '.' is another key than two labels. s->key holds the same bytes with each length
+ * byte then written as '.', the form of a stored name (fabdns_answer.name), so that the stored
+ * name is compared word by word for plain equality: one store per label here instead of
+ * masking out the stored dots in every word of the compare. The last word, the only one
+ * masked, is done after the loop: a branch on it inside the loop multiplies the paths the
+ * verifier walks. The same words give the checksum sum of the question (s->q.qsum), which the
+ * reply repeats unchanged. Returns 0 or the pass reason. */
 __global enum fabdns_stat fabdns_key(struct scratch *s, __u64 name_len) {
     if (!s) return FABDNS_STAT_RESIZE;
     __u64 h = FABDNS_HASH_SEED, keep = ~0ULL, name_sum = 0;
-    __u32 n, last, w, tail_off, sum;
+    __u32 n, last, w, i, tail_off, sum;
 
     if (name_len == 0 || name_len > FABDNS_NAME_MAX) return FABDNS_STAT_NAME;
     n = name_len + 1;
@@ -156,6 +158,15 @@ __global enum fabdns_stat fabdns_key(struct scratch *s, __u64 name_len) {
     if (n & 7) keep = (1ULL << ((n & 7) * 8)) - 1;
     key_word(s, bound(last, NAME_WORDS - 1), keep, &h, &name_sum);
     s->q.hash = h;
+
+    /* Labels were checked by fabdns_parse_name(): each length byte is followed by its label. */
+    for (w = 0, i = 0; i < DNS_MAX_LABELS; i++) {
+        __u8 *len = &s->key[bound(w, FABDNS_NAME_BUF - 1)];
+
+        if (w >= n) break;
+        w += *len + 1;
+        *len = FABDNS_NAME_DOT;
+    }
 
     /* The question: the name from even offset 12, the root label (zero) and QTYPE + QCLASS. */
     tail_off = NAME_OFF + n + 1;
@@ -284,7 +295,7 @@ __global enum fabdns_stat fabdns_build_reply(struct scratch *s, __u64 qend, __u6
     if (!a) return FABDNS_STAT_MISS;
     for (w = 0; w < NAME_WORDS; w++) {
         if (w >= words) break;
-        if (!fabdns_name_word_matches(((__u64 *)a->name)[w], key[w])) return FABDNS_STAT_COLLISION;
+        if (((__u64 *)a->name)[w] != key[w]) return FABDNS_STAT_COLLISION;
     }
     if (a->kind == FABDNS_ANSWER_NODATA) return build_nodata(s, table, a, qend);
     count = a->count;

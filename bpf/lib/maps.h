@@ -112,12 +112,19 @@ struct scratch {
     struct query q;
     __u8 hdr[SCRATCH_HDR_ROOM];
     __u8 msg[SCRATCH_MSG_MAX + SCRATCH_SLACK];
-    __u8 key[FABDNS_NAME_BUF + 8]; /* lowercase wire-form query name, zero-padded words */
+    __u8 key[FABDNS_NAME_BUF + 8]; /* lowercase query name, length bytes as '.', zero-padded */
     __u64 hit_tick;                /* this CPU's hits, for sampling entries' hit counters */
+    __u64 clock_jiffies;           /* jiffies when clock_ns was read (coarse_now()) */
+    __u64 clock_ns;
+    __u64 listen_gen;                    /* check_listen(): config.listen_gen ... */
+    struct fabdns_listen_key listen_hit; /* ... under which this destination was found */
 };
 
 _Static_assert(__builtin_offsetof(struct scratch, key) % 8 == 0,
                "the key is read and written in words");
+_Static_assert(sizeof(struct fabdns_listen_key) == 20 &&
+                   __builtin_offsetof(struct scratch, listen_hit) % 8 == 0,
+               "check_listen() compares the listen key as two words and a half");
 
 struct {
     __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);

@@ -7,9 +7,14 @@
 #include "maps.h"
 #include "mem.h"
 
-/* 0 when the destination is in the listen map, else the pass reason. */
-static __always_inline int check_listen(const struct frame *f) {
-    struct fabdns_listen_key k = {};
+/* 0 when the destination is in the listen map, else the pass reason. The last destination
+ * found there is kept per CPU and trusted without a lookup while the generation gen (read
+ * before the lookup, renewed after every change of the map) is unchanged. */
+static __always_inline int check_listen(struct scratch *s, __u64 gen) {
+    const struct frame *f = &s->f;
+    /* Aligned for the word compare below (the verifier refuses misaligned stack reads). */
+    struct fabdns_listen_key k __attribute__((aligned(8))) = {};
+    const __u64 *kw = (const __u64 *)&k, *hw = (const __u64 *)&s->listen_hit;
 
     if (f->is_v6) {
         __builtin_memcpy(k.addr, f->daddr, 16);
@@ -19,7 +24,14 @@ static __always_inline int check_listen(const struct frame *f) {
         __builtin_memcpy(&k.addr[12], f->daddr, 4);
     }
     k.port = f->dport;
-    return bpf_map_lookup_elem(&listen, &k) ? 0 : FABDNS_STAT_NOT_FOR_US;
+    if (gen && gen == s->listen_gen &&
+        ((kw[0] ^ hw[0]) | (kw[1] ^ hw[1]) | (*(const __u32 *)&kw[2] ^ *(const __u32 *)&hw[2])) ==
+            0)
+        return 0;
+    if (!bpf_map_lookup_elem(&listen, &k)) return FABDNS_STAT_NOT_FOR_US;
+    s->listen_hit = k;
+    s->listen_gen = gen;
+    return 0;
 }
 
 static __always_inline int ipv6_is_loopback(const __u32 *a) {

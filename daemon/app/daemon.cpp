@@ -137,7 +137,8 @@ class Daemon {
     // The stamp is refreshed only once the maps hold this daemon's data: before that they hold
     // a previous daemon's answers, which user space may contradict (SPEC §4).
     std::atomic<bool> data_applied_{false};
-    std::mutex kconfig_mu_;  // read-modify-write of the kernel config (stamp, stale_after)
+    std::mutex kconfig_mu_;  // read-modify-write of the kernel config (stamp, stale_after,
+                             // listen_gen by set_listen)
     std::atomic<uint64_t> syncs_{0};
     std::atomic<size_t> services_{0};  // in the last data set
     std::string datapath_error_;       // why datapath_ is null (set before threads start)
@@ -229,9 +230,9 @@ void Daemon::retry_attach() {
 // Returns whether every configured interface is attached.
 bool Daemon::apply_datapath_config(const Config &c) {
     auto &m = datapath_->maps();
-    m.set_listen(listen_entries(c.datapath.answer_for));
     {
         std::lock_guard lock(kconfig_mu_);
+        m.set_listen(listen_entries(c.datapath.answer_for));
         fabdns_config kc = m.config();
         kc.stale_after_ns = uint64_t(c.datapath.stale_after.count()) * 1000000ull;
         // Until this daemon's first data set the stamp stays as the previous daemon left it.
@@ -587,6 +588,7 @@ int Daemon::run() {
         if (datapath_ && has_wildcard(cfg_.datapath.answer_for) && ticks % 5 == 0) {
             // Addresses come and go (DHCP, pod IPs): follow them.
             try {
+                std::lock_guard lock(kconfig_mu_);
                 datapath_->maps().set_listen(listen_entries(cfg_.datapath.answer_for));
             } catch (const std::exception &e) {
                 log::warn(std::string("listen map: ") + e.what());

@@ -64,7 +64,7 @@ uint64_t value_digest(const fabdns_answer &v) {
 // name, zone and TTL alone).
 uint64_t held_digest(const fabdns_answer_key &k, const fabdns_answer &v) {
     Digest d;
-    const std::string name = maps::dotted_name(v);
+    const std::string_view name = maps::dotted_name(v);
     d.add(name.data(), name.size()).add(v.kind).add(v.ttl);
     if (v.kind == FABDNS_ANSWER_NODATA) {
         d.add(v.zone_len);
@@ -576,7 +576,7 @@ std::optional<std::vector<maps::KernelAnswer>> MapCompiler::ranked_answers(const
     }
     table_.for_each([&](const fabdns_answer_key &k, const fabdns_answer &v) {
         if (k.qtype != DNS_TYPE_A && k.qtype != DNS_TYPE_AAAA) return;
-        const std::string name = maps::dotted_name(v);
+        const std::string_view name = maps::dotted_name(v);
         auto it = score.find(name);
         if (it == score.end()) it = score.emplace(name, std::array<uint64_t, 2>{}).first;
         it->second[k.qtype == DNS_TYPE_AAAA] += v.hits;

@@ -28,7 +28,7 @@ using test::FakeTable;
 using test::KeyLess;
 
 std::string name_of(const fabdns_answer &v) {
-    return maps::dotted_name(v);
+    return std::string(maps::dotted_name(v));
 }
 
 // Everything but the kernel's hit counter, as the compiler compares values.

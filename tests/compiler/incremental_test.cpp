@@ -106,7 +106,7 @@ std::set<std::string> probes(const Answers &a, const Answers &b) {
 }
 
 std::string name_of(const fabdns_answer &v) {
-    return maps::dotted_name(v);
+    return std::string(maps::dotted_name(v));
 }
 
 // Every entry of `part` is in `whole`, equal but for the kernel's hit counter; `absent` names

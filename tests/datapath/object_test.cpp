@@ -70,7 +70,7 @@ const std::vector<Layout> &layouts() {
         {"fabdns_config",
          sizeof(fabdns_config),
          {FABDNS_FIELD(fabdns_config, stamp_ns), FABDNS_FIELD(fabdns_config, stale_after_ns),
-          FABDNS_FIELD(fabdns_config, flags), FABDNS_FIELD(fabdns_config, pad)}},
+          FABDNS_FIELD(fabdns_config, listen_gen)}},
     };
     return all;
 }

@@ -364,6 +364,34 @@ TEST_P(PacketTest, CountersNameEveryVerdict) {
     EXPECT_EQ(v->hits % FABDNS_HIT_SAMPLE, 0u);
 }
 
+// Each CPU keeps the last answer_for destination it found and trusts it while the listen map's
+// generation holds: a destination removed right after hits on it is passed at once, and answered
+// again once it is back.
+TEST_P(PacketTest, AListenChangeIsSeenRightAfterHits) {
+    add("nginx.default.svc.global", LDNS_RR_TYPE_A, {"10.1.0.5"});
+    auto &m = dp_->maps();
+    const std::vector<maps::ListenEntry> both = m.listen();
+    const auto v4 = IpAddr::parse("10.0.0.1")->mapped16();
+    std::vector<maps::ListenEntry> v6_only;
+    for (const auto &e : both)
+        if (e.addr != v4) v6_only.push_back(e);
+    ASSERT_EQ(v6_only.size(), 1u);
+    const Bytes q = frame({}, dns_query({}));
+    const long cpus = sysconf(_SC_NPROCESSORS_CONF);
+    for (long i = 0; i < 4 * cpus; i++) ASSERT_EQ(run(q).verdict, Verdict::Answered);
+
+    const uint64_t gen = m.config().listen_gen;
+    m.set_listen(v6_only);
+    EXPECT_GT(m.config().listen_gen, gen);
+    const auto before = m.stats();
+    for (long i = 0; i < 4 * cpus; i++) expect_pass(q, "10.0.0.1 removed from answer_for");
+    EXPECT_EQ(m.stats()[FABDNS_STAT_NOT_FOR_US] - before[FABDNS_STAT_NOT_FOR_US],
+              uint64_t(4 * cpus));
+
+    m.set_listen(both);
+    EXPECT_EQ(run(q).verdict, Verdict::Answered);
+}
+
 // L2/L3 sanity and reflection (SPEC §4): what the stack would not answer is passed untouched,
 // each under its own counter.
 class SanityTest : public PacketTest {

@@ -176,7 +176,7 @@ std::set<std::string> pinned_names(const std::string &pin_path, const char *copy
     const void *prev = nullptr;
     fabdns_answer v{};
     while (bpf_map_get_next_key(fd, prev, &next) == 0) {
-        if (bpf_map_lookup_elem(fd, &next, &v) == 0) names.insert(maps::dotted_name(v));
+        if (bpf_map_lookup_elem(fd, &next, &v) == 0) names.emplace(maps::dotted_name(v));
         key = next;
         prev = &key;
     }
