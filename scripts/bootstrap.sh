@@ -13,7 +13,7 @@ packages=(
     cmake g++ make pkg-config clang llvm clang-format
     libbpf-dev libelf-dev zlib1g-dev linux-libc-dev bpftool
     libldns-dev libyaml-cpp-dev libyaml-dev nlohmann-json3-dev rapidjson-dev libcli11-dev
-    libcurl4-openssl-dev libmicrohttpd-dev libssl-dev
+    libcurl4-openssl-dev libmicrohttpd-dev libssl-dev libxxhash-dev
     libgtest-dev libgmock-dev googletest libbenchmark-dev
     # sanitizers and fuzzers (clang's runtime)
     libclang-rt-14-dev

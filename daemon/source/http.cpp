@@ -71,11 +71,14 @@ size_t on_write(char *data, size_t size, size_t count, void *user) {
     if (!success && t->response->body.size() >= kErrorBodyLimit) return n;  // keep the head only
     std::string &body = t->response->body;
     if (success && body.empty()) {
-        // An announced length (already checked against max_body by curl) is reserved at once:
-        // growing by doubling would hold up to twice the answer while it arrives.
+        // An announced length (already checked against max_body by curl), else the expected
+        // one, is reserved at once: growing by doubling would hold up to twice the answer while
+        // it arrives.
         curl_off_t length = -1;
-        if (curl_easy_getinfo(t->easy, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &length) == CURLE_OK &&
-            length > 0 && t->request->max_body != 0 &&
+        if (curl_easy_getinfo(t->easy, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &length) != CURLE_OK ||
+            length <= 0)
+            length = static_cast<curl_off_t>(t->request->expected_body);
+        if (length > 0 && t->request->max_body != 0 &&
             static_cast<uint64_t>(length) <= t->request->max_body)
             body.reserve(static_cast<size_t>(length));
     }
@@ -187,6 +190,8 @@ HttpResponse HttpClient::perform(const HttpRequest &request) {
 
     curl_easy_setopt(easy, CURLOPT_URL, request.url.c_str());
     curl_easy_setopt(easy, CURLOPT_PROTOCOLS_STR, request.https_only ? "https" : "http,https");
+    if (request.http1_only)
+        curl_easy_setopt(easy, CURLOPT_HTTP_VERSION, static_cast<long>(CURL_HTTP_VERSION_1_1));
     curl_easy_setopt(easy, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(easy, CURLOPT_ERRORBUFFER, errbuf);
     curl_easy_setopt(easy, CURLOPT_HTTPHEADER, headers);

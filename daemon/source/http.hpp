@@ -25,9 +25,13 @@ struct HttpRequest {
     std::vector<std::string> headers;  // "Name: value"
     TlsSettings tls;
     bool https_only = false;  // refuse plain http:// (the hub must be mutual TLS)
+    bool http1_only = false;  // HTTP/1.1 even where the server offers HTTP/2 (ALPN)
     std::chrono::milliseconds connect_timeout{5000};
     std::chrono::milliseconds timeout{30000};  // whole transfer; 0 = none
     size_t max_body = size_t{64} << 20;        // decoded bytes; 0 = unlimited
+    // Bytes reserved for a 2xx body that announces no length (chunked), so that it does not
+    // grow by doubling (holding up to twice the answer while it arrives); 0 = none.
+    size_t expected_body = 0;
     // Streaming: for a 2xx answer, body bytes go here instead of HttpResponse::body. Return
     // false to abort the transfer (HttpFailure::Aborted).
     std::function<bool(std::string_view)> on_data;

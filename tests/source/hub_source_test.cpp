@@ -134,18 +134,34 @@ TEST_F(HubSourceTest, UnchangedAnswerIsNotDeliveredAgain) {
     EXPECT_TRUE(src->status().healthy);
 }
 
+// n services svc0..svc{n-1}: the first at `first`, the last at `last`, the others at 10.0.1.1.
+std::string many(size_t n, const std::string &first, const std::string &last) {
+    nlohmann::json items = nlohmann::json::array();
+    for (size_t i = 0; i < n; ++i)
+        items.push_back(service_json("svc" + std::to_string(i), "default",
+                                     {i == 0       ? first
+                                      : i + 1 == n ? last
+                                                   : "10.0.1.1"}));
+    return items.dump();
+}
+
+// Polls of an unchanged answer (a large one, sent chunked as the hub sends it) run on the one
+// connection of the first poll: no TLS handshake per poll.
+TEST_F(HubSourceTest, PollsOfAnUnchangedAnswerReuseOneConnection) {
+    replace_file(data_file(), many(1000, "10.0.0.1", "10.0.0.2"));
+    Hub hub(certs, data_file());
+    auto src = start(options(hub.url()), collector);
+    ASSERT_TRUE(collector.wait_for_count(1));
+    int before = hub.service_requests();
+    ASSERT_TRUE(eventually([&] { return hub.service_requests() >= before + 3; }, 3 * kLargeChange));
+    EXPECT_EQ(hub.stats()["connections"], 1);
+    EXPECT_EQ(collector.count(), 1u);
+    EXPECT_TRUE(src->status().healthy);
+}
+
 // An answer is compared with the held one block by block (64 KiB) while it arrives: a change of
 // the same size in the first or the last block, and a shorter answer, are each delivered.
 TEST_F(HubSourceTest, ChangesAnywhereInALargeAnswerAreDelivered) {
-    auto many = [](size_t n, const std::string &first, const std::string &last) {
-        nlohmann::json items = nlohmann::json::array();
-        for (size_t i = 0; i < n; ++i)
-            items.push_back(service_json("svc" + std::to_string(i), "default",
-                                         {i == 0       ? first
-                                          : i + 1 == n ? last
-                                                       : "10.0.1.1"}));
-        return items.dump();
-    };
     replace_file(data_file(), many(1000, "10.0.0.1", "10.0.0.2"));
     ASSERT_GT(fs::file_size(data_file()), size_t{3} << 16);
     Hub hub(certs, data_file());
@@ -275,6 +291,26 @@ TEST_P(HubFaultTest, KeepsLastGoodSetAndCountsFailures) {
 INSTANTIATE_TEST_SUITE_P(Modes, HubFaultTest,
                          ::testing::Values("500", "slow", "truncated", "garbage", "reset", "empty",
                                            "suspicious", "notarray"));
+
+// The hub sends a large answer chunked: one cut short (the connection closed inside the chunk)
+// is a failure that keeps the set, as a short Content-Length body is.
+TEST_F(HubSourceTest, TruncatedChunkedAnswerKeepsTheLastGoodSet) {
+    replace_file(data_file(), many(1000, "10.0.0.1", "10.0.0.2"));
+    Hub hub(certs, data_file());
+    auto src = start(options(hub.url()), collector);
+    ASSERT_TRUE(collector.wait_for_count(1));
+    hub.mode("truncated");
+    replace_file(data_file(), many(1000, "10.0.0.9", "10.0.0.2"));
+    ASSERT_TRUE(eventually([&] { return src->status().total_failures >= 2; }, 10s));
+    EXPECT_FALSE(src->status().healthy);
+    EXPECT_NE(src->status().last_error.find("failed"), std::string::npos)
+        << src->status().last_error;
+    EXPECT_EQ(collector.count(), 1u) << "a truncated answer replaced the set";
+    hub.mode("ok");
+    EXPECT_TRUE(collector.wait_for(
+        [](const auto &set) { return first_address(set, "default/svc0") == "10.0.0.9"; },
+        kLargeChange));
+}
 
 TEST_F(HubSourceTest, ResponseSizeLimitRefusesLargeAnswers) {
     Hub hub(certs, data_file());

@@ -5,19 +5,24 @@
 # Every request must carry X-FabEdge-Cluster; the API port speaks HTTPS and requires a client
 # certificate signed by --client-ca (mutual TLS). It serves the bytes of --data as they are at
 # each request, so a test changes the hub's answer by rewriting that file.
+# It answers as the real one (fab-dns pkg/service-hub/apiserver: Go net/http, one w.Write of the
+# marshalled list) does over HTTP/1.1: connections kept alive; a body longer than Go's 2048-byte
+# buffer goes out chunked, as one chunk, without Content-Length; no ETag, Last-Modified,
+# conditional requests, compression or query parameters.
 #
 # Faults are switched at run time on a separate plain-HTTP control port:
 #   POST /mode?name=NAME[&seconds=N]   NAME is one of
 #     ok          serve --data
 #     500         HTTP 500
 #     slow        hang N seconds (default 10), then serve --data
-#     truncated   announce the full Content-Length, send half, close
+#     truncated   announce the whole body (its chunk size, or Content-Length), send half, close
 #     garbage     HTTP 200 with a body that is not JSON
 #     reset       close the connection with a TCP RST, no answer
 #     empty       HTTP 200 with "[]" (suspicious while the client holds data)
 #     suspicious  HTTP 200 with the data's array, first object stripped of its spec
 #     notarray    HTTP 200 with a JSON object instead of an array
-#   GET /stats -> {"requests": {path: count}, "last_cluster": "...", "mode": "..."}
+#   GET /stats -> {"requests": {path: count}, "connections": N, "last_cluster": "...",
+#                  "mode": "..."}   (connections: accepted TLS connections, one handshake each)
 #
 # Python 3 standard library only. Listens on 127.0.0.1 only; port 0 picks free ports, and the
 # line "READY <api_port> <control_port>" on stdout tells the test which.
@@ -44,12 +49,14 @@ class State:
         self.mode = "ok"
         self.seconds = 10.0
         self.requests = {}
+        self.connections = 0
         self.last_cluster = None
 
     def snapshot(self):
         with self.lock:
             return {
                 "requests": dict(self.requests),
+                "connections": self.connections,
                 "last_cluster": self.last_cluster,
                 "mode": self.mode,
             }
@@ -60,19 +67,41 @@ def read_data(state):
         return f.read()
 
 
+# Go's net/http sets Content-Length itself only for a response that fits its first buffer.
+GO_CHUNKING_AFTER = 2048
+
+
 def make_api_handler(state):
     class Handler(http.server.BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
 
+        def setup(self):
+            super().setup()  # the TLS handshake is done by now (accept)
+            with state.lock:
+                state.connections += 1
+
         def log_message(self, fmt, *args):
             pass
 
-        def send_body(self, status, body, content_type="application/json"):
+        def send_head(self, status, body, content_type):
+            """Headers as Go sends them for this body; True when it goes out chunked."""
+            chunked = len(body) > GO_CHUNKING_AFTER
             self.send_response(status)
             self.send_header("Content-Type", content_type)
-            self.send_header("Content-Length", str(len(body)))
+            if chunked:
+                self.send_header("Transfer-Encoding", "chunked")
+            else:
+                self.send_header("Content-Length", str(len(body)))
             self.end_headers()
+            return chunked
+
+        def send_body(self, status, body, content_type="application/json"):
+            chunked = self.send_head(status, body, content_type)
+            if chunked:
+                self.wfile.write(b"%x\r\n" % len(body))
             self.wfile.write(body)
+            if chunked:
+                self.wfile.write(b"\r\n0\r\n\r\n")
 
         def do_GET(self):
             path = urllib.parse.urlsplit(self.path).path
@@ -101,10 +130,8 @@ def make_api_handler(state):
                 self.send_body(200, read_data(state))
             elif mode == "truncated":
                 body = read_data(state)
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
+                if self.send_head(200, body, "application/json"):
+                    self.wfile.write(b"%x\r\n" % len(body))
                 self.wfile.write(body[: len(body) // 2])
                 self.wfile.flush()
                 self.close_connection = True
