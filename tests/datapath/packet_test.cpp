@@ -281,8 +281,10 @@ TEST_P(PacketTest, PassCasesLeaveTheFrameUntouched) {
         "dot inside a label");
     {
         // nginx.<pointer to offset 12>: a compression pointer in the question.
-        Bytes d(base.begin(), base.begin() + 12);
-        d.insert(d.end(), {5, 'n', 'g', 'i', 'n', 'x', 0xc0, 12, 0, 1, 0, 1});
+        Bytes d = base;
+        d.resize(12);
+        for (int b : {5, int('n'), int('g'), int('i'), int('n'), int('x'), 0xc0, 12, 0, 1, 0, 1})
+            d.push_back(static_cast<uint8_t>(b));
         expect_pass(frame(f, d), "compression pointer");
     }
     {
@@ -637,11 +639,13 @@ TEST_P(NodataTest, FlippingAnswersAreNeverTorn) {
     const std::vector<GlobalService> sets[2] = {
         {svc({"10.1.0.1", "10.1.0.2", "10.1.0.3", "10.1.0.4", "10.1.0.5", "10.1.0.6"})},
         {svc({"10.2.0.1", "10.2.0.2", "10.2.0.3", "10.2.0.4", "10.2.0.5", "10.2.0.6"})}};
-    std::set<Bytes> want[2];
+    // Byte strings, not std::set<Bytes>: GCC 12 at -O3 warns (-Wstringop-overread) inside
+    // vector<uint8_t>'s ordering.
+    std::set<std::string> want[2];
     for (int i = 0; i < 2; i++)
         for (const auto &e : sets[i][0].endpoints)
             for (const auto &a : e.addresses)
-                want[i].insert(Bytes(a.bytes.begin(), a.bytes.begin() + 4));
+                want[i].insert(std::string(a.bytes.begin(), a.bytes.begin() + 4));
     engine_->set_services(sets[0]);
     MapCompiler compiler(dp_->maps().answers());
     compiler.sync(*engine_);
@@ -664,7 +668,8 @@ TEST_P(NodataTest, FlippingAnswersAreNeverTorn) {
                 continue;
             }
             const auto rd = answer_rdata(rep.pkt);
-            const std::set<Bytes> got(rd.begin(), rd.end());
+            std::set<std::string> got;
+            for (const Bytes &b : rd) got.insert(std::string(b.begin(), b.end()));
             replies++;
             if (got == want[0])
                 seen[0]++;
