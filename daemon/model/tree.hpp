@@ -178,14 +178,14 @@ inline uint32_t Tree::add_copy(const Tree &from, uint32_t from_node, uint32_t pa
                                std::string_view key) {
     const Node &src = from.node(from_node);
     if (src.type != Type::Object && src.type != Type::Array) {
-        Scalar s;
-        s.type = src.type;
-        s.boolean = src.boolean;
-        if (src.type == Type::Int) s.i = src.i;
-        if (src.type == Type::Uint) s.u = src.u;
-        if (src.type == Type::Float) s.d = src.d;
-        if (src.type == Type::String) s.text = from.text(src.off, src.len);
-        return add_scalar(s, parent, key);
+        Node n = src;  // the scalar's payload as it is; its text and links are this tree's
+        n.key_off = n.key_len = 0;
+        n.next = kNone;
+        if (n.type == Type::String) {
+            n.off = static_cast<uint32_t>(text_.size());
+            text_.append(from.text(src.off, src.len));
+        }
+        return link(n, parent, key);
     }
     uint32_t idx = add_container(src.type == Type::Object, parent, key);
     for (uint32_t c = src.first; c != kNone; c = from.node(c).next)
