@@ -53,9 +53,9 @@ class Tree {
     struct Node {
         Type type = Type::Null;
         bool boolean = false;
-        uint32_t key_off = 0,
-                 key_len = 0;       // the member's key in text_, when the parent is an object
-        uint32_t off = 0, len = 0;  // String: its text in text_; containers: child count
+        // The member's key in text_, when the parent is an object.
+        uint32_t key_off = 0, key_len = 0;
+        uint32_t off = 0, len = 0;             // String: its text in text_; containers: child count
         uint32_t first = kNone, last = kNone;  // containers: first and last child
         uint32_t next = kNone;                 // the next sibling
         union {
