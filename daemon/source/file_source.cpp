@@ -326,26 +326,7 @@ struct FileSource::State {
         entry.rejected.clear();
         entry.unlisted_rejections = 0;
         if (!decode_manifest_file(name, text, one, entry.error)) return;
-        std::stable_sort(one.services.begin(), one.services.end(), key_less);
-        const ServiceList &old = *held;
-        bool in_run = false;  // as in assemble()
-        for (size_t i = 0; i < one.services.size(); ++i) {
-            GlobalService &svc = one.services[i];
-            if (i + 1 < one.services.size() && !key_less(svc, one.services[i + 1])) {
-                if (!in_run)
-                    log::warn(health.label() + ": " + svc.key() + " appears more than once in " +
-                              name + "; the last one is used");
-                in_run = true;
-                continue;
-            }
-            in_run = false;
-            // Searched, not walked: a file's names are spread over the whole held set.
-            size_t h = find_key(old, key_of(svc));
-            if (h < old.size() && *old[h] == svc)
-                entry.services.push_back(old[h]);
-            else
-                entry.services.push_back(std::make_shared<const GlobalService>(std::move(svc)));
-        }
+        entry.services = unique_services(one.services, *held, health.label(), " in " + name);
         for (auto &r : one.rejected) r.object = name + ": " + r.object;
         log_rejections(one, health.label());
         entry.rejected = std::move(one.rejected);

@@ -23,6 +23,12 @@ struct NextSet {
 // it without comparing it again.
 NextSet build_set(DecodeResult &decoded, const ServiceList &held, const std::string &label);
 
+// build_set's de-duplication alone: `in` (moved out) sorted by namespace/name, the last object
+// of each kept (a duplicate is logged once, `where` after its name), each equal to its held
+// version the held one.
+ServiceList unique_services(std::vector<GlobalService> &in, const ServiceList &held,
+                            const std::string &label, const std::string &where = "");
+
 // Adds to `out` (sorted by key, one per key) the held version of every named rejection whose
 // namespace/name is not in `out`: build_set's rule for rejections, for a set built otherwise.
 // Returns how many were added.
