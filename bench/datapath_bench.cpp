@@ -12,6 +12,10 @@
 // that fixed cost the same way, and the net cost of a hit is hit - empty. The counter
 // syscall_ns is the wall time per run including the syscall. Passes leave the packet alone, so
 // they are timed with repeat = 1,000,000 in one run; their reported time is per packet.
+//
+// Beside it, the same way and on the same frames, bench/run's reference responder
+// (bench/harness/bpf/ref_responder.bpf.c: A only, 256-byte key, one record): the floor of what
+// a minimal in-kernel answer costs under BPF_PROG_TEST_RUN on this machine.
 #include <benchmark/benchmark.h>
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
@@ -21,9 +25,11 @@
 #include <sched.h>
 #include <unistd.h>
 
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <cstdio>
+#include <cstring>
 #include <memory>
 #include <stdexcept>
 #include <string>
@@ -136,6 +142,60 @@ class Bench {
 
 std::unique_ptr<Bench> g_bench;
 
+// The reference responder, loaded from its object (nothing pinned or attached).
+class RefResponder {
+  public:
+    explicit RefResponder(const char *path) {
+        obj_ = bpf_object__open_file(path, nullptr);
+        if (!obj_) throw std::runtime_error(std::string("cannot open ") + path);
+        if (bpf_object__load(obj_) < 0) {
+            bpf_object__close(obj_);
+            throw std::runtime_error(std::string("cannot load ") + path);
+        }
+        bpf_program *prog = bpf_object__find_program_by_name(obj_, "ref_xdp");
+        bpf_map *names = bpf_object__find_map_by_name(obj_, "ref_names");
+        if (!prog || !names) {
+            bpf_object__close(obj_);
+            throw std::runtime_error(std::string("no ref_xdp / ref_names in ") + path);
+        }
+        prog_fd_ = bpf_program__fd(prog);
+        names_fd_ = bpf_map__fd(names);
+    }
+    ~RefResponder() { bpf_object__close(obj_); }
+    RefResponder(const RefResponder &) = delete;
+    RefResponder &operator=(const RefResponder &) = delete;
+
+    int fd() const { return prog_fd_; }
+
+    // One A record for a dotted name: its key is the wire form, zero-padded to 256 bytes.
+    void put(const std::string &name, const std::array<uint8_t, 4> &addr, uint32_t ttl) {
+        std::array<uint8_t, 256> key{};
+        size_t o = 0;
+        size_t start = 0;
+        while (start <= name.size()) {
+            const size_t dot = std::min(name.find('.', start), name.size());
+            key.at(o++) = static_cast<uint8_t>(dot - start);
+            for (size_t i = start; i < dot; i++) key.at(o++) = static_cast<uint8_t>(name[i]);
+            start = dot + 1;
+        }
+        struct {
+            uint32_t addr;  // network order
+            uint32_t ttl;   // host order
+        } value{};
+        std::memcpy(&value.addr, addr.data(), 4);
+        value.ttl = ttl;
+        if (bpf_map_update_elem(names_fd_, key.data(), &value, BPF_ANY) < 0)
+            throw std::runtime_error("cannot fill ref_names");
+    }
+
+  private:
+    bpf_object *obj_ = nullptr;
+    int prog_fd_ = -1;
+    int names_fd_ = -1;
+};
+
+std::unique_ptr<RefResponder> g_ref;
+
 // One program and one input frame, run without the allocations of loader::test_run.
 struct Runner {
     int fd;
@@ -215,6 +275,28 @@ void hit(benchmark::State &state, std::string mode, size_t entries, Target t) {
 void empty(benchmark::State &state, std::string mode) {
     Runner r{fd_of(mode), non_ip_frame()};
     run_singles(state, r, passed_verdict(mode));
+}
+
+// The reference responder on the frame hit/xdp sends for the same name (it knows that name
+// only, as a map of 1).
+void ref_hit(benchmark::State &state, Target t) {
+    if (!g_ref) {
+        state.SkipWithError("reference responder not loaded");
+        return;
+    }
+    g_ref->put(t.name, {10, 7, 0, 1}, 30);
+    Runner r{g_ref->fd(), query_frame(t.name, t.qtype)};
+    run_singles(state, r, XDP_TX);
+    state.counters["frame_bytes"] = static_cast<double>(r.out_size);
+}
+
+void ref_empty(benchmark::State &state) {
+    if (!g_ref) {
+        state.SkipWithError("reference responder not loaded");
+        return;
+    }
+    Runner r{g_ref->fd(), non_ip_frame()};
+    run_singles(state, r, XDP_PASS);
 }
 
 // One run of kPassRepeat repetitions per iteration; the iteration time is the kernel's
@@ -304,6 +386,17 @@ void register_all() {
             ->UseManualTime()
             ->Iterations(kHitIterations);
     }
+    // The reference: XDP, A with one record, both name lengths.
+    benchmark::RegisterBenchmark("empty/ref", ref_empty)
+        ->UseManualTime()
+        ->Iterations(kHitIterations);
+    for (const Target &t : ts) {
+        if (t.qtype != DNS_TYPE_A) continue;
+        const std::string shape = "entries:1/name:" + std::to_string(t.name.size() + 2) + "/Ax1";
+        benchmark::RegisterBenchmark(("hit/ref/" + shape).c_str(), ref_hit, t)
+            ->UseManualTime()
+            ->Iterations(kHitIterations);
+    }
     for (size_t entries : {size_t{1}, size_t{10000}, size_t{kCapacity}}) {
         for (const Target &t : ts) {
             const std::string shape = "entries:" + std::to_string(entries) +
@@ -374,6 +467,11 @@ int main(int argc, char **argv) {
     int status = 0;
     try {
         g_bench = std::make_unique<Bench>();
+        try {
+            g_ref = std::make_unique<RefResponder>(FABDNS_REF_BPF_OBJ);
+        } catch (const std::exception &e) {
+            std::fprintf(stderr, "fabdns_bench_datapath: %s (reference skipped)\n", e.what());
+        }
         benchmark::AddCustomContext("restored_between_repeats_xdp", probe_restore("xdp"));
         benchmark::AddCustomContext("restored_between_repeats_tc", probe_restore("tc"));
         register_all();
@@ -382,6 +480,7 @@ int main(int argc, char **argv) {
         std::fprintf(stderr, "fabdns_bench_datapath: %s\n", e.what());
         status = 1;
     }
+    g_ref.reset();
     g_bench.reset();  // removes the pins
     benchmark::Shutdown();
     return status;

@@ -91,6 +91,18 @@ for entries in ("1", "10000", "65536"):
             print(f"| {entries} | {wire} | {ans} | {fmt(net_x)} | {fmt(net_t)} | "
                   f"{fmt(miss_x)} | {fmt(miss_t)} | <= {limit}: {verdict} |")
 print()
+# The reference responder (bench/harness/bpf/ref_responder.bpf.c) on the same frames, net of
+# its own empty run: what a minimal A-only responder costs here.
+empty_ref = ns("empty/ref")
+print("| XDP, A x1, map of 1 | fabdns ns/hit net | reference ns/hit net | fabdns / reference |")
+print("|---|---:|---:|---:|")
+for wire in ("24", "255"):
+    x, r = ns(f"hit/xdp/entries:1/name:{wire}/Ax1"), ns(f"hit/ref/entries:1/name:{wire}/Ax1")
+    net_x = None if x is None or empty["xdp"] is None else x - empty["xdp"]
+    net_r = None if r is None or empty_ref is None else r - empty_ref
+    ratio = None if net_x is None or not net_r else net_x / net_r
+    print(f"| {wire}-byte name | {fmt(net_x)} | {fmt(net_r)} | {fmt(ratio, 2)} |")
+print()
 print("| pass (repeat=1,000,000) | XDP ns/packet | TC ns/packet |")
 print("|---|---:|---:|")
 for kind in ("pass-non-ip", "pass-not-for-us"):
