@@ -36,8 +36,12 @@ import json, sys
 
 def medians(path):
     """run name (without /iterations:N/manual_time) -> the median aggregate's record"""
-    with open(path) as f:
-        doc = json.load(f)
+    # A filter that matches none of a program's benchmarks leaves its output file empty.
+    try:
+        with open(path) as f:
+            doc = json.load(f)
+    except (OSError, ValueError):
+        return {}, {}
     out = {}
     for b in doc["benchmarks"]:
         if b.get("aggregate_name") != "median":
