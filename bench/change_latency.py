@@ -2,13 +2,14 @@
 """One changed service, from the source to the kernel map, at scale (issue 10), one command:
 
     sudo bench/change_latency.py FABDNSD[,FABDNSD...] {file,kubernetes,hub} N [--changes K]
-        [--files F] [--capacity C] [--standin PATH] [--interval SECONDS]
+        [--files F] [--capacity C] [--standin PATH] [--interval SECONDS] [--no-snapshot]
 
 Starts fabdnsd (datapath loaded, nothing attached) with N GlobalServices x 3 endpoints
 (bench/harness/gen.py's scale set) from a JSON List file (with --files F: a directory of F JSON
 List files, the services spread over them in order), from the Kubernetes API stand-in
 (tests/standins/kube_apiserver.py, preloaded with --data) or from the hub stand-in
-(tests/standins/hub.py over mutual TLS, polled every --interval seconds, default 1), waits for
+(tests/standins/hub.py over mutual TLS, polled every --interval seconds, default 1, with a
+hub.snapshot as deployed unless --no-snapshot), waits for
 the first full sync, then changes one service's first address K times: the file holding it
 rewritten (atomically, then the clock starts), one MODIFIED event (POST /apply, the clock
 starts before it) or the hub's data rewritten (atomically, then the clock starts: the latency
@@ -92,7 +93,9 @@ class Daemon:
             port, _ = wait_ready(self.d + "/hub.log", procs, "hub stand-in")
             source = ("  kind: hub\n  hub:\n    url: https://127.0.0.1:%d\n    cluster: edge\n"
                       "    ca: {d}/ca.crt\n    cert: {d}/client.crt\n    key: {d}/client.key\n"
-                      "    interval: %dms" % (port, o.interval * 1000)).replace("{d}", self.d)
+                      "    interval: %dms\n    snapshot: \"%s\""
+                      % (port, o.interval * 1000, "" if o.no_snapshot else self.d + "/snapshot.json")
+                      ).replace("{d}", self.d)
         else:
             log = open(self.d + "/kube.log", "w")
             procs.append(subprocess.Popen(["/usr/bin/python3", "-u", o.standin, "--data", data],
@@ -184,6 +187,8 @@ def main():
     ap.add_argument("--capacity", type=int, default=0, help="answer map capacity")
     ap.add_argument("--interval", type=float, default=1.0,
                     help="hub: the poll interval in seconds (default 1)")
+    ap.add_argument("--no-snapshot", action="store_true",
+                    help="hub: no hub.snapshot (by default one, as deployed)")
     ap.add_argument("--standin", default=os.path.join(REPO, "tests/standins/kube_apiserver.py"))
     o = ap.parse_args()
     if os.geteuid() != 0:
