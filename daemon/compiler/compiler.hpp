@@ -88,8 +88,9 @@ class MapCompiler {
     using Shadow = std::unordered_map<fabdns_answer_key, Entry, KeyHash, KeyEq>;
 
     using Batch = std::vector<maps::AnswerChange>;
-    // Applies `desired` (already ranked to fit) in full; used when over capacity.
-    bool apply_all(const std::vector<maps::KernelAnswer> &desired, CompileStats &st);
+    // Applies `desired` (already ranked to fit) in full; used when over capacity. Frees
+    // `desired` once it is staged, before the batch is written.
+    bool apply_all(std::vector<maps::KernelAnswer> desired, CompileStats &st);
     // The `cap` answers to keep when the wanted set does not fit; nullopt when it fits after
     // all (then the caller walks it as usual). Fills st.desired, st.unfit, st.over_capacity.
     std::optional<std::vector<maps::KernelAnswer>> ranked_answers(const Engine &engine, size_t cap,
