@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
 #include <cerrno>
 #include <cstring>
 #include <memory>
@@ -87,11 +88,13 @@ struct HubSource::State {
     std::mt19937_64 rng;
     // The answer currently held, as the digests of its blocks and its size: a poll compares the
     // answer with it while receiving, hashing libcurl's buffers where they are, and keeps no
-    // byte of an unchanged one (47 MB at 100,000 services, every interval); the first differing
-    // block ends that transfer and the answer is fetched whole. The hub sends no ETag and
-    // ignores If-None-Match (docs/spec-notes.md). XXH3 runs at memory speed, a small share of
-    // the TLS decryption every poll pays anyway.
-    static constexpr size_t kBlock = size_t{64} << 10;
+    // byte of an unchanged one (47 MB at 100,000 services, every interval; see Comparison for
+    // a changed one). The hub sends no ETag and ignores If-None-Match (docs/spec-notes.md).
+    // XXH3 runs at memory speed, a small share of the TLS decryption every poll pays anyway.
+    // Blocks smaller than libcurl's 16 KiB pieces are mostly hashed where they are: only a
+    // block split between two pieces is copied (see Comparison). 16 bytes of digest per 4 KiB:
+    // 180 KiB at 100,000 services.
+    static constexpr size_t kBlock = size_t{4} << 10;
     std::vector<XXH128_hash_t> accepted_blocks;
     size_t accepted_size = 0;
     // The set delivered last, sorted by namespace/name; the engine answers from the same one.
@@ -171,17 +174,17 @@ struct HubSource::State {
         }
     }
 
-    // Compares an answer with the one held while it arrives (see accepted_blocks): the bytes
-    // libcurl hands over are gathered into one 64 KiB block (hashed in one go when complete,
-    // which costs no more than hashing libcurl's pieces in streaming). When the answer differs,
-    // the held answer's verified blocks before the difference are read back from the snapshot
-    // (written from the same bytes), checked against their digests, and the answer is received
-    // whole from there on in this one transfer: a changed answer crosses the network once
-    // (47 MB at 100,000 services). Without a snapshot that matches, the transfer ends at the
-    // difference and the answer is fetched again.
+    // Compares an answer with the one held while it arrives (see accepted_blocks): each whole
+    // block inside one of libcurl's pieces is hashed where it is; a block split between pieces
+    // is gathered first (4 KiB at most is copied per piece). When the answer differs, the held
+    // answer's verified blocks before the difference are read back from the snapshot (written
+    // from the same bytes) and checked against their digests, and the answer is received whole
+    // from there on in this one transfer: a changed answer crosses the network once (47 MB at
+    // 100,000 services). Without a snapshot that matches, the transfer ends at the difference
+    // and the answer is fetched again.
     class Comparison {
       public:
-        explicit Comparison(const State &s) : s_(s), block_(new char[kBlock]) {}
+        explicit Comparison(const State &s) : s_(s) {}
         // False when the transfer should end (the answer differs and no snapshot can supply
         // the bytes before the difference).
         bool feed(std::string_view data) {
@@ -191,20 +194,30 @@ struct HubSource::State {
             }
             received_ += data.size();
             if (received_ > s_.accepted_size) return differs(data);
-            while (!data.empty()) {
+            if (in_block_ != 0) {  // the block begun in an earlier piece
                 size_t take = std::min(kBlock - in_block_, data.size());
-                std::memcpy(block_.get() + in_block_, data.data(), take);
+                std::memcpy(block_.data() + in_block_, data.data(), take);
                 in_block_ += take;
                 data.remove_prefix(take);
-                if (in_block_ == kBlock && !next_block()) return differs(data);
+                if (in_block_ < kBlock) return true;
+                if (!next_block(block_.data())) return differs(data);
             }
+            for (; data.size() >= kBlock; data.remove_prefix(kBlock)) {
+                if (!next_block(data.data())) {
+                    std::memcpy(block_.data(), data.data(), kBlock);
+                    in_block_ = kBlock;
+                    return differs(data.substr(kBlock));
+                }
+            }
+            std::memcpy(block_.data(), data.data(), data.size());
+            in_block_ = data.size();
             return true;
         }
         // After the whole answer arrived: true when it is the one held; else body() holds the
         // new answer when the snapshot could supply its start, and it is empty otherwise.
         bool same() {
             if (collecting_) return false;
-            if ((in_block_ == 0 || next_block()) && received_ == s_.accepted_size &&
+            if ((in_block_ == 0 || next_block(block_.data())) && received_ == s_.accepted_size &&
                 blocks_ == s_.accepted_blocks.size())
                 return true;
             differs({});  // a changed last block, or shorter than the held answer
@@ -213,9 +226,12 @@ struct HubSource::State {
         std::string &body() { return body_; }
 
       private:
-        bool next_block() {
+        // Whether the in_block_ bytes at `data`, or kBlock when in_block_ is 0, are the next
+        // block of the held answer; then they are counted as verified.
+        bool next_block(const char *data) {
+            size_t n = in_block_ == 0 ? kBlock : in_block_;
             if (blocks_ >= s_.accepted_blocks.size() ||
-                !XXH128_isEqual(XXH3_128bits(block_.get(), in_block_), s_.accepted_blocks[blocks_]))
+                !XXH128_isEqual(XXH3_128bits(data, n), s_.accepted_blocks[blocks_]))
                 return false;
             blocks_++;
             in_block_ = 0;
@@ -233,7 +249,7 @@ struct HubSource::State {
                 std::string().swap(body_);
                 return false;
             }
-            body_.append(block_.get(), in_block_);
+            body_.append(block_.data(), in_block_);
             body_.append(rest);
             collecting_ = true;
             return true;
@@ -264,7 +280,7 @@ struct HubSource::State {
         }
 
         const State &s_;
-        std::unique_ptr<char[]> block_;
+        std::array<char, kBlock> block_;  // a block split between pieces, or the one that differs
         size_t in_block_ = 0, blocks_ = 0, received_ = 0;
         bool collecting_ = false;
         std::string body_;

@@ -159,7 +159,7 @@ TEST_F(HubSourceTest, PollsOfAnUnchangedAnswerReuseOneConnection) {
     EXPECT_TRUE(src->status().healthy);
 }
 
-// An answer is compared with the held one block by block (64 KiB) while it arrives: a change of
+// An answer is compared with the held one block by block (4 KiB) while it arrives: a change of
 // the same size in the first or the last block, and a shorter answer, are each delivered.
 TEST_F(HubSourceTest, ChangesAnywhereInALargeAnswerAreDelivered) {
     replace_file(data_file(), many(1000, "10.0.0.1", "10.0.0.2"));
