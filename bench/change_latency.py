@@ -1,16 +1,20 @@
 #!/usr/bin/python3
 """One changed service, from the source to the kernel map, at scale (issue 10), one command:
 
-    sudo bench/change_latency.py FABDNSD[,FABDNSD...] {file,kubernetes} N [--changes K]
-        [--files F] [--capacity C] [--standin PATH]
+    sudo bench/change_latency.py FABDNSD[,FABDNSD...] {file,kubernetes,hub} N [--changes K]
+        [--files F] [--capacity C] [--standin PATH] [--interval SECONDS] [--no-snapshot]
 
 Starts fabdnsd (datapath loaded, nothing attached) with N GlobalServices x 3 endpoints
 (bench/harness/gen.py's scale set) from a JSON List file (with --files F: a directory of F JSON
-List files, the services spread over them in order) or from the Kubernetes API stand-in
-(tests/standins/kube_apiserver.py, preloaded with --data), waits for the first full sync, then
-changes one service's first address K times: the file holding it rewritten (atomically, then
-the clock starts) or one MODIFIED event (POST /apply, the clock starts before it). Each latency
-ends when the daemon logs the sync that followed, which it does after the map holds the batch.
+List files, the services spread over them in order), from the Kubernetes API stand-in
+(tests/standins/kube_apiserver.py, preloaded with --data) or from the hub stand-in
+(tests/standins/hub.py over mutual TLS, polled every --interval seconds, default 1, with a
+hub.snapshot as deployed unless --no-snapshot), waits for
+the first full sync, then changes one service's first address K times: the file holding it
+rewritten (atomically, then the clock starts), one MODIFIED event (POST /apply, the clock
+starts before it) or the hub's data rewritten (atomically, then the clock starts: the latency
+includes the wait for the next poll, up to one interval). Each latency ends when the daemon
+logs the sync that followed, which it does after the map holds the batch.
 Several daemons (comma-separated binaries, e.g. a baseline and a new build) run side by side,
 each with its own copy of the data, and take turns at each change, so machine noise falls on
 all alike. Prints the first sync, each change's latency with the daemon's own compile + apply
@@ -36,6 +40,7 @@ sys.path.insert(0, os.path.join(HERE, "harness"))
 sys.path.insert(0, os.path.join(REPO, "tests", "pylib"))
 import gen  # noqa: E402
 import plumbing  # noqa: E402
+from sources import make_certs, wait_ready  # noqa: E402
 
 SYNC = re.compile(r"sync: (\d+) services.* in ([0-9.]+) ms(?:, engine ([0-9.]+) ms)?")
 
@@ -62,6 +67,7 @@ class Daemon:
         gen.hub_json(data, o.n)
         self.items = json.load(open(data))
         self.control = None
+        self.hub = o.source == "hub"
         if o.source == "file":
             for item in self.items:  # as `kubectl get -o json` lists them
                 item.pop("apiVersion")
@@ -76,6 +82,20 @@ class Daemon:
             for f in range(len(self.paths)):
                 self.write_file(f)
             source = "  kind: file\n  file:\n    path: %s" % path
+        elif o.source == "hub":
+            self.paths = [data]
+            make_certs(self.d)
+            log = open(self.d + "/hub.log", "w")
+            procs.append(subprocess.Popen(
+                ["/usr/bin/python3", "-u", os.path.join(REPO, "tests/standins/hub.py"), "--data",
+                 data, "--cert", self.d + "/server.crt", "--key", self.d + "/server.key",
+                 "--client-ca", self.d + "/ca.crt"], stdout=log, stderr=subprocess.STDOUT))
+            port, _ = wait_ready(self.d + "/hub.log", procs, "hub stand-in")
+            source = ("  kind: hub\n  hub:\n    url: https://127.0.0.1:%d\n    cluster: edge\n"
+                      "    ca: {d}/ca.crt\n    cert: {d}/client.crt\n    key: {d}/client.key\n"
+                      "    interval: %dms\n    snapshot: \"%s\""
+                      % (port, o.interval * 1000, "" if o.no_snapshot else self.d + "/snapshot.json")
+                      ).replace("{d}", self.d)
         else:
             log = open(self.d + "/kube.log", "w")
             procs.append(subprocess.Popen(["/usr/bin/python3", "-u", o.standin, "--data", data],
@@ -127,7 +147,10 @@ class Daemon:
                           ((f + 1) * n + len(self.paths) - 1) // len(self.paths)]
         path = self.paths[f]
         with open(path + ".tmp", "w") as out:
-            json.dump({"apiVersion": "v1", "kind": "List", "items": objs}, out)
+            if self.hub:  # the hub's answer: a bare array, as gen.hub_json writes it
+                json.dump(objs, out, separators=(",", ":"))
+            else:
+                json.dump({"apiVersion": "v1", "kind": "List", "items": objs}, out)
         os.replace(path + ".tmp", path)
 
     def change(self, c, k):
@@ -156,12 +179,16 @@ class Daemon:
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("fabdnsd", help="fabdnsd binary, or several separated by commas")
-    ap.add_argument("source", choices=["file", "kubernetes"])
+    ap.add_argument("source", choices=["file", "kubernetes", "hub"])
     ap.add_argument("n", type=int)
     ap.add_argument("--changes", type=int, default=5)
     ap.add_argument("--files", type=int, default=0,
                     help="file source: a directory of this many files instead of one file")
     ap.add_argument("--capacity", type=int, default=0, help="answer map capacity")
+    ap.add_argument("--interval", type=float, default=1.0,
+                    help="hub: the poll interval in seconds (default 1)")
+    ap.add_argument("--no-snapshot", action="store_true",
+                    help="hub: no hub.snapshot (by default one, as deployed)")
     ap.add_argument("--standin", default=os.path.join(REPO, "tests/standins/kube_apiserver.py"))
     o = ap.parse_args()
     if os.geteuid() != 0:
@@ -179,6 +206,8 @@ def main():
                 daemon.change(c, k)
                 time.sleep(1)
         where = " in %d files" % o.files if o.files else ""
+        if o.source == "hub":
+            where = ", interval %g s (the latency includes the wait for the poll)" % o.interval
         for daemon in daemons:
             rss, hwm = plumbing.memory_kib(daemon.proc.pid)
             med = statistics.median(daemon.lat)

@@ -453,6 +453,19 @@ bool MapCompiler::commit(const Batch &batch, CompileStats &st) {
     return failed.empty();
 }
 
+bool MapCompiler::commit_in_parts(size_t n, CompileStats &st,
+                                  const std::function<void(size_t, Batch &)> &stage_one) {
+    Batch batch;
+    batch.reserve(std::min(n, kFirstSyncPart));
+    bool made = true;
+    for (size_t i = 0; i < n;) {
+        for (; i < n && batch.size() < kFirstSyncPart; ++i) stage_one(i, batch);
+        made = commit(batch, st) && made;
+        batch.clear();
+    }
+    return made;
+}
+
 bool MapCompiler::sync_changes(const Engine &engine, CompileStats &st) {
     if (synced_generation_ == 0) return false;
     const auto t0 = std::chrono::steady_clock::now();
@@ -546,18 +559,33 @@ bool MapCompiler::sync_changes(const Engine &engine, CompileStats &st) {
     return true;
 }
 
-bool MapCompiler::apply_all(const std::vector<maps::KernelAnswer> &desired, CompileStats &st) {
-    Batch batch;
+bool MapCompiler::apply_all(std::vector<maps::KernelAnswer> desired, CompileStats &st) {
+    if (shadow_.empty()) {
+        return commit_in_parts(desired.size(), st, [&](size_t i, Batch &batch) {
+            stage(maps::make_key(desired[i].name, desired[i].qtype), maps::make_value(desired[i]),
+                  batch);
+        });
+    }
+    size_t kept = 0;
     for (const auto &a : desired) {
         auto k = maps::make_key(a.name, a.qtype);
         auto it = shadow_.find(k);
-        if (it != shadow_.end()) it->second.generation = generation_;
+        if (it != shadow_.end() && it->second.generation != generation_) {
+            it->second.generation = generation_;
+            kept++;
+        }
     }
+    // Sized once (~640 bytes a change, 40 MiB for a full default map): grown by doubling, the
+    // batch would pass through one and a half times that at the first sync's peak.
+    Batch batch;
+    batch.reserve(shadow_.size() - kept + desired.size());
     // Removals are staged first and applied first, so that additions have room in a full map;
     // a removed name simply goes to user space, which answers the same.
     stage_removals(batch);
     for (const auto &a : desired)
         stage(maps::make_key(a.name, a.qtype), maps::make_value(a), batch);
+    // The answers are in the batch now: not held beside it while it is written.
+    std::vector<maps::KernelAnswer>().swap(desired);
     return commit(batch, st);
 }
 
@@ -688,7 +716,7 @@ CompileStats MapCompiler::sync(const Engine &engine) {
         if (!kept) return false;
         st.compile_ms = ms_since(t0);
         auto t1 = std::chrono::steady_clock::now();
-        ranked_ = apply_all(*kept, st);
+        ranked_ = apply_all(std::move(*kept), st);
         synced_generation_ = ranked_ ? walked : 0;
         st.entries = shadow_.size();
         st.apply_ms = ms_since(t1);
@@ -751,13 +779,23 @@ CompileStats MapCompiler::sync(const Engine &engine) {
         auto t1 = std::chrono::steady_clock::now();
         // Changed keys are not marked yet: mark them so that removal keeps them, then remove
         // first so that additions have room in a full map.
-        for (auto &[k, v] : changed)
-            if (auto it = shadow_.find(k); it != shadow_.end()) it->second.generation = generation_;
-        Batch batch;
-        stage_removals(batch);
-        for (auto &[k, v] : changed) stage(k, v, batch);
-        changed = {};
-        synced_generation_ = commit(batch, st) ? walked : 0;
+        bool made;
+        if (shadow_.empty()) {
+            made = commit_in_parts(changed.size(), st, [&](size_t i, Batch &batch) {
+                stage(changed[i].first, changed[i].second, batch);
+            });
+            changed = {};
+        } else {
+            for (auto &[k, v] : changed)
+                if (auto it = shadow_.find(k); it != shadow_.end())
+                    it->second.generation = generation_;
+            Batch batch;
+            stage_removals(batch);
+            for (auto &[k, v] : changed) stage(k, v, batch);
+            changed = {};
+            made = commit(batch, st);
+        }
+        synced_generation_ = made ? walked : 0;
         ranked_ = false;
         st.entries = shadow_.size();
         st.apply_ms = ms_since(t1);

@@ -8,6 +8,7 @@
 #include <array>
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -65,6 +66,9 @@ class MapCompiler {
     // queries since the ranking (which resync() would count). Thread-safe.
     bool ranking_outdated() const;
 
+    // The first sync into an empty map is written in batches of this many (commit_in_parts).
+    static constexpr size_t kFirstSyncPart = 8192;
+
   private:
     struct KeyHash {
         size_t operator()(const fabdns_answer_key &k) const { return k.hash ^ k.qtype; }
@@ -88,8 +92,9 @@ class MapCompiler {
     using Shadow = std::unordered_map<fabdns_answer_key, Entry, KeyHash, KeyEq>;
 
     using Batch = std::vector<maps::AnswerChange>;
-    // Applies `desired` (already ranked to fit) in full; used when over capacity.
-    bool apply_all(const std::vector<maps::KernelAnswer> &desired, CompileStats &st);
+    // Applies `desired` (already ranked to fit) in full; used when over capacity. Frees
+    // `desired` once it is staged, before the batch is written.
+    bool apply_all(std::vector<maps::KernelAnswer> desired, CompileStats &st);
     // The `cap` answers to keep when the wanted set does not fit; nullopt when it fits after
     // all (then the caller walks it as usual). Fills st.desired, st.unfit, st.over_capacity.
     std::optional<std::vector<maps::KernelAnswer>> ranked_answers(const Engine &engine, size_t cap,
@@ -101,6 +106,12 @@ class MapCompiler {
     // Applies the batch as one step and brings the shadow in line with what was made. False
     // when some of it was not made.
     bool commit(const Batch &batch, CompileStats &st);
+    // Into an empty map every change is an addition, and a name not in the map yet is answered
+    // by user space from the same set: the first sync stages and commits its n changes in parts
+    // of kFirstSyncPart (stage_one(i, batch) stages the i-th) instead of staging them whole
+    // (~424 bytes a change: 27 MiB for a full default map, at the first sync's peak).
+    bool commit_in_parts(size_t n, CompileStats &st,
+                         const std::function<void(size_t, Batch &)> &stage_one);
     // Stages only the answers of the names the engine's last update changed, and the zone
     // entries; false (nothing staged) when that cannot be told (see sync()).
     bool sync_changes(const Engine &engine, CompileStats &st);

@@ -1,9 +1,14 @@
 // HubSource: the poll loop, answer validation, backoff and the snapshot.
 #include "source/hub_source.hpp"
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <array>
+#include <cerrno>
+#include <cstring>
 #include <memory>
-#include <new>
 #include <optional>
 #include <random>
 #include <stdexcept>
@@ -83,11 +88,13 @@ struct HubSource::State {
     std::mt19937_64 rng;
     // The answer currently held, as the digests of its blocks and its size: a poll compares the
     // answer with it while receiving, hashing libcurl's buffers where they are, and keeps no
-    // byte of an unchanged one (47 MB at 100,000 services, every interval); the first differing
-    // block ends that transfer and the answer is fetched whole. The hub sends no ETag and
-    // ignores If-None-Match (docs/spec-notes.md). XXH3 runs at memory speed, a small share of
-    // the TLS decryption every poll pays anyway.
-    static constexpr size_t kBlock = size_t{64} << 10;
+    // byte of an unchanged one (47 MB at 100,000 services, every interval; see Comparison for
+    // a changed one). The hub sends no ETag and ignores If-None-Match (docs/spec-notes.md).
+    // XXH3 runs at memory speed, a small share of the TLS decryption every poll pays anyway.
+    // Blocks smaller than libcurl's 16 KiB pieces are mostly hashed where they are: only a
+    // block split between two pieces is copied (see Comparison). 16 bytes of digest per 4 KiB:
+    // 180 KiB at 100,000 services.
+    static constexpr size_t kBlock = size_t{4} << 10;
     std::vector<XXH128_hash_t> accepted_blocks;
     size_t accepted_size = 0;
     // The set delivered last, sorted by namespace/name; the engine answers from the same one.
@@ -167,49 +174,116 @@ struct HubSource::State {
         }
     }
 
-    // Compares an answer with the one held while it arrives (see accepted_blocks): each block's
-    // digest is computed in streaming over the pieces libcurl hands over, without copying them.
+    // Compares an answer with the one held while it arrives (see accepted_blocks): each whole
+    // block inside one of libcurl's pieces is hashed where it is; a block split between pieces
+    // is gathered first (4 KiB at most is copied per piece). When the answer differs, the held
+    // answer's verified blocks before the difference are read back from the snapshot (written
+    // from the same bytes) and checked against their digests, and the answer is received whole
+    // from there on in this one transfer: a changed answer crosses the network once (47 MB at
+    // 100,000 services). Without a snapshot that matches, the transfer ends at the difference
+    // and the answer is fetched again.
     class Comparison {
       public:
-        explicit Comparison(const State &s) : s_(s), xxh_(XXH3_createState(), XXH3_freeState) {
-            if (!xxh_) throw std::bad_alloc();
-            XXH3_128bits_reset(xxh_.get());
-        }
-        // False as soon as the answer differs (ends the transfer).
+        explicit Comparison(const State &s) : s_(s) {}
+        // False when the transfer should end (the answer differs and no snapshot can supply
+        // the bytes before the difference).
         bool feed(std::string_view data) {
+            if (collecting_) {
+                body_.append(data);
+                return true;
+            }
             received_ += data.size();
-            if (received_ > s_.accepted_size) return !(differs_ = true);
-            while (!data.empty()) {
+            if (received_ > s_.accepted_size) return differs(data);
+            if (in_block_ != 0) {  // the block begun in an earlier piece
                 size_t take = std::min(kBlock - in_block_, data.size());
-                XXH3_128bits_update(xxh_.get(), data.data(), take);
+                std::memcpy(block_.data() + in_block_, data.data(), take);
                 in_block_ += take;
                 data.remove_prefix(take);
-                if (in_block_ == kBlock && !next_block()) return false;
+                if (in_block_ < kBlock) return true;
+                if (!next_block(block_.data())) return differs(data);
             }
+            for (; data.size() >= kBlock; data.remove_prefix(kBlock)) {
+                if (!next_block(data.data())) {
+                    std::memcpy(block_.data(), data.data(), kBlock);
+                    in_block_ = kBlock;
+                    return differs(data.substr(kBlock));
+                }
+            }
+            std::memcpy(block_.data(), data.data(), data.size());
+            in_block_ = data.size();
             return true;
         }
-        // After the whole answer arrived: true when it is the one held.
+        // After the whole answer arrived: true when it is the one held; else body() holds the
+        // new answer when the snapshot could supply its start, and it is empty otherwise.
         bool same() {
-            if (differs_ || received_ != s_.accepted_size) return false;
-            if (in_block_ != 0 && !next_block()) return false;
-            return blocks_ == s_.accepted_blocks.size();
+            if (collecting_) return false;
+            if ((in_block_ == 0 || next_block(block_.data())) && received_ == s_.accepted_size &&
+                blocks_ == s_.accepted_blocks.size())
+                return true;
+            differs({});  // a changed last block, or shorter than the held answer
+            return false;
         }
+        std::string &body() { return body_; }
 
       private:
-        bool next_block() {
+        // Whether the in_block_ bytes at `data`, or kBlock when in_block_ is 0, are the next
+        // block of the held answer; then they are counted as verified.
+        bool next_block(const char *data) {
+            size_t n = in_block_ == 0 ? kBlock : in_block_;
             if (blocks_ >= s_.accepted_blocks.size() ||
-                !XXH128_isEqual(XXH3_128bits_digest(xxh_.get()), s_.accepted_blocks[blocks_]))
-                return !(differs_ = true);
+                !XXH128_isEqual(XXH3_128bits(data, n), s_.accepted_blocks[blocks_]))
+                return false;
             blocks_++;
             in_block_ = 0;
-            XXH3_128bits_reset(xxh_.get());
+            return true;
+        }
+
+        // The answer differs from the held one after blocks_ equal blocks: the new answer is
+        // those blocks (from the snapshot), the block gathered so far, then `rest` and every
+        // later byte. False when the snapshot cannot supply them.
+        bool differs(std::string_view rest) {
+            size_t prefix = blocks_ * kBlock;
+            body_.reserve(std::max(s_.accepted_size + s_.accepted_size / 16,
+                                   prefix + in_block_ + rest.size()));
+            if (!read_prefix(prefix)) {
+                std::string().swap(body_);
+                return false;
+            }
+            body_.append(block_.data(), in_block_);
+            body_.append(rest);
+            collecting_ = true;
+            return true;
+        }
+
+        // The snapshot's first `bytes` bytes into body_, when they are the held answer's.
+        bool read_prefix(size_t bytes) {
+            if (bytes == 0) return true;
+            if (s_.options.snapshot.empty()) return false;
+            int fd = ::open(s_.options.snapshot.c_str(), O_RDONLY | O_CLOEXEC);
+            if (fd < 0) return false;
+            body_.resize(bytes);
+            size_t got = 0;
+            while (got < bytes) {
+                ssize_t n = ::read(fd, body_.data() + got, bytes - got);
+                if (n < 0 && errno == EINTR) continue;
+                if (n <= 0) break;
+                got += static_cast<size_t>(n);
+            }
+            ::close(fd);
+            if (got != bytes) return false;
+            for (size_t b = 0; b < blocks_; ++b) {
+                if (!XXH128_isEqual(XXH3_128bits(body_.data() + b * kBlock, kBlock),
+                                    s_.accepted_blocks[b]))
+                    return false;  // the snapshot holds another answer (or the set written out)
+            }
             return true;
         }
 
         const State &s_;
-        std::unique_ptr<XXH3_state_t, decltype(&XXH3_freeState)> xxh_;
+        std::array<char, kBlock> block_;  // a block split between pieces, or the one that differs
         size_t in_block_ = 0, blocks_ = 0, received_ = 0;
-        bool differs_ = false;
+        bool collecting_ = false;
+        std::string body_;
     };
 
     // One request to the hub. Returns true when the hub answered acceptably.
@@ -236,15 +310,22 @@ struct HubSource::State {
             req.on_data = [&](std::string_view data) { return cmp->feed(data); };
         }
         HttpResponse resp = http.perform(req);
+        bool refetched = false;
         if (cmp &&
             (resp.failure == HttpFailure::Aborted || (resp.transport_ok() && resp.status == 200))) {
             if (resp.transport_ok() && cmp->same()) {
                 health.succeeded();  // unchanged: nothing to decode or deliver
                 return true;
             }
-            // Changed: fetch it whole.
-            req.on_data = nullptr;
-            resp = http.perform(req);
+            if (resp.transport_ok() && !cmp->body().empty()) {
+                resp.body.swap(cmp->body());  // received whole in this one transfer
+            } else {
+                // Changed, and the snapshot could not supply the start: fetch it whole.
+                req.on_data = nullptr;
+                resp = http.perform(req);
+                refetched = true;
+            }
+            cmp.reset();
         }
         if (resp.failure == HttpFailure::Cancelled) return false;
         if (!resp.transport_ok()) {
@@ -258,7 +339,7 @@ struct HubSource::State {
                               (head.empty() ? "" : ": " + head));
             return false;
         }
-        if (holding && resp.body.size() == accepted_size &&
+        if (refetched && resp.body.size() == accepted_size &&
             same_blocks(blocks_of(resp.body), accepted_blocks)) {
             health.succeeded();  // changed back between the two requests
             return true;

@@ -297,6 +297,42 @@ TEST(MapCompiler, FillsAnEmptyMapWithTheDesiredSet) {
     EXPECT_EQ(compiler.last().added, st.added);
 }
 
+// The first sync into an empty map is written in batches of kFirstSyncPart (not staged whole),
+// whether the set fits or is ranked; every answer arrives, and later syncs are one batch.
+TEST(MapCompiler, FirstSyncIntoAnEmptyMapIsWrittenInParts) {
+    auto services = test::generate_services({.seed = 5, .services = 1500});
+    Engine engine(test::gen_engine_options());
+    engine.set_services(services);
+    const Desired want = desired_of(engine);
+    const size_t part = MapCompiler::kFirstSyncPart;
+    ASSERT_GT(want.size(), 2 * part);
+    {
+        FakeTable table(1u << 16);
+        MapCompiler compiler(table);
+        const CompileStats st = compiler.sync(engine);
+        expect_table_is(table, want);
+        EXPECT_EQ(st.added, want.size());
+        EXPECT_EQ(table.batches, (want.size() + part - 1) / part);
+        EXPECT_EQ(compiler.resync(engine).added, 0u);
+        auto changed = services;
+        changed[7].endpoints[0].addresses[0] = *IpAddr::parse("10.99.0.1");
+        engine.set_services(changed);
+        table.reset_counters();
+        EXPECT_GT(compiler.sync(engine).updated, 0u);
+        EXPECT_EQ(table.batches, 1u);
+    }
+    {
+        const uint32_t cap = static_cast<uint32_t>(want.size() - 100);
+        FakeTable table(cap);
+        MapCompiler compiler(table);
+        const CompileStats st = compiler.sync(engine);
+        EXPECT_EQ(st.entries, cap);
+        EXPECT_EQ(table.entries.size(), cap);
+        EXPECT_EQ(table.failed_upserts, 0u);
+        EXPECT_EQ(table.batches, (cap + part - 1) / part);
+    }
+}
+
 // A map exactly as large as the answers that fit, smaller than all the engine's answers (pod
 // names and answers too big count there): the set fits, and is written in full.
 TEST(MapCompiler, FillsAMapOnlyAsLargeAsTheAnswersThatFit) {
