@@ -11,9 +11,15 @@
 #include <rapidjson/reader.h>
 #include <algorithm>
 #include <charconv>
+#include <cstring>
 #include <limits>
+#include <random>
 #include <unordered_map>
+#include <utility>
 #include <vector>
+
+#define XXH_INLINE_ALL
+#include <xxhash.h>
 
 namespace fabdns {
 
@@ -116,7 +122,8 @@ class Builder {
     bool root_object_ = false, in_metadata_ = false, done_ = false;
 };
 
-enum class Mode { Array, List, Manifest, Event };
+// Element: the document is one element of an array (SpanCache decodes elements one by one).
+enum class Mode { Array, List, Manifest, Event, Element };
 
 // A string member of a mapping: "" when absent or null; false when of another type.
 bool string_member(const tree::Ref &obj, const char *key, std::string &out) {
@@ -158,6 +165,8 @@ class DocumentSax {
     // The root object's members other than streamed items (each within the budget).
     tree::Ref envelope() const { return tree::Ref(envelope_, 0); }
     bool streamed_items() const { return items_seen_; }
+    // Element mode: the element's position in its array (names it when unnamed).
+    void set_index(size_t index) { index_ = index; }
     bool root_array() const { return root_array_; }
     // An envelope member that was over budget: its name and the noted key.
     const std::string &envelope_overflow() const { return envelope_overflow_; }
@@ -246,6 +255,11 @@ class DocumentSax {
             b_.open(object);
             return true;
         }
+        if (depth_ == 0 && mode_ == Mode::Element) {
+            begin(Target::Element);
+            b_.open(object);
+            return true;
+        }
         if (depth_ == 0) {
             if (object ? mode_ == Mode::Array : (mode_ == Mode::List || mode_ == Mode::Event))
                 return fail(std::string("the document is ") + (object ? "a mapping" : "a list") +
@@ -290,6 +304,8 @@ class DocumentSax {
                 return "not a GlobalService, a List or an array of them";
             case Mode::Event:
                 return "not a watch event ({\"type\": ..., \"object\": ...})";
+            case Mode::Element:
+                return "not an object";
         }
         return "";
     }
@@ -333,7 +349,9 @@ class JsonEvents : public rapidjson::BaseReaderHandler<rapidjson::UTF8<>, JsonEv
     // become 256 MiB. Objects themselves are refused far sooner (DecodeLimits::max_depth).
     static constexpr size_t kMaxNesting = 4096;
 
-    JsonEvents(DocumentSax &sax, std::string &error) : sax_(sax), error_(error) {}
+    // `depth`: levels already open around the text (an element's array and envelope).
+    JsonEvents(DocumentSax &sax, std::string &error, size_t depth = 0)
+        : sax_(sax), error_(error), depth_(depth) {}
 
     bool Null() { return sax_.value({}); }
     bool Bool(bool b) {
@@ -391,7 +409,7 @@ class JsonEvents : public rapidjson::BaseReaderHandler<rapidjson::UTF8<>, JsonEv
 
     DocumentSax &sax_;
     std::string &error_;
-    size_t depth_ = 0;
+    size_t depth_;
 };
 
 // "line L, column C" of a byte offset, for parse errors.
@@ -406,8 +424,9 @@ std::string text_position(std::string_view text, size_t offset) {
 // Runs the decoder over text. False, with `error` set (the decoder's own reason when it gave
 // one), when the text did not decode. The decoder's reader works in place on the text, without
 // recursion, and validates UTF-8 as JSON requires.
-bool run_sax(DocumentSax &sax, std::string_view text, std::string &error, const char *what) {
-    JsonEvents events(sax, error);
+bool run_sax(DocumentSax &sax, std::string_view text, std::string &error, const char *what,
+             size_t depth = 0) {
+    JsonEvents events(sax, error, depth);
     rapidjson::MemoryStream ms(text.data(), text.size());
     rapidjson::Reader reader;
     rapidjson::ParseResult ok =
@@ -933,6 +952,317 @@ WatchEvent decode_watch_event(std::string_view line, const DecodeLimits &limits)
         ev.rejection = "not a GlobalService";
     }
     return ev;
+}
+
+// --- SpanCache ---------------------------------------------------------------------------
+
+namespace {
+
+constexpr size_t kNone = std::string_view::npos;
+
+bool json_space(char c) {
+    return c == ' ' || c == '\t' || c == '\n' || c == '\r';
+}
+
+size_t skip_space(std::string_view t, size_t i) {
+    while (i < t.size() && json_space(t[i])) ++i;
+    return i;
+}
+
+// One past the closing quote of the string that opens at t[i], or kNone. Only quotes and the
+// backslashes before them are looked at: the parser checks whatever it decodes.
+size_t skip_string(std::string_view t, size_t i) {
+    for (size_t at = i + 1; at < t.size();) {
+        const void *q = std::memchr(t.data() + at, '"', t.size() - at);
+        if (!q) return kNone;
+        size_t e = static_cast<size_t>(static_cast<const char *>(q) - t.data());
+        size_t backslashes = 0;
+        while (e - backslashes - 1 > i && t[e - backslashes - 1] == '\\') ++backslashes;
+        if (backslashes % 2 == 0) return e + 1;
+        at = e + 1;
+    }
+    return kNone;
+}
+
+// One past the bracket that closes the object or array opening at t[i], or kNone. Brackets in
+// strings do not count; brackets of the wrong kind are left for the parser to refuse.
+size_t skip_container(std::string_view t, size_t i) {
+    size_t depth = 0;
+    while (i < t.size()) {
+        char c = t[i];
+        if (c == '"') {
+            i = skip_string(t, i);
+            if (i == kNone) return kNone;
+            continue;
+        }
+        if (c == '{' || c == '[') {
+            ++depth;
+        } else if ((c == '}' || c == ']') && --depth == 0) {
+            return i + 1;
+        }
+        ++i;
+    }
+    return kNone;
+}
+
+// The objects of the array opening at t[i] (offset and length, from '{' to '}') and one past
+// its ']' in `end`. False unless it is plainly a list of objects: '{...}' separated by commas
+// and whitespace.
+bool object_spans(std::string_view t, size_t i, std::vector<std::pair<size_t, size_t>> &spans,
+                  size_t &end) {
+    i = skip_space(t, i + 1);
+    if (i < t.size() && t[i] == ']') {
+        end = i + 1;
+        return true;
+    }
+    for (;;) {
+        if (i >= t.size() || t[i] != '{') return false;
+        size_t e = skip_container(t, i);
+        if (e == kNone) return false;
+        spans.emplace_back(i, e - i);
+        i = skip_space(t, e);
+        if (i >= t.size()) return false;
+        if (t[i] == ']') {
+            end = i + 1;
+            return true;
+        }
+        if (t[i] != ',') return false;
+        i = skip_space(t, i + 1);
+    }
+}
+
+// Where the value of the "items" member of the object opening at t[i] starts and ends, when
+// it is an array, the object is the whole text, and it has one such member (spelled without
+// escapes, as no key of that object may be).
+bool items_member(std::string_view t, size_t i, size_t &from, size_t &to) {
+    bool found = false;
+    i = skip_space(t, i + 1);
+    if (i < t.size() && t[i] == '}') return false;
+    for (;;) {
+        if (i >= t.size() || t[i] != '"') return false;
+        size_t e = skip_string(t, i);
+        if (e == kNone) return false;
+        std::string_view key = t.substr(i + 1, e - i - 2);
+        if (key.find('\\') != kNone) return false;
+        i = skip_space(t, e);
+        if (i >= t.size() || t[i] != ':') return false;
+        i = skip_space(t, i + 1);
+        if (i >= t.size()) return false;
+        size_t v = i;
+        if (t[i] == '{' || t[i] == '[') {
+            i = skip_container(t, i);
+        } else if (t[i] == '"') {
+            i = skip_string(t, i);
+        } else {
+            while (i < t.size() && t[i] != ',' && t[i] != '}' && !json_space(t[i])) ++i;
+        }
+        if (i == kNone) return false;
+        if (key == "items") {
+            if (found || t[v] != '[') return false;
+            found = true;
+            from = v;
+            to = i;
+        }
+        i = skip_space(t, i);
+        if (i >= t.size()) return false;
+        if (t[i] == '}') break;
+        if (t[i] != ',') return false;
+        i = skip_space(t, i + 1);
+    }
+    return found && skip_space(t, i + 1) == t.size();
+}
+
+struct Digest {
+    uint64_t low, high;
+    bool operator==(const Digest &) const = default;
+};
+
+struct DigestHash {
+    size_t operator()(const Digest &d) const { return static_cast<size_t>(d.low); }
+};
+
+// Seeded once per process, so that nobody can prepare colliding objects in advance.
+uint64_t process_seed() {
+    static const uint64_t seed = [] {
+        std::random_device rd;
+        return (static_cast<uint64_t>(rd()) << 32) ^ rd();
+    }();
+    return seed;
+}
+
+// What decoding one object's bytes gave.
+struct Outcome {
+    ServicePtr service;                    // a GlobalService...
+    std::unique_ptr<Rejection> rejection;  // ...or a rejection...
+    bool skipped = false;                  // ...or another kind
+    bool fresh = false;                    // decoded by the current document
+    size_t index = 0;                      // its position (names an unnamed rejection)
+};
+
+// The outcome of one element decoded on its own, as the whole document's decode gives it at
+// `index`; false when the text is not one valid JSON value or not exactly one outcome.
+bool decode_span(std::string_view span, size_t index, size_t nesting, const DecodeLimits &limits,
+                 Outcome &o) {
+    DocumentResult one;
+    DocumentSax sax(Mode::Element, limits, one);
+    sax.set_index(index);
+    if (!run_sax(sax, span, one.error, "the element", nesting)) return false;
+    size_t outcomes = one.services.size() + one.rejected.size() + one.skipped;
+    if (outcomes != 1 || one.unlisted_rejections != 0) return false;
+    o = Outcome();
+    o.index = index;
+    o.fresh = true;
+    if (!one.services.empty()) {
+        o.service = std::make_shared<const GlobalService>(std::move(one.services.front()));
+    } else if (!one.rejected.empty()) {
+        o.rejection = std::make_unique<Rejection>(std::move(one.rejected.front()));
+    } else {
+        o.skipped = true;
+    }
+    return true;
+}
+
+}  // namespace
+
+struct SpanCache::Impl {
+    using Map = std::unordered_map<Digest, Outcome, DigestHash>;
+    Map last;  // the last document's (batch's) outcomes
+    Map next;  // the current document's, moved out of `last` or decoded
+    DecodeLimits limits;
+    bool batch = false;
+
+    // The outcome held for `d`, moved to `next`; nullptr when there is none.
+    Outcome *find(const Digest &d) {
+        if (auto it = next.find(d); it != next.end()) return &it->second;
+        auto node = last.extract(d);
+        if (node.empty()) return nullptr;
+        node.mapped().fresh = false;
+        return &next.insert(std::move(node)).position->second;
+    }
+
+    // The current document (batch) is done: its outcomes are the ones held from now on.
+    void commit() {
+        last.swap(next);
+        next.clear();
+    }
+
+    // The current document (batch) is not kept: back to the outcomes held before it.
+    void roll_back() {
+        for (auto it = next.begin(); it != next.end();) {
+            auto node = next.extract(it++);
+            if (!node.mapped().fresh) last.insert(std::move(node));
+        }
+    }
+};
+
+SpanCache::SpanCache() : impl_(std::make_unique<Impl>()) {}
+SpanCache::~SpanCache() = default;
+SpanCache::SpanCache(SpanCache &&) noexcept = default;
+SpanCache &SpanCache::operator=(SpanCache &&) noexcept = default;
+
+size_t SpanCache::size() const {
+    return impl_->last.size() + impl_->next.size();
+}
+
+void SpanCache::begin_batch() {
+    impl_->batch = true;
+}
+
+void SpanCache::end_batch(bool complete) {
+    impl_->batch = false;
+    if (complete) {
+        impl_->commit();
+    } else {
+        impl_->roll_back();
+    }
+}
+
+namespace {
+
+// decode_json_document through the cache, for a document that is plainly an array of objects
+// (or a List of them); false when it is not, or when any element does not decode on its own
+// (then the document is decoded whole).
+bool decode_spans(std::string_view text, Container container, const DecodeLimits &limits,
+                  SpanCache::Impl &c, DocumentResult &out, uint64_t &decoded) {
+    size_t i = skip_space(text, 0);
+    if (i >= text.size()) return false;
+    size_t from = 0, to = 0, nesting = 0;
+    if (text[i] == '[' && container != Container::List) {
+        from = i;
+        nesting = 1;
+    } else if (text[i] == '{' && container != Container::Array) {
+        if (!items_member(text, i, from, to)) return false;
+        nesting = 2;
+    } else {
+        return false;
+    }
+    std::vector<std::pair<size_t, size_t>> spans;
+    size_t end = 0;
+    if (!object_spans(text, from, spans, end)) return false;
+    if (nesting == 1 ? skip_space(text, end) != text.size() : end != to) return false;
+    if (nesting == 2) {
+        // The envelope (kind, metadata, ...) is decoded as always, with an empty list of items.
+        std::string envelope;
+        envelope.reserve(text.size() - (to - from) + 2);
+        envelope.append(text.substr(0, from)).append("[]").append(text.substr(to));
+        DocumentResult env = decode_json_document(envelope, container, limits);
+        if (!env.error.empty() || !env.services.empty() || !env.rejected.empty() ||
+            env.skipped != 0 || env.unlisted_rejections != 0)
+            return false;
+        out.resource_version = std::move(env.resource_version);
+        out.continue_token = std::move(env.continue_token);
+    }
+    const uint64_t seed = process_seed();
+    out.shared.reserve(spans.size());
+    for (size_t n = 0; n < spans.size(); ++n) {
+        std::string_view span = text.substr(spans[n].first, spans[n].second);
+        XXH128_hash_t h = XXH3_128bits_withSeed(span.data(), span.size(), seed);
+        Digest d{h.low64, h.high64};
+        Outcome *o = c.find(d);
+        // An unnamed rejection is named by its position: elsewhere it is decoded again.
+        if (!o || (o->rejection && o->rejection->key.empty() && o->index != n)) {
+            Outcome fresh;
+            if (!decode_span(span, n, nesting, limits, fresh)) return false;
+            ++decoded;
+            o = &(c.next[d] = std::move(fresh));
+        }
+        if (o->service) {
+            out.shared.push_back(o->service);
+        } else if (o->rejection) {
+            out.reject(*o->rejection);
+        } else {
+            out.skipped++;
+        }
+    }
+    return true;
+}
+
+}  // namespace
+
+DocumentResult decode_json_document(std::string_view text, Container container,
+                                    const DecodeLimits &limits, SpanCache &cache) {
+    SpanCache::Impl &c = *cache.impl_;
+    if (c.limits.max_object_bytes != limits.max_object_bytes ||
+        c.limits.max_depth != limits.max_depth) {
+        // Outcomes under other limits are other outcomes.
+        c.last.clear();
+        c.next.clear();
+        c.limits = limits;
+    }
+    DocumentResult out;
+    if (decode_spans(text, container, limits, c, out, cache.objects_decoded_)) {
+        if (!c.batch) c.commit();
+        return out;
+    }
+    if (!c.batch) c.roll_back();
+    cache.documents_decoded_whole_++;
+    out = decode_json_document(text, container, limits);
+    cache.objects_decoded_ += out.services.size() + out.rejected_count() + out.skipped;
+    out.shared.reserve(out.services.size());
+    for (auto &svc : out.services)
+        out.shared.push_back(std::make_shared<const GlobalService>(std::move(svc)));
+    out.services = std::vector<GlobalService>();
+    return out;
 }
 
 }  // namespace fabdns

@@ -34,8 +34,17 @@ const ServicePtr *find_held(const ServiceList &held, const std::string &key) {
 
 ServiceList unique_services(std::vector<GlobalService> &in, const ServiceList &held,
                             const std::string &label, const std::string &where) {
+    std::vector<ServicePtr> shared;
+    shared.reserve(in.size());
+    for (auto &svc : in) shared.push_back(std::make_shared<const GlobalService>(std::move(svc)));
+    in = std::vector<GlobalService>();
+    return unique_services(shared, held, label, where);
+}
+
+ServiceList unique_services(std::vector<ServicePtr> &in, const ServiceList &held,
+                            const std::string &label, const std::string &where) {
     // Stable, so that among equal keys the last in the document is the last in the run.
-    std::stable_sort(in.begin(), in.end(), key_less);
+    std::stable_sort(in.begin(), in.end(), ptr_less);
     ServiceList out;
     out.reserve(in.size());
     // Few services against a large held set (one file of many): each is searched; else `held`
@@ -43,34 +52,32 @@ ServiceList unique_services(std::vector<GlobalService> &in, const ServiceList &h
     const bool search = in.size() * 16 < held.size();
     size_t h = 0;
     for (size_t r = 0; r < in.size(); ++r) {
-        bool last_of_run = r + 1 == in.size() || key_less(in[r], in[r + 1]);
+        bool last_of_run = r + 1 == in.size() || ptr_less(in[r], in[r + 1]);
         if (!last_of_run) {
-            if (r == 0 || key_less(in[r - 1], in[r]))
-                log::warn(label + ": " + in[r].key() + " appears more than once" + where +
+            if (r == 0 || ptr_less(in[r - 1], in[r]))
+                log::warn(label + ": " + in[r]->key() + " appears more than once" + where +
                           "; the last one is used");
             continue;
         }
         if (search) {
-            h = static_cast<size_t>(
-                std::lower_bound(
-                    held.begin(), held.end(), in[r],
-                    [](const ServicePtr &s, const GlobalService &k) { return key_less(*s, k); }) -
-                held.begin());
+            h = static_cast<size_t>(std::lower_bound(held.begin(), held.end(), in[r], ptr_less) -
+                                    held.begin());
         } else {
-            while (h < held.size() && key_less(*held[h], in[r])) ++h;
+            while (h < held.size() && ptr_less(held[h], in[r])) ++h;
         }
-        if (h < held.size() && *held[h] == in[r])
+        if (h < held.size() && (held[h] == in[r] || *held[h] == *in[r]))
             out.push_back(held[h]);
         else
-            out.push_back(std::make_shared<const GlobalService>(std::move(in[r])));
+            out.push_back(std::move(in[r]));
     }
-    in = std::vector<GlobalService>();
+    in = std::vector<ServicePtr>();
     return out;
 }
 
 NextSet build_set(DecodeResult &decoded, const ServiceList &held, const std::string &label) {
     NextSet next;
-    next.services = unique_services(decoded.services, held, label);
+    next.services = decoded.services.empty() ? unique_services(decoded.shared, held, label)
+                                             : unique_services(decoded.services, held, label);
     next.kept = keep_last_good(next.services, decoded.rejected, held);
     return next;
 }
