@@ -2,6 +2,7 @@
 #include "source/kube_source.hpp"
 
 #include <algorithm>
+#include <atomic>
 #include <cctype>
 #include <condition_variable>
 #include <map>
@@ -90,8 +91,9 @@ struct KubernetesSource::State {
     bool token_stale = true;
     std::string resource_version;
     size_t watch_events = 0;
-    SpanCache decode_cache;  // the list's objects, by their bytes (worker thread only)  // events
-                             // seen by the latest watch
+    SpanCache decode_cache;  // the list's objects, by their bytes (worker thread only)
+    std::atomic<uint64_t> objects_decoded{0};  // decode_cache's count, for other threads  // events
+                                               // seen by the latest watch
 
     // Shared with the delivering thread.
     std::mutex mutex;
@@ -238,6 +240,7 @@ struct KubernetesSource::State {
         decode_cache.begin_batch();
         bool complete = list_pages();
         decode_cache.end_batch(complete);
+        objects_decoded = decode_cache.objects_decoded();
         return complete;
     }
 
@@ -573,6 +576,10 @@ void KubernetesSource::stop() {
     state_->cv.notify_all();
     if (worker_.joinable()) worker_.join();
     if (deliverer_.joinable()) deliverer_.join();
+}
+
+uint64_t KubernetesSource::objects_decoded() const {
+    return state_->objects_decoded;
 }
 
 SourceStatus KubernetesSource::status() const {
