@@ -68,6 +68,11 @@ int main(int argc, char **argv) {
     std::sort(secs.begin(), secs.end());
     std::sort(cpu.begin(), cpu.end());
 
+    std::printf(
+        "%s: %.1f MiB, %zu services, %zu rejected; median of %d: %.3f s, CPU %.3f s; "
+        "VmHWM %.1f MiB (%.1f MiB with the text read)\n",
+        name.c_str(), text.size() / 1048576.0, services, rejected, runs, secs[secs.size() / 2],
+        cpu[cpu.size() / 2], vm_hwm_kib() / 1024.0, hwm_before / 1024.0);
     bool json = name.size() > 5 && name.compare(name.size() - 5, 5, ".json") == 0;
     size_t at = text.find("\"name\":", text.size() / 2);
     if (json && at != std::string::npos) {
@@ -97,10 +102,5 @@ int main(int argc, char **argv) {
             again[again.size() / 2], 100.0 * again[again.size() / 2] / cpu[cpu.size() / 2],
             static_cast<unsigned long long>(objects));
     }
-    std::printf(
-        "%s: %.1f MiB, %zu services, %zu rejected; median of %d: %.3f s, CPU %.3f s; "
-        "VmHWM %.1f MiB (%.1f MiB with the text read)\n",
-        name.c_str(), text.size() / 1048576.0, services, rejected, runs, secs[secs.size() / 2],
-        cpu[cpu.size() / 2], vm_hwm_kib() / 1024.0, hwm_before / 1024.0);
     return 0;
 }

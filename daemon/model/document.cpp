@@ -21,6 +21,10 @@
 #define XXH_INLINE_ALL
 #include <xxhash.h>
 
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
 namespace fabdns {
 
 namespace {
@@ -969,39 +973,129 @@ size_t skip_space(std::string_view t, size_t i) {
     return i;
 }
 
-// One past the closing quote of the string that opens at t[i], or kNone. Only quotes and the
-// backslashes before them are looked at: the parser checks whatever it decodes.
+// Nonzero when one of the eight bytes of `word` is the byte `b` repeated in `bytes`.
+uint64_t has_byte(uint64_t word, uint64_t bytes) {
+    uint64_t v = word ^ bytes;
+    return (v - 0x0101010101010101ULL) & ~v & 0x8080808080808080ULL;
+}
+
+// One past the closing quote of the string that opens at t[i], or kNone. Only quotes and
+// backslashes are looked at (a backslash hides the byte after it): the parser checks whatever
+// it decodes. Eight bytes at a time: strings are most of a document's bytes.
 size_t skip_string(std::string_view t, size_t i) {
-    for (size_t at = i + 1; at < t.size();) {
-        const void *q = std::memchr(t.data() + at, '"', t.size() - at);
-        if (!q) return kNone;
-        size_t e = static_cast<size_t>(static_cast<const char *>(q) - t.data());
-        size_t backslashes = 0;
-        while (e - backslashes - 1 > i && t[e - backslashes - 1] == '\\') ++backslashes;
-        if (backslashes % 2 == 0) return e + 1;
-        at = e + 1;
+    constexpr uint64_t kQuotes = 0x0101010101010101ULL * '"';
+    constexpr uint64_t kBackslashes = 0x0101010101010101ULL * '\\';
+    const size_t n = t.size();
+    size_t at = i + 1;
+    for (;;) {
+        while (at + 8 <= n) {
+            uint64_t word;
+            std::memcpy(&word, t.data() + at, 8);
+            if (has_byte(word, kQuotes) | has_byte(word, kBackslashes)) break;
+            at += 8;
+        }
+        if (at >= n) return kNone;
+        char c = t[at];
+        if (c == '"') return at + 1;
+        at += c == '\\' ? 2 : 1;
     }
-    return kNone;
+}
+
+// Where the bytes of a 64-byte block are quotes, backslashes, opening and closing brackets:
+// one bit per byte.
+struct Block {
+    uint64_t quote = 0, backslash = 0, open = 0, close = 0;
+};
+
+#if defined(__SSE2__)
+Block classify(const char *p) {
+    Block b;
+    const __m128i quote = _mm_set1_epi8('"'), backslash = _mm_set1_epi8('\\');
+    const __m128i brace = _mm_set1_epi8('{'), bracket = _mm_set1_epi8('[');
+    const __m128i brace_end = _mm_set1_epi8('}'), bracket_end = _mm_set1_epi8(']');
+    auto bits = [](__m128i v, int k) {
+        return static_cast<uint64_t>(static_cast<uint32_t>(_mm_movemask_epi8(v))) << (16 * k);
+    };
+    for (int k = 0; k < 4; ++k) {
+        __m128i x = _mm_loadu_si128(reinterpret_cast<const __m128i *>(p + 16 * k));
+        b.quote |= bits(_mm_cmpeq_epi8(x, quote), k);
+        b.backslash |= bits(_mm_cmpeq_epi8(x, backslash), k);
+        b.open |= bits(_mm_or_si128(_mm_cmpeq_epi8(x, brace), _mm_cmpeq_epi8(x, bracket)), k);
+        b.close |=
+            bits(_mm_or_si128(_mm_cmpeq_epi8(x, brace_end), _mm_cmpeq_epi8(x, bracket_end)), k);
+    }
+    return b;
+}
+#else
+Block classify(const char *p) {
+    Block b;
+    for (int k = 0; k < 64; ++k) {
+        uint64_t bit = uint64_t{1} << k;
+        char c = p[k];
+        if (c == '"') b.quote |= bit;
+        if (c == '\\') b.backslash |= bit;
+        if (c == '{' || c == '[') b.open |= bit;
+        if (c == '}' || c == ']') b.close |= bit;
+    }
+    return b;
+}
+#endif
+
+// Bit k set when an odd number of bits 0..k of x are: the bytes from an opening quote up to
+// (not including) its closing quote.
+uint64_t prefix_xor(uint64_t x) {
+    for (int shift = 1; shift < 64; shift *= 2) x ^= x << shift;
+    return x;
 }
 
 // One past the bracket that closes the object or array opening at t[i], or kNone. Brackets in
-// strings do not count; brackets of the wrong kind are left for the parser to refuse.
+// strings do not count; brackets of the wrong kind are left for the parser to refuse. Blocks of
+// 64 bytes without a backslash are classified at once; others byte by byte.
 size_t skip_container(std::string_view t, size_t i) {
-    size_t depth = 0;
-    while (i < t.size()) {
-        char c = t[i];
-        if (c == '"') {
-            i = skip_string(t, i);
-            if (i == kNone) return kNone;
-            continue;
-        }
-        if (c == '{' || c == '[') {
+    const size_t n = t.size();
+    size_t depth = 0, at = i;
+    bool in_string = false, escaped = false;
+    // One byte, for blocks with a backslash and the tail: true when it closes the container.
+    auto step = [&](char c) {
+        if (in_string) {
+            if (escaped) {
+                escaped = false;
+            } else if (c == '\\') {
+                escaped = true;
+            } else if (c == '"') {
+                in_string = false;
+            }
+        } else if (c == '"') {
+            in_string = true;
+        } else if (c == '{' || c == '[') {
             ++depth;
         } else if ((c == '}' || c == ']') && --depth == 0) {
-            return i + 1;
+            return true;
         }
-        ++i;
+        return false;
+    };
+    while (at + 64 <= n) {
+        Block b = classify(t.data() + at);
+        if (b.backslash == 0 && !escaped) {
+            uint64_t in = prefix_xor(b.quote) ^ (in_string ? ~uint64_t{0} : 0);
+            uint64_t opens = b.open & ~in, brackets = (b.open | b.close) & ~in;
+            for (; brackets != 0; brackets &= brackets - 1) {
+                int k = __builtin_ctzll(brackets);
+                if ((opens >> k) & 1) {
+                    ++depth;
+                } else if (--depth == 0) {
+                    return at + static_cast<size_t>(k) + 1;
+                }
+            }
+            in_string = (in >> 63) != 0;
+            at += 64;
+            continue;
+        }
+        for (size_t stop = at + 64; at < stop; ++at)
+            if (step(t[at])) return at + 1;
     }
+    for (; at < n; ++at)
+        if (step(t[at])) return at + 1;
     return kNone;
 }
 
@@ -1031,10 +1125,11 @@ bool object_spans(std::string_view t, size_t i, std::vector<std::pair<size_t, si
     }
 }
 
-// Where the value of the "items" member of the object opening at t[i] starts and ends, when
-// it is an array, the object is the whole text, and it has one such member (spelled without
-// escapes, as no key of that object may be).
-bool items_member(std::string_view t, size_t i, size_t &from, size_t &to) {
+// Where the value of the "items" member of the object opening at t[i] starts and ends, and
+// its objects (object_spans), when it is plainly an array of objects, the object is the whole
+// text, and it has one such member (spelled without escapes, as no key of that object may be).
+bool items_member(std::string_view t, size_t i, size_t &from, size_t &to,
+                  std::vector<std::pair<size_t, size_t>> &spans) {
     bool found = false;
     i = skip_space(t, i + 1);
     if (i < t.size() && t[i] == '}') return false;
@@ -1048,8 +1143,13 @@ bool items_member(std::string_view t, size_t i, size_t &from, size_t &to) {
         if (i >= t.size() || t[i] != ':') return false;
         i = skip_space(t, i + 1);
         if (i >= t.size()) return false;
-        size_t v = i;
-        if (t[i] == '{' || t[i] == '[') {
+        if (key == "items") {
+            if (found || t[i] != '[') return false;
+            found = true;
+            from = i;
+            if (!object_spans(t, i, spans, to)) return false;
+            i = to;
+        } else if (t[i] == '{' || t[i] == '[') {
             i = skip_container(t, i);
         } else if (t[i] == '"') {
             i = skip_string(t, i);
@@ -1057,12 +1157,6 @@ bool items_member(std::string_view t, size_t i, size_t &from, size_t &to) {
             while (i < t.size() && t[i] != ',' && t[i] != '}' && !json_space(t[i])) ++i;
         }
         if (i == kNone) return false;
-        if (key == "items") {
-            if (found || t[v] != '[') return false;
-            found = true;
-            from = v;
-            to = i;
-        }
         i = skip_space(t, i);
         if (i >= t.size()) return false;
         if (t[i] == '}') break;
@@ -1133,9 +1227,12 @@ struct SpanCache::Impl {
 
     // The outcome held for `d`, moved to `next`; nullptr when there is none.
     Outcome *find(const Digest &d) {
-        if (auto it = next.find(d); it != next.end()) return &it->second;
+        // An outcome is in one of the two: an object seen twice in a document is in `next`.
         auto node = last.extract(d);
-        if (node.empty()) return nullptr;
+        if (node.empty()) {
+            auto it = next.find(d);
+            return it == next.end() ? nullptr : &it->second;
+        }
         node.mapped().fresh = false;
         return &next.insert(std::move(node)).position->second;
     }
@@ -1187,19 +1284,16 @@ bool decode_spans(std::string_view text, Container container, const DecodeLimits
     size_t i = skip_space(text, 0);
     if (i >= text.size()) return false;
     size_t from = 0, to = 0, nesting = 0;
+    std::vector<std::pair<size_t, size_t>> spans;
     if (text[i] == '[' && container != Container::List) {
-        from = i;
+        if (!object_spans(text, i, spans, to) || skip_space(text, to) != text.size()) return false;
         nesting = 1;
     } else if (text[i] == '{' && container != Container::Array) {
-        if (!items_member(text, i, from, to)) return false;
+        if (!items_member(text, i, from, to, spans)) return false;
         nesting = 2;
     } else {
         return false;
     }
-    std::vector<std::pair<size_t, size_t>> spans;
-    size_t end = 0;
-    if (!object_spans(text, from, spans, end)) return false;
-    if (nesting == 1 ? skip_space(text, end) != text.size() : end != to) return false;
     if (nesting == 2) {
         // The envelope (kind, metadata, ...) is decoded as always, with an empty list of items.
         std::string envelope;
@@ -1214,6 +1308,7 @@ bool decode_spans(std::string_view text, Container container, const DecodeLimits
     }
     const uint64_t seed = process_seed();
     out.shared.reserve(spans.size());
+    c.next.reserve(c.next.size() + spans.size());
     for (size_t n = 0; n < spans.size(); ++n) {
         std::string_view span = text.substr(spans[n].first, spans[n].second);
         XXH128_hash_t h = XXH3_128bits_withSeed(span.data(), span.size(), seed);
