@@ -1167,12 +1167,8 @@ bool items_member(std::string_view t, size_t i, size_t &from, size_t &to,
 }
 
 struct Digest {
-    uint64_t low, high;
+    uint64_t low = 0, high = 0;
     bool operator==(const Digest &) const = default;
-};
-
-struct DigestHash {
-    size_t operator()(const Digest &d) const { return static_cast<size_t>(d.low); }
 };
 
 // Seeded once per process, so that nobody can prepare colliding objects in advance.
@@ -1184,13 +1180,13 @@ uint64_t process_seed() {
     return seed;
 }
 
-// What decoding one object's bytes gave.
+// What decoding one object's bytes gave (shared: an entry is copied into the next document's).
 struct Outcome {
-    ServicePtr service;                    // a GlobalService...
-    std::unique_ptr<Rejection> rejection;  // ...or a rejection...
-    bool skipped = false;                  // ...or another kind
-    bool fresh = false;                    // decoded by the current document
-    size_t index = 0;                      // its position (names an unnamed rejection)
+    Digest digest;
+    ServicePtr service;                          // a GlobalService...
+    std::shared_ptr<const Rejection> rejection;  // ...or a rejection...
+    bool skipped = false;                        // ...or another kind
+    size_t index = 0;                            // its position (names an unnamed rejection)
 };
 
 // The outcome of one element decoded on its own, as the whole document's decode gives it at
@@ -1203,13 +1199,11 @@ bool decode_span(std::string_view span, size_t index, size_t nesting, const Deco
     if (!run_sax(sax, span, one.error, "the element", nesting)) return false;
     size_t outcomes = one.services.size() + one.rejected.size() + one.skipped;
     if (outcomes != 1 || one.unlisted_rejections != 0) return false;
-    o = Outcome();
     o.index = index;
-    o.fresh = true;
     if (!one.services.empty()) {
         o.service = std::make_shared<const GlobalService>(std::move(one.services.front()));
     } else if (!one.rejected.empty()) {
-        o.rejection = std::make_unique<Rejection>(std::move(one.rejected.front()));
+        o.rejection = std::make_shared<const Rejection>(std::move(one.rejected.front()));
     } else {
         o.skipped = true;
     }
@@ -1218,37 +1212,69 @@ bool decode_span(std::string_view span, size_t index, size_t nesting, const Deco
 
 }  // namespace
 
+// The outcomes of the last document in its order, and of the current one as it is decoded.
+// Documents mostly keep their order from one version to the next: each object is looked for
+// just after the last one found (a read of the next entry, no hashing); only an object not
+// there is looked up in an index by digest (open addressing), built at the first such miss.
 struct SpanCache::Impl {
-    using Map = std::unordered_map<Digest, Outcome, DigestHash>;
-    Map last;  // the last document's (batch's) outcomes
-    Map next;  // the current document's, moved out of `last` or decoded
+    std::vector<Outcome> last, next;
     DecodeLimits limits;
     bool batch = false;
+    size_t cursor = 0;
+    std::vector<uint32_t> index;  // positions in `last` + 1, by digest; 0: empty
 
-    // The outcome held for `d`, moved to `next`; nullptr when there is none.
-    Outcome *find(const Digest &d) {
-        // An outcome is in one of the two: an object seen twice in a document is in `next`.
-        auto node = last.extract(d);
-        if (node.empty()) {
-            auto it = next.find(d);
-            return it == next.end() ? nullptr : &it->second;
+    static constexpr size_t kBehind = 2, kAhead = 6;
+
+    const Outcome *find(const Digest &d) {
+        size_t from = cursor > kBehind ? cursor - kBehind : 0;
+        size_t to = std::min(last.size(), cursor + kAhead);
+        for (size_t k = from; k < to; ++k) {
+            if (last[k].digest == d) {
+                cursor = k + 1;
+                return &last[k];
+            }
         }
-        node.mapped().fresh = false;
-        return &next.insert(std::move(node)).position->second;
+        if (last.empty()) return nullptr;
+        if (index.empty()) build_index();
+        const size_t mask = index.size() - 1;
+        for (size_t slot = d.low & mask; index[slot] != 0; slot = (slot + 1) & mask) {
+            size_t k = index[slot] - 1;
+            if (last[k].digest == d) {
+                cursor = k + 1;
+                return &last[k];
+            }
+        }
+        return nullptr;
+    }
+
+    void build_index() {
+        size_t size = 16;
+        while (size < 2 * last.size()) size *= 2;
+        index.assign(size, 0);
+        const size_t mask = size - 1;
+        for (size_t k = 0; k < last.size(); ++k) {
+            size_t slot = last[k].digest.low & mask;
+            while (index[slot] != 0) slot = (slot + 1) & mask;
+            index[slot] = static_cast<uint32_t>(k + 1);
+        }
     }
 
     // The current document (batch) is done: its outcomes are the ones held from now on.
     void commit() {
         last.swap(next);
         next.clear();
+        restart();
     }
 
-    // The current document (batch) is not kept: back to the outcomes held before it.
+    // The current document (batch) is not kept: the outcomes held before it stay.
     void roll_back() {
-        for (auto it = next.begin(); it != next.end();) {
-            auto node = next.extract(it++);
-            if (!node.mapped().fresh) last.insert(std::move(node));
-        }
+        next.clear();
+        restart();
+    }
+
+    void restart() {
+        cursor = 0;
+        index = {};
     }
 };
 
@@ -1313,18 +1339,23 @@ bool decode_spans(std::string_view text, Container container, const DecodeLimits
         std::string_view span = text.substr(spans[n].first, spans[n].second);
         XXH128_hash_t h = XXH3_128bits_withSeed(span.data(), span.size(), seed);
         Digest d{h.low64, h.high64};
-        Outcome *o = c.find(d);
+        const Outcome *o = c.find(d);
         // An unnamed rejection is named by its position: elsewhere it is decoded again.
-        if (!o || (o->rejection && o->rejection->key.empty() && o->index != n)) {
+        if (o && o->rejection && o->rejection->key.empty() && o->index != n) o = nullptr;
+        if (o) {
+            c.next.push_back(*o);
+        } else {
             Outcome fresh;
+            fresh.digest = d;
             if (!decode_span(span, n, nesting, limits, fresh)) return false;
             ++decoded;
-            o = &(c.next[d] = std::move(fresh));
+            c.next.push_back(std::move(fresh));
         }
-        if (o->service) {
-            out.shared.push_back(o->service);
-        } else if (o->rejection) {
-            out.reject(*o->rejection);
+        const Outcome &got = c.next.back();
+        if (got.service) {
+            out.shared.push_back(got.service);
+        } else if (got.rejection) {
+            out.reject(*got.rejection);
         } else {
             out.skipped++;
         }
@@ -1342,14 +1373,20 @@ DocumentResult decode_json_document(std::string_view text, Container container,
         // Outcomes under other limits are other outcomes.
         c.last.clear();
         c.next.clear();
+        c.restart();
         c.limits = limits;
     }
     DocumentResult out;
+    size_t next_before = c.next.size();
     if (decode_spans(text, container, limits, c, out, cache.objects_decoded_)) {
         if (!c.batch) c.commit();
         return out;
     }
-    if (!c.batch) c.roll_back();
+    if (c.batch) {
+        c.next.resize(next_before);  // this page's part
+    } else {
+        c.roll_back();
+    }
     cache.documents_decoded_whole_++;
     out = decode_json_document(text, container, limits);
     cache.objects_decoded_ += out.services.size() + out.rejected_count() + out.skipped;
