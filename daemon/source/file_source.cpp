@@ -32,6 +32,9 @@
 #include "source/objects.hpp"
 #include "source/snapshot.hpp"
 
+#define XXH_INLINE_ALL
+#include <xxhash.h>
+
 namespace fabdns {
 
 using namespace source_detail;
@@ -363,7 +366,7 @@ struct FileSource::State {
                 why = read_why.empty() ? file + " does not exist" : read_why;
                 return false;
             }
-            size_t hash = std::hash<std::string_view>{}(*text);
+            size_t hash = XXH3_64bits(text->data(), text->size());
             bool fresh = it == files.end();
             if (fresh) it = files.emplace(file, FileEntry{}).first;
             FileEntry &entry = it->second;
