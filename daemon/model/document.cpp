@@ -11,9 +11,19 @@
 #include <rapidjson/reader.h>
 #include <algorithm>
 #include <charconv>
+#include <cstring>
 #include <limits>
+#include <random>
 #include <unordered_map>
+#include <utility>
 #include <vector>
+
+#define XXH_INLINE_ALL
+#include <xxhash.h>
+
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 namespace fabdns {
 
@@ -116,7 +126,8 @@ class Builder {
     bool root_object_ = false, in_metadata_ = false, done_ = false;
 };
 
-enum class Mode { Array, List, Manifest, Event };
+// Element: the document is one element of an array (SpanCache decodes elements one by one).
+enum class Mode { Array, List, Manifest, Event, Element };
 
 // A string member of a mapping: "" when absent or null; false when of another type.
 bool string_member(const tree::Ref &obj, const char *key, std::string &out) {
@@ -158,6 +169,8 @@ class DocumentSax {
     // The root object's members other than streamed items (each within the budget).
     tree::Ref envelope() const { return tree::Ref(envelope_, 0); }
     bool streamed_items() const { return items_seen_; }
+    // Element mode: the element's position in its array (names it when unnamed).
+    void set_index(size_t index) { index_ = index; }
     bool root_array() const { return root_array_; }
     // An envelope member that was over budget: its name and the noted key.
     const std::string &envelope_overflow() const { return envelope_overflow_; }
@@ -246,6 +259,11 @@ class DocumentSax {
             b_.open(object);
             return true;
         }
+        if (depth_ == 0 && mode_ == Mode::Element) {
+            begin(Target::Element);
+            b_.open(object);
+            return true;
+        }
         if (depth_ == 0) {
             if (object ? mode_ == Mode::Array : (mode_ == Mode::List || mode_ == Mode::Event))
                 return fail(std::string("the document is ") + (object ? "a mapping" : "a list") +
@@ -290,6 +308,8 @@ class DocumentSax {
                 return "not a GlobalService, a List or an array of them";
             case Mode::Event:
                 return "not a watch event ({\"type\": ..., \"object\": ...})";
+            case Mode::Element:
+                return "not an object";
         }
         return "";
     }
@@ -333,7 +353,9 @@ class JsonEvents : public rapidjson::BaseReaderHandler<rapidjson::UTF8<>, JsonEv
     // become 256 MiB. Objects themselves are refused far sooner (DecodeLimits::max_depth).
     static constexpr size_t kMaxNesting = 4096;
 
-    JsonEvents(DocumentSax &sax, std::string &error) : sax_(sax), error_(error) {}
+    // `depth`: levels already open around the text (an element's array and envelope).
+    JsonEvents(DocumentSax &sax, std::string &error, size_t depth = 0)
+        : sax_(sax), error_(error), depth_(depth) {}
 
     bool Null() { return sax_.value({}); }
     bool Bool(bool b) {
@@ -391,7 +413,7 @@ class JsonEvents : public rapidjson::BaseReaderHandler<rapidjson::UTF8<>, JsonEv
 
     DocumentSax &sax_;
     std::string &error_;
-    size_t depth_ = 0;
+    size_t depth_;
 };
 
 // "line L, column C" of a byte offset, for parse errors.
@@ -406,8 +428,9 @@ std::string text_position(std::string_view text, size_t offset) {
 // Runs the decoder over text. False, with `error` set (the decoder's own reason when it gave
 // one), when the text did not decode. The decoder's reader works in place on the text, without
 // recursion, and validates UTF-8 as JSON requires.
-bool run_sax(DocumentSax &sax, std::string_view text, std::string &error, const char *what) {
-    JsonEvents events(sax, error);
+bool run_sax(DocumentSax &sax, std::string_view text, std::string &error, const char *what,
+             size_t depth = 0) {
+    JsonEvents events(sax, error, depth);
     rapidjson::MemoryStream ms(text.data(), text.size());
     rapidjson::Reader reader;
     rapidjson::ParseResult ok =
@@ -933,6 +956,445 @@ WatchEvent decode_watch_event(std::string_view line, const DecodeLimits &limits)
         ev.rejection = "not a GlobalService";
     }
     return ev;
+}
+
+// --- SpanCache ---------------------------------------------------------------------------
+
+namespace {
+
+constexpr size_t kNone = std::string_view::npos;
+
+bool json_space(char c) {
+    return c == ' ' || c == '\t' || c == '\n' || c == '\r';
+}
+
+size_t skip_space(std::string_view t, size_t i) {
+    while (i < t.size() && json_space(t[i])) ++i;
+    return i;
+}
+
+// Nonzero when one of the eight bytes of `word` is the byte `b` repeated in `bytes`.
+uint64_t has_byte(uint64_t word, uint64_t bytes) {
+    uint64_t v = word ^ bytes;
+    return (v - 0x0101010101010101ULL) & ~v & 0x8080808080808080ULL;
+}
+
+// One past the closing quote of the string that opens at t[i], or kNone. Only quotes and
+// backslashes are looked at (a backslash hides the byte after it): the parser checks whatever
+// it decodes. Eight bytes at a time: strings are most of a document's bytes.
+size_t skip_string(std::string_view t, size_t i) {
+    constexpr uint64_t kQuotes = 0x0101010101010101ULL * '"';
+    constexpr uint64_t kBackslashes = 0x0101010101010101ULL * '\\';
+    const size_t n = t.size();
+    size_t at = i + 1;
+    for (;;) {
+        while (at + 8 <= n) {
+            uint64_t word;
+            std::memcpy(&word, t.data() + at, 8);
+            if (has_byte(word, kQuotes) | has_byte(word, kBackslashes)) break;
+            at += 8;
+        }
+        if (at >= n) return kNone;
+        char c = t[at];
+        if (c == '"') return at + 1;
+        at += c == '\\' ? 2 : 1;
+    }
+}
+
+// Where the bytes of a 64-byte block are quotes, backslashes, opening and closing brackets:
+// one bit per byte.
+struct Block {
+    uint64_t quote = 0, backslash = 0, open = 0, close = 0;
+};
+
+#if defined(__SSE2__)
+Block classify(const char *p) {
+    Block b;
+    const __m128i quote = _mm_set1_epi8('"'), backslash = _mm_set1_epi8('\\');
+    const __m128i brace = _mm_set1_epi8('{'), bracket = _mm_set1_epi8('[');
+    const __m128i brace_end = _mm_set1_epi8('}'), bracket_end = _mm_set1_epi8(']');
+    auto bits = [](__m128i v, int k) {
+        return static_cast<uint64_t>(static_cast<uint32_t>(_mm_movemask_epi8(v))) << (16 * k);
+    };
+    for (int k = 0; k < 4; ++k) {
+        __m128i x = _mm_loadu_si128(reinterpret_cast<const __m128i *>(p + 16 * k));
+        b.quote |= bits(_mm_cmpeq_epi8(x, quote), k);
+        b.backslash |= bits(_mm_cmpeq_epi8(x, backslash), k);
+        b.open |= bits(_mm_or_si128(_mm_cmpeq_epi8(x, brace), _mm_cmpeq_epi8(x, bracket)), k);
+        b.close |=
+            bits(_mm_or_si128(_mm_cmpeq_epi8(x, brace_end), _mm_cmpeq_epi8(x, bracket_end)), k);
+    }
+    return b;
+}
+#else
+Block classify(const char *p) {
+    Block b;
+    for (int k = 0; k < 64; ++k) {
+        uint64_t bit = uint64_t{1} << k;
+        char c = p[k];
+        if (c == '"') b.quote |= bit;
+        if (c == '\\') b.backslash |= bit;
+        if (c == '{' || c == '[') b.open |= bit;
+        if (c == '}' || c == ']') b.close |= bit;
+    }
+    return b;
+}
+#endif
+
+// Bit k set when an odd number of bits 0..k of x are: the bytes from an opening quote up to
+// (not including) its closing quote.
+uint64_t prefix_xor(uint64_t x) {
+    for (int shift = 1; shift < 64; shift *= 2) x ^= x << shift;
+    return x;
+}
+
+// One past the bracket that closes the object or array opening at t[i], or kNone. Brackets in
+// strings do not count; brackets of the wrong kind are left for the parser to refuse. Blocks of
+// 64 bytes without a backslash are classified at once; others byte by byte.
+size_t skip_container(std::string_view t, size_t i) {
+    const size_t n = t.size();
+    size_t depth = 0, at = i;
+    bool in_string = false, escaped = false;
+    // One byte, for blocks with a backslash and the tail: true when it closes the container.
+    auto step = [&](char c) {
+        if (in_string) {
+            if (escaped) {
+                escaped = false;
+            } else if (c == '\\') {
+                escaped = true;
+            } else if (c == '"') {
+                in_string = false;
+            }
+        } else if (c == '"') {
+            in_string = true;
+        } else if (c == '{' || c == '[') {
+            ++depth;
+        } else if ((c == '}' || c == ']') && --depth == 0) {
+            return true;
+        }
+        return false;
+    };
+    while (at + 64 <= n) {
+        Block b = classify(t.data() + at);
+        if (b.backslash == 0 && !escaped) {
+            uint64_t in = prefix_xor(b.quote) ^ (in_string ? ~uint64_t{0} : 0);
+            uint64_t opens = b.open & ~in, brackets = (b.open | b.close) & ~in;
+            for (; brackets != 0; brackets &= brackets - 1) {
+                int k = __builtin_ctzll(brackets);
+                if ((opens >> k) & 1) {
+                    ++depth;
+                } else if (--depth == 0) {
+                    return at + static_cast<size_t>(k) + 1;
+                }
+            }
+            in_string = (in >> 63) != 0;
+            at += 64;
+            continue;
+        }
+        for (size_t stop = at + 64; at < stop; ++at)
+            if (step(t[at])) return at + 1;
+    }
+    for (; at < n; ++at)
+        if (step(t[at])) return at + 1;
+    return kNone;
+}
+
+// The objects of the array opening at t[i] (offset and length, from '{' to '}') and one past
+// its ']' in `end`. False unless it is plainly a list of objects: '{...}' separated by commas
+// and whitespace.
+bool object_spans(std::string_view t, size_t i, std::vector<std::pair<size_t, size_t>> &spans,
+                  size_t &end) {
+    i = skip_space(t, i + 1);
+    if (i < t.size() && t[i] == ']') {
+        end = i + 1;
+        return true;
+    }
+    for (;;) {
+        if (i >= t.size() || t[i] != '{') return false;
+        size_t e = skip_container(t, i);
+        if (e == kNone) return false;
+        spans.emplace_back(i, e - i);
+        i = skip_space(t, e);
+        if (i >= t.size()) return false;
+        if (t[i] == ']') {
+            end = i + 1;
+            return true;
+        }
+        if (t[i] != ',') return false;
+        i = skip_space(t, i + 1);
+    }
+}
+
+// Where the value of the "items" member of the object opening at t[i] starts and ends, and
+// its objects (object_spans), when it is plainly an array of objects, the object is the whole
+// text, and it has one such member (spelled without escapes, as no key of that object may be).
+bool items_member(std::string_view t, size_t i, size_t &from, size_t &to,
+                  std::vector<std::pair<size_t, size_t>> &spans) {
+    bool found = false;
+    i = skip_space(t, i + 1);
+    if (i < t.size() && t[i] == '}') return false;
+    for (;;) {
+        if (i >= t.size() || t[i] != '"') return false;
+        size_t e = skip_string(t, i);
+        if (e == kNone) return false;
+        std::string_view key = t.substr(i + 1, e - i - 2);
+        if (key.find('\\') != kNone) return false;
+        i = skip_space(t, e);
+        if (i >= t.size() || t[i] != ':') return false;
+        i = skip_space(t, i + 1);
+        if (i >= t.size()) return false;
+        if (key == "items") {
+            if (found || t[i] != '[') return false;
+            found = true;
+            from = i;
+            if (!object_spans(t, i, spans, to)) return false;
+            i = to;
+        } else if (t[i] == '{' || t[i] == '[') {
+            i = skip_container(t, i);
+        } else if (t[i] == '"') {
+            i = skip_string(t, i);
+        } else {
+            while (i < t.size() && t[i] != ',' && t[i] != '}' && !json_space(t[i])) ++i;
+        }
+        if (i == kNone) return false;
+        i = skip_space(t, i);
+        if (i >= t.size()) return false;
+        if (t[i] == '}') break;
+        if (t[i] != ',') return false;
+        i = skip_space(t, i + 1);
+    }
+    return found && skip_space(t, i + 1) == t.size();
+}
+
+struct Digest {
+    uint64_t low = 0, high = 0;
+    bool operator==(const Digest &) const = default;
+};
+
+// Seeded once per process, so that nobody can prepare colliding objects in advance.
+uint64_t process_seed() {
+    static const uint64_t seed = [] {
+        std::random_device rd;
+        return (static_cast<uint64_t>(rd()) << 32) ^ rd();
+    }();
+    return seed;
+}
+
+// What decoding one object's bytes gave (shared: an entry is copied into the next document's).
+struct Outcome {
+    Digest digest;
+    ServicePtr service;                          // a GlobalService...
+    std::shared_ptr<const Rejection> rejection;  // ...or a rejection...
+    bool skipped = false;                        // ...or another kind
+    size_t index = 0;                            // its position (names an unnamed rejection)
+};
+
+// The outcome of one element decoded on its own, as the whole document's decode gives it at
+// `index`; false when the text is not one valid JSON value or not exactly one outcome.
+bool decode_span(std::string_view span, size_t index, size_t nesting, const DecodeLimits &limits,
+                 Outcome &o) {
+    DocumentResult one;
+    DocumentSax sax(Mode::Element, limits, one);
+    sax.set_index(index);
+    if (!run_sax(sax, span, one.error, "the element", nesting)) return false;
+    size_t outcomes = one.services.size() + one.rejected.size() + one.skipped;
+    if (outcomes != 1 || one.unlisted_rejections != 0) return false;
+    o.index = index;
+    if (!one.services.empty()) {
+        o.service = std::make_shared<const GlobalService>(std::move(one.services.front()));
+    } else if (!one.rejected.empty()) {
+        o.rejection = std::make_shared<const Rejection>(std::move(one.rejected.front()));
+    } else {
+        o.skipped = true;
+    }
+    return true;
+}
+
+}  // namespace
+
+// The outcomes of the last document in its order, and of the current one as it is decoded.
+// Documents mostly keep their order from one version to the next: each object is looked for
+// just after the last one found (a read of the next entry, no hashing); only an object not
+// there is looked up in an index by digest (open addressing), built at the first such miss.
+struct SpanCache::Impl {
+    std::vector<Outcome> last, next;
+    DecodeLimits limits;
+    bool batch = false;
+    size_t cursor = 0;
+    std::vector<uint32_t> index;  // positions in `last` + 1, by digest; 0: empty
+
+    static constexpr size_t kBehind = 2, kAhead = 6;
+
+    const Outcome *find(const Digest &d) {
+        size_t from = cursor > kBehind ? cursor - kBehind : 0;
+        size_t to = std::min(last.size(), cursor + kAhead);
+        for (size_t k = from; k < to; ++k) {
+            if (last[k].digest == d) {
+                cursor = k + 1;
+                return &last[k];
+            }
+        }
+        if (last.empty()) return nullptr;
+        if (index.empty()) build_index();
+        const size_t mask = index.size() - 1;
+        for (size_t slot = d.low & mask; index[slot] != 0; slot = (slot + 1) & mask) {
+            size_t k = index[slot] - 1;
+            if (last[k].digest == d) {
+                cursor = k + 1;
+                return &last[k];
+            }
+        }
+        return nullptr;
+    }
+
+    void build_index() {
+        size_t size = 16;
+        while (size < 2 * last.size()) size *= 2;
+        index.assign(size, 0);
+        const size_t mask = size - 1;
+        for (size_t k = 0; k < last.size(); ++k) {
+            size_t slot = last[k].digest.low & mask;
+            while (index[slot] != 0) slot = (slot + 1) & mask;
+            index[slot] = static_cast<uint32_t>(k + 1);
+        }
+    }
+
+    // The current document (batch) is done: its outcomes are the ones held from now on.
+    void commit() {
+        last.swap(next);
+        next.clear();
+        restart();
+    }
+
+    // The current document (batch) is not kept: the outcomes held before it stay.
+    void roll_back() {
+        next.clear();
+        restart();
+    }
+
+    void restart() {
+        cursor = 0;
+        index = {};
+    }
+};
+
+SpanCache::SpanCache() : impl_(std::make_unique<Impl>()) {}
+SpanCache::~SpanCache() = default;
+SpanCache::SpanCache(SpanCache &&) noexcept = default;
+SpanCache &SpanCache::operator=(SpanCache &&) noexcept = default;
+
+size_t SpanCache::size() const {
+    return impl_->last.size() + impl_->next.size();
+}
+
+void SpanCache::begin_batch() {
+    impl_->batch = true;
+}
+
+void SpanCache::end_batch(bool complete) {
+    impl_->batch = false;
+    if (complete) {
+        impl_->commit();
+    } else {
+        impl_->roll_back();
+    }
+}
+
+namespace {
+
+// decode_json_document through the cache, for a document that is plainly an array of objects
+// (or a List of them); false when it is not, or when any element does not decode on its own
+// (then the document is decoded whole).
+bool decode_spans(std::string_view text, Container container, const DecodeLimits &limits,
+                  SpanCache::Impl &c, DocumentResult &out, uint64_t &decoded) {
+    size_t i = skip_space(text, 0);
+    if (i >= text.size()) return false;
+    size_t from = 0, to = 0, nesting = 0;
+    std::vector<std::pair<size_t, size_t>> spans;
+    if (text[i] == '[' && container != Container::List) {
+        if (!object_spans(text, i, spans, to) || skip_space(text, to) != text.size()) return false;
+        nesting = 1;
+    } else if (text[i] == '{' && container != Container::Array) {
+        if (!items_member(text, i, from, to, spans)) return false;
+        nesting = 2;
+    } else {
+        return false;
+    }
+    if (nesting == 2) {
+        // The envelope (kind, metadata, ...) is decoded as always, with an empty list of items.
+        std::string envelope;
+        envelope.reserve(text.size() - (to - from) + 2);
+        envelope.append(text.substr(0, from)).append("[]").append(text.substr(to));
+        DocumentResult env = decode_json_document(envelope, container, limits);
+        if (!env.error.empty() || !env.services.empty() || !env.rejected.empty() ||
+            env.skipped != 0 || env.unlisted_rejections != 0)
+            return false;
+        out.resource_version = std::move(env.resource_version);
+        out.continue_token = std::move(env.continue_token);
+    }
+    const uint64_t seed = process_seed();
+    out.shared.reserve(spans.size());
+    c.next.reserve(c.next.size() + spans.size());
+    for (size_t n = 0; n < spans.size(); ++n) {
+        std::string_view span = text.substr(spans[n].first, spans[n].second);
+        XXH128_hash_t h = XXH3_128bits_withSeed(span.data(), span.size(), seed);
+        Digest d{h.low64, h.high64};
+        const Outcome *o = c.find(d);
+        // An unnamed rejection is named by its position: elsewhere it is decoded again.
+        if (o && o->rejection && o->rejection->key.empty() && o->index != n) o = nullptr;
+        if (o) {
+            c.next.push_back(*o);
+        } else {
+            Outcome fresh;
+            fresh.digest = d;
+            if (!decode_span(span, n, nesting, limits, fresh)) return false;
+            ++decoded;
+            c.next.push_back(std::move(fresh));
+        }
+        const Outcome &got = c.next.back();
+        if (got.service) {
+            out.shared.push_back(got.service);
+        } else if (got.rejection) {
+            out.reject(*got.rejection);
+        } else {
+            out.skipped++;
+        }
+    }
+    return true;
+}
+
+}  // namespace
+
+DocumentResult decode_json_document(std::string_view text, Container container,
+                                    const DecodeLimits &limits, SpanCache &cache) {
+    SpanCache::Impl &c = *cache.impl_;
+    if (c.limits.max_object_bytes != limits.max_object_bytes ||
+        c.limits.max_depth != limits.max_depth) {
+        // Outcomes under other limits are other outcomes.
+        c.last.clear();
+        c.next.clear();
+        c.restart();
+        c.limits = limits;
+    }
+    DocumentResult out;
+    size_t next_before = c.next.size();
+    if (decode_spans(text, container, limits, c, out, cache.objects_decoded_)) {
+        if (!c.batch) c.commit();
+        return out;
+    }
+    if (c.batch) {
+        c.next.resize(next_before);  // this page's part
+    } else {
+        c.roll_back();
+    }
+    cache.documents_decoded_whole_++;
+    out = decode_json_document(text, container, limits);
+    cache.objects_decoded_ += out.services.size() + out.rejected_count() + out.skipped;
+    out.shared.reserve(out.services.size());
+    for (auto &svc : out.services)
+        out.shared.push_back(std::make_shared<const GlobalService>(std::move(svc)));
+    out.services = std::vector<GlobalService>();
+    return out;
 }
 
 }  // namespace fabdns

@@ -6,6 +6,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -36,6 +37,51 @@ struct DocumentResult : DecodeResult {
 // Decodes `text` as `container`. Never throws for any input.
 DocumentResult decode_json_document(std::string_view text, Container container,
                                     const DecodeLimits &limits = {});
+
+// The outcome of each object of the last document decoded through it, by a digest of the
+// object's exact bytes: decoding the next version of a document then decodes only the objects
+// whose bytes changed. Holds one entry per object of that document (64 bytes each, the
+// services themselves being shared with the set that holds them: 6.4 MB at 100,000 objects,
+// twice that while the next document is decoded, plus a 4-8 byte index entry per object once a
+// document moved objects). Not thread-safe: one per source.
+class SpanCache {
+  public:
+    SpanCache();
+    ~SpanCache();
+    SpanCache(SpanCache &&) noexcept;
+    SpanCache &operator=(SpanCache &&) noexcept;
+
+    // Objects parsed and decoded through this cache (a reused outcome is not counted), and
+    // documents that had to be decoded whole (see decode_json_document below).
+    uint64_t objects_decoded() const { return objects_decoded_; }
+    uint64_t documents_decoded_whole() const { return documents_decoded_whole_; }
+    size_t size() const;  // entries held
+
+    // Several documents that make one (the pages of a Kubernetes list): the entries of all of
+    // them are kept until end_batch(), which keeps them for the next batch when `complete`,
+    // else returns to the entries held before.
+    void begin_batch();
+    void end_batch(bool complete);
+
+    struct Impl;
+
+  private:
+    friend DocumentResult decode_json_document(std::string_view, Container, const DecodeLimits &,
+                                               SpanCache &);
+    std::unique_ptr<Impl> impl_;
+    uint64_t objects_decoded_ = 0, documents_decoded_whole_ = 0;
+};
+
+// The same result as the decode above (services in `shared` instead of `services`), computed
+// through `cache`: when the document is an array of objects (a hub answer, a List's items, a
+// manifest file that is either), each object's bytes are found by a bracket scan and only those
+// not in the last document are parsed and decoded; the others give the outcome they gave then
+// (the same service pointer, rejection or skip; an unnamed rejection only at the same
+// position, as its name is the position). A List's other members are decoded as always. Any
+// document that is not plainly so (an element that is not an object, a syntax error anywhere)
+// is decoded whole, exactly as above.
+DocumentResult decode_json_document(std::string_view text, Container container,
+                                    const DecodeLimits &limits, SpanCache &cache);
 
 // Decodes `text` as a YAML stream of manifests ("---" between documents), each document what a
 // JSON manifest file may be (one object, a List, or a list of objects); an empty document is

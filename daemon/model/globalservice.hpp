@@ -83,6 +83,10 @@ struct Rejection {
 
 struct DecodeResult {
     std::vector<GlobalService> services;  // in document order; duplicates are left to the source
+    // A decode through a SpanCache (model/document.hpp) delivers its services here instead, in
+    // document order, shared with the cache: an object whose bytes were in the last document is
+    // the same pointer as then. `services` is empty then.
+    std::vector<ServicePtr> shared;
     // Every named rejection, and the first kMaxUnnamedRejections unnamed ones: a hostile document
     // of a million numbers must not become a million reasons in memory.
     std::vector<Rejection> rejected;

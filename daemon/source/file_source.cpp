@@ -32,6 +32,9 @@
 #include "source/objects.hpp"
 #include "source/snapshot.hpp"
 
+#define XXH_INLINE_ALL
+#include <xxhash.h>
+
 namespace fabdns {
 
 using namespace source_detail;
@@ -81,10 +84,11 @@ std::optional<std::vector<std::string>> list_manifests(const std::string &dir, s
 namespace source_detail {
 
 bool decode_manifest_file(const std::string &name, const std::string &text, DecodeResult &out,
-                          std::string &why) {
+                          std::string &why, SpanCache *cache) {
     bool json = name.size() > 5 && name.compare(name.size() - 5, 5, ".json") == 0;
-    DocumentResult doc =
-        json ? decode_json_document(text, Container::Manifest) : decode_yaml_documents(text);
+    DocumentResult doc = !json   ? decode_yaml_documents(text)
+                         : cache ? decode_json_document(text, Container::Manifest, {}, *cache)
+                                 : decode_json_document(text, Container::Manifest);
     if (!doc.error.empty()) {
         why = doc.error;
         return false;
@@ -162,6 +166,7 @@ struct FileEntry {
     ServiceList services;
     std::vector<Rejection> rejected;  // objects named "<file>: <object>"
     size_t unlisted_rejections = 0;
+    SpanCache cache;  // the next version of the file decodes only its changed objects
 };
 
 }  // namespace
@@ -188,7 +193,7 @@ struct FileSource::State {
     // for a name which no other file holds without searching the files.
     std::vector<uint64_t> key_hashes;
     std::vector<uint64_t> hashes_out, hashes_in;  // to apply to key_hashes after a reload
-    std::atomic<uint64_t> decodes{0};
+    std::atomic<uint64_t> decodes{0}, objects{0};
     // The set delivered last, sorted by namespace/name; the engine answers from the same one.
     ServiceSet held = std::make_shared<const ServiceList>();
     bool holding = false;
@@ -325,8 +330,13 @@ struct FileSource::State {
         entry.services.clear();
         entry.rejected.clear();
         entry.unlisted_rejections = 0;
-        if (!decode_manifest_file(name, text, one, entry.error)) return;
-        entry.services = unique_services(one.services, *held, health.label(), " in " + name);
+        uint64_t objects_before = entry.cache.objects_decoded();
+        bool ok = decode_manifest_file(name, text, one, entry.error, &entry.cache);
+        objects += entry.cache.objects_decoded() - objects_before;
+        if (!ok) return;
+        entry.services = one.services.empty()
+                             ? unique_services(one.shared, *held, health.label(), " in " + name)
+                             : unique_services(one.services, *held, health.label(), " in " + name);
         for (auto &r : one.rejected) r.object = name + ": " + r.object;
         log_rejections(one, health.label());
         entry.rejected = std::move(one.rejected);
@@ -356,7 +366,7 @@ struct FileSource::State {
                 why = read_why.empty() ? file + " does not exist" : read_why;
                 return false;
             }
-            size_t hash = std::hash<std::string_view>{}(*text);
+            size_t hash = XXH3_64bits(text->data(), text->size());
             bool fresh = it == files.end();
             if (fresh) it = files.emplace(file, FileEntry{}).first;
             FileEntry &entry = it->second;
@@ -638,6 +648,10 @@ SourceStatus FileSource::status() const {
 
 uint64_t FileSource::files_decoded() const {
     return state_->decodes;
+}
+
+uint64_t FileSource::objects_decoded() const {
+    return state_->objects;
 }
 
 void FileSource::run() {

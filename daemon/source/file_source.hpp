@@ -8,6 +8,7 @@
 #include <string_view>
 #include <thread>
 
+#include "model/document.hpp"
 #include "model/globalservice.hpp"
 #include "source/source.hpp"
 
@@ -53,6 +54,9 @@ class FileSource final : public Source {
     // How many times a manifest file was decoded since start (tests and benchmarks tell by it
     // which files a change read again).
     uint64_t files_decoded() const;
+    // How many objects of JSON files were parsed and decoded since start: a changed JSON file
+    // decodes only its objects whose bytes changed (SpanCache).
+    uint64_t objects_decoded() const;
 
   private:
     struct State;
@@ -67,8 +71,10 @@ namespace source_detail {
 // decoder, anything else through the streaming YAML decoder. False, with `why`, on a syntax error
 // or a refused YAML alias (the whole file counts as unreadable then); objects the decoder
 // refuses are in out.rejected.
+// With a `cache`, a JSON file decodes only the objects whose bytes the file's last version
+// decoded through it did not have, and delivers its services in out.shared.
 bool decode_manifest_file(const std::string &name, const std::string &text, DecodeResult &out,
-                          std::string &why);
+                          std::string &why, SpanCache *cache = nullptr);
 
 }  // namespace source_detail
 

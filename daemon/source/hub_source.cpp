@@ -46,9 +46,11 @@ HubOptions HubOptions::from_config(const Config::Source::Hub &hub) {
 namespace source_detail {
 
 HubDecision decide_hub_answer(std::string_view body, const ServiceList &held, bool holding,
-                              const DecodeLimits &limits, const std::string &label) {
+                              const DecodeLimits &limits, const std::string &label,
+                              SpanCache *cache) {
     HubDecision d;
-    d.decoded = decode_json_document(body, Container::Array, limits);
+    d.decoded = cache ? decode_json_document(body, Container::Array, limits, *cache)
+                      : decode_json_document(body, Container::Array, limits);
     if (!d.decoded.error.empty()) {
         d.category = d.decoded.error.rfind("not valid JSON", 0) == 0 ? "parse" : "shape";
         d.refusal = d.decoded.error;
@@ -62,7 +64,8 @@ HubDecision decide_hub_answer(std::string_view body, const ServiceList &held, bo
         d.refusal = "refused whole: " + r.object + ": " + r.reason;
         return d;
     }
-    size_t listed = d.decoded.services.size() + d.decoded.rejected_count();
+    size_t listed =
+        d.decoded.services.size() + d.decoded.shared.size() + d.decoded.rejected_count();
     d.next = build_set(d.decoded, held, label);
     if (d.next.services.empty() && holding && !held.empty()) {
         // An empty set (or one whose every object was refused) would blank every answer.
@@ -115,10 +118,13 @@ struct HubSource::State {
                           [](XXH128_hash_t x, XXH128_hash_t y) { return XXH128_isEqual(x, y); });
     }
 
-    HubDecision decide(std::string_view body) const {
+    // Each answer decodes only the objects whose bytes the last one decoded did not have.
+    SpanCache decode_cache;
+
+    HubDecision decide(std::string_view body) {
         DecodeLimits limits;
         limits.max_object_bytes = options.max_object_bytes;
-        return decide_hub_answer(body, *held, holding, limits, health.label());
+        return decide_hub_answer(body, *held, holding, limits, health.label(), &decode_cache);
     }
 
     // Holds the accepted set from now on.

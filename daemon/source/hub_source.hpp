@@ -74,8 +74,11 @@ struct HubDecision {
     NextSet next;
     DocumentResult decoded;  // what was rejected (the services were moved into `next`)
 };
+// With a `cache`, only the objects whose bytes were not in the last answer decoded through it
+// are decoded (the decision is the same).
 HubDecision decide_hub_answer(std::string_view body, const ServiceList &held, bool holding,
-                              const DecodeLimits &limits, const std::string &label);
+                              const DecodeLimits &limits, const std::string &label,
+                              SpanCache *cache = nullptr);
 
 }  // namespace source_detail
 

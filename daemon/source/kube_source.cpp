@@ -2,6 +2,7 @@
 #include "source/kube_source.hpp"
 
 #include <algorithm>
+#include <atomic>
 #include <cctype>
 #include <condition_variable>
 #include <map>
@@ -89,7 +90,10 @@ struct KubernetesSource::State {
     Clock::time_point token_read{};
     bool token_stale = true;
     std::string resource_version;
-    size_t watch_events = 0;  // events seen by the latest watch
+    size_t watch_events = 0;
+    SpanCache decode_cache;  // the list's objects, by their bytes (worker thread only)
+    std::atomic<uint64_t> objects_decoded{0};  // decode_cache's count, for other threads  // events
+                                               // seen by the latest watch
 
     // Shared with the delivering thread.
     std::mutex mutex;
@@ -98,7 +102,7 @@ struct KubernetesSource::State {
     // engine) and the changes since, by namespace/name (nullopt: deleted). After a list
     // `pending` is the whole next set (`replace`).
     ServiceSet delivered = std::make_shared<const ServiceList>();
-    std::map<std::string, std::optional<GlobalService>> pending;
+    std::map<std::string, ServicePtr> pending;  // null: deleted
     bool replace = false;
     std::set<std::string> rejected;  // keys whose latest version was refused
     bool dirty = false;              // changes since the last delivery
@@ -106,12 +110,11 @@ struct KubernetesSource::State {
     Clock::time_point last_delivery{};
 
     // The current version of `key`, or nullptr. Callers hold `mutex`.
-    const GlobalService *current(const std::string &key) const {
-        if (auto it = pending.find(key); it != pending.end())
-            return it->second ? &*it->second : nullptr;
+    ServicePtr current(const std::string &key) const {
+        if (auto it = pending.find(key); it != pending.end()) return it->second;
         if (replace) return nullptr;
         const ServicePtr *held = find_held(*delivered, key);
-        return held ? held->get() : nullptr;
+        return held ? *held : nullptr;
     }
 
     // The next set: the delivered one with the pending changes. Every service that did not
@@ -120,22 +123,22 @@ struct KubernetesSource::State {
     // unseen. Callers hold `mutex`.
     ServiceList next_set() {
         // The changes in set order. A deletion carries only its key: ns and name from it.
-        std::vector<std::pair<GlobalService, bool>> changes;  // (service, deleted)
+        std::vector<std::pair<ServicePtr, bool>> changes;  // (service, deleted)
         changes.reserve(pending.size());
         for (auto &[key, svc] : pending) {
             if (svc) {
-                changes.emplace_back(std::move(*svc), false);
+                changes.emplace_back(std::move(svc), false);
             } else {
-                GlobalService gone;
+                auto gone = std::make_shared<GlobalService>();
                 const size_t slash = key.find('/');
-                gone.ns = key.substr(0, slash);
-                gone.name = key.substr(slash + 1);
+                gone->ns = key.substr(0, slash);
+                gone->name = key.substr(slash + 1);
                 changes.emplace_back(std::move(gone), true);
             }
         }
         pending.clear();
         std::sort(changes.begin(), changes.end(),
-                  [](const auto &a, const auto &b) { return key_less(a.first, b.first); });
+                  [](const auto &a, const auto &b) { return key_less(*a.first, *b.first); });
         const ServiceList &old = *delivered;
         ServiceList set;
         set.reserve(replace ? changes.size() : old.size() + changes.size());
@@ -143,16 +146,17 @@ struct KubernetesSource::State {
         for (auto &[svc, deleted] : changes) {
             auto at = std::lower_bound(
                 pos, old.end(), svc,
-                [](const ServicePtr &p, const GlobalService &k) { return key_less(*p, k); });
+                [](const ServicePtr &p, const ServicePtr &k) { return key_less(*p, *k); });
             if (!replace) set.insert(set.end(), pos, at);
             pos = at;
-            const bool held = at != old.end() && !key_less(svc, **at);
+            const bool held = at != old.end() && !key_less(*svc, **at);
             if (held) ++pos;
             if (deleted) continue;
-            if (held && **at == svc)
+            // After a re-list an object whose bytes did not change is the held pointer itself.
+            if (held && (*at == svc || **at == *svc))
                 set.push_back(*at);
             else
-                set.push_back(std::make_shared<const GlobalService>(std::move(svc)));
+                set.push_back(std::move(svc));
         }
         if (!replace) set.insert(set.end(), pos, old.end());
         replace = false;
@@ -231,7 +235,17 @@ struct KubernetesSource::State {
     // ---- list ----
 
     bool list() {
-        std::map<std::string, std::optional<GlobalService>> fresh;
+        // The pages of one list are one batch: the next list decodes only the objects whose
+        // bytes changed since this one.
+        decode_cache.begin_batch();
+        bool complete = list_pages();
+        decode_cache.end_batch(complete);
+        objects_decoded = decode_cache.objects_decoded();
+        return complete;
+    }
+
+    bool list_pages() {
+        std::map<std::string, ServicePtr> fresh;
         std::set<std::string> fresh_rejected;
         DecodeResult rejections;
         std::string cont, rv;
@@ -255,15 +269,16 @@ struct KubernetesSource::State {
             }
             DecodeLimits limits;
             limits.max_object_bytes = options.max_object_bytes;
-            DocumentResult page = decode_json_document(resp.body, Container::List, limits);
+            DocumentResult page =
+                decode_json_document(resp.body, Container::List, limits, decode_cache);
             resp.body = std::string();  // the page's bytes are no longer needed
             if (!page.error.empty()) {
                 bool syntax = page.error.rfind("not valid JSON", 0) == 0;
                 health.failed(syntax ? "parse" : "shape", "list answer: " + page.error);
                 return false;
             }
-            for (auto &svc : page.services) {
-                std::string k = svc.key();
+            for (auto &svc : page.shared) {
+                std::string k = svc->key();
                 fresh_rejected.erase(k);
                 fresh[k] = std::move(svc);
             }
@@ -292,9 +307,9 @@ struct KubernetesSource::State {
             std::lock_guard lock(mutex);
             for (const auto &key : fresh_rejected) {
                 if (fresh.count(key)) continue;
-                const GlobalService *old = current(key);
+                ServicePtr old = current(key);
                 if (old == nullptr) continue;
-                fresh.emplace(key, *old);
+                fresh.emplace(key, std::move(old));
                 ++kept;
             }
         }
@@ -377,7 +392,7 @@ struct KubernetesSource::State {
                 rejected.erase(key);
                 health.set_rejected(rejected.size());
                 if (current(key) == nullptr) return true;
-                pending[key] = std::nullopt;
+                pending[key] = nullptr;
                 dirty = true;
             }
             log::debug(health.label() + ": deleted " + key);
@@ -395,7 +410,7 @@ struct KubernetesSource::State {
         {
             std::lock_guard lock(mutex);
             if (rejected.erase(key) != 0) health.set_rejected(rejected.size());
-            pending[key] = std::move(*ev.service);
+            pending[key] = std::make_shared<const GlobalService>(std::move(*ev.service));
             dirty = true;
         }
         log::debug(health.label() + ": " + ev.type + " " + key);
@@ -561,6 +576,10 @@ void KubernetesSource::stop() {
     state_->cv.notify_all();
     if (worker_.joinable()) worker_.join();
     if (deliverer_.joinable()) deliverer_.join();
+}
+
+uint64_t KubernetesSource::objects_decoded() const {
+    return state_->objects_decoded;
 }
 
 SourceStatus KubernetesSource::status() const {

@@ -58,6 +58,10 @@ class KubernetesSource final : public Source {
     void stop() override;
     SourceStatus status() const override;
 
+    // How many listed objects were parsed and decoded since start: a re-list decodes only the
+    // objects whose bytes changed since the list before (SpanCache).
+    uint64_t objects_decoded() const;
+
   private:
     struct State;
     std::unique_ptr<State> state_;

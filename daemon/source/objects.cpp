@@ -2,6 +2,8 @@
 #include "source/objects.hpp"
 
 #include <algorithm>
+#include <cstdint>
+#include <cstring>
 
 #include "common/log.hpp"
 
@@ -15,6 +17,50 @@ bool ptr_less(const ServicePtr &a, const ServicePtr &b) {
 
 bool same_key(const GlobalService &x, const GlobalService &y) {
     return !key_less(x, y) && !key_less(y, x);
+}
+
+// The first 16 bytes of "namespace\0name" as two big-endian numbers: compared as numbers they
+// order as key_less does (names are DNS labels, without NUL bytes), without reading the
+// services again.
+struct SortKey {
+    uint64_t high = 0, low = 0;
+    uint32_t pos = 0;
+};
+
+SortKey sort_key(const GlobalService &s, uint32_t pos) {
+    unsigned char bytes[16] = {};
+    size_t n = std::min(s.ns.size(), sizeof bytes);
+    std::memcpy(bytes, s.ns.data(), n);
+    if (n < sizeof bytes) {
+        ++n;  // the NUL after the namespace
+        size_t m = std::min(s.name.size(), sizeof bytes - n);
+        std::memcpy(bytes + n, s.name.data(), m);
+    }
+    SortKey k;
+    for (int i = 0; i < 8; ++i) k.high = k.high << 8 | bytes[i];
+    for (int i = 8; i < 16; ++i) k.low = k.low << 8 | bytes[i];
+    k.pos = pos;
+    return k;
+}
+
+// Sorts by namespace/name, stably (among equal keys the last in the document stays last): by
+// the keys' first 16 bytes held apart, a 100,000-service set being far larger than the caches.
+void sort_by_key(std::vector<ServicePtr> &in) {
+    std::vector<SortKey> keys;
+    keys.reserve(in.size());
+    for (size_t i = 0; i < in.size(); ++i)
+        keys.push_back(sort_key(*in[i], static_cast<uint32_t>(i)));
+    std::sort(keys.begin(), keys.end(), [&](const SortKey &a, const SortKey &b) {
+        if (a.high != b.high) return a.high < b.high;
+        if (a.low != b.low) return a.low < b.low;
+        if (key_less(*in[a.pos], *in[b.pos])) return true;
+        if (key_less(*in[b.pos], *in[a.pos])) return false;
+        return a.pos < b.pos;
+    });
+    std::vector<ServicePtr> sorted;
+    sorted.reserve(in.size());
+    for (const SortKey &k : keys) sorted.push_back(std::move(in[k.pos]));
+    in = std::move(sorted);
 }
 
 }  // namespace
@@ -34,8 +80,16 @@ const ServicePtr *find_held(const ServiceList &held, const std::string &key) {
 
 ServiceList unique_services(std::vector<GlobalService> &in, const ServiceList &held,
                             const std::string &label, const std::string &where) {
-    // Stable, so that among equal keys the last in the document is the last in the run.
-    std::stable_sort(in.begin(), in.end(), key_less);
+    std::vector<ServicePtr> shared;
+    shared.reserve(in.size());
+    for (auto &svc : in) shared.push_back(std::make_shared<const GlobalService>(std::move(svc)));
+    in = std::vector<GlobalService>();
+    return unique_services(shared, held, label, where);
+}
+
+ServiceList unique_services(std::vector<ServicePtr> &in, const ServiceList &held,
+                            const std::string &label, const std::string &where) {
+    sort_by_key(in);
     ServiceList out;
     out.reserve(in.size());
     // Few services against a large held set (one file of many): each is searched; else `held`
@@ -43,34 +97,32 @@ ServiceList unique_services(std::vector<GlobalService> &in, const ServiceList &h
     const bool search = in.size() * 16 < held.size();
     size_t h = 0;
     for (size_t r = 0; r < in.size(); ++r) {
-        bool last_of_run = r + 1 == in.size() || key_less(in[r], in[r + 1]);
+        bool last_of_run = r + 1 == in.size() || ptr_less(in[r], in[r + 1]);
         if (!last_of_run) {
-            if (r == 0 || key_less(in[r - 1], in[r]))
-                log::warn(label + ": " + in[r].key() + " appears more than once" + where +
+            if (r == 0 || ptr_less(in[r - 1], in[r]))
+                log::warn(label + ": " + in[r]->key() + " appears more than once" + where +
                           "; the last one is used");
             continue;
         }
         if (search) {
-            h = static_cast<size_t>(
-                std::lower_bound(
-                    held.begin(), held.end(), in[r],
-                    [](const ServicePtr &s, const GlobalService &k) { return key_less(*s, k); }) -
-                held.begin());
+            h = static_cast<size_t>(std::lower_bound(held.begin(), held.end(), in[r], ptr_less) -
+                                    held.begin());
         } else {
-            while (h < held.size() && key_less(*held[h], in[r])) ++h;
+            while (h < held.size() && ptr_less(held[h], in[r])) ++h;
         }
-        if (h < held.size() && *held[h] == in[r])
+        if (h < held.size() && (held[h] == in[r] || *held[h] == *in[r]))
             out.push_back(held[h]);
         else
-            out.push_back(std::make_shared<const GlobalService>(std::move(in[r])));
+            out.push_back(std::move(in[r]));
     }
-    in = std::vector<GlobalService>();
+    in = std::vector<ServicePtr>();
     return out;
 }
 
 NextSet build_set(DecodeResult &decoded, const ServiceList &held, const std::string &label) {
     NextSet next;
-    next.services = unique_services(decoded.services, held, label);
+    next.services = decoded.services.empty() ? unique_services(decoded.shared, held, label)
+                                             : unique_services(decoded.services, held, label);
     next.kept = keep_last_good(next.services, decoded.rejected, held);
     return next;
 }

@@ -15,7 +15,8 @@ struct NextSet {
     size_t kept = 0;       // rejected objects served in their last good version instead
 };
 
-// Builds the next set from `decoded` (its services are moved out): the last object of each
+// Builds the next set from `decoded` (its services, or shared services, are moved out): the
+// last object of each
 // namespace/name wins (a duplicate is logged once), and every named rejection whose
 // namespace/name is in `held` (a ServiceList, sorted) keeps its held version unless a valid
 // object of the same name is in the document too. Objects absent from the document are gone.
@@ -27,6 +28,10 @@ NextSet build_set(DecodeResult &decoded, const ServiceList &held, const std::str
 // of each kept (a duplicate is logged once, `where` after its name), each equal to its held
 // version the held one.
 ServiceList unique_services(std::vector<GlobalService> &in, const ServiceList &held,
+                            const std::string &label, const std::string &where = "");
+// The same for shared services (as a decode through a SpanCache gives them): one that is the
+// held pointer is kept without comparing it.
+ServiceList unique_services(std::vector<ServicePtr> &in, const ServiceList &held,
                             const std::string &label, const std::string &where = "");
 
 // Adds to `out` (sorted by key, one per key) the held version of every named rejection whose

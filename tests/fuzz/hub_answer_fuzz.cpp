@@ -1,12 +1,15 @@
 // libFuzzer target: the hub source's answer handler (source_detail::decide_hub_answer, which
 // HubSource runs on every poll, on its snapshot, and fabdnsctl on the snapshot) on any bytes,
 // holding a set so that keeping last good versions is exercised; the resulting set is loaded
-// into an engine. It must never throw.
+// into an engine. It must never throw, and the same answer through the source's SpanCache (kept
+// from input to input, as from poll to poll) must give the same decision.
 #include <cstddef>
 #include <cstdint>
+#include <cstdlib>
 #include <string_view>
 
 #include "engine_load.hpp"
+#include "same_decode.hpp"
 #include "source/hub_source.hpp"
 
 namespace {
@@ -32,6 +35,13 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     fabdns::DecodeLimits limits;
     limits.max_object_bytes = 4096;  // small, so that the oversized-object path runs too
     auto d = fabdns::source_detail::decide_hub_answer(body, held(), true, limits, "fuzz");
+    static fabdns::SpanCache cache;
+    auto c = fabdns::source_detail::decide_hub_answer(body, held(), true, limits, "fuzz", &cache);
+    bool same = d.refusal == c.refusal && d.category == c.category && d.next.kept == c.next.kept &&
+                d.next.services.size() == c.next.services.size();
+    for (size_t i = 0; same && i < d.next.services.size(); ++i)
+        same = *d.next.services[i] == *c.next.services[i];
+    if (!same) std::abort();
     if (d.refusal.empty()) fabdns::fuzz::load_into_engine(fabdns::copy_services(d.next.services));
     return 0;
 }

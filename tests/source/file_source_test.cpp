@@ -416,6 +416,35 @@ TEST_F(FileSourceTest, RewriteInADirectoryDecodesOnlyThatFile) {
     EXPECT_EQ(collector.count(), count);
 }
 
+// A JSON List of `n` services s<i> at 10.0.<i/250>.<i%250+1>, service `changed` at 10.9.9.9.
+std::string json_list(int n, int changed = -1) {
+    nlohmann::json items = nlohmann::json::array();
+    for (int i = 0; i < n; ++i)
+        items.push_back(service_json("s" + std::to_string(i), "default",
+                                     {i == changed ? "10.9.9.9"
+                                                   : "10.0." + std::to_string(i / 250) + "." +
+                                                         std::to_string(i % 250 + 1)}));
+    return nlohmann::json{{"apiVersion", "v1"}, {"kind", "List"}, {"items", items}}.dump(1);
+}
+
+TEST_F(FileSourceTest, OneChangedObjectInALargeJsonFileIsTheOnlyOneDecoded) {
+    replace_file(dir / "all.json", json_list(200));
+    auto src = start(dir / "all.json");
+    ASSERT_TRUE(collector.wait_for_count(1));
+    EXPECT_EQ(collector.latest().size(), 200u);
+    EXPECT_EQ(src->objects_decoded(), 200u);
+    ServiceSet before = collector.latest_set();
+
+    replace_file(dir / "all.json", json_list(200, 77));
+    ASSERT_TRUE(collector.wait_for(
+        [](const auto &s) { return first_address(s, "default/s77") == "10.9.9.9"; }, kChange));
+    EXPECT_EQ(src->objects_decoded(), 201u) << "only the changed object is decoded";
+    EXPECT_EQ(src->files_decoded(), 2u);
+    EXPECT_EQ(collector.latest(), from_scratch(dir / "all.json"));
+    // Every other service is the same object as before.
+    EXPECT_EQ(shared_services(before, collector.latest_set()), 199u);
+}
+
 TEST_F(FileSourceTest, RemovedFileDropsItsServicesAndAnEarlierDuplicateReturns) {
     write_spread(dir, 3, 2);
     // default/s0-0 is in f0.yaml and, with another address, in f2.yaml: the last file wins.

@@ -14,6 +14,8 @@ namespace fabdns {
 namespace {
 
 using namespace fabdns::testing;
+using source_detail::decide_hub_answer;
+using source_detail::HubDecision;
 namespace fs = std::filesystem;
 
 constexpr auto kInterval = 300ms;
@@ -474,6 +476,45 @@ TEST_F(HubSourceTest, StopIsPromptDuringASlowRequest) {
     auto t0 = std::chrono::steady_clock::now();
     src->stop();
     EXPECT_LT(std::chrono::steady_clock::now() - t0, 5s);
+}
+
+// The decisions HubSource makes poll after poll (decide_hub_answer with its SpanCache): one
+// changed object in the answer is the only one decoded, and the others stay the held pointers.
+TEST(HubDecision, OneChangedObjectIsTheOnlyOneDecoded) {
+    auto answer = [](int changed) {
+        nlohmann::json items = nlohmann::json::array();
+        for (int i = 0; i < 100; ++i)
+            items.push_back(
+                service_json("s" + std::to_string(i), "default",
+                             {i == changed ? "10.9.9.9" : "10.0.0." + std::to_string(i + 1)}));
+        return items.dump();
+    };
+    SpanCache cache;
+    ServiceList held;
+    HubDecision first = decide_hub_answer(answer(-1), held, false, DecodeLimits{}, "hub", &cache);
+    ASSERT_TRUE(first.refusal.empty());
+    held = first.next.services;
+    EXPECT_EQ(cache.objects_decoded(), 100u);
+
+    HubDecision second = decide_hub_answer(answer(40), held, true, DecodeLimits{}, "hub", &cache);
+    ASSERT_TRUE(second.refusal.empty());
+    EXPECT_EQ(cache.objects_decoded(), 101u);
+    ASSERT_EQ(second.next.services.size(), 100u);
+    size_t same = 0;
+    for (size_t i = 0; i < held.size(); ++i) same += second.next.services[i] == held[i];
+    EXPECT_EQ(same, 99u);
+    // The same decision as without the cache.
+    HubDecision plain = decide_hub_answer(answer(40), held, true, DecodeLimits{}, "hub");
+    ASSERT_EQ(plain.next.services.size(), 100u);
+    for (size_t i = 0; i < 100; ++i) EXPECT_EQ(*plain.next.services[i], *second.next.services[i]);
+
+    // An unnamed element refuses the answer whole, through the cache as without it.
+    std::string bad = answer(40);
+    bad.insert(1, R"({"spec":{}},)");
+    HubDecision refused = decide_hub_answer(bad, held, true, DecodeLimits{}, "hub", &cache);
+    EXPECT_EQ(refused.category, "suspicious");
+    EXPECT_EQ(refused.refusal, decide_hub_answer(bad, held, true, DecodeLimits{}, "hub").refusal);
+    EXPECT_EQ(cache.objects_decoded(), 102u);
 }
 
 TEST_F(HubSourceTest, FactoryBuildsHubSource) {

@@ -162,6 +162,31 @@ TEST_P(KubeGoneTest, RelistsWithoutDeliveringAGap) {
 
 INSTANTIATE_TEST_SUITE_P(How, KubeGoneTest, ::testing::Values("http", "event"));
 
+TEST_F(KubeSourceTest, ReListDecodesOnlyTheObjectsThatChanged) {
+    ApiServer api;
+    for (int i = 0; i < 30; ++i)
+        api.apply(
+            service_json("s" + std::to_string(i), "default", {"10.0.0." + std::to_string(i + 1)}));
+    KubeOptions o = options(api.url());
+    o.page_size = 7;  // the cache spans the pages of one list
+    auto src = start(o);
+    ASSERT_TRUE(collector.wait_for([](const auto &s) { return s.size() == 30; }));
+    ASSERT_TRUE(eventually([&] { return api.state()["open_watches"] == 1; }));
+    EXPECT_EQ(src->objects_decoded(), 30u);
+    ServiceSet before = collector.latest_set();
+
+    // One object changes while nobody watches; the re-list finds it.
+    api.act("/expire?how=http");
+    api.apply(service_json("s12", "default", {"10.9.9.9"}));
+    ASSERT_TRUE(collector.wait_for(
+        [](const auto &s) { return first_address(s, "default/s12") == "10.9.9.9"; }, 5s));
+    EXPECT_EQ(src->objects_decoded(), 31u) << "only the changed object is decoded again";
+    size_t shared = 0;
+    for (const auto &x : *before)
+        shared += std::count(collector.latest_set()->begin(), collector.latest_set()->end(), x);
+    EXPECT_EQ(shared, 29u);
+}
+
 TEST_F(KubeSourceTest, GoneWithChangesDuringTheGapShowsTheNewList) {
     ApiServer api;
     api.apply(service_json("nginx", "default", {"10.0.0.1"}));
