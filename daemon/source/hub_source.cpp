@@ -364,11 +364,21 @@ struct HubSource::State {
                        ? ""
                        : ", rejected " + std::to_string(rejected) + " (" +
                              std::to_string(d.next.kept) + " kept in their last good version)"));
+        const bool first = !holding;
         accept(d, resp.body);
-        save_snapshot(resp.body, d.next.kept);
-        // The answer's bytes (47 MB at 100,000 services) are not needed while the set compiles.
-        std::string().swap(resp.body);
-        deliver();
+        if (first) {
+            // The first set compiles whole: the answer's bytes (47 MB at 100,000 services) are
+            // written and freed before it, not held beside it.
+            save_snapshot(resp.body, d.next.kept);
+            std::string().swap(resp.body);
+            deliver();
+        } else {
+            // A change compiles only what changed: it reaches the kernel before the snapshot's
+            // write and fsync (0.3-0.7 s at 100,000 services), which only a restart needs. The
+            // next poll comes after the write, so its compare reads the new snapshot.
+            deliver();
+            save_snapshot(resp.body, d.next.kept);
+        }
         return true;
     }
 
