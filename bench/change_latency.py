@@ -3,6 +3,7 @@
 
     sudo bench/change_latency.py FABDNSD[,FABDNSD...] {file,kubernetes,hub} N [--changes K]
         [--files F] [--capacity C] [--standin PATH] [--interval SECONDS] [--no-snapshot]
+        [--cgroup MAX]
 
 Starts fabdnsd (datapath loaded, nothing attached) with N GlobalServices x 3 endpoints
 (bench/harness/gen.py's scale set) from a JSON List file (with --files F: a directory of F JSON
@@ -40,6 +41,7 @@ sys.path.insert(0, os.path.join(HERE, "harness"))
 sys.path.insert(0, os.path.join(REPO, "tests", "pylib"))
 import gen  # noqa: E402
 import plumbing  # noqa: E402
+import sources  # noqa: E402
 from sources import make_certs, wait_ready  # noqa: E402
 
 SYNC = re.compile(r"sync: (\d+) services.* in ([0-9.]+) ms(?:, engine ([0-9.]+) ms)?")
@@ -59,7 +61,7 @@ def wait_for(path, pattern, offset, deadline, daemon):
 class Daemon:
     """One fabdnsd under test with its own data, stand-in, pins and ports."""
 
-    def __init__(self, binary, o, d, index, procs, pins):
+    def __init__(self, binary, o, d, index, procs, pins, cgroups):
         self.binary, self.lat = binary, []
         self.d = os.path.join(d, str(index))
         os.mkdir(self.d)
@@ -127,9 +129,13 @@ class Daemon:
             f.write(text)
         self.logpath = self.d + "/fabdnsd.log"
         log = open(self.logpath, "w")
+        self.cgroup = sources.Cgroup(o.cgroup, "-%d" % index) if o.cgroup else None
+        if self.cgroup:
+            cgroups.append(self.cgroup)
         t0 = time.monotonic()
         self.proc = subprocess.Popen([binary, "--config", self.d + "/fabdns.yaml", "--log-level",
-                                      "info"], stdout=log, stderr=subprocess.STDOUT)
+                                      "info"], stdout=log, stderr=subprocess.STDOUT,
+                                     preexec_fn=self.cgroup.enter if self.cgroup else None)
         procs.append(self.proc)
         first = re.compile(r"sync: %d services.* in ([0-9.]+) ms" % o.n)
         m, t1 = wait_for(self.logpath, first, 0, t0 + 600, self.proc)
@@ -189,6 +195,8 @@ def main():
                     help="hub: the poll interval in seconds (default 1)")
     ap.add_argument("--no-snapshot", action="store_true",
                     help="hub: no hub.snapshot (by default one, as deployed)")
+    ap.add_argument("--cgroup", type=sources.size_arg,
+                    help="each daemon alone in a memory cgroup of this size (as bench/sources.py)")
     ap.add_argument("--standin", default=os.path.join(REPO, "tests/standins/kube_apiserver.py"))
     o = ap.parse_args()
     if os.geteuid() != 0:
@@ -196,9 +204,9 @@ def main():
     if o.files and o.source != "file":
         sys.exit("bench/change_latency.py: --files is for the file source")
     d = tempfile.mkdtemp(prefix="fabdns-change-")
-    procs, pins = [], []
+    procs, pins, cgroups = [], [], []
     try:
-        daemons = [Daemon(b, o, d, i, procs, pins) for i, b in enumerate(o.fabdnsd.split(","))]
+        daemons = [Daemon(b, o, d, i, procs, pins, cgroups) for i, b in enumerate(o.fabdnsd.split(","))]
         time.sleep(2)
         for c in range(o.changes):
             k = (c * 7919) % o.n
@@ -215,12 +223,17 @@ def main():
                   "RSS %.1f MiB, HWM %.1f MiB"
                   % (daemon.binary, o.source, o.n, where, med, len(daemon.lat),
                      med / statistics.median(daemons[0].lat), rss / 1024, hwm / 1024))
+            if daemon.cgroup:
+                print("  cgroup (limit %d MiB): peak %.1f MiB, oom_kill %d"
+                      % (o.cgroup >> 20, daemon.cgroup.peak() / 2**20, daemon.cgroup.oom_kills()))
     finally:
         for p in reversed(procs):
             plumbing.terminate(p, 30)
         shutil.rmtree(d, ignore_errors=True)
         for pin in pins:
             shutil.rmtree(pin, ignore_errors=True)
+        for cgroup in cgroups:
+            cgroup.remove()
 
 
 if __name__ == "__main__":

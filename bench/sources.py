@@ -78,8 +78,8 @@ def size_arg(text):
 class Cgroup:
     """A fresh memory cgroup for the daemon alone (see the module's docstring)."""
 
-    def __init__(self, limit):
-        name = "fabdns-bench-%d" % os.getpid()
+    def __init__(self, limit, tag=""):
+        name = "fabdns-bench-%d%s" % (os.getpid(), tag)
         v2 = "/sys/fs/cgroup"
         ctl = v2 + "/cgroup.subtree_control"  # what a child of the v2 root gets
         if os.path.exists(ctl) and "memory" in open(ctl).read().split():

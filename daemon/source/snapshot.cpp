@@ -18,8 +18,14 @@ std::string errno_text(const std::string &what) {
 }
 }  // namespace
 
-std::string write_file_atomically(const std::string &path, const std::string &data) {
+StagedFile::~StagedFile() {
+    if (fd_ >= 0) close(fd_);
+    if (!tmp_.empty()) unlink(tmp_.c_str());
+}
+
+std::string StagedFile::stage(const std::string &path, std::string_view data) {
     namespace fs = std::filesystem;
+    if (!tmp_.empty()) return "a file is already staged for " + path_;
     fs::path target(path);
     fs::path dir = target.parent_path();
     if (dir.empty()) dir = ".";
@@ -30,45 +36,50 @@ std::string write_file_atomically(const std::string &path, const std::string &da
     // Hidden and in the same directory, so the rename is atomic and readers never list it.
     std::string tmpl = dir.string();
     tmpl.append("/.").append(target.filename().string()).append(".XXXXXX");
-    int fd = mkstemp(tmpl.data());
-    if (fd < 0) return errno_text("cannot create a temporary file in " + dir.string());
-    auto fail = [&](const std::string &what) {
-        std::string why = errno_text(what);
-        close(fd);
-        unlink(tmpl.c_str());
-        return why;
-    };
+    fd_ = mkstemp(tmpl.data());
+    if (fd_ < 0) return errno_text("cannot create a temporary file in " + dir.string());
+    tmp_ = tmpl;
+    path_ = path;
+    dir_ = dir.string();
     size_t done = 0;
     while (done < data.size()) {
-        ssize_t n = ::write(fd, data.data() + done, data.size() - done);
+        ssize_t n = ::write(fd_, data.data() + done, data.size() - done);
         if (n < 0) {
             if (errno == EINTR) continue;
-            return fail("cannot write " + tmpl);
+            return errno_text("cannot write " + tmp_);
         }
         done += static_cast<size_t>(n);
     }
-    if (fchmod(fd, 0644) != 0) return fail("cannot chmod " + tmpl);
-    if (fsync(fd) != 0) return fail("cannot fsync " + tmpl);
-    if (close(fd) != 0) {
-        unlink(tmpl.c_str());
-        return errno_text("cannot close " + tmpl);
-    }
-    if (rename(tmpl.c_str(), path.c_str()) != 0) {
-        std::string why = errno_text("cannot rename " + tmpl + " to " + path);
-        unlink(tmpl.c_str());
-        return why;
-    }
+    if (fchmod(fd_, 0644) != 0) return errno_text("cannot chmod " + tmp_);
+    return "";
+}
+
+std::string StagedFile::commit() {
+    if (fd_ < 0) return "nothing staged";
+    if (fsync(fd_) != 0) return errno_text("cannot fsync " + tmp_);
+    int rc = close(fd_);
+    fd_ = -1;
+    if (rc != 0) return errno_text("cannot close " + tmp_);
+    if (rename(tmp_.c_str(), path_.c_str()) != 0)
+        return errno_text("cannot rename " + tmp_ + " to " + path_);
+    tmp_.clear();
     // The rename is durable only once the directory entry is on disk.
-    int dfd = open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dfd < 0) return errno_text("cannot open " + dir.string());
-    int rc = fsync(dfd);
+    int dfd = open(dir_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd < 0) return errno_text("cannot open " + dir_);
+    rc = fsync(dfd);
     int saved = errno;
     close(dfd);
     if (rc != 0) {
         errno = saved;
-        return errno_text("cannot fsync " + dir.string());
+        return errno_text("cannot fsync " + dir_);
     }
     return "";
+}
+
+std::string write_file_atomically(const std::string &path, std::string_view data) {
+    StagedFile file;
+    std::string why = file.stage(path, data);
+    return why.empty() ? file.commit() : why;
 }
 
 std::optional<std::string> read_whole_file(const std::string &path, std::string &why,

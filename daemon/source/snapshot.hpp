@@ -5,12 +5,32 @@
 #include <cstddef>
 #include <optional>
 #include <string>
+#include <string_view>
 
 namespace fabdns::source_detail {
 
 // Writes `data` to a temporary file in path's directory, fsyncs it, renames it over `path` and
 // fsyncs the directory. Creates the directory if needed. Returns "" on success, else the reason.
-std::string write_file_atomically(const std::string &path, const std::string &data);
+std::string write_file_atomically(const std::string &path, std::string_view data);
+
+// The same in two steps, so that the caller can free the data and go on between them: stage()
+// writes it to the temporary file (creating the directory if needed), commit() makes it durable
+// and renames it over `path`. `path` keeps its old content until commit(); a file never
+// committed is removed. Each returns "" on success, else the reason.
+class StagedFile {
+  public:
+    StagedFile() = default;
+    StagedFile(const StagedFile &) = delete;
+    StagedFile &operator=(const StagedFile &) = delete;
+    ~StagedFile();
+
+    std::string stage(const std::string &path, std::string_view data);
+    std::string commit();
+
+  private:
+    int fd_ = -1;
+    std::string tmp_, path_, dir_;  // tmp_ is non-empty while there is a file to remove
+};
 
 // The whole file, or nullopt with `why` filled (why == "" when the file does not exist). A file
 // larger than max_bytes (0: no limit) is refused without being read.

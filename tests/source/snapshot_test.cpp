@@ -36,6 +36,38 @@ TEST(SnapshotTest, WriteFailureIsReported) {
     EXPECT_NE(write_file_atomically(dir / "file/snap.json", "[]"), "");
 }
 
+// The hub frees an answer between the two steps: until commit() the old content stays, and a
+// file staged but never committed leaves nothing behind.
+TEST(SnapshotTest, StagedFileReplacesOnlyAtCommit) {
+    TempDir dir;
+    const std::string path = dir / "snap.json";
+    ASSERT_EQ(write_file_atomically(path, "[1]"), "");
+    auto entries = [&] {
+        size_t n = 0;
+        for ([[maybe_unused]] const auto &e : fs::directory_iterator(dir.path())) ++n;
+        return n;
+    };
+    {
+        StagedFile file;
+        std::string data = "[1, 2]";
+        ASSERT_EQ(file.stage(path, data), "");
+        data.assign("freed");
+        EXPECT_EQ(read_file(path), "[1]");
+        EXPECT_EQ(entries(), 2u);
+        EXPECT_EQ(file.commit(), "");
+        EXPECT_EQ(read_file(path), "[1, 2]");
+        EXPECT_EQ(entries(), 1u);
+        EXPECT_NE(file.commit(), "");  // once
+    }
+    {
+        StagedFile file;
+        ASSERT_EQ(file.stage(path, "[3]"), "");
+        EXPECT_EQ(entries(), 2u);
+    }
+    EXPECT_EQ(read_file(path), "[1, 2]");
+    EXPECT_EQ(entries(), 1u);
+}
+
 TEST(SnapshotTest, ReadWholeFile) {
     TempDir dir;
     std::string why;
