@@ -137,12 +137,9 @@ std::optional<std::pair<uint64_t, size_t>> hash_file(const std::string &path) {
     bool ok = state != nullptr;
     if (ok) XXH3_64bits_reset(state.get());
     while (ok) {
-        ssize_t n = read(fd, buf.data(), buf.size());
-        if (n < 0 && errno == EINTR) continue;
-        if (n <= 0) {
-            ok = n == 0;
-            break;
-        }
+        ssize_t n = read_fully(fd, buf.data(), buf.size());
+        ok = n >= 0;
+        if (n <= 0) break;
         XXH3_64bits_update(state.get(), buf.data(), static_cast<size_t>(n));
         bytes += static_cast<size_t>(n);
     }

@@ -6,7 +6,6 @@
 
 #include <algorithm>
 #include <array>
-#include <cerrno>
 #include <cstring>
 #include <memory>
 #include <optional>
@@ -174,19 +173,16 @@ struct HubSource::State {
     // The next poll comes after the rename, so its compare reads the new snapshot.
     void stage_snapshot(StagedFile &file, const std::string &body, size_t kept) {
         if (options.snapshot.empty()) return;
-        staged = snapshot_written(
+        snapshot_written(
             kept == 0 ? file.stage(options.snapshot, body)
                       : file.stage(options.snapshot, encode_globalservices(copy_services(*held))));
     }
     void commit_snapshot(StagedFile &file) {
-        if (staged) snapshot_written(file.commit());
-        staged = false;
+        if (file.staged()) snapshot_written(file.commit());
     }
-    bool staged = false;
-    bool snapshot_written(const std::string &why) {
+    void snapshot_written(const std::string &why) {
         // The data is still served; only a restart during an outage would lack it.
         if (!why.empty()) log::warn(health.label() + ": cannot write snapshot: " + why);
-        return why.empty();
     }
 
     // Compares an answer with the one held while it arrives (see accepted_blocks): each whole
@@ -277,15 +273,9 @@ struct HubSource::State {
             int fd = ::open(s_.options.snapshot.c_str(), O_RDONLY | O_CLOEXEC);
             if (fd < 0) return false;
             body_.resize(bytes);
-            size_t got = 0;
-            while (got < bytes) {
-                ssize_t n = ::read(fd, body_.data() + got, bytes - got);
-                if (n < 0 && errno == EINTR) continue;
-                if (n <= 0) break;
-                got += static_cast<size_t>(n);
-            }
+            ssize_t got = read_fully(fd, body_.data(), bytes);
             ::close(fd);
-            if (got != bytes) return false;
+            if (got != static_cast<ssize_t>(bytes)) return false;
             for (size_t b = 0; b < blocks_; ++b) {
                 if (!XXH128_isEqual(XXH3_128bits(body_.data() + b * kBlock, kBlock),
                                     s_.accepted_blocks[b]))

@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <cstring>
 #include <filesystem>
+#include <utility>
 
 namespace fabdns::source_detail {
 
@@ -41,16 +42,22 @@ std::string StagedFile::stage(const std::string &path, std::string_view data) {
     tmp_ = tmpl;
     path_ = path;
     dir_ = dir.string();
+    auto fail = [&](const std::string &what) {
+        std::string why = errno_text(what);
+        close(std::exchange(fd_, -1));
+        unlink(std::exchange(tmp_, "").c_str());
+        return why;
+    };
     size_t done = 0;
     while (done < data.size()) {
         ssize_t n = ::write(fd_, data.data() + done, data.size() - done);
         if (n < 0) {
             if (errno == EINTR) continue;
-            return errno_text("cannot write " + tmp_);
+            return fail("cannot write " + tmp_);
         }
         done += static_cast<size_t>(n);
     }
-    if (fchmod(fd_, 0644) != 0) return errno_text("cannot chmod " + tmp_);
+    if (fchmod(fd_, 0644) != 0) return fail("cannot chmod " + tmp_);
     return "";
 }
 
@@ -82,6 +89,18 @@ std::string write_file_atomically(const std::string &path, std::string_view data
     return why.empty() ? file.commit() : why;
 }
 
+ssize_t read_fully(int fd, char *buf, size_t n) {
+    size_t got = 0;
+    while (got < n) {
+        ssize_t r = ::read(fd, buf + got, n - got);
+        if (r < 0 && errno == EINTR) continue;
+        if (r < 0) return -1;
+        if (r == 0) break;
+        got += static_cast<size_t>(r);
+    }
+    return static_cast<ssize_t>(got);
+}
+
 std::optional<std::string> read_whole_file(const std::string &path, std::string &why,
                                            size_t max_bytes) {
     why.clear();
@@ -105,9 +124,8 @@ std::optional<std::string> read_whole_file(const std::string &path, std::string 
     data.reserve(static_cast<size_t>(st.st_size));
     char buf[64 * 1024];
     for (;;) {
-        ssize_t n = ::read(fd, buf, sizeof(buf));
+        ssize_t n = read_fully(fd, buf, sizeof(buf));
         if (n < 0) {
-            if (errno == EINTR) continue;
             why = errno_text("cannot read " + path);
             close(fd);
             return std::nullopt;

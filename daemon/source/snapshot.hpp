@@ -2,6 +2,8 @@
 // next daemon) sees either the old or the new content, never a torn mix.
 #pragma once
 
+#include <sys/types.h>
+
 #include <cstddef>
 #include <optional>
 #include <string>
@@ -24,13 +26,19 @@ class StagedFile {
     StagedFile &operator=(const StagedFile &) = delete;
     ~StagedFile();
 
+    // A failed stage() leaves nothing staged.
     std::string stage(const std::string &path, std::string_view data);
     std::string commit();
+    bool staged() const { return fd_ >= 0; }
 
   private:
     int fd_ = -1;
     std::string tmp_, path_, dir_;  // tmp_ is non-empty while there is a file to remove
 };
+
+// Reads from `fd` until `n` bytes are in `buf` or the file ends: the bytes read, or -1 (errno
+// set) on an error.
+ssize_t read_fully(int fd, char *buf, size_t n);
 
 // The whole file, or nullopt with `why` filled (why == "" when the file does not exist). A file
 // larger than max_bytes (0: no limit) is refused without being read.

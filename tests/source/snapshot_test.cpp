@@ -51,13 +51,22 @@ TEST(SnapshotTest, StagedFileReplacesOnlyAtCommit) {
         StagedFile file;
         std::string data = "[1, 2]";
         ASSERT_EQ(file.stage(path, data), "");
+        EXPECT_TRUE(file.staged());
         data.assign("freed");
         EXPECT_EQ(read_file(path), "[1]");
         EXPECT_EQ(entries(), 2u);
         EXPECT_EQ(file.commit(), "");
         EXPECT_EQ(read_file(path), "[1, 2]");
         EXPECT_EQ(entries(), 1u);
+        EXPECT_FALSE(file.staged());
         EXPECT_NE(file.commit(), "");  // once
+    }
+    {
+        // A stage that fails leaves nothing to commit.
+        StagedFile file;
+        EXPECT_NE(file.stage(dir / "snap.json/under-a-file", "[4]"), "");
+        EXPECT_FALSE(file.staged());
+        EXPECT_NE(file.commit(), "");
     }
     {
         StagedFile file;
