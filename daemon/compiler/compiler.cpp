@@ -575,7 +575,7 @@ bool MapCompiler::apply_all(std::vector<maps::KernelAnswer> desired, CompileStat
             kept++;
         }
     }
-    // Sized once (~640 bytes a change, 40 MiB for a full default map): grown by doubling, the
+    // Sized once (~424 bytes a change, 27 MiB for a full default map): grown by doubling, the
     // batch would pass through one and a half times that at the first sync's peak.
     Batch batch;
     batch.reserve(shadow_.size() - kept + desired.size());

@@ -90,10 +90,9 @@ struct KubernetesSource::State {
     Clock::time_point token_read{};
     bool token_stale = true;
     std::string resource_version;
-    size_t watch_events = 0;
-    SpanCache decode_cache;  // the list's objects, by their bytes (worker thread only)
-    std::atomic<uint64_t> objects_decoded{0};  // decode_cache's count, for other threads  // events
-                                               // seen by the latest watch
+    size_t watch_events = 0;  // events seen by the latest watch
+    SpanCache decode_cache;   // the list's objects, by their bytes (worker thread only)
+    std::atomic<uint64_t> objects_decoded{0};  // decode_cache's count, for other threads
 
     // Shared with the delivering thread.
     std::mutex mutex;
