@@ -96,10 +96,13 @@ ServiceList unique_services(std::vector<ServicePtr> &in, const ServiceList &held
     // is walked alongside, both being sorted.
     const bool search = in.size() * 16 < held.size();
     size_t h = 0;
+    bool run_starts = true;  // in[r - 1] ended a run (it may be moved out already)
     for (size_t r = 0; r < in.size(); ++r) {
         bool last_of_run = r + 1 == in.size() || ptr_less(in[r], in[r + 1]);
+        bool first_of_run = run_starts;
+        run_starts = last_of_run;
         if (!last_of_run) {
-            if (r == 0 || ptr_less(in[r - 1], in[r]))
+            if (first_of_run)
                 log::warn(label + ": " + in[r]->key() + " appears more than once" + where +
                           "; the last one is used");
             continue;

@@ -34,6 +34,17 @@ TEST(BuildSet, DuplicatesKeepTheLastAndTheSetIsSortedByKey) {
     EXPECT_EQ(next.kept, 0u);
 }
 
+// A duplicated name after another service: the service before the run is already in the set
+// when the run's first copy is warned about.
+TEST(BuildSet, DuplicatesAfterAnotherService) {
+    DecodeResult r;
+    r.services = {svc("x", "a", "1"), svc("x", "b", "1"), svc("x", "b", "2"),
+                  svc("x", "c", "1"), svc("x", "c", "2"), svc("x", "c", "3")};
+    NextSet next = build_set(r, {}, "test");
+    EXPECT_EQ(keys_and_versions(next.services),
+              (std::vector<std::string>{"x/a@1", "x/b@2", "x/c@3"}));
+}
+
 TEST(BuildSet, RejectedObjectsKeepTheirHeldVersion) {
     ServiceList held = list({svc("x", "a", "1"), svc("x", "b", "1"), svc("x", "c", "1")});
     DecodeResult r;
