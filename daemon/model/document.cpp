@@ -1048,55 +1048,68 @@ uint64_t prefix_xor(uint64_t x) {
     return x;
 }
 
-// One past the bracket that closes the object or array opening at t[i], or kNone. Brackets in
-// strings do not count; brackets of the wrong kind are left for the parser to refuse. Blocks of
-// 64 bytes without a backslash are classified at once; others byte by byte.
-size_t skip_container(std::string_view t, size_t i) {
-    const size_t n = t.size();
-    size_t depth = 0, at = i;
-    bool in_string = false, escaped = false;
-    // One byte, for blocks with a backslash and the tail: true when it closes the container.
-    auto step = [&](char c) {
-        if (in_string) {
-            if (escaped) {
-                escaped = false;
+// Finds the bracket that closes an object or array, across as many pieces of text as it takes.
+// Brackets in strings do not count; brackets of the wrong kind are left for the parser to
+// refuse. Blocks of 64 bytes without a backslash are classified at once; others byte by byte.
+class ContainerScan {
+  public:
+    // Scans t from `at` (the opening bracket, for the first piece): one past the bracket that
+    // closes the container, or kNone when t ends first (then the next piece goes on from here).
+    size_t run(std::string_view t, size_t at) {
+        const size_t n = t.size();
+        while (at + 64 <= n) {
+            Block b = classify(t.data() + at);
+            if (b.backslash == 0 && !escaped_) {
+                uint64_t in = prefix_xor(b.quote) ^ (in_string_ ? ~uint64_t{0} : 0);
+                uint64_t opens = b.open & ~in, brackets = (b.open | b.close) & ~in;
+                for (; brackets != 0; brackets &= brackets - 1) {
+                    int k = __builtin_ctzll(brackets);
+                    if ((opens >> k) & 1) {
+                        ++depth_;
+                    } else if (--depth_ == 0) {
+                        return at + static_cast<size_t>(k) + 1;
+                    }
+                }
+                in_string_ = (in >> 63) != 0;
+                at += 64;
+                continue;
+            }
+            for (size_t stop = at + 64; at < stop; ++at)
+                if (step(t[at])) return at + 1;
+        }
+        for (; at < n; ++at)
+            if (step(t[at])) return at + 1;
+        return kNone;
+    }
+
+  private:
+    // One byte: true when it closes the container.
+    bool step(char c) {
+        if (in_string_) {
+            if (escaped_) {
+                escaped_ = false;
             } else if (c == '\\') {
-                escaped = true;
+                escaped_ = true;
             } else if (c == '"') {
-                in_string = false;
+                in_string_ = false;
             }
         } else if (c == '"') {
-            in_string = true;
+            in_string_ = true;
         } else if (c == '{' || c == '[') {
-            ++depth;
-        } else if ((c == '}' || c == ']') && --depth == 0) {
+            ++depth_;
+        } else if ((c == '}' || c == ']') && --depth_ == 0) {
             return true;
         }
         return false;
-    };
-    while (at + 64 <= n) {
-        Block b = classify(t.data() + at);
-        if (b.backslash == 0 && !escaped) {
-            uint64_t in = prefix_xor(b.quote) ^ (in_string ? ~uint64_t{0} : 0);
-            uint64_t opens = b.open & ~in, brackets = (b.open | b.close) & ~in;
-            for (; brackets != 0; brackets &= brackets - 1) {
-                int k = __builtin_ctzll(brackets);
-                if ((opens >> k) & 1) {
-                    ++depth;
-                } else if (--depth == 0) {
-                    return at + static_cast<size_t>(k) + 1;
-                }
-            }
-            in_string = (in >> 63) != 0;
-            at += 64;
-            continue;
-        }
-        for (size_t stop = at + 64; at < stop; ++at)
-            if (step(t[at])) return at + 1;
     }
-    for (; at < n; ++at)
-        if (step(t[at])) return at + 1;
-    return kNone;
+
+    size_t depth_ = 0;
+    bool in_string_ = false, escaped_ = false;
+};
+
+// One past the bracket that closes the object or array opening at t[i], or kNone.
+size_t skip_container(std::string_view t, size_t i) {
+    return ContainerScan().run(t, i);
 }
 
 // The objects of the array opening at t[i] (offset and length, from '{' to '}') and one past
@@ -1302,6 +1315,47 @@ void SpanCache::end_batch(bool complete) {
 
 namespace {
 
+// The outcome of the object `span`, element `n` of its array, into `out` and the cache's next
+// document: the last document's outcome for the same bytes, else decoded. False when it does
+// not decode on its own.
+bool take_span(std::string_view span, size_t n, size_t nesting, const DecodeLimits &limits,
+               SpanCache::Impl &c, DocumentResult &out, uint64_t &decoded) {
+    XXH128_hash_t h = XXH3_128bits_withSeed(span.data(), span.size(), process_seed());
+    Digest d{h.low64, h.high64};
+    const Outcome *o = c.find(d);
+    // An unnamed rejection is named by its position: elsewhere it is decoded again.
+    if (o && o->rejection && o->rejection->key.empty() && o->index != n) o = nullptr;
+    if (o) {
+        c.next.push_back(*o);
+    } else {
+        Outcome fresh;
+        fresh.digest = d;
+        if (!decode_span(span, n, nesting, limits, fresh)) return false;
+        ++decoded;
+        c.next.push_back(std::move(fresh));
+    }
+    const Outcome &got = c.next.back();
+    if (got.service) {
+        out.shared.push_back(got.service);
+    } else if (got.rejection) {
+        out.reject(*got.rejection);
+    } else {
+        out.skipped++;
+    }
+    return true;
+}
+
+// Clears the cache's outcomes when they were decoded under other limits.
+void use_limits(SpanCache::Impl &c, const DecodeLimits &limits) {
+    if (c.limits.max_object_bytes == limits.max_object_bytes &&
+        c.limits.max_depth == limits.max_depth)
+        return;
+    c.last.clear();
+    c.next.clear();
+    c.restart();
+    c.limits = limits;
+}
+
 // decode_json_document through the cache, for a document that is plainly an array of objects
 // (or a List of them); false when it is not, or when any element does not decode on its own
 // (then the document is decoded whole).
@@ -1332,33 +1386,12 @@ bool decode_spans(std::string_view text, Container container, const DecodeLimits
         out.resource_version = std::move(env.resource_version);
         out.continue_token = std::move(env.continue_token);
     }
-    const uint64_t seed = process_seed();
     out.shared.reserve(spans.size());
     c.next.reserve(c.next.size() + spans.size());
     for (size_t n = 0; n < spans.size(); ++n) {
-        std::string_view span = text.substr(spans[n].first, spans[n].second);
-        XXH128_hash_t h = XXH3_128bits_withSeed(span.data(), span.size(), seed);
-        Digest d{h.low64, h.high64};
-        const Outcome *o = c.find(d);
-        // An unnamed rejection is named by its position: elsewhere it is decoded again.
-        if (o && o->rejection && o->rejection->key.empty() && o->index != n) o = nullptr;
-        if (o) {
-            c.next.push_back(*o);
-        } else {
-            Outcome fresh;
-            fresh.digest = d;
-            if (!decode_span(span, n, nesting, limits, fresh)) return false;
-            ++decoded;
-            c.next.push_back(std::move(fresh));
-        }
-        const Outcome &got = c.next.back();
-        if (got.service) {
-            out.shared.push_back(got.service);
-        } else if (got.rejection) {
-            out.reject(*got.rejection);
-        } else {
-            out.skipped++;
-        }
+        if (!take_span(text.substr(spans[n].first, spans[n].second), n, nesting, limits, c, out,
+                       decoded))
+            return false;
     }
     return true;
 }
@@ -1368,14 +1401,7 @@ bool decode_spans(std::string_view text, Container container, const DecodeLimits
 DocumentResult decode_json_document(std::string_view text, Container container,
                                     const DecodeLimits &limits, SpanCache &cache) {
     SpanCache::Impl &c = *cache.impl_;
-    if (c.limits.max_object_bytes != limits.max_object_bytes ||
-        c.limits.max_depth != limits.max_depth) {
-        // Outcomes under other limits are other outcomes.
-        c.last.clear();
-        c.next.clear();
-        c.restart();
-        c.limits = limits;
-    }
+    use_limits(c, limits);
     DocumentResult out;
     size_t next_before = c.next.size();
     if (decode_spans(text, container, limits, c, out, cache.objects_decoded_)) {
@@ -1395,6 +1421,95 @@ DocumentResult decode_json_document(std::string_view text, Container container,
         out.shared.push_back(std::make_shared<const GlobalService>(std::move(svc)));
     out.services = std::vector<GlobalService>();
     return out;
+}
+
+// --- ArrayStream -------------------------------------------------------------------------
+
+struct ArrayStream::State {
+    State(const DecodeLimits &l, SpanCache &cache) : limits(l), owner(cache), c(*cache.impl_) {}
+
+    // Where the text is: before '[', after it, inside an object, after an object, after a
+    // comma, after ']', or somewhere object_spans would refuse.
+    enum class At { Start, First, Object, AfterObject, AfterComma, End, Irregular };
+    At at = At::Start;
+    DecodeLimits limits;
+    SpanCache &owner;
+    SpanCache::Impl &c;
+    DocumentResult out;
+    ContainerScan scan;
+    std::string object;  // the start of an object that began in an earlier piece
+    size_t index = 0;
+    bool finished = false;
+
+    void feed(std::string_view t) {
+        size_t i = 0;
+        while (i < t.size() && at != At::Irregular) {
+            if (at == At::Object) {
+                size_t e = scan.run(t, i);
+                if (e == kNone) {
+                    object.append(t.substr(i));
+                    return;
+                }
+                std::string_view span = t.substr(i, e - i);
+                if (!object.empty()) span = object.append(span);
+                at = take_span(span, index, 1, limits, c, out, owner.objects_decoded_)
+                         ? At::AfterObject
+                         : At::Irregular;
+                ++index;
+                object.clear();
+                i = e;
+                continue;
+            }
+            char ch = t[i];
+            if (json_space(ch)) {
+                ++i;
+                continue;
+            }
+            if (at == At::Start && ch == '[') {
+                at = At::First;
+                ++i;
+            } else if ((at == At::First || at == At::AfterComma) && ch == '{') {
+                scan = ContainerScan();
+                at = At::Object;  // the scan starts at the '{'
+            } else if ((at == At::First || at == At::AfterObject) && ch == ']') {
+                at = At::End;
+                ++i;
+            } else if (at == At::AfterObject && ch == ',') {
+                at = At::AfterComma;
+                ++i;
+            } else {
+                at = At::Irregular;
+            }
+        }
+    }
+};
+
+ArrayStream::ArrayStream(const DecodeLimits &limits, SpanCache &cache)
+    : s_(std::make_unique<State>(limits, cache)) {
+    use_limits(s_->c, limits);
+    s_->c.next.reserve(s_->c.last.size());
+}
+
+ArrayStream::~ArrayStream() {
+    if (!s_->finished) s_->c.roll_back();
+}
+
+void ArrayStream::feed(std::string_view piece) {
+    s_->feed(piece);
+}
+
+bool ArrayStream::irregular() const {
+    return s_->at == State::At::Irregular;
+}
+
+std::optional<DocumentResult> ArrayStream::finish() {
+    s_->finished = true;
+    if (s_->at != State::At::End) {
+        s_->c.roll_back();
+        return std::nullopt;
+    }
+    s_->c.commit();
+    return std::move(s_->out);
 }
 
 }  // namespace fabdns

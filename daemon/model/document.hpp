@@ -68,6 +68,7 @@ class SpanCache {
   private:
     friend DocumentResult decode_json_document(std::string_view, Container, const DecodeLimits &,
                                                SpanCache &);
+    friend class ArrayStream;
     std::unique_ptr<Impl> impl_;
     uint64_t objects_decoded_ = 0, documents_decoded_whole_ = 0;
 };
@@ -82,6 +83,30 @@ class SpanCache {
 // is decoded whole, exactly as above.
 DocumentResult decode_json_document(std::string_view text, Container container,
                                     const DecodeLimits &limits, SpanCache &cache);
+
+// decode_json_document(text, Container::Array, limits, cache) for text that arrives in pieces,
+// holding only the object being received (copied only when it spans two pieces): a hub answer
+// (47 MB at 100,000 services) is never held whole. finish() gives that call's result, or
+// nullopt when the text is not plainly an array of objects or an element does not decode on
+// its own: then only a decode of the whole text gives the error (with its line and column). The
+// cache keeps the last document it finished until this one finishes; one not finished, or
+// finished with nullopt, leaves it as it was. Not for a cache in a batch.
+class ArrayStream {
+  public:
+    ArrayStream(const DecodeLimits &limits, SpanCache &cache);
+    ~ArrayStream();
+    ArrayStream(const ArrayStream &) = delete;
+    ArrayStream &operator=(const ArrayStream &) = delete;
+
+    void feed(std::string_view piece);
+    // Already known to need the whole text (the rest need not be fed).
+    bool irregular() const;
+    std::optional<DocumentResult> finish();
+
+  private:
+    struct State;
+    std::unique_ptr<State> s_;
+};
 
 // Decodes `text` as a YAML stream of manifests ("---" between documents), each document what a
 // JSON manifest file may be (one object, a List, or a list of objects); an empty document is

@@ -47,9 +47,15 @@ namespace source_detail {
 HubDecision decide_hub_answer(std::string_view body, const ServiceList &held, bool holding,
                               const DecodeLimits &limits, const std::string &label,
                               SpanCache *cache) {
+    return decide_hub_decoded(cache ? decode_json_document(body, Container::Array, limits, *cache)
+                                    : decode_json_document(body, Container::Array, limits),
+                              held, holding, label);
+}
+
+HubDecision decide_hub_decoded(DocumentResult decoded, const ServiceList &held, bool holding,
+                               const std::string &label) {
     HubDecision d;
-    d.decoded = cache ? decode_json_document(body, Container::Array, limits, *cache)
-                      : decode_json_document(body, Container::Array, limits);
+    d.decoded = std::move(decoded);
     if (!d.decoded.error.empty()) {
         d.category = d.decoded.error.rfind("not valid JSON", 0) == 0 ? "parse" : "shape";
         d.refusal = d.decoded.error;
@@ -103,14 +109,6 @@ struct HubSource::State {
     ServiceSet held = std::make_shared<const ServiceList>();
     bool holding = false;
 
-    static std::vector<XXH128_hash_t> blocks_of(std::string_view body) {
-        std::vector<XXH128_hash_t> out;
-        for (size_t at = 0; at < body.size(); at += kBlock) {
-            std::string_view block = body.substr(at, kBlock);
-            out.push_back(XXH3_128bits(block.data(), block.size()));
-        }
-        return out;
-    }
     static bool same_blocks(const std::vector<XXH128_hash_t> &a,
                             const std::vector<XXH128_hash_t> &b) {
         return std::equal(a.begin(), a.end(), b.begin(), b.end(),
@@ -120,18 +118,79 @@ struct HubSource::State {
     // Each answer decodes only the objects whose bytes the last one decoded did not have.
     SpanCache decode_cache;
 
-    HubDecision decide(std::string_view body) {
-        DecodeLimits limits;
-        limits.max_object_bytes = options.max_object_bytes;
-        return decide_hub_answer(body, *held, holding, limits, health.label(), &decode_cache);
+    DecodeLimits limits() const {
+        DecodeLimits l;
+        l.max_object_bytes = options.max_object_bytes;
+        return l;
     }
 
+    // An answer as it arrives, never held whole: decoded object by object (ArrayStream),
+    // hashed in blocks for the next poll's compare and, for a poll, written to the snapshot's
+    // temporary file. A 47 MB answer at 100,000 services would otherwise sit beside the set
+    // while it is decoded.
+    class Intake {
+      public:
+        Intake(State &s, bool stage)
+            : s_(s),
+              stream_(s.limits(), s.decode_cache),
+              stage_(stage && !s.options.snapshot.empty()) {}
+        // False once the answer is known not to be plainly an array of objects: only a decode
+        // of the whole text gives its error.
+        bool feed(std::string_view data) {
+            size_ += data.size();
+            stream_.feed(data);
+            if (stream_.irregular()) return false;
+            hash(data);
+            if (stage_ && !file_.staged()) s_.snapshot_written(file_.open(s_.options.snapshot));
+            stage_ = file_.staged();  // a file that failed is not tried again
+            if (stage_) s_.snapshot_written(file_.append(data));
+            return true;
+        }
+        bool irregular() const { return stream_.irregular(); }
+        // After the last byte: the answer decoded (nullopt: decode the whole text), with
+        // blocks() and size() its digests and length.
+        std::optional<DocumentResult> finish() {
+            if (in_block_ != 0) blocks_.push_back(XXH3_128bits(block_.data(), in_block_));
+            in_block_ = 0;
+            return stream_.finish();
+        }
+        const std::vector<XXH128_hash_t> &blocks() const { return blocks_; }
+        std::vector<XXH128_hash_t> take_blocks() { return std::move(blocks_); }
+        size_t size() const { return size_; }
+        StagedFile &file() { return file_; }
+
+      private:
+        void hash(std::string_view data) {
+            if (in_block_ != 0) {
+                size_t take = std::min(kBlock - in_block_, data.size());
+                std::memcpy(block_.data() + in_block_, data.data(), take);
+                in_block_ += take;
+                data.remove_prefix(take);
+                if (in_block_ < kBlock) return;
+                blocks_.push_back(XXH3_128bits(block_.data(), kBlock));
+                in_block_ = 0;
+            }
+            for (; data.size() >= kBlock; data.remove_prefix(kBlock))
+                blocks_.push_back(XXH3_128bits(data.data(), kBlock));
+            std::memcpy(block_.data(), data.data(), data.size());
+            in_block_ = data.size();
+        }
+
+        State &s_;
+        ArrayStream stream_;
+        StagedFile file_;
+        bool stage_;
+        std::vector<XXH128_hash_t> blocks_;
+        std::array<char, kBlock> block_;
+        size_t in_block_ = 0, size_ = 0;
+    };
+
     // Holds the accepted set from now on.
-    void accept(HubDecision &d, std::string_view body) {
+    void accept(HubDecision &d, std::vector<XXH128_hash_t> blocks, size_t size) {
         held = std::make_shared<const ServiceList>(std::move(d.next.services));
         holding = true;
-        accepted_blocks = blocks_of(body);
-        accepted_size = body.size();
+        accepted_blocks = std::move(blocks);
+        accepted_size = size;
         health.delivered(held->size(), d.decoded.rejected_count());
     }
 
@@ -143,16 +202,37 @@ struct HubSource::State {
         const std::string &path = options.snapshot;
         if (path.empty()) return;
         std::string why;
-        auto body = read_whole_file(path, why, options.max_response_bytes);
-        if (!body) {
-            if (why.empty()) {
+        Intake intake(*this, false);
+        std::optional<DocumentResult> decoded;
+        switch (stream_file(path, intake, why)) {
+            case Streamed::Missing:
                 log::info(health.label() + ": no snapshot at " + path + " yet");
-            } else {
+                return;
+            case Streamed::Failed:
                 log::warn(health.label() + ": ignoring snapshot: " + why);
-            }
-            return;
+                return;
+            case Streamed::Whole:
+                decoded = intake.finish();
+                break;
         }
-        HubDecision d = decide(*body);
+        HubDecision d;
+        std::vector<XXH128_hash_t> blocks;
+        size_t size = 0;
+        if (decoded) {
+            d = decide_hub_decoded(std::move(*decoded), *held, holding, health.label());
+            blocks = intake.take_blocks();
+            size = intake.size();
+        } else {
+            // Not plainly an array of objects: decoded whole, for the error and its position.
+            auto body = read_whole_file(path, why, options.max_response_bytes);
+            if (!body) {
+                log::warn(health.label() + ": ignoring snapshot: " + why);
+                return;
+            }
+            d = decide_hub_answer(*body, *held, holding, limits(), health.label());
+            blocks = blocks_of(*body);
+            size = body->size();
+        }
         if (!d.refusal.empty()) {
             log::warn(health.label() + ": ignoring corrupt snapshot " + path + ": " + d.refusal);
             return;
@@ -160,22 +240,60 @@ struct HubSource::State {
         log_rejections(d.decoded, health.label() + " snapshot");
         log::info(health.label() + ": serving " + std::to_string(d.next.services.size()) +
                   " services from snapshot " + path + " until the hub answers");
-        accept(d, *body);
-        body.reset();  // not needed while the set compiles
+        accept(d, std::move(blocks), size);
         deliver();
     }
 
-    // The snapshot holds the set as served: the answer's own bytes, or, when some objects kept
-    // their last good version, the set written out (so a restart serves the same). It is
-    // written in two steps around the delivery: the bytes before it, so that the answer (47 MB
-    // at 100,000 services) is freed before the set compiles, and the fsync and rename (0.3-0.7 s
-    // at that size) after it, so that a change reaches the kernel without waiting for the disk.
-    // The next poll comes after the rename, so its compare reads the new snapshot.
-    void stage_snapshot(StagedFile &file, const std::string &body, size_t kept) {
+    enum class Streamed { Whole, Missing, Failed };
+    // Feeds the file at `path` to `intake` in pieces, up to max_response_bytes.
+    Streamed stream_file(const std::string &path, Intake &intake, std::string &why) const {
+        int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+        if (fd < 0) {
+            if (errno == ENOENT) return Streamed::Missing;
+            why = "cannot open " + path + ": " + std::strerror(errno);
+            return Streamed::Failed;
+        }
+        std::vector<char> piece(size_t{256} << 10);
+        size_t total = 0;
+        for (;;) {
+            ssize_t n = read_fully(fd, piece.data(), piece.size());
+            if (n < 0) {
+                why = "cannot read " + path + ": " + std::strerror(errno);
+                break;
+            }
+            total += static_cast<size_t>(n);
+            if (options.max_response_bytes != 0 && total > options.max_response_bytes) {
+                why = path + " is larger than " + std::to_string(options.max_response_bytes) +
+                      " bytes";
+                break;
+            }
+            if (n == 0 || !intake.feed({piece.data(), static_cast<size_t>(n)})) {
+                posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);  // see StagedFile::commit
+                ::close(fd);
+                return Streamed::Whole;  // or irregular: finish() says which
+            }
+        }
+        ::close(fd);
+        return Streamed::Failed;
+    }
+
+    static std::vector<XXH128_hash_t> blocks_of(std::string_view body) {
+        std::vector<XXH128_hash_t> out;
+        for (size_t at = 0; at < body.size(); at += kBlock) {
+            std::string_view block = body.substr(at, kBlock);
+            out.push_back(XXH3_128bits(block.data(), block.size()));
+        }
+        return out;
+    }
+
+    // The snapshot holds the set as served: the answer's own bytes (written as it arrived), or,
+    // when some objects kept their last good version, the set written out (so a restart serves
+    // the same). Its fsync and rename (0.3-0.7 s at 100,000 services) come after the delivery,
+    // so that a change reaches the kernel without waiting for the disk. The next poll comes
+    // after the rename, so its compare reads the new snapshot.
+    void stage_set(StagedFile &file) {
         if (options.snapshot.empty()) return;
-        snapshot_written(
-            kept == 0 ? file.stage(options.snapshot, body)
-                      : file.stage(options.snapshot, encode_globalservices(copy_services(*held))));
+        snapshot_written(file.stage(options.snapshot, encode_globalservices(copy_services(*held))));
     }
     void commit_snapshot(StagedFile &file) {
         if (file.staged()) snapshot_written(file.commit());
@@ -188,21 +306,18 @@ struct HubSource::State {
     // Compares an answer with the one held while it arrives (see accepted_blocks): each whole
     // block inside one of libcurl's pieces is hashed where it is; a block split between pieces
     // is gathered first (4 KiB at most is copied per piece). When the answer differs, the held
-    // answer's verified blocks before the difference are read back from the snapshot (written
-    // from the same bytes) and checked against their digests, and the answer is received whole
-    // from there on in this one transfer: a changed answer crosses the network once (47 MB at
+    // answer's blocks before the difference are read back from the snapshot (written from the
+    // same bytes) into an Intake and checked against their digests, and the rest of the answer
+    // follows them in this one transfer: a changed answer crosses the network once (47 MB at
     // 100,000 services). Without a snapshot that matches, the transfer ends at the difference
     // and the answer is fetched again.
     class Comparison {
       public:
-        explicit Comparison(const State &s) : s_(s) {}
+        explicit Comparison(State &s) : s_(s) {}
         // False when the transfer should end (the answer differs and no snapshot can supply
-        // the bytes before the difference).
+        // the bytes before the difference, or it is not plainly an array of objects).
         bool feed(std::string_view data) {
-            if (collecting_) {
-                body_.append(data);
-                return true;
-            }
+            if (intake_) return intake_->feed(data);
             received_ += data.size();
             if (received_ > s_.accepted_size) return differs(data);
             if (in_block_ != 0) {  // the block begun in an earlier piece
@@ -224,17 +339,17 @@ struct HubSource::State {
             in_block_ = data.size();
             return true;
         }
-        // After the whole answer arrived: true when it is the one held; else body() holds the
-        // new answer when the snapshot could supply its start, and it is empty otherwise.
+        // After the whole answer arrived: true when it is the one held; else take_intake()
+        // holds the new answer when the snapshot could supply its start.
         bool same() {
-            if (collecting_) return false;
+            if (intake_) return false;
             if ((in_block_ == 0 || next_block(block_.data())) && received_ == s_.accepted_size &&
                 blocks_ == s_.accepted_blocks.size())
                 return true;
             differs({});  // a changed last block, or shorter than the held answer
             return false;
         }
-        std::string &body() { return body_; }
+        std::unique_ptr<Intake> take_intake() { return std::move(intake_); }
 
       private:
         // Whether the in_block_ bytes at `data`, or kBlock when in_block_ is 0, are the next
@@ -253,42 +368,42 @@ struct HubSource::State {
         // those blocks (from the snapshot), the block gathered so far, then `rest` and every
         // later byte. False when the snapshot cannot supply them.
         bool differs(std::string_view rest) {
-            size_t prefix = blocks_ * kBlock;
-            body_.reserve(std::max(s_.accepted_size + s_.accepted_size / 16,
-                                   prefix + in_block_ + rest.size()));
-            if (!read_prefix(prefix)) {
-                std::string().swap(body_);
+            intake_ = std::make_unique<Intake>(s_, true);
+            if (!read_prefix(blocks_ * kBlock)) {
+                intake_.reset();
                 return false;
             }
-            body_.append(block_.data(), in_block_);
-            body_.append(rest);
-            collecting_ = true;
-            return true;
+            return intake_->feed({block_.data(), in_block_}) && intake_->feed(rest);
         }
 
-        // The snapshot's first `bytes` bytes into body_, when they are the held answer's.
+        // The snapshot's first `bytes` bytes into the intake, when they are the held answer's.
         bool read_prefix(size_t bytes) {
             if (bytes == 0) return true;
             if (s_.options.snapshot.empty()) return false;
             int fd = ::open(s_.options.snapshot.c_str(), O_RDONLY | O_CLOEXEC);
             if (fd < 0) return false;
-            body_.resize(bytes);
-            ssize_t got = read_fully(fd, body_.data(), bytes);
-            ::close(fd);
-            if (got != static_cast<ssize_t>(bytes)) return false;
-            for (size_t b = 0; b < blocks_; ++b) {
-                if (!XXH128_isEqual(XXH3_128bits(body_.data() + b * kBlock, kBlock),
-                                    s_.accepted_blocks[b]))
-                    return false;  // the snapshot holds another answer (or the set written out)
+            std::vector<char> piece(std::min(bytes, size_t{256} << 10));
+            bool ok = true;
+            for (size_t done = 0; ok && done < bytes;) {
+                size_t want = std::min(piece.size(), bytes - done);
+                ok = read_fully(fd, piece.data(), want) == static_cast<ssize_t>(want) &&
+                     intake_->feed({piece.data(), want});
+                done += want;
             }
-            return true;
+            posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);  // see StagedFile::commit
+            ::close(fd);
+            // The snapshot may hold another answer (or the set written out).
+            return ok && intake_->blocks().size() == blocks_ &&
+                   std::equal(intake_->blocks().begin(), intake_->blocks().end(),
+                              s_.accepted_blocks.begin(), [](XXH128_hash_t x, XXH128_hash_t y) {
+                                  return XXH128_isEqual(x, y);
+                              });
         }
 
-        const State &s_;
+        State &s_;
         std::array<char, kBlock> block_;  // a block split between pieces, or the one that differs
         size_t in_block_ = 0, blocks_ = 0, received_ = 0;
-        bool collecting_ = false;
-        std::string body_;
+        std::unique_ptr<Intake> intake_;
     };
 
     // One request to the hub. Returns true when the hub answered acceptably.
@@ -306,31 +421,46 @@ struct HubSource::State {
         req.connect_timeout = options.connect_timeout;
         req.timeout = options.request_timeout;
         req.max_body = options.max_response_bytes;
-        // The hub sends large answers chunked: a changed answer is about as long as the last.
+        // The hub sends large answers chunked: a changed answer is about as long as the last
+        // (for one decoded whole).
         req.expected_body = accepted_size + accepted_size / 16;
 
-        std::optional<Comparison> cmp;
+        std::unique_ptr<Intake> intake;
+        auto fetch_into_intake = [&] {
+            intake.reset();  // one ArrayStream on the cache at a time
+            intake = std::make_unique<Intake>(*this, true);
+            req.on_data = [&](std::string_view data) { return intake->feed(data); };
+            return http.perform(req);
+        };
+        HttpResponse resp;
         if (holding) {
-            cmp.emplace(*this);
-            req.on_data = [&](std::string_view data) { return cmp->feed(data); };
-        }
-        HttpResponse resp = http.perform(req);
-        bool refetched = false;
-        if (cmp &&
-            (resp.failure == HttpFailure::Aborted || (resp.transport_ok() && resp.status == 200))) {
-            if (resp.transport_ok() && cmp->same()) {
-                health.succeeded();  // unchanged: nothing to decode or deliver
-                return true;
+            Comparison cmp(*this);
+            req.on_data = [&](std::string_view data) { return cmp.feed(data); };
+            resp = http.perform(req);
+            if (resp.failure == HttpFailure::Aborted ||
+                (resp.transport_ok() && resp.status == 200)) {
+                if (resp.transport_ok() && cmp.same()) {
+                    health.succeeded();  // unchanged: nothing to decode or deliver
+                    return true;
+                }
+                intake = cmp.take_intake();
+                // Changed, and the snapshot could not supply the start: fetch it again.
+                if (!intake || (!resp.transport_ok() && !intake->irregular()))
+                    resp = fetch_into_intake();
             }
-            if (resp.transport_ok() && !cmp->body().empty()) {
-                resp.body.swap(cmp->body());  // received whole in this one transfer
-            } else {
-                // Changed, and the snapshot could not supply the start: fetch it whole.
+        } else {
+            resp = fetch_into_intake();
+        }
+        std::optional<DocumentResult> decoded;
+        if (intake &&
+            (resp.failure == HttpFailure::Aborted || (resp.transport_ok() && resp.status == 200))) {
+            if (resp.transport_ok()) decoded = intake->finish();
+            if (!decoded) {
+                // Not plainly an array of objects: only the whole text gives the error.
+                intake.reset();
                 req.on_data = nullptr;
                 resp = http.perform(req);
-                refetched = true;
             }
-            cmp.reset();
         }
         if (resp.failure == HttpFailure::Cancelled) return false;
         if (!resp.transport_ok()) {
@@ -344,12 +474,16 @@ struct HubSource::State {
                               (head.empty() ? "" : ": " + head));
             return false;
         }
-        if (refetched && resp.body.size() == accepted_size &&
-            same_blocks(blocks_of(resp.body), accepted_blocks)) {
+        std::vector<XXH128_hash_t> blocks = decoded ? intake->take_blocks() : blocks_of(resp.body);
+        size_t size = decoded ? intake->size() : resp.body.size();
+        if (holding && size == accepted_size && same_blocks(blocks, accepted_blocks)) {
             health.succeeded();  // changed back between the two requests
             return true;
         }
-        HubDecision d = decide(resp.body);
+        HubDecision d =
+            decoded ? decide_hub_decoded(std::move(*decoded), *held, holding, health.label())
+                    : decide_hub_answer(resp.body, *held, holding, limits(), health.label(),
+                                        &decode_cache);
         if (!d.refusal.empty()) {
             health.failed(d.category, "answer from " + req.url + ": " + d.refusal);
             return false;
@@ -363,9 +497,15 @@ struct HubSource::State {
                        ? ""
                        : ", rejected " + std::to_string(rejected) + " (" +
                              std::to_string(d.next.kept) + " kept in their last good version)"));
-        accept(d, resp.body);
-        StagedFile snapshot;
-        stage_snapshot(snapshot, resp.body, d.next.kept);
+        accept(d, std::move(blocks), size);
+        StagedFile whole;
+        StagedFile &snapshot = d.next.kept == 0 && intake ? intake->file() : whole;
+        if (d.next.kept != 0) {
+            intake.reset();  // its file holds the answer, not the set as served
+            stage_set(whole);
+        } else if (!intake && !options.snapshot.empty()) {
+            snapshot_written(whole.stage(options.snapshot, resp.body));
+        }
         std::string().swap(resp.body);
         deliver();
         commit_snapshot(snapshot);

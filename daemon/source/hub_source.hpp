@@ -79,6 +79,9 @@ struct HubDecision {
 HubDecision decide_hub_answer(std::string_view body, const ServiceList &held, bool holding,
                               const DecodeLimits &limits, const std::string &label,
                               SpanCache *cache = nullptr);
+// The same decision on an answer decoded already (by an ArrayStream as it arrived).
+HubDecision decide_hub_decoded(DocumentResult decoded, const ServiceList &held, bool holding,
+                               const std::string &label);
 
 }  // namespace source_detail
 

@@ -24,7 +24,7 @@ StagedFile::~StagedFile() {
     if (!tmp_.empty()) unlink(tmp_.c_str());
 }
 
-std::string StagedFile::stage(const std::string &path, std::string_view data) {
+std::string StagedFile::open(const std::string &path) {
     namespace fs = std::filesystem;
     if (!tmp_.empty()) return "a file is already staged for " + path_;
     fs::path target(path);
@@ -42,12 +42,13 @@ std::string StagedFile::stage(const std::string &path, std::string_view data) {
     tmp_ = tmpl;
     path_ = path;
     dir_ = dir.string();
-    auto fail = [&](const std::string &what) {
-        std::string why = errno_text(what);
-        close(std::exchange(fd_, -1));
-        unlink(std::exchange(tmp_, "").c_str());
-        return why;
-    };
+    written_ = flushed_ = 0;
+    if (fchmod(fd_, 0644) != 0) return fail("cannot chmod " + tmp_);
+    return "";
+}
+
+std::string StagedFile::append(std::string_view data) {
+    if (fd_ < 0) return "nothing staged";
     size_t done = 0;
     while (done < data.size()) {
         ssize_t n = ::write(fd_, data.data() + done, data.size() - done);
@@ -57,13 +58,37 @@ std::string StagedFile::stage(const std::string &path, std::string_view data) {
         }
         done += static_cast<size_t>(n);
     }
-    if (fchmod(fd_, 0644) != 0) return fail("cannot chmod " + tmp_);
+    written_ += data.size();
+    // Dirty pages can only be reclaimed once written back: start that as the file grows, so
+    // that a large answer does not sit in memory twice (memory cgroups count the page cache)
+    // and commit()'s fsync finds little left to do. Asynchronous; errors show at commit().
+    constexpr size_t kFlush = size_t{8} << 20;
+    if (written_ - flushed_ >= kFlush) {
+        sync_file_range(fd_, static_cast<off_t>(flushed_), static_cast<off_t>(written_ - flushed_),
+                        SYNC_FILE_RANGE_WRITE);
+        flushed_ = written_;
+    }
     return "";
+}
+
+std::string StagedFile::stage(const std::string &path, std::string_view data) {
+    std::string why = open(path);
+    return why.empty() ? append(data) : why;
+}
+
+std::string StagedFile::fail(const std::string &what) {
+    std::string why = errno_text(what);
+    close(std::exchange(fd_, -1));
+    unlink(std::exchange(tmp_, "").c_str());
+    return why;
 }
 
 std::string StagedFile::commit() {
     if (fd_ < 0) return "nothing staged";
     if (fsync(fd_) != 0) return errno_text("cannot fsync " + tmp_);
+    // Clean now, its pages are only read again after a restart: dropped, so that a snapshot
+    // (47 MB at 100,000 services) does not stay charged to the daemon's memory cgroup.
+    posix_fadvise(fd_, 0, 0, POSIX_FADV_DONTNEED);
     int rc = close(fd_);
     fd_ = -1;
     if (rc != 0) return errno_text("cannot close " + tmp_);
@@ -71,7 +96,7 @@ std::string StagedFile::commit() {
         return errno_text("cannot rename " + tmp_ + " to " + path_);
     tmp_.clear();
     // The rename is durable only once the directory entry is on disk.
-    int dfd = open(dir_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    int dfd = ::open(dir_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (dfd < 0) return errno_text("cannot open " + dir_);
     rc = fsync(dfd);
     int saved = errno;

@@ -26,14 +26,21 @@ class StagedFile {
     StagedFile &operator=(const StagedFile &) = delete;
     ~StagedFile();
 
-    // A failed stage() leaves nothing staged.
+    // A failed stage(), open() or append() leaves nothing staged.
     std::string stage(const std::string &path, std::string_view data);
+    // stage() in steps, for data that arrives in pieces: open() creates the temporary file,
+    // each append() adds to it.
+    std::string open(const std::string &path);
+    std::string append(std::string_view data);
     std::string commit();
     bool staged() const { return fd_ >= 0; }
 
   private:
+    std::string fail(const std::string &what);  // errno's reason; removes the temporary file
+
     int fd_ = -1;
     std::string tmp_, path_, dir_;  // tmp_ is non-empty while there is a file to remove
+    size_t written_ = 0, flushed_ = 0;
 };
 
 // Reads from `fd` until `n` bytes are in `buf` or the file ends: the bytes read, or -1 (errno

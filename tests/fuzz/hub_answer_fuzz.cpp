@@ -2,7 +2,8 @@
 // HubSource runs on every poll, on its snapshot, and fabdnsctl on the snapshot) on any bytes,
 // holding a set so that keeping last good versions is exercised; the resulting set is loaded
 // into an engine. It must never throw, and the same answer through the source's SpanCache (kept
-// from input to input, as from poll to poll) must give the same decision.
+// from input to input, as from poll to poll), and through an ArrayStream fed in pieces as a poll
+// feeds it, must give the same decision.
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
@@ -35,13 +36,22 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     fabdns::DecodeLimits limits;
     limits.max_object_bytes = 4096;  // small, so that the oversized-object path runs too
     auto d = fabdns::source_detail::decide_hub_answer(body, held(), true, limits, "fuzz");
+    auto same = [&](const fabdns::source_detail::HubDecision &c) {
+        bool same = d.refusal == c.refusal && d.category == c.category &&
+                    d.next.kept == c.next.kept && d.next.services.size() == c.next.services.size();
+        for (size_t i = 0; same && i < d.next.services.size(); ++i)
+            same = *d.next.services[i] == *c.next.services[i];
+        if (!same) std::abort();
+    };
     static fabdns::SpanCache cache;
-    auto c = fabdns::source_detail::decide_hub_answer(body, held(), true, limits, "fuzz", &cache);
-    bool same = d.refusal == c.refusal && d.category == c.category && d.next.kept == c.next.kept &&
-                d.next.services.size() == c.next.services.size();
-    for (size_t i = 0; same && i < d.next.services.size(); ++i)
-        same = *d.next.services[i] == *c.next.services[i];
-    if (!same) std::abort();
+    same(fabdns::source_detail::decide_hub_answer(body, held(), true, limits, "fuzz", &cache));
+    // As a poll decodes it while it arrives, in pieces (of a size the input picks).
+    static fabdns::SpanCache stream_cache;
+    fabdns::ArrayStream stream(limits, stream_cache);
+    const size_t piece = 1 + size % 61;
+    for (size_t at = 0; at < size; at += piece) stream.feed(body.substr(at, piece));
+    if (auto decoded = stream.finish())
+        same(fabdns::source_detail::decide_hub_decoded(std::move(*decoded), held(), true, "fuzz"));
     if (d.refusal.empty()) fabdns::fuzz::load_into_engine(fabdns::copy_services(d.next.services));
     return 0;
 }

@@ -2,6 +2,7 @@
 // random sequences of edits; unchanged objects are not decoded again and keep their pointers.
 #include <gtest/gtest.h>
 
+#include <optional>
 #include <random>
 #include <string>
 #include <vector>
@@ -230,14 +231,29 @@ TEST(SpanCache, RandomEditsDecodeAsTheWholeDocument) {
             d.elements.push_back(random_element(rng));
             d.separators.push_back(static_cast<int>(rng()));
         }
-        SpanCache cache;
+        SpanCache cache, streamed_cache;
         for (int step = 0; step < 25; step++) {
             std::string text = maybe_break(document_text(d), rng);
-            uint64_t before = cache.objects_decoded();
+            uint64_t before = cache.objects_decoded(), whole = cache.documents_decoded_whole();
             DocumentResult cached = decode_json_document(text, d.container, limits, cache);
             DocumentResult plain = decode_json_document(text, d.container, limits);
             expect_same(cached, plain, text);
             if (HasFailure()) return;
+            if (d.container == Container::Array) {
+                // The same through an ArrayStream, in pieces of random sizes (one byte too):
+                // the same result, or nullopt exactly where the cache decoded the whole text.
+                ArrayStream stream(limits, streamed_cache);
+                for (size_t at = 0; at < text.size();) {
+                    size_t n = rng() % 4 == 0 ? 1 : 1 + rng() % 300;
+                    stream.feed(std::string_view(text).substr(at, n));
+                    at += n;
+                }
+                std::optional<DocumentResult> got = stream.finish();
+                bool went_whole = cache.documents_decoded_whole() != whole;
+                EXPECT_EQ(!got, went_whole) << text;
+                if (got) expect_same(*got, plain, text);
+                if (HasFailure()) return;
+            }
             size_t outcomes = plain.services.size() + plain.rejected_count() + plain.skipped;
             reused += outcomes - std::min<uint64_t>(outcomes, cache.objects_decoded() - before);
             edit(d, rng);
@@ -302,6 +318,48 @@ TEST(SpanCache, AnUnnamedRejectionIsNamedByItsNewPosition) {
     EXPECT_EQ(cache.objects_decoded(), 3u);  // decoded again at its new position
 }
 
+// A stream fed in pieces decodes only the changed object, keeps the pointers of the rest, and
+// one not finished (a transfer cut short) leaves the cache as the last finished one left it.
+TEST(ArrayStream, OneChangedObjectIsTheOnlyOneDecodedAndAnUnfinishedOneChangesNothing) {
+    std::vector<Element> elements;
+    for (int i = 0; i < 100; i++) elements.push_back({Valid, i, i, false});
+    auto array_of = [&] {
+        Doc d;
+        d.container = Container::Array;
+        d.elements = elements;
+        d.separators.assign(elements.size(), 0);
+        return document_text(d);
+    };
+    auto stream = [](const std::string &text, SpanCache &cache, size_t upto) {
+        ArrayStream s({}, cache);
+        for (size_t at = 0; at < upto; at += 100)
+            s.feed(std::string_view(text).substr(at, std::min<size_t>(100, upto - at)));
+        return upto == text.size() ? s.finish() : std::nullopt;
+    };
+    SpanCache cache;
+    std::string text = array_of();
+    std::optional<DocumentResult> first = stream(text, cache, text.size());
+    ASSERT_TRUE(first);
+    ASSERT_EQ(first->shared.size(), 100u);
+    EXPECT_EQ(cache.objects_decoded(), 100u);
+    elements[42].variant = 500;
+    text = array_of();
+    stream(text, cache, text.size() / 2);  // cut short
+    EXPECT_EQ(cache.size(), 100u);
+    std::optional<DocumentResult> second = stream(text, cache, text.size());
+    ASSERT_TRUE(second);
+    ASSERT_EQ(second->shared.size(), 100u);
+    // #42 was decoded by the stream cut short, which kept nothing, and then once more.
+    EXPECT_EQ(cache.objects_decoded(), 102u);
+    for (size_t i = 0; i < 100; i++) {
+        if (i == 42) {
+            EXPECT_EQ(second->shared[i]->endpoints[0].addresses[0].to_string(), "10.0.100.1");
+        } else {
+            EXPECT_EQ(second->shared[i], first->shared[i]) << i;
+        }
+    }
+}
+
 TEST(SpanCache, IrregularDocumentsAreDecodedWhole) {
     SpanCache cache;
     std::string good = "[" + element_text({Valid, 1, 1, false}) + "]";
@@ -310,11 +368,34 @@ TEST(SpanCache, IrregularDocumentsAreDecodedWhole) {
     for (std::string text : {"[" + element_text({Valid, 1, 1, false}) + ",7]",
                              "[" + element_text({Valid, 1, 1, false}) + ",]",
                              "[" + element_text({Valid, 1, 1, false}) + "] x",
-                             "[" + element_text({Valid, 1, 1, false}) + "\n"}) {
+                             "[" + element_text({Valid, 1, 1, false}) + "\n",
+                             "[," + element_text({Valid, 1, 1, false}) + "]",
+                             "x[" + element_text({Valid, 1, 1, false}) + "]",
+                             "[" + element_text({Valid, 1, 1, false}) + "}]", std::string("[]]")}) {
         uint64_t whole = cache.documents_decoded_whole();
         DocumentResult cached = decode_json_document(text, Container::Array, {}, cache);
         expect_same(cached, decode_json_document(text, Container::Array), text);
         EXPECT_EQ(cache.documents_decoded_whole(), whole + 1) << text;
+        // A stream leaves such a text to a whole decode, fed at once or byte by byte.
+        for (size_t piece : {text.size(), size_t{1}}) {
+            SpanCache fresh;
+            ArrayStream stream({}, fresh);
+            for (size_t at = 0; at < text.size(); at += piece)
+                stream.feed(std::string_view(text).substr(at, piece));
+            EXPECT_FALSE(stream.finish()) << text;
+        }
+    }
+    // Whitespace wherever JSON allows it is no reason to.
+    std::string spaced = " \n[ " + element_text({Valid, 1, 1, false}) + " ,\t" +
+                         element_text({Valid, 2, 2, false}) + "\r\n] \n";
+    for (size_t piece : {spaced.size(), size_t{1}}) {
+        SpanCache fresh;
+        ArrayStream stream({}, fresh);
+        for (size_t at = 0; at < spaced.size(); at += piece)
+            stream.feed(std::string_view(spaced).substr(at, piece));
+        std::optional<DocumentResult> got = stream.finish();
+        ASSERT_TRUE(got);
+        expect_same(*got, decode_json_document(spaced, Container::Array), spaced);
     }
     // A failed document leaves the cache as the last good one left it.
     uint64_t decoded = cache.objects_decoded();

@@ -244,6 +244,34 @@ TEST_F(HubSourceTest, ChangedAnswerIsFetchedAgainWithoutASnapshot) {
     EXPECT_EQ(hub.service_requests() - before, 2);
 }
 
+// An answer is decoded as it arrives; one that is not plainly an array of objects (here a
+// syntax error near its end) is fetched again whole, so that it is refused with the decoder's
+// error and its position, and the set and the snapshot stay.
+TEST_F(HubSourceTest, AnswerBrokenNearItsEndIsRefusedWithTheErrorsPosition) {
+    replace_file(data_file(), many(1000, "10.0.0.1", "10.0.0.2"));
+    Hub hub(certs, data_file());
+    HubOptions o = options(hub.url());
+    o.interval = 2s;
+    o.request_timeout = 15s;
+    auto src = start(o, collector);
+    ASSERT_TRUE(collector.wait_for_count(1, kLargeChange));
+    ASSERT_TRUE(eventually([&] { return read_file(snapshot_file()) == read_file(data_file()); }));
+    const std::string snapshot_before = read_file(snapshot_file());
+    std::string broken = many(1000, "10.0.0.1", "10.0.0.8");
+    broken.insert(broken.size() - 2, "x");
+    int before = hub.service_requests();
+    replace_file(data_file(), broken);
+    ASSERT_TRUE(eventually([&] { return src->status().total_failures >= 1; }, 2 * kLargeChange));
+    const std::string error = src->status().last_error;
+    const std::string expected = decode_json_document(broken, Container::Array).error;
+    ASSERT_NE(expected.find("not valid JSON"), std::string::npos) << expected;
+    EXPECT_NE(error.find(expected), std::string::npos) << error;
+    EXPECT_EQ(hub.service_requests() - before, 2);  // decoded as it came, then whole
+    EXPECT_EQ(collector.count(), 1u);
+    EXPECT_EQ(first_address(collector.latest(), "default/svc999"), "10.0.0.2");
+    EXPECT_EQ(read_file(snapshot_file()), snapshot_before);
+}
+
 TEST_F(HubSourceTest, RejectedObjectsAreLeftOut) {
     set_data({service_json("nginx", "default", {"10.0.0.1"}),
               service_json("broken", "default", {"10.0.0.300"})});
