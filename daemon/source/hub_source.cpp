@@ -137,6 +137,7 @@ struct HubSource::State {
         // False once the answer is known not to be plainly an array of objects: only a decode
         // of the whole text gives its error.
         bool feed(std::string_view data) {
+            if (data.empty()) return !stream_.irregular();
             size_ += data.size();
             stream_.feed(data);
             if (stream_.irregular()) return false;
