@@ -67,6 +67,15 @@ class HubSourceTest : public ::testing::Test {
         return o;
     }
 
+    // For a large answer (many() below): polled every 2 s, so that no other poll comes
+    // between a change and its delivery.
+    HubOptions large_answer_options(const std::string &url) const {
+        HubOptions o = options(url);
+        o.interval = 2s;
+        o.request_timeout = 15s;
+        return o;
+    }
+
     std::unique_ptr<HubSource> start(const HubOptions &o, Collector &c) {
         auto s = std::make_unique<HubSource>(o);
         s->start(c.callback());
@@ -198,10 +207,7 @@ TEST_F(HubSourceTest, ChangedAnswerIsTransferredOnceWithASnapshot) {
     replace_file(data_file(), many(1000, "10.0.0.1", "10.0.0.2"));
     ASSERT_GT(fs::file_size(data_file()), size_t{3} << 16);
     Hub hub(certs, data_file());
-    HubOptions o = options(hub.url());
-    o.interval = 2s;  // no other poll between a change and its delivery
-    o.request_timeout = 15s;
-    auto src = start(o, collector);
+    auto src = start(large_answer_options(hub.url()), collector);
     ASSERT_TRUE(collector.wait_for_count(1, kLargeChange));
     ASSERT_TRUE(eventually([&] { return read_file(snapshot_file()) == read_file(data_file()); }));
     // Each change is made right after a delivery, so one poll sees it: the requests the hub
@@ -231,9 +237,7 @@ TEST_F(HubSourceTest, ChangedAnswerIsTransferredOnceWithASnapshot) {
 TEST_F(HubSourceTest, ChangedAnswerIsFetchedAgainWithoutASnapshot) {
     replace_file(data_file(), many(1000, "10.0.0.1", "10.0.0.2"));
     Hub hub(certs, data_file());
-    HubOptions o = options(hub.url());
-    o.interval = 2s;
-    o.request_timeout = 15s;
+    HubOptions o = large_answer_options(hub.url());
     o.snapshot.clear();
     auto src = start(o, collector);
     ASSERT_TRUE(collector.wait_for_count(1, kLargeChange));
@@ -250,10 +254,7 @@ TEST_F(HubSourceTest, ChangedAnswerIsFetchedAgainWithoutASnapshot) {
 TEST_F(HubSourceTest, AnswerBrokenNearItsEndIsRefusedWithTheErrorsPosition) {
     replace_file(data_file(), many(1000, "10.0.0.1", "10.0.0.2"));
     Hub hub(certs, data_file());
-    HubOptions o = options(hub.url());
-    o.interval = 2s;
-    o.request_timeout = 15s;
-    auto src = start(o, collector);
+    auto src = start(large_answer_options(hub.url()), collector);
     ASSERT_TRUE(collector.wait_for_count(1, kLargeChange));
     ASSERT_TRUE(eventually([&] { return read_file(snapshot_file()) == read_file(data_file()); }));
     const std::string snapshot_before = read_file(snapshot_file());
