@@ -213,9 +213,10 @@ struct FileSource::State {
     // and the set is built from these. In path order, which is the files' order in the set.
     std::map<std::string, FileEntry> files;
     // What changed in `files` since the last set was built from them: the paths changed,
-    // added or removed, and the services and rejection keys they held before.
+    // added or removed; the services of those files that changed (the versions before and
+    // after; a service kept by pointer is not there), and the rejection keys they held before.
     std::set<std::string> changed_paths;
-    ServiceList changed_before;
+    ServiceList changed_before, changed_after;
     std::vector<std::string> rejections_before;
     // A hash of the namespace/name of every service of every file, sorted (a multiset): tells
     // for a name which no other file holds without searching the files.
@@ -282,15 +283,44 @@ struct FileSource::State {
         }
     }
 
-    // Notes that a file's entry is about to change or go: what it held is what changed.
+    // Notes that a file's entry goes: what it held is what changed.
     void forget(const std::string &file, const FileEntry &entry) {
-        changed_paths.insert(file);
-        for (const auto &svc : entry.services) {
-            changed_before.push_back(svc);
-            hashes_out.push_back(key_hash(svc->ns, svc->name));
-        }
+        forget_rejections(entry);
+        note_changes(file, entry.services, {});
+    }
+
+    void forget_rejections(const FileEntry &entry) {
         for (const auto &r : entry.rejected)
             if (!r.key.empty()) rejections_before.push_back(r.key);
+    }
+
+    // Notes the services of `file` that changed from `before` to `after` (both sorted by key):
+    // one walk, comparing pointers (the SpanCache and unique_services keep an unchanged
+    // service's), so that one changed object in a file of 100,000 costs one name to decide.
+    void note_changes(const std::string &file, const ServiceList &before,
+                      const ServiceList &after) {
+        changed_paths.insert(file);
+        size_t i = 0, j = 0;
+        while (i < before.size() || j < after.size()) {
+            if (i < before.size() && j < after.size() && before[i] == after[j]) {
+                ++i, ++j;
+                continue;
+            }
+            bool old_first =
+                j == after.size() || (i < before.size() && key_less(*before[i], *after[j]));
+            bool new_first =
+                i == before.size() || (j < after.size() && key_less(*after[j], *before[i]));
+            if (old_first) {
+                hashes_out.push_back(key_hash(before[i]->ns, before[i]->name));
+                changed_before.push_back(before[i++]);
+            } else if (new_first) {
+                hashes_in.push_back(key_hash(after[j]->ns, after[j]->name));
+                changed_after.push_back(after[j++]);
+            } else {  // another version of the same name: the name's hash stays
+                changed_before.push_back(before[i++]);
+                changed_after.push_back(after[j++]);
+            }
+        }
     }
 
     void apply_hash_changes() {
@@ -312,6 +342,7 @@ struct FileSource::State {
     void clear_changes() {
         changed_paths.clear();
         changed_before = ServiceList();
+        changed_after = ServiceList();
         rejections_before = std::vector<std::string>();
     }
 
@@ -407,10 +438,10 @@ struct FileSource::State {
             if (fresh) it = files.emplace(file, FileEntry{}).first;
             FileEntry &entry = it->second;
             if (fresh || entry.hash != hash || entry.bytes != text->size()) {
-                forget(file, entry);
+                forget_rejections(entry);
+                ServiceList before = std::move(entry.services);
                 decode_into(file, *text, entry);
-                for (const auto &svc : entry.services)
-                    hashes_in.push_back(key_hash(svc->ns, svc->name));
+                note_changes(file, before, entry.services);
                 entry.hash = hash;
                 entry.bytes = text->size();
             }
@@ -494,6 +525,7 @@ struct FileSource::State {
     std::optional<NextSet> assemble_changes(size_t &rejected) const {
         std::vector<Key> keys;
         for (const auto &svc : changed_before) keys.push_back(key_of(*svc));
+        for (const auto &svc : changed_after) keys.push_back(key_of(*svc));
         for (const auto &k : rejections_before) keys.push_back(split_key(k));
         std::unordered_set<std::string_view> rejected_keys;  // of every file, for the kept rule
         rejected = 0;
@@ -502,7 +534,6 @@ struct FileSource::State {
             for (const auto &r : entry.rejected)
                 if (!r.key.empty()) rejected_keys.insert(r.key);
             if (!changed_paths.count(path)) continue;
-            for (const auto &svc : entry.services) keys.push_back(key_of(*svc));
             for (const auto &r : entry.rejected)
                 if (!r.key.empty()) keys.push_back(split_key(r.key));
         }
