@@ -43,9 +43,14 @@ SortKey sort_key(const GlobalService &s, uint32_t pos) {
     return k;
 }
 
+bool same_prefix(const SortKey &a, const SortKey &b) {
+    return a.high == b.high && a.low == b.low;
+}
+
 // Sorts by namespace/name, stably (among equal keys the last in the document stays last): by
 // the keys' first 16 bytes held apart, a 100,000-service set being far larger than the caches.
-void sort_by_key(std::vector<ServicePtr> &in) {
+// Returns the keys in the new order, so that the caller compares neighbours by them too.
+std::vector<SortKey> sort_by_key(std::vector<ServicePtr> &in) {
     std::vector<SortKey> keys;
     keys.reserve(in.size());
     for (size_t i = 0; i < in.size(); ++i)
@@ -61,6 +66,7 @@ void sort_by_key(std::vector<ServicePtr> &in) {
     sorted.reserve(in.size());
     for (const SortKey &k : keys) sorted.push_back(std::move(in[k.pos]));
     in = std::move(sorted);
+    return keys;
 }
 
 }  // namespace
@@ -89,7 +95,7 @@ ServiceList unique_services(std::vector<GlobalService> &in, const ServiceList &h
 
 ServiceList unique_services(std::vector<ServicePtr> &in, const ServiceList &held,
                             const std::string &label, const std::string &where) {
-    sort_by_key(in);
+    const std::vector<SortKey> keys = sort_by_key(in);
     ServiceList out;
     out.reserve(in.size());
     // Few services against a large held set (one file of many): each is searched; else `held`
@@ -98,7 +104,8 @@ ServiceList unique_services(std::vector<ServicePtr> &in, const ServiceList &held
     size_t h = 0;
     bool run_starts = true;  // in[r - 1] ended a run (it may be moved out already)
     for (size_t r = 0; r < in.size(); ++r) {
-        bool last_of_run = r + 1 == in.size() || ptr_less(in[r], in[r + 1]);
+        bool last_of_run =
+            r + 1 == in.size() || !same_prefix(keys[r], keys[r + 1]) || ptr_less(in[r], in[r + 1]);
         bool first_of_run = run_starts;
         run_starts = last_of_run;
         if (!last_of_run) {
@@ -111,7 +118,8 @@ ServiceList unique_services(std::vector<ServicePtr> &in, const ServiceList &held
             h = static_cast<size_t>(std::lower_bound(held.begin(), held.end(), in[r], ptr_less) -
                                     held.begin());
         } else {
-            while (h < held.size() && ptr_less(held[h], in[r])) ++h;
+            // Mostly the very pointer held (an unchanged object): no names compared.
+            while (h < held.size() && held[h] != in[r] && ptr_less(held[h], in[r])) ++h;
         }
         if (h < held.size() && (held[h] == in[r] || *held[h] == *in[r]))
             out.push_back(held[h]);
