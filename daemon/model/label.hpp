@@ -5,9 +5,11 @@
 
 #include <atomic>
 #include <cstddef>
+#include <cstdint>
 #include <iosfwd>
 #include <string>
 #include <string_view>
+#include <utility>
 
 namespace fabdns {
 
@@ -18,9 +20,11 @@ namespace fabdns {
 class Label {
   public:
     Label() noexcept = default;
-    Label(std::string_view text) : e_(intern(text)) {}  // NOLINT: implicit, as std::string
-    Label(const std::string &text) : Label(std::string_view(text)) {}  // NOLINT
-    Label(const char *text) : Label(std::string_view(text)) {}         // NOLINT
+    // Implicit both ways, as a std::string field was: assignments from strings and reads as
+    // strings compile unchanged.
+    Label(std::string_view text) : e_(intern(text)) {}
+    Label(const std::string &text) : Label(std::string_view(text)) {}
+    Label(const char *text) : Label(std::string_view(text)) {}
     Label(const Label &o) noexcept : e_(o.e_) {
         if (e_) e_->refs.fetch_add(1, std::memory_order_relaxed);
     }
@@ -34,8 +38,8 @@ class Label {
     }
 
     const std::string &str() const noexcept { return e_ ? e_->text : empty_string(); }
-    operator const std::string &() const noexcept { return str(); }  // NOLINT
-    operator std::string_view() const noexcept { return str(); }     // NOLINT
+    operator const std::string &() const noexcept { return str(); }
+    operator std::string_view() const noexcept { return str(); }
     bool empty() const noexcept { return e_ == nullptr; }
     size_t size() const noexcept { return str().size(); }
 
