@@ -169,8 +169,8 @@ inline std::vector<QueryName> query_names(const std::vector<GlobalService> &serv
             }
             if (s.type == ServiceType::Headless)
                 for (const Endpoint &e : s.endpoints)
-                    if (e.hostname)
-                        add(*e.hostname + "." + e.cluster + "." + base + ".svc." + z, "pod");
+                    if (!e.hostname.empty())
+                        add(e.hostname + "." + e.cluster + "." + base + ".svc." + z, "pod");
             if (i % 25 == 0) {
                 add("nope-" + std::to_string(i) + "." + s.ns + ".svc." + z, "miss");
                 add(s.ns + ".svc." + z, "ent");

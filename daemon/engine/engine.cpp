@@ -64,8 +64,8 @@ const char *family_text(size_t fam) {
 }
 
 std::string endpoint_label(const Endpoint &e, const IpAddr &a) {
-    std::string s = e.cluster + "/" + a.to_string();
-    if (e.hostname) s += " (" + *e.hostname + ")";
+    std::string s = e.cluster.str() + "/" + a.to_string();
+    if (!e.hostname.empty()) s += " (" + e.hostname + ")";
     return s;
 }
 

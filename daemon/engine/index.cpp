@@ -136,7 +136,7 @@ uint32_t service_hash(const GlobalService &s) {
         f.str(e.cluster);
         f.str(e.zone);
         f.str(e.region);
-        f.str(e.hostname.value_or(""));
+        f.str(e.hostname);
         for (const IpAddr &a : e.addresses) f.bytes(a.bytes.data(), a.size());
     }
     return f.h;
@@ -170,7 +170,7 @@ std::shared_ptr<const ServiceInfo> compute(const GlobalService &svc, const NodeT
     size_t text_size = svc.ns.size() + 1 + svc.name.size();
     for (const Endpoint &ep : svc.endpoints) text_size += ep.cluster.size();
     if (svc.type == ServiceType::Headless)
-        for (const Endpoint &ep : svc.endpoints) text_size += ep.hostname.value_or("").size();
+        for (const Endpoint &ep : svc.endpoints) text_size += ep.hostname.size();
     si.text.reserve(text_size);
     si.text.append(svc.ns).append("/").append(svc.name);
     si.key_size = static_cast<uint32_t>(si.text.size());
@@ -219,8 +219,8 @@ std::shared_ptr<const ServiceInfo> compute(const GlobalService &svc, const NodeT
         // Endpoints sharing a hostname in one cluster are one name with all their addresses.
         std::vector<std::pair<std::pair<uint32_t, std::string_view>, size_t>> pods;
         for (size_t e = 0; e < svc.endpoints.size(); e++)
-            if (svc.endpoints[e].hostname)
-                pods.push_back({{cluster_of[e], *svc.endpoints[e].hostname}, e});
+            if (!svc.endpoints[e].hostname.empty())
+                pods.push_back({{cluster_of[e], svc.endpoints[e].hostname}, e});
         std::sort(pods.begin(), pods.end());
         for (size_t p = 0; p < pods.size();) {
             std::array<std::vector<IpAddr>, 2> addrs;

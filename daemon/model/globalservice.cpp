@@ -136,8 +136,18 @@ bool opt_string(Ctx &ctx, const V &obj, const Path &path, const char *key, std::
     return true;
 }
 
+// The same into a Label: interned straight from the input's text.
 template <class V>
-bool req_string(Ctx &ctx, const V &obj, const Path &path, const char *key, std::string &out) {
+bool opt_string(Ctx &ctx, const V &obj, const Path &path, const char *key, Label &out) {
+    auto v = obj.get(key);
+    if (!v) return true;
+    if (!v->is_string()) return ctx.wrong_type(path / key, "a string", *v);
+    out = Label(v->str());
+    return true;
+}
+
+template <class V, class S>
+bool req_string(Ctx &ctx, const V &obj, const Path &path, const char *key, S &out) {
     if (!opt_string(ctx, obj, path, key, out)) return false;
     if (out.empty()) return ctx.fail(path / key, "missing");
     return true;
@@ -230,12 +240,9 @@ bool decode_endpoint(Ctx &ctx, const V &v, const Path &path, Endpoint &out) {
     });
     if (!ok) return false;
 
-    std::string hostname;
-    if (!opt_string(ctx, v, path, "hostname", hostname)) return false;
-    if (!hostname.empty()) {
-        if (!dns_label_field(ctx, path / "hostname", hostname)) return false;
-        out.hostname = std::move(hostname);
-    }
+    if (!opt_string(ctx, v, path, "hostname", out.hostname)) return false;
+    if (!out.hostname.empty() && !dns_label_field(ctx, path / "hostname", out.hostname))
+        return false;
 
     // The cluster is part of DNS names (<cluster>.<svc>.<ns>.svc.Z), so it must be a label too.
     if (!req_string(ctx, v, path, "cluster", out.cluster)) return false;
@@ -436,19 +443,19 @@ std::string encode_globalservices(const std::vector<GlobalService> &services) {
     for (const GlobalService &s : services) {
         json ports = json::array();
         for (const ServicePort &p : s.ports) {
-            json port = {{"protocol", p.protocol}, {"port", p.port}};
-            if (!p.name.empty()) port["name"] = p.name;
-            if (!p.app_protocol.empty()) port["appProtocol"] = p.app_protocol;
+            json port = {{"protocol", p.protocol.str()}, {"port", p.port}};
+            if (!p.name.empty()) port["name"] = p.name.str();
+            if (!p.app_protocol.empty()) port["appProtocol"] = p.app_protocol.str();
             ports.push_back(std::move(port));
         }
         json endpoints = json::array();
         for (const Endpoint &e : s.endpoints) {
             json addrs = json::array();
             for (const IpAddr &a : e.addresses) addrs.push_back(a.to_string());
-            json ep = {{"addresses", std::move(addrs)}, {"cluster", e.cluster}};
-            if (e.hostname) ep["hostname"] = *e.hostname;
-            if (!e.zone.empty()) ep["zone"] = e.zone;
-            if (!e.region.empty()) ep["region"] = e.region;
+            json ep = {{"addresses", std::move(addrs)}, {"cluster", e.cluster.str()}};
+            if (!e.hostname.empty()) ep["hostname"] = e.hostname;
+            if (!e.zone.empty()) ep["zone"] = e.zone.str();
+            if (!e.region.empty()) ep["region"] = e.region.str();
             endpoints.push_back(std::move(ep));
         }
         json md = {{"name", s.name}, {"namespace", s.ns}};

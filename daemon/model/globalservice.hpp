@@ -13,6 +13,7 @@
 #include <nlohmann/json_fwd.hpp>
 
 #include "common/net.hpp"
+#include "model/label.hpp"
 #include "model/tree.hpp"
 
 namespace fabdns {
@@ -21,24 +22,30 @@ namespace fabdns {
 inline constexpr std::string_view kGlobalServiceApiVersion = "dns.fabedge.io/v1alpha1";
 inline constexpr std::string_view kGlobalServiceKind = "GlobalService";
 
-enum class ServiceType { ClusterIP, Headless };
+enum class ServiceType : uint8_t { ClusterIP, Headless };
 const char *to_string(ServiceType type);
 
+// The model is what every source holds for every service (100,000 x 3 endpoints on an edge node
+// in 256 MiB), so it is kept small: strings that repeat across services (port names and
+// protocols, clusters, zones, regions) are interned Labels of 8 bytes; the sizes are asserted
+// below.
 struct ServicePort {
-    std::string name;
-    std::string protocol = "TCP";
+    Label name;
+    Label protocol = "TCP";
     uint16_t port = 0;
-    std::string app_protocol;
+    Label app_protocol;
 
     bool operator==(const ServicePort &) const = default;
 };
 
 struct Endpoint {
     std::vector<IpAddr> addresses;
-    std::optional<std::string> hostname;  // a DNS label; set for pods of Headless services
+    // A DNS label, never empty when present: "" is no hostname. Set for pods of Headless
+    // services.
+    std::string hostname;
     // targetRef is checked for its shape but not kept: nothing answers from it, and it would
     // take 136 bytes per endpoint.
-    std::string cluster, zone, region;
+    Label cluster, zone, region;
 
     bool operator==(const Endpoint &) const = default;
 };
@@ -52,6 +59,9 @@ struct GlobalService {
     std::string key() const { return ns + "/" + name; }
     bool operator==(const GlobalService &) const = default;
 };
+
+static_assert(sizeof(ServicePort) == 32);
+static_assert(sizeof(Endpoint) == 80);
 
 // One service as a set holds it: immutable and shared, so the next set re-uses every service
 // that did not change (a pointer copy, not ~800 bytes), and the engine tells an unchanged

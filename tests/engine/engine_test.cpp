@@ -677,7 +677,7 @@ std::set<std::string> candidate_names(const std::vector<GlobalService> &services
     for (const auto &s : services)
         for (const auto &ep : s.endpoints) {
             clusters.insert(ep.cluster);
-            if (ep.hostname) hostnames.insert(*ep.hostname);
+            if (!ep.hostname.empty()) hostnames.insert(ep.hostname);
         }
     std::set<std::string> out;
     for (const auto &z : zones) {

@@ -5,7 +5,6 @@
 
 #include <algorithm>
 #include <initializer_list>
-#include <optional>
 #include <string>
 #include <vector>
 
@@ -14,8 +13,7 @@
 namespace fabdns::testing {
 
 inline Endpoint endpoint(std::string cluster, std::string zone, std::string region,
-                         std::initializer_list<const char *> addresses,
-                         std::optional<std::string> hostname = std::nullopt) {
+                         std::initializer_list<const char *> addresses, std::string hostname = "") {
     Endpoint e;
     e.cluster = std::move(cluster);
     e.zone = std::move(zone);

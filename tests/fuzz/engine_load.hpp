@@ -24,8 +24,8 @@ inline void load_into_engine(std::vector<GlobalService> services) {
         if (!first.endpoints.empty()) {
             const Endpoint &e = first.endpoints.front();
             (void)engine.resolve(e.cluster + "." + name + ".svc.global", type);
-            if (e.hostname)
-                (void)engine.resolve(*e.hostname + "." + e.cluster + "." + name + ".svc.global",
+            if (!e.hostname.empty())
+                (void)engine.resolve(e.hostname + "." + e.cluster + "." + name + ".svc.global",
                                      type);
         }
     }

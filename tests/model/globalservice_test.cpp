@@ -92,7 +92,7 @@ TEST(GlobalServiceDecode, DecodesEveryField) {
     EXPECT_EQ(bj.cluster, "beijing");
     EXPECT_EQ(bj.zone, "bj-1");
     EXPECT_EQ(bj.region, "north");
-    EXPECT_FALSE(bj.hostname);
+    EXPECT_TRUE(bj.hostname.empty());
     const Endpoint &sh = svc->endpoints[1];
     ASSERT_EQ(sh.addresses.size(), 2u);
     EXPECT_TRUE(sh.addresses[0].is_v4());
@@ -221,7 +221,7 @@ TEST(GlobalServiceDecode, HostnameMustBeADnsLabel) {
     j["spec"]["endpoints"][0]["hostname"] = "";
     svc = decode(j, why);
     ASSERT_TRUE(svc) << why;
-    EXPECT_FALSE(svc->endpoints[0].hostname);
+    EXPECT_TRUE(svc->endpoints[0].hostname.empty());
 }
 
 TEST(GlobalServiceDecode, MetadataNameAndNamespaceAreRequiredLabels) {
@@ -719,7 +719,7 @@ spec:
     EXPECT_EQ(r.services[0].ports[1].port, 53);
     EXPECT_EQ(r.services[0].endpoints[0].zone, "12");
     EXPECT_EQ(r.services[0].endpoints[0].region, "");
-    EXPECT_FALSE(r.services[0].endpoints[0].hostname);
+    EXPECT_TRUE(r.services[0].endpoints[0].hostname.empty());
 }
 
 TEST(DecodeYamlDocuments, InvalidYamlRefusesTheStreamWithLine) {
