@@ -239,7 +239,6 @@ struct KubernetesSource::State {
         decode_cache.begin_batch();
         bool complete = list_pages();
         decode_cache.end_batch(complete);
-        objects_decoded = decode_cache.objects_decoded();
         return complete;
     }
 
@@ -270,6 +269,7 @@ struct KubernetesSource::State {
             limits.max_object_bytes = options.max_object_bytes;
             DocumentResult page =
                 decode_json_document(resp.body, Container::List, limits, decode_cache);
+            objects_decoded = decode_cache.objects_decoded();  // before any delivery
             resp.body = std::string();  // the page's bytes are no longer needed
             if (!page.error.empty()) {
                 bool syntax = page.error.rfind("not valid JSON", 0) == 0;
