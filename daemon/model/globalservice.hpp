@@ -27,8 +27,8 @@ const char *to_string(ServiceType type);
 
 // The model is what every source holds for every service (100,000 x 3 endpoints on an edge node
 // in 256 MiB), so it is kept small: strings that repeat across services (port names and
-// protocols, clusters, zones, regions) are interned Labels of 8 bytes; the sizes are asserted
-// below.
+// protocols, clusters, zones, regions, pod hostnames) are interned Labels of 8 bytes; the sizes
+// are asserted below.
 struct ServicePort {
     Label name;
     Label protocol = "TCP";
@@ -41,8 +41,8 @@ struct ServicePort {
 struct Endpoint {
     std::vector<IpAddr> addresses;
     // A DNS label, never empty when present: "" is no hostname. Set for pods of Headless
-    // services.
-    std::string hostname;
+    // services; StatefulSets repeat the same names ("web-0") across services, hence a Label.
+    Label hostname;
     // targetRef is checked for its shape but not kept: nothing answers from it, and it would
     // take 136 bytes per endpoint.
     Label cluster, zone, region;
@@ -61,7 +61,7 @@ struct GlobalService {
 };
 
 static_assert(sizeof(ServicePort) == 32);
-static_assert(sizeof(Endpoint) == 80);
+static_assert(sizeof(Endpoint) == 56);
 
 // One service as a set holds it: immutable and shared, so the next set re-uses every service
 // that did not change (a pointer copy, not ~800 bytes), and the engine tells an unchanged
