@@ -10,6 +10,7 @@
 #include <memory>
 #include <optional>
 #include <random>
+#include <span>
 #include <stdexcept>
 #include <string_view>
 #include <vector>
@@ -109,8 +110,7 @@ struct HubSource::State {
     ServiceSet held = std::make_shared<const ServiceList>();
     bool holding = false;
 
-    static bool same_blocks(const std::vector<XXH128_hash_t> &a,
-                            const std::vector<XXH128_hash_t> &b) {
+    static bool same_blocks(std::span<const XXH128_hash_t> a, std::span<const XXH128_hash_t> b) {
         return std::equal(a.begin(), a.end(), b.begin(), b.end(),
                           [](XXH128_hash_t x, XXH128_hash_t y) { return XXH128_isEqual(x, y); });
     }
@@ -394,11 +394,8 @@ struct HubSource::State {
             posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);  // see StagedFile::commit
             ::close(fd);
             // The snapshot may hold another answer (or the set written out).
-            return ok && intake_->blocks().size() == blocks_ &&
-                   std::equal(intake_->blocks().begin(), intake_->blocks().end(),
-                              s_.accepted_blocks.begin(), [](XXH128_hash_t x, XXH128_hash_t y) {
-                                  return XXH128_isEqual(x, y);
-                              });
+            return ok &&
+                   same_blocks(intake_->blocks(), std::span(s_.accepted_blocks).first(blocks_));
         }
 
         State &s_;
