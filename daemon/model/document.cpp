@@ -1423,14 +1423,21 @@ DocumentResult decode_json_document(std::string_view text, Container container,
     return out;
 }
 
-// --- ArrayStream -------------------------------------------------------------------------
+// --- DocumentStream ----------------------------------------------------------------------
 
-struct ArrayStream::State {
-    State(const DecodeLimits &l, SpanCache &cache) : limits(l), owner(cache), c(*cache.impl_) {}
+struct DocumentStream::State {
+    State(Container k, const DecodeLimits &l, SpanCache &cache)
+        : container(k), limits(l), owner(cache), c(*cache.impl_) {}
 
-    // Where the text is: before '[', after it, inside an object, after an object, after a
-    // comma, after ']', or somewhere object_spans would refuse.
+    // Which part of the document the text is in: before its first byte, in an array of objects
+    // (the whole document), in a List's envelope, in its items' array, after its last '}', or
+    // somewhere decode_spans would refuse.
+    enum class Part { Start, Array, Envelope, Items, After, Irregular };
+    // Where an array's text is: before '[', after it, inside an object, after an object, after
+    // a comma, after ']', or somewhere object_spans would refuse.
     enum class At { Start, First, Object, AfterObject, AfterComma, End, Irregular };
+    Container container;
+    Part part = Part::Start;
     At at = At::Start;
     DecodeLimits limits;
     SpanCache &owner;
@@ -1441,18 +1448,65 @@ struct ArrayStream::State {
     size_t index = 0;
     bool finished = false;
 
+    // A List's envelope, byte by byte (it is small): its text with "[]" for the items, and
+    // where its members' keys are, as items_member finds them.
+    std::string envelope;
+    size_t depth = 0;
+    bool in_string = false, escaped = false;
+    bool key_next = false;  // at depth 1 after '{' or ',': the next string is a key
+    bool in_key = false;    // that key is being read (from key_from in `envelope`)
+    size_t key_from = 0;
+    bool items_key = false;    // the last key at depth 1 was "items"...
+    bool items_value = false;  // ...and its ':' came: the next byte starts its value
+    bool items_seen = false;
+
+    bool irregular() const { return part == Part::Irregular; }
+
     void feed(std::string_view t) {
         size_t i = 0;
+        while (i < t.size() && part != Part::Irregular) {
+            switch (part) {
+                case Part::Start:
+                    if (json_space(t[i])) {
+                        ++i;
+                    } else if (t[i] == '[' && container != Container::List) {
+                        part = Part::Array;
+                    } else if (t[i] == '{' && container != Container::Array) {
+                        part = Part::Envelope;
+                    } else {
+                        part = Part::Irregular;
+                    }
+                    break;
+                case Part::Array:
+                case Part::Items:
+                    i = feed_array(t, i, part == Part::Items);
+                    if (at == At::Irregular) part = Part::Irregular;
+                    if (part == Part::Items && at == At::End) part = Part::Envelope;
+                    break;
+                case Part::Envelope:
+                    i = feed_envelope(t, i);
+                    break;
+                default:  // After
+                    if (!json_space(t[i])) part = Part::Irregular;
+                    ++i;
+            }
+        }
+    }
+
+    // The array's text from t[i]: returns where it stopped (t's end, or one past the ']' of a
+    // List's items).
+    size_t feed_array(std::string_view t, size_t i, bool items) {
+        const size_t nesting = items ? 2 : 1;
         while (i < t.size() && at != At::Irregular) {
             if (at == At::Object) {
                 size_t e = scan.run(t, i);
                 if (e == kNone) {
                     object.append(t.substr(i));
-                    return;
+                    return t.size();
                 }
                 std::string_view span = t.substr(i, e - i);
                 if (!object.empty()) span = object.append(span);
-                at = take_span(span, index, 1, limits, c, out, owner.objects_decoded_)
+                at = take_span(span, index, nesting, limits, c, out, owner.objects_decoded_)
                          ? At::AfterObject
                          : At::Irregular;
                 ++index;
@@ -1474,6 +1528,7 @@ struct ArrayStream::State {
             } else if ((at == At::First || at == At::AfterObject) && ch == ']') {
                 at = At::End;
                 ++i;
+                if (items) return i;
             } else if (at == At::AfterObject && ch == ',') {
                 at = At::AfterComma;
                 ++i;
@@ -1481,35 +1536,114 @@ struct ArrayStream::State {
                 at = At::Irregular;
             }
         }
+        return i;
+    }
+
+    // The envelope's text from t[i], up to its end or the items' '[' (not consumed). Refuses
+    // what items_member refuses: a key with an escape, "items" twice or not an array.
+    size_t feed_envelope(std::string_view t, size_t i) {
+        for (; i < t.size(); ++i) {
+            char ch = t[i];
+            if (in_string) {
+                envelope += ch;
+                if (escaped) {
+                    escaped = false;
+                } else if (ch == '\\') {
+                    if (in_key) return fail(i);
+                    escaped = true;
+                } else if (ch == '"') {
+                    in_string = false;
+                    if (in_key) {
+                        in_key = false;
+                        items_key = std::string_view(envelope).substr(key_from) == "items\"";
+                    }
+                }
+                continue;
+            }
+            if (json_space(ch)) {
+                envelope += ch;
+                continue;
+            }
+            if (items_value) {
+                items_value = false;
+                if (ch != '[' || items_seen) return fail(i);
+                items_seen = true;
+                envelope += "[]";
+                part = Part::Items;
+                return i;
+            }
+            envelope += ch;
+            const bool after_items_key = items_key;
+            items_key = false;
+            if (ch == '"') {
+                in_string = true;
+                in_key = depth == 1 && key_next;
+                key_from = envelope.size();
+                key_next = false;
+            } else if (ch == '{' || ch == '[') {
+                key_next = ++depth == 1;
+            } else if (ch == '}' || ch == ']') {
+                if (depth == 0) return fail(i);
+                if (--depth == 0) {
+                    part = Part::After;
+                    return i + 1;
+                }
+            } else if (ch == ',' && depth == 1) {
+                key_next = true;
+            } else if (ch == ':' && depth == 1) {
+                items_value = after_items_key;
+            }
+        }
+        return i;
+    }
+
+    size_t fail(size_t i) {
+        part = Part::Irregular;
+        return i;
+    }
+
+    // The result, as decode_spans gives it, or nullopt.
+    std::optional<DocumentResult> result() {
+        if (part == Part::Array && at == At::End) return std::move(out);
+        if (part != Part::After || !items_seen) return std::nullopt;
+        // The envelope (kind, metadata, ...) is decoded as always, with an empty list of items.
+        DocumentResult env = decode_json_document(envelope, container, limits);
+        if (!env.error.empty() || !env.services.empty() || !env.rejected.empty() ||
+            env.skipped != 0 || env.unlisted_rejections != 0)
+            return std::nullopt;
+        out.resource_version = std::move(env.resource_version);
+        out.continue_token = std::move(env.continue_token);
+        return std::move(out);
     }
 };
 
-ArrayStream::ArrayStream(const DecodeLimits &limits, SpanCache &cache)
-    : s_(std::make_unique<State>(limits, cache)) {
+DocumentStream::DocumentStream(Container container, const DecodeLimits &limits, SpanCache &cache)
+    : s_(std::make_unique<State>(container, limits, cache)) {
     use_limits(s_->c, limits);
     s_->c.next.reserve(s_->c.last.size());
 }
 
-ArrayStream::~ArrayStream() {
+DocumentStream::~DocumentStream() {
     if (!s_->finished) s_->c.roll_back();
 }
 
-void ArrayStream::feed(std::string_view piece) {
+void DocumentStream::feed(std::string_view piece) {
     s_->feed(piece);
 }
 
-bool ArrayStream::irregular() const {
-    return s_->at == State::At::Irregular;
+bool DocumentStream::irregular() const {
+    return s_->irregular();
 }
 
-std::optional<DocumentResult> ArrayStream::finish() {
+std::optional<DocumentResult> DocumentStream::finish() {
     s_->finished = true;
-    if (s_->at != State::At::End) {
+    std::optional<DocumentResult> got = s_->result();
+    if (got) {
+        s_->c.commit();
+    } else {
         s_->c.roll_back();
-        return std::nullopt;
     }
-    s_->c.commit();
-    return std::move(s_->out);
+    return got;
 }
 
 }  // namespace fabdns

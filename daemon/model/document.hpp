@@ -68,7 +68,7 @@ class SpanCache {
   private:
     friend DocumentResult decode_json_document(std::string_view, Container, const DecodeLimits &,
                                                SpanCache &);
-    friend class ArrayStream;
+    friend class DocumentStream;
     std::unique_ptr<Impl> impl_;
     uint64_t objects_decoded_ = 0, documents_decoded_whole_ = 0;
 };
@@ -84,19 +84,20 @@ class SpanCache {
 DocumentResult decode_json_document(std::string_view text, Container container,
                                     const DecodeLimits &limits, SpanCache &cache);
 
-// decode_json_document(text, Container::Array, limits, cache) for text that arrives in pieces,
-// holding only the object being received (copied only when it spans two pieces): a hub answer
-// (47 MB at 100,000 services) is never held whole. finish() gives that call's result, or
-// nullopt when the text is not plainly an array of objects or an element does not decode on
-// its own: then only a decode of the whole text gives the error (with its line and column). The
+// decode_json_document(text, container, limits, cache) for text that arrives in pieces, holding
+// only the object being received (copied only when it spans two pieces) and a List's envelope:
+// a hub answer (47 MB at 100,000 services) or a manifest file is never held whole. finish()
+// gives that call's result, or nullopt when the text is not plainly an array of objects (or a
+// List of them) or an element does not decode on its own: then only a decode of the whole text
+// gives the result (a single object's manifest) or the error (with its line and column). The
 // cache keeps the last document it finished until this one finishes; one not finished, or
 // finished with nullopt, leaves it as it was. Not for a cache in a batch.
-class ArrayStream {
+class DocumentStream {
   public:
-    ArrayStream(const DecodeLimits &limits, SpanCache &cache);
-    ~ArrayStream();
-    ArrayStream(const ArrayStream &) = delete;
-    ArrayStream &operator=(const ArrayStream &) = delete;
+    DocumentStream(Container container, const DecodeLimits &limits, SpanCache &cache);
+    ~DocumentStream();
+    DocumentStream(const DocumentStream &) = delete;
+    DocumentStream &operator=(const DocumentStream &) = delete;
 
     void feed(std::string_view piece);
     // Already known to need the whole text (the rest need not be fed).

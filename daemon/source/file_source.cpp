@@ -52,6 +52,10 @@ bool has_manifest_extension(const std::string &name) {
     return ends_with(".yaml") || ends_with(".yml") || ends_with(".json");
 }
 
+bool is_json(const std::string &name) {
+    return name.size() > 5 && name.compare(name.size() - 5, 5, ".json") == 0;
+}
+
 std::string stat_signature(const std::string &path) {
     struct stat st {};
     if (stat(path.c_str(), &st) != 0) return "!" + std::to_string(errno);
@@ -87,8 +91,7 @@ namespace source_detail {
 
 bool decode_manifest_file(const std::string &name, const std::string &text, DecodeResult &out,
                           std::string &why, SpanCache *cache) {
-    bool json = name.size() > 5 && name.compare(name.size() - 5, 5, ".json") == 0;
-    DocumentResult doc = !json   ? decode_yaml_documents(text)
+    DocumentResult doc = !is_json(name) ? decode_yaml_documents(text)
                          : cache ? decode_json_document(text, Container::Manifest, {}, *cache)
                                  : decode_json_document(text, Container::Manifest);
     if (!doc.error.empty()) {
@@ -123,6 +126,28 @@ int64_t to_ns(const timespec &t) {
 // some filesystems by the second or two).
 constexpr int64_t kRacyNs = 2'000'000'000;
 
+// Reads `fd` from where it is to its end in pieces of 256 KiB (small enough to stay in the CPU's
+// cache while each is hashed and scanned); false on a read error.
+template <typename Each>
+bool read_pieces(int fd, Each &&each) {
+    std::vector<char> buf(size_t{256} << 10);
+    for (;;) {
+        ssize_t n = read_fully(fd, buf.data(), buf.size());
+        if (n < 0) return false;
+        if (n == 0) return true;
+        each(std::string_view(buf.data(), static_cast<size_t>(n)));
+    }
+}
+
+using HashState = std::unique_ptr<XXH3_state_t, decltype(&XXH3_freeState)>;
+
+HashState new_hash() {
+    HashState state(XXH3_createState(), XXH3_freeState);
+    if (!state) throw std::bad_alloc();
+    XXH3_64bits_reset(state.get());
+    return state;
+}
+
 // The XXH3 of a file's bytes, read in pieces: a file read again only because its last change
 // was too recent for its stat to tell the next one (FileEntry::racy) is checked without holding
 // its text (45 MB at 100,000 services) beside the set the engine holds. nullopt when it cannot
@@ -130,19 +155,12 @@ constexpr int64_t kRacyNs = 2'000'000'000;
 std::optional<std::pair<uint64_t, size_t>> hash_file(const std::string &path) {
     int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
     if (fd < 0) return std::nullopt;
-    std::unique_ptr<XXH3_state_t, decltype(&XXH3_freeState)> state(XXH3_createState(),
-                                                                   XXH3_freeState);
-    std::vector<char> buf(size_t{256} << 10);
+    HashState state = new_hash();
     size_t bytes = 0;
-    bool ok = state != nullptr;
-    if (ok) XXH3_64bits_reset(state.get());
-    while (ok) {
-        ssize_t n = read_fully(fd, buf.data(), buf.size());
-        ok = n >= 0;
-        if (n <= 0) break;
-        XXH3_64bits_update(state.get(), buf.data(), static_cast<size_t>(n));
-        bytes += static_cast<size_t>(n);
-    }
+    bool ok = read_pieces(fd, [&](std::string_view piece) {
+        XXH3_64bits_update(state.get(), piece.data(), piece.size());
+        bytes += piece.size();
+    });
     close(fd);
     if (!ok) return std::nullopt;
     return std::pair<uint64_t, size_t>{XXH3_64bits_digest(state.get()), bytes};
@@ -379,27 +397,91 @@ struct FileSource::State {
         return std::any_of(files.begin(), files.end(), [](const auto &f) { return f.second.racy; });
     }
 
-    // Decodes one file's text into `entry`: its services sorted and de-duplicated (the last of
-    // a name wins), each equal held service re-used.
+    // Decodes one file's text into `entry`.
     void decode_into(const std::string &file, const std::string &text, FileEntry &entry) {
-        decodes++;
         std::string name = std::filesystem::path(file).filename().string();
         DecodeResult one;
-        entry.error.clear();
+        uint64_t objects_before = entry.cache.objects_decoded();
+        std::string error;
+        bool ok = decode_manifest_file(name, text, one, error, &entry.cache);
+        objects += entry.cache.objects_decoded() - objects_before;
+        store(name, ok ? &one : nullptr, error, entry);
+    }
+
+    // A file's decoded services (or, when `one` is null, the error that refused it) into
+    // `entry`: sorted and de-duplicated (the last of a name wins), each equal held service
+    // re-used.
+    void store(const std::string &name, DecodeResult *one, std::string error, FileEntry &entry) {
+        decodes++;
+        entry.error = std::move(error);
         entry.services.clear();
         entry.rejected.clear();
         entry.unlisted_rejections = 0;
-        uint64_t objects_before = entry.cache.objects_decoded();
-        bool ok = decode_manifest_file(name, text, one, entry.error, &entry.cache);
-        objects += entry.cache.objects_decoded() - objects_before;
-        if (!ok) return;
-        entry.services = one.services.empty()
-                             ? unique_services(one.shared, *held, health.label(), " in " + name)
-                             : unique_services(one.services, *held, health.label(), " in " + name);
-        for (auto &r : one.rejected) r.object = name + ": " + r.object;
-        log_rejections(one, health.label());
-        entry.rejected = std::move(one.rejected);
-        entry.unlisted_rejections = one.unlisted_rejections;
+        if (!one) return;
+        entry.services = one->services.empty()
+                             ? unique_services(one->shared, *held, health.label(), " in " + name)
+                             : unique_services(one->services, *held, health.label(), " in " + name);
+        for (auto &r : one->rejected) r.object = name + ": " + r.object;
+        log_rejections(*one, health.label());
+        entry.rejected = std::move(one->rejected);
+        entry.unlisted_rejections = one->unlisted_rejections;
+    }
+
+    // A file's text as it is now, hashed, with the services it holds in `decoded` when it is a
+    // JSON array or List and its bytes differ from `entry`'s: read in pieces, each decoded
+    // through the entry's cache as it comes (a List of 100,000 is never held whole, and each
+    // piece is scanned while it is in the CPU's cache). `text` holds the text only when it
+    // must be decoded whole (YAML, a single object, an error to report with its position).
+    struct Read {
+        uint64_t hash = 0;
+        size_t bytes = 0;
+        std::optional<DocumentResult> decoded;
+        std::string text;
+    };
+    bool read_file(const std::string &file, const FileEntry *entry, SpanCache &cache, Read &out,
+                   std::string &why) {
+        if (!is_json(file)) {
+            auto text = read_whole_file(file, why);
+            if (!text) return false;
+            out.hash = XXH3_64bits(text->data(), text->size());
+            out.bytes = text->size();
+            out.text = std::move(*text);
+            return true;
+        }
+        why.clear();
+        int fd = open(file.c_str(), O_RDONLY | O_CLOEXEC);
+        struct stat st {};
+        if (fd < 0 || fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+            if (fd >= 0 || errno != ENOENT)
+                why = fd < 0 ? "cannot open " + file + ": " + std::strerror(errno)
+                             : "cannot read " + file + ": not a regular file";
+            if (fd >= 0) close(fd);
+            return false;
+        }
+        HashState state = new_hash();
+        DocumentStream stream(Container::Manifest, {}, cache);
+        bool ok = read_pieces(fd, [&](std::string_view piece) {
+            XXH3_64bits_update(state.get(), piece.data(), piece.size());
+            out.bytes += piece.size();
+            if (!stream.irregular()) stream.feed(piece);
+        });
+        out.hash = XXH3_64bits_digest(state.get());
+        if (ok && entry && entry->hash == out.hash && entry->bytes == out.bytes) {
+            close(fd);  // the same bytes: the stream is dropped, the cache stays as it was
+            return true;
+        }
+        if (ok) out.decoded = stream.finish();
+        if (ok && !out.decoded) {
+            // Not plainly an array or a List of objects: read again whole (the same file, even
+            // if it was renamed over since) for the decoder's result or error.
+            ok = lseek(fd, 0, SEEK_SET) == 0 &&
+                 read_pieces(fd, [&](std::string_view piece) { out.text.append(piece); });
+            out.hash = XXH3_64bits(out.text.data(), out.text.size());
+            out.bytes = out.text.size();
+        }
+        if (!ok) why = "cannot read " + file + ": " + std::strerror(errno);
+        close(fd);
+        return ok;
     }
 
     // Brings files[file] up to date with the disk, reading and decoding it only when it
@@ -426,24 +508,35 @@ struct FileSource::State {
             }
         }
         if (it == files.end() || it->second.id != id || it->second.racy) {
+            const bool fresh = it == files.end();
+            SpanCache new_cache;  // a file not read before has none yet
+            SpanCache &cache = fresh ? new_cache : it->second.cache;
+            uint64_t objects_before = cache.objects_decoded();
+            Read got;
             std::string read_why;
-            auto text = read_whole_file(file, read_why);
-            if (!text) {
+            if (!read_file(file, fresh ? nullptr : &it->second, cache, got, read_why)) {
                 category = read_why.empty() ? "missing" : "read";
                 why = read_why.empty() ? file + " does not exist" : read_why;
                 return false;
             }
-            uint64_t hash = XXH3_64bits(text->data(), text->size());
-            bool fresh = it == files.end();
-            if (fresh) it = files.emplace(file, FileEntry{}).first;
+            if (fresh) {
+                it = files.emplace(file, FileEntry{}).first;
+                it->second.cache = std::move(new_cache);
+            }
             FileEntry &entry = it->second;
-            if (fresh || entry.hash != hash || entry.bytes != text->size()) {
+            if (fresh || entry.hash != got.hash || entry.bytes != got.bytes) {
                 forget_rejections(entry);
                 ServiceList before = std::move(entry.services);
-                decode_into(file, *text, entry);
+                if (got.decoded) {
+                    objects += entry.cache.objects_decoded() - objects_before;
+                    store(std::filesystem::path(file).filename().string(), &*got.decoded, "",
+                          entry);
+                } else {
+                    decode_into(file, got.text, entry);
+                }
                 note_changes(file, before, entry.services);
-                entry.hash = hash;
-                entry.bytes = text->size();
+                entry.hash = got.hash;
+                entry.bytes = got.bytes;
             }
             entry.id = id;
             // A change in the same clock tick as this one would leave `id` as it is: until the

@@ -124,7 +124,7 @@ struct HubSource::State {
         return l;
     }
 
-    // An answer as it arrives, never held whole: decoded object by object (ArrayStream),
+    // An answer as it arrives, never held whole: decoded object by object (DocumentStream),
     // hashed in blocks for the next poll's compare and, for a poll, written to the snapshot's
     // temporary file. A 47 MB answer at 100,000 services would otherwise sit beside the set
     // while it is decoded.
@@ -132,7 +132,7 @@ struct HubSource::State {
       public:
         Intake(State &s, bool stage)
             : s_(s),
-              stream_(s.limits(), s.decode_cache),
+              stream_(Container::Array, s.limits(), s.decode_cache),
               stage_(stage && !s.options.snapshot.empty()) {}
         // False once the answer is known not to be plainly an array of objects: only a decode
         // of the whole text gives its error.
@@ -178,7 +178,7 @@ struct HubSource::State {
         }
 
         State &s_;
-        ArrayStream stream_;
+        DocumentStream stream_;
         StagedFile file_;
         bool stage_;
         std::vector<XXH128_hash_t> blocks_;
@@ -425,7 +425,7 @@ struct HubSource::State {
 
         std::unique_ptr<Intake> intake;
         auto fetch_into_intake = [&] {
-            intake.reset();  // one ArrayStream on the cache at a time
+            intake.reset();  // one DocumentStream on the cache at a time
             intake = std::make_unique<Intake>(*this, true);
             req.on_data = [&](std::string_view data) { return intake->feed(data); };
             return http.perform(req);
@@ -521,7 +521,7 @@ struct HubSource::State {
         for (uint64_t i = 1; i < st.consecutive_failures && wait < cap; ++i) wait *= 2;
         wait = std::min(wait, cap);
         double j = std::clamp(options.jitter, 0.0, 0.5);
-        std::uniform_real_distribution<double> dist(1.0 - j, 1.0 + j);
+        std::uniform_real_distribution<double> dist(1.0 - j, 1.0);
         return milliseconds(static_cast<int64_t>(static_cast<double>(wait.count()) * dist(rng)));
     }
 };
@@ -559,8 +559,15 @@ void HubSource::run() {
     State &s = *state_;
     s.load_snapshot();
     while (!s.stopper.stopped()) {
+        const auto started = std::chrono::steady_clock::now();
         s.poll();
-        if (!s.stopper.sleep_for(s.next_wait())) break;
+        // Timed from the poll's start: a 47 MB answer's transfer does not stretch the
+        // interval. A poll longer than that is followed by a tenth of it, not by another at
+        // once, so that a slow hub is not polled back to back.
+        const milliseconds wait = s.next_wait();
+        const auto took = std::chrono::duration_cast<milliseconds>(
+            std::chrono::steady_clock::now() - started);
+        if (!s.stopper.sleep_for(std::max(wait - took, wait / 10))) break;
     }
 }
 

@@ -30,7 +30,9 @@ struct HubOptions {
     // An answer (or snapshot) larger than this is refused before it is parsed.
     size_t max_response_bytes = size_t{64} << 20;
     size_t max_object_bytes = size_t{1} << 20;  // one GlobalService in the answer; larger: rejected
-    double jitter = 0.1;  // each wait is interval (or backoff) x [1 - jitter, 1 + jitter]
+    // Each poll starts interval (or the backoff) x [1 - jitter, 1] after the last one started,
+    // so that a change waits at most one interval, and nodes started together drift apart.
+    double jitter = 0.1;
 
     static HubOptions from_config(const Config::Source::Hub &hub);
 };
@@ -79,7 +81,7 @@ struct HubDecision {
 HubDecision decide_hub_answer(std::string_view body, const ServiceList &held, bool holding,
                               const DecodeLimits &limits, const std::string &label,
                               SpanCache *cache = nullptr);
-// The same decision on an answer decoded already (by an ArrayStream as it arrived).
+// The same decision on an answer decoded already (by an DocumentStream as it arrived).
 HubDecision decide_hub_decoded(DocumentResult decoded, const ServiceList &held, bool holding,
                                const std::string &label);
 

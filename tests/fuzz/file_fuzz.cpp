@@ -2,10 +2,12 @@
 // FileSource runs on every file) on any bytes, as a .json and as a .yaml file; what decodes is
 // loaded into an engine. A syntax error must come back as false with a reason, nothing else. As
 // .json it is decoded through a SpanCache too (kept from input to input, as from one version of
-// a file to the next), which must give the same.
+// a file to the next), and read in pieces through a DocumentStream (as FileSource reads a JSON
+// file), which must give the same.
 #include <cstddef>
 #include <cstdint>
 #include <string>
+#include <string_view>
 
 #include "engine_load.hpp"
 #include "same_decode.hpp"
@@ -20,6 +22,12 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         fabdns::DocumentResult cached =
             fabdns::decode_json_document(text, fabdns::Container::Manifest, {}, cache);
         fabdns::fuzz::require_same(plain, cached);
+        static fabdns::SpanCache stream_cache;
+        fabdns::DocumentStream stream(fabdns::Container::Manifest, {}, stream_cache);
+        const size_t piece = 1 + size % 61;
+        for (size_t at = 0; at < size; at += piece)
+            stream.feed(std::string_view(text).substr(at, piece));
+        if (auto streamed = stream.finish()) fabdns::fuzz::require_same(plain, *streamed);
     }
     for (const char *name : {"gs.json", "gs.yaml"}) {
         fabdns::DecodeResult out;

@@ -2,7 +2,7 @@
 // HubSource runs on every poll, on its snapshot, and fabdnsctl on the snapshot) on any bytes,
 // holding a set so that keeping last good versions is exercised; the resulting set is loaded
 // into an engine. It must never throw, and the same answer through the source's SpanCache (kept
-// from input to input, as from poll to poll), and through an ArrayStream fed in pieces as a poll
+// from input to input, as from poll to poll), and through an DocumentStream fed in pieces as a poll
 // feeds it, must give the same decision.
 #include <cstddef>
 #include <cstdint>
@@ -47,7 +47,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     same(fabdns::source_detail::decide_hub_answer(body, held(), true, limits, "fuzz", &cache));
     // As a poll decodes it while it arrives, in pieces (of a size the input picks).
     static fabdns::SpanCache stream_cache;
-    fabdns::ArrayStream stream(limits, stream_cache);
+    fabdns::DocumentStream stream(fabdns::Container::Array, limits, stream_cache);
     const size_t piece = 1 + size % 61;
     for (size_t at = 0; at < size; at += piece) stream.feed(body.substr(at, piece));
     if (auto decoded = stream.finish())

@@ -239,21 +239,19 @@ TEST(SpanCache, RandomEditsDecodeAsTheWholeDocument) {
             DocumentResult plain = decode_json_document(text, d.container, limits);
             expect_same(cached, plain, text);
             if (HasFailure()) return;
-            if (d.container == Container::Array) {
-                // The same through an ArrayStream, in pieces of random sizes (one byte too):
-                // the same result, or nullopt exactly where the cache decoded the whole text.
-                ArrayStream stream(limits, streamed_cache);
-                for (size_t at = 0; at < text.size();) {
-                    size_t n = rng() % 4 == 0 ? 1 : 1 + rng() % 300;
-                    stream.feed(std::string_view(text).substr(at, n));
-                    at += n;
-                }
-                std::optional<DocumentResult> got = stream.finish();
-                bool went_whole = cache.documents_decoded_whole() != whole;
-                EXPECT_EQ(!got, went_whole) << text;
-                if (got) expect_same(*got, plain, text);
-                if (HasFailure()) return;
+            // The same through a DocumentStream, in pieces of random sizes (one byte too): the
+            // same result, or nullopt exactly where the cache decoded the whole text.
+            DocumentStream stream(d.container, limits, streamed_cache);
+            for (size_t at = 0; at < text.size();) {
+                size_t n = rng() % 4 == 0 ? 1 : 1 + rng() % 300;
+                stream.feed(std::string_view(text).substr(at, n));
+                at += n;
             }
+            std::optional<DocumentResult> got = stream.finish();
+            bool went_whole = cache.documents_decoded_whole() != whole;
+            EXPECT_EQ(!got, went_whole) << text;
+            if (got) expect_same(*got, plain, text);
+            if (HasFailure()) return;
             size_t outcomes = plain.services.size() + plain.rejected_count() + plain.skipped;
             reused += outcomes - std::min<uint64_t>(outcomes, cache.objects_decoded() - before);
             edit(d, rng);
@@ -320,7 +318,7 @@ TEST(SpanCache, AnUnnamedRejectionIsNamedByItsNewPosition) {
 
 // A stream fed in pieces decodes only the changed object, keeps the pointers of the rest, and
 // one not finished (a transfer cut short) leaves the cache as the last finished one left it.
-TEST(ArrayStream, OneChangedObjectIsTheOnlyOneDecodedAndAnUnfinishedOneChangesNothing) {
+TEST(DocumentStream, OneChangedObjectIsTheOnlyOneDecodedAndAnUnfinishedOneChangesNothing) {
     std::vector<Element> elements;
     for (int i = 0; i < 100; i++) elements.push_back({Valid, i, i, false});
     auto array_of = [&] {
@@ -331,7 +329,7 @@ TEST(ArrayStream, OneChangedObjectIsTheOnlyOneDecodedAndAnUnfinishedOneChangesNo
         return document_text(d);
     };
     auto stream = [](const std::string &text, SpanCache &cache, size_t upto) {
-        ArrayStream s({}, cache);
+        DocumentStream s(Container::Array, {}, cache);
         for (size_t at = 0; at < upto; at += 100)
             s.feed(std::string_view(text).substr(at, std::min<size_t>(100, upto - at)));
         return upto == text.size() ? s.finish() : std::nullopt;
@@ -360,6 +358,53 @@ TEST(ArrayStream, OneChangedObjectIsTheOnlyOneDecodedAndAnUnfinishedOneChangesNo
     }
 }
 
+// A List's envelope is read as items_member reads it: only a key at the top, spelled without
+// escapes, is the items; strings, nested objects and whitespace do not mislead it.
+TEST(DocumentStream, ListEnvelopesAreReadAsTheCacheReadsThem) {
+    const std::string items =
+        "[" + element_text({Valid, 1, 1, false}) + "," + element_text({Valid, 2, 2, false}) + "]";
+    const std::vector<std::string> texts{
+        R"({"kind":"GlobalServiceList","metadata":{"items":"x","resourceVersion":"7"},"items":)" +
+            items + "}",
+        R"({"kind":"items","items":)" + items + "}",
+        R"({"items":)" + items + R"(,"kind":"List","extra":{"items":[1,2]},"more":[{"items":3}]})",
+        R"({"x":"a\"items\":[","items":)" + items + "}",
+        " {\n\"items\" :\t\n" + items + " , \"kind\" : \"List\" }\n ",
+        R"({"items":)" + items + "} x",
+        R"({"items":{"a":1}})",
+        R"({"items":)" + items + R"(,"items":[]})",
+        R"({"it\"ems":1,"items":)" + items + "}",
+        R"({"it\u0065ms":)" + items + "}",
+        R"({"metadata":{"resourceVersion":7},"items":)" + items + "}",
+        R"({"items":)" + items + R"(,"kind":})",
+        R"({"items":)" + items,
+        "{}",
+        items,
+        R"({"kind":"GlobalService","metadata":{"name":"a"}})",
+    };
+    size_t streamed = 0, whole = 0;
+    for (Container container : {Container::List, Container::Manifest}) {
+        for (const std::string &text : texts) {
+            SpanCache cache;
+            DocumentResult cached = decode_json_document(text, container, {}, cache);
+            bool went_whole = cache.documents_decoded_whole() == 1;
+            DocumentResult plain = decode_json_document(text, container);
+            for (size_t piece : {text.size(), size_t{1}, size_t{7}}) {
+                SpanCache fresh;
+                DocumentStream stream(container, {}, fresh);
+                for (size_t at = 0; at < text.size(); at += piece)
+                    stream.feed(std::string_view(text).substr(at, piece));
+                std::optional<DocumentResult> got = stream.finish();
+                EXPECT_EQ(!got, went_whole) << text;
+                if (got) expect_same(*got, plain, text);
+                (got ? streamed : whole)++;
+            }
+        }
+    }
+    EXPECT_EQ(streamed, 2u * 3u * 6u);  // the first five, and the array as a manifest
+    EXPECT_GT(whole, 0u);
+}
+
 TEST(SpanCache, IrregularDocumentsAreDecodedWhole) {
     SpanCache cache;
     std::string good = "[" + element_text({Valid, 1, 1, false}) + "]";
@@ -379,7 +424,7 @@ TEST(SpanCache, IrregularDocumentsAreDecodedWhole) {
         // A stream leaves such a text to a whole decode, fed at once or byte by byte.
         for (size_t piece : {text.size(), size_t{1}}) {
             SpanCache fresh;
-            ArrayStream stream({}, fresh);
+            DocumentStream stream(Container::Array, {}, fresh);
             for (size_t at = 0; at < text.size(); at += piece)
                 stream.feed(std::string_view(text).substr(at, piece));
             EXPECT_FALSE(stream.finish()) << text;
@@ -390,7 +435,7 @@ TEST(SpanCache, IrregularDocumentsAreDecodedWhole) {
                          element_text({Valid, 2, 2, false}) + "\r\n] \n";
     for (size_t piece : {spaced.size(), size_t{1}}) {
         SpanCache fresh;
-        ArrayStream stream({}, fresh);
+        DocumentStream stream(Container::Array, {}, fresh);
         for (size_t at = 0; at < spaced.size(); at += piece)
             stream.feed(std::string_view(spaced).substr(at, piece));
         std::optional<DocumentResult> got = stream.finish();

@@ -5,10 +5,12 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <random>
 #include <thread>
 
+#include "model/document.hpp"
 #include "support.hpp"
 
 namespace fabdns {
@@ -443,6 +445,73 @@ TEST_F(FileSourceTest, OneChangedObjectInALargeJsonFileIsTheOnlyOneDecoded) {
     EXPECT_EQ(collector.latest(), from_scratch(dir / "all.json"));
     // Every other service is the same object as before.
     EXPECT_EQ(shared_services(before, collector.latest_set()), 199u);
+}
+
+// A JSON file is decoded as it is read; one that turns out broken near its end is refused with
+// the whole decoder's error, with its position, and the set and the cache stay as they were.
+TEST_F(FileSourceTest, JsonFileBrokenNearItsEndIsRefusedWithTheErrorsPosition) {
+    replace_file(dir / "all.json", json_list(200));
+    auto src = start(dir / "all.json");
+    ASSERT_TRUE(collector.wait_for_count(1));
+    std::string broken = json_list(200, 5);
+    broken.insert(broken.rfind(']'), "x");
+    replace_file(dir / "all.json", broken);
+    ASSERT_TRUE(eventually([&] { return src->status().total_failures == 1; }, kChange));
+    const std::string expected = decode_json_document(broken, Container::Manifest).error;
+    ASSERT_NE(expected.find("line"), std::string::npos) << expected;
+    EXPECT_NE(src->status().last_error.find(expected), std::string::npos)
+        << src->status().last_error;
+    EXPECT_EQ(collector.count(), 1u);
+    EXPECT_EQ(first_address(collector.latest(), "default/s5"), "10.0.0.6");
+
+    uint64_t decoded = src->objects_decoded();
+    replace_file(dir / "all.json", json_list(200, 5));
+    ASSERT_TRUE(collector.wait_for(
+        [](const auto &s) { return first_address(s, "default/s5") == "10.9.9.9"; }, kChange));
+    EXPECT_EQ(src->objects_decoded(), decoded + 1) << "the cache is the last good file's";
+}
+
+// Every shape a JSON file may have (an array, a List with other members, one object), edited at
+// random and read in pieces, gives the services a whole decode of the file gives.
+TEST_F(FileSourceTest, RandomJsonFilesGiveTheServicesOfAWholeDecode) {
+    std::mt19937 rng(20261206);
+    std::vector<int> names(30);
+    for (int i = 0; i < 30; ++i) names[static_cast<size_t>(i)] = i;
+    auto random_text = [&](int step) {
+        std::shuffle(names.begin(), names.end(), rng);
+        nlohmann::json items = nlohmann::json::array();
+        size_t n = rng() % 30;
+        for (size_t i = 0; i < n; ++i)
+            items.push_back(service_json(
+                "s" + std::to_string(names[i]), "default",
+                {"10.2." + std::to_string(step) + "." + std::to_string(rng() % 200 + 1)}));
+        switch (rng() % 4) {
+            case 0:
+                return items.dump(static_cast<int>(rng() % 3) - 1);
+            case 1:
+                return nlohmann::json{{"kind", "List"},
+                                      {"metadata", {{"items", "x"}, {"resourceVersion", "9"}}},
+                                      {"items", items}}
+                    .dump(static_cast<int>(rng() % 3) - 1);
+            case 2:
+                return "\n{\"items\" : " + items.dump() + ",\n \"kind\": \"items\"}\n";
+            default:
+                return items.empty() ? std::string("[]") : items[0].dump(2);
+        }
+    };
+    replace_file(dir / "gs.json", random_text(0));
+    auto src = start(dir / "gs.json");
+    ASSERT_TRUE(collector.wait_for_count(1));
+    for (int step = 1; step <= 30; ++step) {
+        std::string text = random_text(step);
+        replace_file(dir / "gs.json", text);
+        DecodeResult whole;
+        std::string why;
+        ASSERT_TRUE(source_detail::decode_manifest_file("gs.json", text, whole, why)) << why;
+        std::sort(whole.services.begin(), whole.services.end(), key_less);
+        EXPECT_TRUE(collector.wait_for([&](const auto &s) { return s == whole.services; }, kChange))
+            << "step " << step << ": " << text;
+    }
 }
 
 TEST_F(FileSourceTest, RemovedFileDropsItsServicesAndAnEarlierDuplicateReturns) {

@@ -508,6 +508,24 @@ TEST_F(HubSourceTest, StopIsPromptDuringASlowRequest) {
     EXPECT_LT(std::chrono::steady_clock::now() - t0, 5s);
 }
 
+// Polls are timed from one start to the next: a slow answer does not stretch the interval, so a
+// change waits at most one interval. Answers taking 400 ms at a 500 ms interval: 8 polls in
+// 4 s (timed from each poll's end it would be 4.4).
+TEST_F(HubSourceTest, PollsAreTimedFromTheirStart) {
+    Hub hub(certs, data_file());
+    HubOptions o = options(hub.url());
+    o.interval = 500ms;
+    o.jitter = 0;
+    auto src = start(o, collector);
+    ASSERT_TRUE(collector.wait_for_count(1));
+    hub.mode("slow", 0.4);
+    ASSERT_TRUE(eventually([&] { return hub.stats()["mode"] == "slow"; }));
+    int before = hub.service_requests();
+    std::this_thread::sleep_for(4s);
+    EXPECT_GE(hub.service_requests() - before, 6);
+    EXPECT_EQ(src->status().consecutive_failures, 0u);
+}
+
 // The decisions HubSource makes poll after poll (decide_hub_answer with its SpanCache): one
 // changed object in the answer is the only one decoded, and the others stay the held pointers.
 TEST(HubDecision, OneChangedObjectIsTheOnlyOneDecoded) {
