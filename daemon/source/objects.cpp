@@ -133,7 +133,9 @@ ServiceList unique_services(std::vector<ServicePtr> &in, const ServiceList &held
             // Mostly the very pointer held (an unchanged object): no names compared.
             while (h < held.size() && held[h] != s && ptr_less(held[h], s)) ++h;
         }
-        if (h < held.size() && (held[h] == s || *held[h] == *s))
+        // The held pointer itself is moved rather than copied: its count, beside the service in
+        // memory, is then not touched (once here, once when `in` goes).
+        if (h < held.size() && held[h] != s && *held[h] == *s)
             out.push_back(held[h]);
         else
             out.push_back(std::move(s));
