@@ -213,6 +213,7 @@ struct FileEntry {
     std::vector<Rejection> rejected;  // objects named "<file>: <object>"
     size_t unlisted_rejections = 0;
     SpanCache cache;  // the next version of the file decodes only its changed objects
+    SortMemo sorted;  // and, when only versions changed, sorts nothing either
 };
 
 }  // namespace
@@ -418,9 +419,13 @@ struct FileSource::State {
         entry.rejected.clear();
         entry.unlisted_rejections = 0;
         if (!one) return;
-        entry.services = one->services.empty()
-                             ? unique_services(one->shared, *held, health.label(), " in " + name)
-                             : unique_services(one->services, *held, health.label(), " in " + name);
+        if (one->services.empty()) {
+            entry.services =
+                unique_services(one->shared, *held, health.label(), " in " + name, &entry.sorted);
+        } else {
+            entry.sorted.clear();  // decoded whole into values: nothing for the next decode
+            entry.services = unique_services(one->services, *held, health.label(), " in " + name);
+        }
         for (auto &r : one->rejected) r.object = name + ": " + r.object;
         log_rejections(*one, health.label());
         entry.rejected = std::move(one->rejected);

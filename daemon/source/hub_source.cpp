@@ -47,14 +47,14 @@ namespace source_detail {
 
 HubDecision decide_hub_answer(std::string_view body, const ServiceList &held, bool holding,
                               const DecodeLimits &limits, const std::string &label,
-                              SpanCache *cache) {
+                              SpanCache *cache, SortMemo *memo) {
     return decide_hub_decoded(cache ? decode_json_document(body, Container::Array, limits, *cache)
                                     : decode_json_document(body, Container::Array, limits),
-                              held, holding, label);
+                              held, holding, label, memo);
 }
 
 HubDecision decide_hub_decoded(DocumentResult decoded, const ServiceList &held, bool holding,
-                               const std::string &label) {
+                               const std::string &label, SortMemo *memo) {
     HubDecision d;
     d.decoded = std::move(decoded);
     if (!d.decoded.error.empty()) {
@@ -72,7 +72,7 @@ HubDecision decide_hub_decoded(DocumentResult decoded, const ServiceList &held, 
     }
     size_t listed =
         d.decoded.services.size() + d.decoded.shared.size() + d.decoded.rejected_count();
-    d.next = build_set(d.decoded, held, label);
+    d.next = build_set(d.decoded, held, label, memo);
     if (d.next.services.empty() && holding && !held.empty()) {
         // An empty set (or one whose every object was refused) would blank every answer.
         d.category = "empty";
@@ -115,8 +115,10 @@ struct HubSource::State {
                           [](XXH128_hash_t x, XXH128_hash_t y) { return XXH128_isEqual(x, y); });
     }
 
-    // Each answer decodes only the objects whose bytes the last one decoded did not have.
+    // Each answer decodes only the objects whose bytes the last one decoded did not have, and
+    // sorts nothing when only versions changed.
     SpanCache decode_cache;
+    SortMemo sort_memo;
 
     DecodeLimits limits() const {
         DecodeLimits l;
@@ -220,7 +222,7 @@ struct HubSource::State {
         std::vector<XXH128_hash_t> blocks;
         size_t size = 0;
         if (decoded) {
-            d = decide_hub_decoded(std::move(*decoded), *held, holding, health.label());
+            d = decide_hub_decoded(std::move(*decoded), *held, holding, health.label(), &sort_memo);
             blocks = intake.take_blocks();
             size = intake.size();
         } else {
@@ -478,10 +480,10 @@ struct HubSource::State {
             health.succeeded();  // changed back between the two requests
             return true;
         }
-        HubDecision d =
-            decoded ? decide_hub_decoded(std::move(*decoded), *held, holding, health.label())
-                    : decide_hub_answer(resp.body, *held, holding, limits(), health.label(),
-                                        &decode_cache);
+        HubDecision d = decoded ? decide_hub_decoded(std::move(*decoded), *held, holding,
+                                                     health.label(), &sort_memo)
+                                : decide_hub_answer(resp.body, *held, holding, limits(),
+                                                    health.label(), &decode_cache, &sort_memo);
         if (!d.refusal.empty()) {
             health.failed(d.category, "answer from " + req.url + ": " + d.refusal);
             return false;

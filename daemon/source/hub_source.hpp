@@ -77,13 +77,14 @@ struct HubDecision {
     DocumentResult decoded;  // what was rejected (the services were moved into `next`)
 };
 // With a `cache`, only the objects whose bytes were not in the last answer decoded through it
-// are decoded (the decision is the same).
+// are decoded, and with a `memo` (build_set's) the last answer's sort is reused when it holds
+// (the decision is the same).
 HubDecision decide_hub_answer(std::string_view body, const ServiceList &held, bool holding,
                               const DecodeLimits &limits, const std::string &label,
-                              SpanCache *cache = nullptr);
-// The same decision on an answer decoded already (by an DocumentStream as it arrived).
+                              SpanCache *cache = nullptr, SortMemo *memo = nullptr);
+// The same decision on an answer decoded already (by a DocumentStream as it arrived).
 HubDecision decide_hub_decoded(DocumentResult decoded, const ServiceList &held, bool holding,
-                               const std::string &label);
+                               const std::string &label, SortMemo *memo = nullptr);
 
 }  // namespace source_detail
 

@@ -19,14 +19,6 @@ bool same_key(const GlobalService &x, const GlobalService &y) {
     return !key_less(x, y) && !key_less(y, x);
 }
 
-// The first 16 bytes of "namespace\0name" as two big-endian numbers: compared as numbers they
-// order as key_less does (names are DNS labels, without NUL bytes), without reading the
-// services again.
-struct SortKey {
-    uint64_t high = 0, low = 0;
-    uint32_t pos = 0;
-};
-
 SortKey sort_key(const GlobalService &s, uint32_t pos) {
     unsigned char bytes[16] = {};
     size_t n = std::min(s.ns.size(), sizeof bytes);
@@ -47,10 +39,10 @@ bool same_prefix(const SortKey &a, const SortKey &b) {
     return a.high == b.high && a.low == b.low;
 }
 
-// Sorts by namespace/name, stably (among equal keys the last in the document stays last): by
-// the keys' first 16 bytes held apart, a 100,000-service set being far larger than the caches.
-// Returns the keys in the new order, so that the caller compares neighbours by them too.
-std::vector<SortKey> sort_by_key(std::vector<ServicePtr> &in) {
+// The keys of `in` sorted by namespace/name, stably (among equal keys the last in the document
+// stays last): by the keys' first 16 bytes held apart, a 100,000-service set being far larger
+// than the caches. The caller walks `in` in their order and compares neighbours by them too.
+std::vector<SortKey> sorted_keys(const std::vector<ServicePtr> &in) {
     std::vector<SortKey> keys;
     keys.reserve(in.size());
     for (size_t i = 0; i < in.size(); ++i)
@@ -62,11 +54,20 @@ std::vector<SortKey> sort_by_key(std::vector<ServicePtr> &in) {
         if (key_less(*in[b.pos], *in[a.pos])) return false;
         return a.pos < b.pos;
     });
-    std::vector<ServicePtr> sorted;
-    sorted.reserve(in.size());
-    for (const SortKey &k : keys) sorted.push_back(std::move(in[k.pos]));
-    in = std::move(sorted);
     return keys;
+}
+
+// Whether memo.keys is the sorted order of `in` too: the names at every position are the same
+// (an unchanged service is the very pointer, so mostly no name is read). memo.input takes the
+// new pointers on the way.
+bool memo_holds(SortMemo &memo, const std::vector<ServicePtr> &in) {
+    if (memo.input.size() != in.size()) return false;
+    for (size_t i = 0; i < in.size(); ++i) {
+        if (memo.input[i] == in[i]) continue;
+        if (memo.input[i]->ns != in[i]->ns || memo.input[i]->name != in[i]->name) return false;
+        memo.input[i] = in[i];
+    }
+    return true;
 }
 
 }  // namespace
@@ -94,46 +95,64 @@ ServiceList unique_services(std::vector<GlobalService> &in, const ServiceList &h
 }
 
 ServiceList unique_services(std::vector<ServicePtr> &in, const ServiceList &held,
-                            const std::string &label, const std::string &where) {
-    const std::vector<SortKey> keys = sort_by_key(in);
+                            const std::string &label, const std::string &where, SortMemo *memo) {
+    std::vector<SortKey> fresh;
+    if (memo && memo_holds(*memo, in)) {
+        ++memo->reuses;
+    } else {
+        fresh = sorted_keys(in);
+        if (memo) {
+            memo->input = in;
+            memo->keys = std::move(fresh);
+        }
+    }
+    const std::vector<SortKey> &keys = memo ? memo->keys : fresh;
     ServiceList out;
     out.reserve(in.size());
     // Few services against a large held set (one file of many): each is searched; else `held`
     // is walked alongside, both being sorted.
     const bool search = in.size() * 16 < held.size();
     size_t h = 0;
-    bool run_starts = true;  // in[r - 1] ended a run (it may be moved out already)
-    for (size_t r = 0; r < in.size(); ++r) {
-        bool last_of_run =
-            r + 1 == in.size() || !same_prefix(keys[r], keys[r + 1]) || ptr_less(in[r], in[r + 1]);
+    bool run_starts = true;  // the service before ended a run (it may be moved out already)
+    for (size_t r = 0; r < keys.size(); ++r) {
+        ServicePtr &s = in[keys[r].pos];
+        bool last_of_run = r + 1 == keys.size() || !same_prefix(keys[r], keys[r + 1]) ||
+                           ptr_less(s, in[keys[r + 1].pos]);
         bool first_of_run = run_starts;
         run_starts = last_of_run;
         if (!last_of_run) {
             if (first_of_run)
-                log::warn(label + ": " + in[r]->key() + " appears more than once" + where +
+                log::warn(label + ": " + s->key() + " appears more than once" + where +
                           "; the last one is used");
             continue;
         }
         if (search) {
-            h = static_cast<size_t>(std::lower_bound(held.begin(), held.end(), in[r], ptr_less) -
+            h = static_cast<size_t>(std::lower_bound(held.begin(), held.end(), s, ptr_less) -
                                     held.begin());
         } else {
             // Mostly the very pointer held (an unchanged object): no names compared.
-            while (h < held.size() && held[h] != in[r] && ptr_less(held[h], in[r])) ++h;
+            while (h < held.size() && held[h] != s && ptr_less(held[h], s)) ++h;
         }
-        if (h < held.size() && (held[h] == in[r] || *held[h] == *in[r]))
+        // The held pointer itself is moved rather than copied: its count, beside the service in
+        // memory, is then not touched (once here, once when `in` goes).
+        if (h < held.size() && held[h] != s && *held[h] == *s)
             out.push_back(held[h]);
         else
-            out.push_back(std::move(in[r]));
+            out.push_back(std::move(s));
     }
     in = std::vector<ServicePtr>();
     return out;
 }
 
-NextSet build_set(DecodeResult &decoded, const ServiceList &held, const std::string &label) {
+NextSet build_set(DecodeResult &decoded, const ServiceList &held, const std::string &label,
+                  SortMemo *memo) {
     NextSet next;
-    next.services = decoded.services.empty() ? unique_services(decoded.shared, held, label)
-                                             : unique_services(decoded.services, held, label);
+    if (decoded.services.empty()) {
+        next.services = unique_services(decoded.shared, held, label, "", memo);
+    } else {
+        if (memo) memo->clear();  // values, decoded without a SpanCache: no pointer recurs
+        next.services = unique_services(decoded.services, held, label);
+    }
     next.kept = keep_last_good(next.services, decoded.rejected, held);
     return next;
 }

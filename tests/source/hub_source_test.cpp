@@ -16,6 +16,7 @@ namespace {
 using namespace fabdns::testing;
 using source_detail::decide_hub_answer;
 using source_detail::HubDecision;
+using source_detail::SortMemo;
 namespace fs = std::filesystem;
 
 constexpr auto kInterval = 300ms;
@@ -526,8 +527,9 @@ TEST_F(HubSourceTest, PollsAreTimedFromTheirStart) {
     EXPECT_EQ(src->status().consecutive_failures, 0u);
 }
 
-// The decisions HubSource makes poll after poll (decide_hub_answer with its SpanCache): one
-// changed object in the answer is the only one decoded, and the others stay the held pointers.
+// The decisions HubSource makes poll after poll (decide_hub_answer with its SpanCache and
+// SortMemo): one changed object in the answer is the only one decoded, the others stay the held
+// pointers, and the last answer's sort is reused.
 TEST(HubDecision, OneChangedObjectIsTheOnlyOneDecoded) {
     auto answer = [](int changed) {
         nlohmann::json items = nlohmann::json::array();
@@ -538,15 +540,20 @@ TEST(HubDecision, OneChangedObjectIsTheOnlyOneDecoded) {
         return items.dump();
     };
     SpanCache cache;
+    SortMemo memo;
     ServiceList held;
-    HubDecision first = decide_hub_answer(answer(-1), held, false, DecodeLimits{}, "hub", &cache);
+    HubDecision first =
+        decide_hub_answer(answer(-1), held, false, DecodeLimits{}, "hub", &cache, &memo);
     ASSERT_TRUE(first.refusal.empty());
     held = first.next.services;
     EXPECT_EQ(cache.objects_decoded(), 100u);
+    EXPECT_EQ(memo.reuses, 0u);
 
-    HubDecision second = decide_hub_answer(answer(40), held, true, DecodeLimits{}, "hub", &cache);
+    HubDecision second =
+        decide_hub_answer(answer(40), held, true, DecodeLimits{}, "hub", &cache, &memo);
     ASSERT_TRUE(second.refusal.empty());
     EXPECT_EQ(cache.objects_decoded(), 101u);
+    EXPECT_EQ(memo.reuses, 1u);
     ASSERT_EQ(second.next.services.size(), 100u);
     size_t same = 0;
     for (size_t i = 0; i < held.size(); ++i) same += second.next.services[i] == held[i];
