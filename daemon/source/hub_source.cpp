@@ -565,11 +565,13 @@ void HubSource::run() {
         s.poll();
         // Timed from the poll's start: a 47 MB answer's transfer does not stretch the
         // interval. A poll longer than that is followed by a tenth of it, not by another at
-        // once, so that a slow hub is not polled back to back.
+        // once, so that a slow hub is not polled back to back. A failing hub's backoff counts
+        // from the failure: one that hangs each request is not asked again sooner.
         const milliseconds wait = s.next_wait();
-        const auto took = std::chrono::duration_cast<milliseconds>(
-            std::chrono::steady_clock::now() - started);
-        if (!s.stopper.sleep_for(std::max(wait - took, wait / 10))) break;
+        const auto took =
+            std::chrono::duration_cast<milliseconds>(std::chrono::steady_clock::now() - started);
+        const bool failing = s.health.status().consecutive_failures > 0;
+        if (!s.stopper.sleep_for(failing ? wait : std::max(wait - took, wait / 10))) break;
     }
 }
 

@@ -30,8 +30,9 @@ struct HubOptions {
     // An answer (or snapshot) larger than this is refused before it is parsed.
     size_t max_response_bytes = size_t{64} << 20;
     size_t max_object_bytes = size_t{1} << 20;  // one GlobalService in the answer; larger: rejected
-    // Each poll starts interval (or the backoff) x [1 - jitter, 1] after the last one started,
-    // so that a change waits at most one interval, and nodes started together drift apart.
+    // Each poll starts interval x [1 - jitter, 1] after the last one started, so that a change
+    // waits at most one interval, and nodes started together drift apart; while the hub fails,
+    // the backoff x [1 - jitter, 1] after the failure.
     double jitter = 0.1;
 
     static HubOptions from_config(const Config::Source::Hub &hub);
