@@ -327,7 +327,7 @@ def signal_surface(node, e2e) -> dict:
         other.daemon.start(wait_ready=False)
         pid = other.daemon.pid
         # Once fabdnsd's main() runs (SIGTERM blocked), not while nsenter is still exec'ing.
-        assert lib.wait_until(lambda: sigterm_blocked(pid), 5), "fabdnsd did not start"
+        assert lib.wait_until(lambda: main_runs(pid), 5), "fabdnsd did not start"
         time.sleep(delay)
         rc = other.daemon.stop(signal.SIGTERM, timeout=10)
         assert rc == 0, f"SIGTERM {delay}s into the start: exit {rc}\n{other.daemon.log()}"
@@ -335,15 +335,20 @@ def signal_surface(node, e2e) -> dict:
     return counts
 
 
-def sigterm_blocked(pid: int) -> bool:
+def main_runs(pid: int) -> bool:
+    """Whether fabdnsd's main() has blocked SIGTERM: SigBlk says so while it starts, and SigIgn
+    (SIGUSR1, ignored right after) once it is up: sigtimedwait() unblocks what it waits for while
+    it sleeps, and a fast start is up before the first look."""
     try:
         with open(f"/proc/{pid}/status") as f:
-            for line in f:
-                if line.startswith("SigBlk:"):
-                    return bool(int(line.split()[1], 16) & (1 << (signal.SIGTERM - 1)))
+            fields = dict(line.split(":", 1) for line in f if ":" in line)
     except FileNotFoundError:
-        pass
-    return False
+        return False
+    if fields.get("Name", "").strip() == "nsenter":
+        return False
+    blocked = int(fields.get("SigBlk", "0"), 16) & (1 << (signal.SIGTERM - 1))
+    ignored = int(fields.get("SigIgn", "0"), 16) & (1 << (signal.SIGUSR1 - 1))
+    return bool(blocked or ignored)
 
 
 # --- config files -------------------------------------------------------------------------------
