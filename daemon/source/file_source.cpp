@@ -126,19 +126,6 @@ int64_t to_ns(const timespec &t) {
 // some filesystems by the second or two).
 constexpr int64_t kRacyNs = 2'000'000'000;
 
-// Reads `fd` from where it is to its end in pieces of 256 KiB (small enough to stay in the CPU's
-// cache while each is hashed and scanned); false on a read error.
-template <typename Each>
-bool read_pieces(int fd, Each &&each) {
-    std::vector<char> buf(size_t{256} << 10);
-    for (;;) {
-        ssize_t n = read_fully(fd, buf.data(), buf.size());
-        if (n < 0) return false;
-        if (n == 0) return true;
-        each(std::string_view(buf.data(), static_cast<size_t>(n)));
-    }
-}
-
 using HashState = std::unique_ptr<XXH3_state_t, decltype(&XXH3_freeState)>;
 
 HashState new_hash() {
@@ -160,6 +147,7 @@ std::optional<std::pair<uint64_t, size_t>> hash_file(const std::string &path) {
     bool ok = read_pieces(fd, [&](std::string_view piece) {
         XXH3_64bits_update(state.get(), piece.data(), piece.size());
         bytes += piece.size();
+        return true;
     });
     close(fd);
     if (!ok) return std::nullopt;
@@ -453,22 +441,15 @@ struct FileSource::State {
             out.text = std::move(*text);
             return true;
         }
-        why.clear();
-        int fd = open(file.c_str(), O_RDONLY | O_CLOEXEC);
-        struct stat st {};
-        if (fd < 0 || fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-            if (fd >= 0 || errno != ENOENT)
-                why = fd < 0 ? "cannot open " + file + ": " + std::strerror(errno)
-                             : "cannot read " + file + ": not a regular file";
-            if (fd >= 0) close(fd);
-            return false;
-        }
+        int fd = open_regular_file(file, why);
+        if (fd < 0) return false;
         HashState state = new_hash();
         DocumentStream stream(Container::Manifest, {}, cache);
         bool ok = read_pieces(fd, [&](std::string_view piece) {
             XXH3_64bits_update(state.get(), piece.data(), piece.size());
             out.bytes += piece.size();
             if (!stream.irregular()) stream.feed(piece);
+            return true;
         });
         out.hash = XXH3_64bits_digest(state.get());
         if (ok && entry && entry->hash == out.hash && entry->bytes == out.bytes) {
@@ -479,8 +460,10 @@ struct FileSource::State {
         if (ok && !out.decoded) {
             // Not plainly an array or a List of objects: read again whole (the same file, even
             // if it was renamed over since) for the decoder's result or error.
-            ok = lseek(fd, 0, SEEK_SET) == 0 &&
-                 read_pieces(fd, [&](std::string_view piece) { out.text.append(piece); });
+            ok = lseek(fd, 0, SEEK_SET) == 0 && read_pieces(fd, [&](std::string_view piece) {
+                     out.text.append(piece);
+                     return true;
+                 });
             out.hash = XXH3_64bits(out.text.data(), out.text.size());
             out.bytes = out.text.size();
         }

@@ -126,6 +126,40 @@ struct HubSource::State {
         return l;
     }
 
+    // The digests of an answer's blocks, its bytes fed in pieces: a block inside one piece is
+    // hashed where it is, one split between pieces is gathered first (4 KiB at most is copied
+    // per piece).
+    class BlockDigests {
+      public:
+        void feed(std::string_view data) {
+            if (in_block_ != 0) {
+                size_t take = std::min(kBlock - in_block_, data.size());
+                std::memcpy(block_.data() + in_block_, data.data(), take);
+                in_block_ += take;
+                data.remove_prefix(take);
+                if (in_block_ < kBlock) return;
+                blocks_.push_back(XXH3_128bits(block_.data(), kBlock));
+                in_block_ = 0;
+            }
+            for (; data.size() >= kBlock; data.remove_prefix(kBlock))
+                blocks_.push_back(XXH3_128bits(data.data(), kBlock));
+            std::memcpy(block_.data(), data.data(), data.size());
+            in_block_ = data.size();
+        }
+        // After the last byte: the last, shorter block.
+        void finish() {
+            if (in_block_ != 0) blocks_.push_back(XXH3_128bits(block_.data(), in_block_));
+            in_block_ = 0;
+        }
+        const std::vector<XXH128_hash_t> &blocks() const { return blocks_; }
+        std::vector<XXH128_hash_t> take() { return std::move(blocks_); }
+
+      private:
+        std::vector<XXH128_hash_t> blocks_;
+        std::array<char, kBlock> block_;
+        size_t in_block_ = 0;
+    };
+
     // An answer as it arrives, never held whole: decoded object by object (DocumentStream),
     // hashed in blocks for the next poll's compare and, for a poll, written to the snapshot's
     // temporary file. A 47 MB answer at 100,000 services would otherwise sit beside the set
@@ -143,7 +177,7 @@ struct HubSource::State {
             size_ += data.size();
             stream_.feed(data);
             if (stream_.irregular()) return false;
-            hash(data);
+            digests_.feed(data);
             if (stage_ && !file_.staged()) s_.snapshot_written(file_.open(s_.options.snapshot));
             stage_ = file_.staged();  // a file that failed is not tried again
             if (stage_) s_.snapshot_written(file_.append(data));
@@ -153,39 +187,21 @@ struct HubSource::State {
         // After the last byte: the answer decoded (nullopt: decode the whole text), with
         // blocks() and size() its digests and length.
         std::optional<DocumentResult> finish() {
-            if (in_block_ != 0) blocks_.push_back(XXH3_128bits(block_.data(), in_block_));
-            in_block_ = 0;
+            digests_.finish();
             return stream_.finish();
         }
-        const std::vector<XXH128_hash_t> &blocks() const { return blocks_; }
-        std::vector<XXH128_hash_t> take_blocks() { return std::move(blocks_); }
+        const std::vector<XXH128_hash_t> &blocks() const { return digests_.blocks(); }
+        std::vector<XXH128_hash_t> take_blocks() { return digests_.take(); }
         size_t size() const { return size_; }
         StagedFile &file() { return file_; }
 
       private:
-        void hash(std::string_view data) {
-            if (in_block_ != 0) {
-                size_t take = std::min(kBlock - in_block_, data.size());
-                std::memcpy(block_.data() + in_block_, data.data(), take);
-                in_block_ += take;
-                data.remove_prefix(take);
-                if (in_block_ < kBlock) return;
-                blocks_.push_back(XXH3_128bits(block_.data(), kBlock));
-                in_block_ = 0;
-            }
-            for (; data.size() >= kBlock; data.remove_prefix(kBlock))
-                blocks_.push_back(XXH3_128bits(data.data(), kBlock));
-            std::memcpy(block_.data(), data.data(), data.size());
-            in_block_ = data.size();
-        }
-
         State &s_;
         DocumentStream stream_;
         StagedFile file_;
         bool stage_;
-        std::vector<XXH128_hash_t> blocks_;
-        std::array<char, kBlock> block_;
-        size_t in_block_ = 0, size_ = 0;
+        BlockDigests digests_;
+        size_t size_ = 0;
     };
 
     // Holds the accepted set from now on.
@@ -256,37 +272,30 @@ struct HubSource::State {
             why = "cannot open " + path + ": " + std::strerror(errno);
             return Streamed::Failed;
         }
-        std::vector<char> piece(size_t{256} << 10);
         size_t total = 0;
-        for (;;) {
-            ssize_t n = read_fully(fd, piece.data(), piece.size());
-            if (n < 0) {
-                why = "cannot read " + path + ": " + std::strerror(errno);
-                break;
-            }
-            total += static_cast<size_t>(n);
-            if (options.max_response_bytes != 0 && total > options.max_response_bytes) {
-                why = path + " is larger than " + std::to_string(options.max_response_bytes) +
-                      " bytes";
-                break;
-            }
-            if (n == 0 || !intake.feed({piece.data(), static_cast<size_t>(n)})) {
-                posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);  // see StagedFile::commit
-                ::close(fd);
-                return Streamed::Whole;  // or irregular: finish() says which
-            }
+        bool too_large = false;
+        bool ok = read_pieces(fd, [&](std::string_view piece) {
+            total += piece.size();
+            too_large = options.max_response_bytes != 0 && total > options.max_response_bytes;
+            return !too_large && intake.feed(piece);
+        });
+        if (ok && !too_large) {
+            posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);  // see StagedFile::commit
+            ::close(fd);
+            return Streamed::Whole;  // or irregular: finish() says which
         }
+        if (!ok) why = "cannot read " + path + ": " + std::strerror(errno);
+        if (too_large)
+            why = path + " is larger than " + std::to_string(options.max_response_bytes) + " bytes";
         ::close(fd);
         return Streamed::Failed;
     }
 
     static std::vector<XXH128_hash_t> blocks_of(std::string_view body) {
-        std::vector<XXH128_hash_t> out;
-        for (size_t at = 0; at < body.size(); at += kBlock) {
-            std::string_view block = body.substr(at, kBlock);
-            out.push_back(XXH3_128bits(block.data(), block.size()));
-        }
-        return out;
+        BlockDigests digests;
+        digests.feed(body);
+        digests.finish();
+        return digests.take();
     }
 
     // The snapshot holds the set as served: the answer's own bytes (written as it arrived), or,

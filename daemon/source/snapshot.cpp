@@ -126,44 +126,43 @@ ssize_t read_fully(int fd, char *buf, size_t n) {
     return static_cast<ssize_t>(got);
 }
 
-std::optional<std::string> read_whole_file(const std::string &path, std::string &why,
-                                           size_t max_bytes) {
+int open_regular_file(const std::string &path, std::string &why, size_t *size) {
     why.clear();
     int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
         if (errno != ENOENT) why = errno_text("cannot open " + path);
-        return std::nullopt;
+        return -1;
     }
     struct stat st {};
     if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
         why = "cannot read " + path + ": not a regular file";
         close(fd);
-        return std::nullopt;
+        return -1;
     }
-    if (max_bytes != 0 && static_cast<uint64_t>(st.st_size) > max_bytes) {
-        why = "cannot read " + path + ": larger than " + std::to_string(max_bytes) + " bytes";
-        close(fd);
-        return std::nullopt;
-    }
+    if (size) *size = static_cast<size_t>(st.st_size);
+    return fd;
+}
+
+std::optional<std::string> read_whole_file(const std::string &path, std::string &why,
+                                           size_t max_bytes) {
+    size_t size = 0;
+    int fd = open_regular_file(path, why, &size);
+    if (fd < 0) return std::nullopt;
     std::string data;
-    data.reserve(static_cast<size_t>(st.st_size));
-    char buf[64 * 1024];
-    for (;;) {
-        ssize_t n = read_fully(fd, buf, sizeof(buf));
-        if (n < 0) {
-            why = errno_text("cannot read " + path);
-            close(fd);
-            return std::nullopt;
-        }
-        if (n == 0) break;
-        data.append(buf, static_cast<size_t>(n));
-        if (max_bytes != 0 && data.size() > max_bytes) {  // it grew while being read
-            why = "cannot read " + path + ": larger than " + std::to_string(max_bytes) + " bytes";
-            close(fd);
-            return std::nullopt;
-        }
+    bool ok = true, too_large = max_bytes != 0 && size > max_bytes;
+    if (!too_large) {
+        data.reserve(size);
+        ok = read_pieces(fd, [&](std::string_view piece) {
+            data.append(piece);
+            too_large = max_bytes != 0 && data.size() > max_bytes;  // it grew while being read
+            return !too_large;
+        });
     }
+    if (!ok) why = errno_text("cannot read " + path);
     close(fd);
+    if (too_large)
+        why = "cannot read " + path + ": larger than " + std::to_string(max_bytes) + " bytes";
+    if (!ok || too_large) return std::nullopt;
     return data;
 }
 

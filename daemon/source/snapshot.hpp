@@ -8,6 +8,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace fabdns::source_detail {
 
@@ -46,6 +47,23 @@ class StagedFile {
 // Reads from `fd` until `n` bytes are in `buf` or the file ends: the bytes read, or -1 (errno
 // set) on an error.
 ssize_t read_fully(int fd, char *buf, size_t n);
+
+// Reads `fd` from where it is to its end in pieces of 256 KiB (small enough to stay in the CPU's
+// cache while each is used), giving each to `each`, which returns false to stop there. False on
+// a read error (errno set).
+template <typename Each>
+bool read_pieces(int fd, Each &&each) {
+    std::vector<char> buf(size_t{256} << 10);
+    for (;;) {
+        ssize_t n = read_fully(fd, buf.data(), buf.size());
+        if (n < 0) return false;
+        if (n == 0 || !each(std::string_view(buf.data(), static_cast<size_t>(n)))) return true;
+    }
+}
+
+// Opens a regular file for reading: its descriptor (and its size in `size`), or -1 with `why`
+// filled (why == "" when the file does not exist).
+int open_regular_file(const std::string &path, std::string &why, size_t *size = nullptr);
 
 // The whole file, or nullopt with `why` filled (why == "" when the file does not exist). A file
 // larger than max_bytes (0: no limit) is refused without being read.
