@@ -1356,6 +1356,19 @@ void use_limits(SpanCache::Impl &c, const DecodeLimits &limits) {
     c.limits = limits;
 }
 
+// A List's envelope (kind, metadata, ...) with "[]" for its items, decoded as always: its
+// metadata into `out`. False when it is refused or holds an object after all.
+bool take_envelope(std::string_view envelope, Container container, const DecodeLimits &limits,
+                   DocumentResult &out) {
+    DocumentResult env = decode_json_document(envelope, container, limits);
+    if (!env.error.empty() || !env.services.empty() || !env.rejected.empty() || env.skipped != 0 ||
+        env.unlisted_rejections != 0)
+        return false;
+    out.resource_version = std::move(env.resource_version);
+    out.continue_token = std::move(env.continue_token);
+    return true;
+}
+
 // decode_json_document through the cache, for a document that is plainly an array of objects
 // (or a List of them); false when it is not, or when any element does not decode on its own
 // (then the document is decoded whole).
@@ -1379,12 +1392,7 @@ bool decode_spans(std::string_view text, Container container, const DecodeLimits
         std::string envelope;
         envelope.reserve(text.size() - (to - from) + 2);
         envelope.append(text.substr(0, from)).append("[]").append(text.substr(to));
-        DocumentResult env = decode_json_document(envelope, container, limits);
-        if (!env.error.empty() || !env.services.empty() || !env.rejected.empty() ||
-            env.skipped != 0 || env.unlisted_rejections != 0)
-            return false;
-        out.resource_version = std::move(env.resource_version);
-        out.continue_token = std::move(env.continue_token);
+        if (!take_envelope(envelope, container, limits, out)) return false;
     }
     out.shared.reserve(spans.size());
     c.next.reserve(c.next.size() + spans.size());
@@ -1606,13 +1614,7 @@ struct DocumentStream::State {
     std::optional<DocumentResult> result() {
         if (part == Part::Array && at == At::End) return std::move(out);
         if (part != Part::After || !items_seen) return std::nullopt;
-        // The envelope (kind, metadata, ...) is decoded as always, with an empty list of items.
-        DocumentResult env = decode_json_document(envelope, container, limits);
-        if (!env.error.empty() || !env.services.empty() || !env.rejected.empty() ||
-            env.skipped != 0 || env.unlisted_rejections != 0)
-            return std::nullopt;
-        out.resource_version = std::move(env.resource_version);
-        out.continue_token = std::move(env.continue_token);
+        if (!take_envelope(envelope, container, limits, out)) return std::nullopt;
         return std::move(out);
     }
 };
